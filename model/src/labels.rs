@@ -297,7 +297,10 @@ mod tests {
     #[test]
     fn with_and_without() {
         let l = Labels::from_pairs([("__name__", "up"), ("job", "x")]);
-        assert_eq!(l.with("a", "1").to_string(), r#"{__name__="up", a="1", job="x"}"#);
+        assert_eq!(
+            l.with("a", "1").to_string(),
+            r#"{__name__="up", a="1", job="x"}"#
+        );
         assert_eq!(l.with("job", "").to_string(), r#"{__name__="up"}"#);
         assert_eq!(l.without_metric_name().to_string(), r#"{job="x"}"#);
     }
@@ -313,7 +316,14 @@ mod tests {
 
     #[test]
     fn parse_rejects_garbage() {
-        for bad in ["", "app=\"x\"", "{app=x}", "{app=\"x\"", "{=\"x\"}", "{a=\"1\" b=\"2\"}"] {
+        for bad in [
+            "",
+            "app=\"x\"",
+            "{app=x}",
+            "{app=\"x\"",
+            "{=\"x\"}",
+            "{a=\"1\" b=\"2\"}",
+        ] {
             assert!(parse_label_set(bad).is_err(), "{bad}");
         }
     }

@@ -21,6 +21,7 @@
 //! assert_eq!(series[0].samples[0].v, 1.0);
 //! ```
 
+pub mod conformance;
 mod labels;
 mod logs;
 mod matcher;

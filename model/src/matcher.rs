@@ -101,9 +101,15 @@ mod tests {
     #[test]
     fn absent_label_is_empty_value() {
         let l = Labels::from_pairs([("a", "1")]);
-        assert!(Matcher::new(MatchOp::Equal, "b", "").unwrap().matches_labels(&l));
-        assert!(Matcher::new(MatchOp::NotEqual, "b", "x").unwrap().matches_labels(&l));
-        assert!(!Matcher::new(MatchOp::Regex, "b", ".+").unwrap().matches_labels(&l));
+        assert!(Matcher::new(MatchOp::Equal, "b", "")
+            .unwrap()
+            .matches_labels(&l));
+        assert!(Matcher::new(MatchOp::NotEqual, "b", "x")
+            .unwrap()
+            .matches_labels(&l));
+        assert!(!Matcher::new(MatchOp::Regex, "b", ".+")
+            .unwrap()
+            .matches_labels(&l));
     }
 
     #[test]

@@ -146,7 +146,10 @@ mod tests {
         let s = MemStorage::new();
         let out = s
             .append(&[
-                series(&[("__name__", "a"), ("x", "1")], &[(10, 1.0), (20, 2.0), (30, 3.0)]),
+                series(
+                    &[("__name__", "a"), ("x", "1")],
+                    &[(10, 1.0), (20, 2.0), (30, 3.0)],
+                ),
                 series(&[("__name__", "a"), ("x", "2")], &[(40, 4.0)]),
             ])
             .unwrap();
@@ -162,9 +165,13 @@ mod tests {
     #[test]
     fn out_of_order_and_conflicting_duplicates_are_counted_not_stored() {
         let s = MemStorage::new();
-        s.append(&[series(&[("a", "1")], &[(10, 1.0), (20, 2.0)])]).unwrap();
+        s.append(&[series(&[("a", "1")], &[(10, 1.0), (20, 2.0)])])
+            .unwrap();
         let out = s
-            .append(&[series(&[("a", "1")], &[(5, 0.0), (20, 2.0), (20, 9.0), (30, 3.0)])])
+            .append(&[series(
+                &[("a", "1")],
+                &[(5, 0.0), (20, 2.0), (20, 9.0), (30, 3.0)],
+            )])
             .unwrap();
         assert_eq!(out.appended, 1);
         assert_eq!(out.out_of_order, 1);

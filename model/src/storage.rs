@@ -17,8 +17,12 @@ pub struct Series {
 pub trait Querier: Send + Sync {
     /// The series that satisfy every matcher, with their samples in `[mint, maxt]`, sorted by
     /// labels. Series with no sample in the range are left out.
-    fn select(&self, mint: i64, maxt: i64, matchers: &[Matcher])
-        -> Result<Vec<Series>, StorageError>;
+    fn select(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+    ) -> Result<Vec<Series>, StorageError>;
 
     /// The label sets of the series that satisfy every matcher and have a sample in range,
     /// sorted. Stores override this when they can answer without reading samples.

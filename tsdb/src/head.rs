@@ -1,0 +1,404 @@
+//! The head: the in-memory, appendable part of the TSDB, and its implementation of the
+//! storage traits.
+//!
+//! Locking: one `RwLock` guards the series registry (labels → id, id → series, postings). An
+//! append holds its read side only to look its series up, and its write side only to create
+//! the ones that are new; samples are then written under each series' own lock, so appends to
+//! different series run in parallel. A query takes the read side to resolve matchers to series,
+//! releases it, then reads each series under that series' lock.
+
+use crate::index::MemPostings;
+use crate::postings::SeriesRef;
+use crate::series::{BatchStats, MemSeries, Poisoned};
+use model::{AppendError, AppendOutcome, Appender, Labels, Matcher, Querier, Series, StorageError};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// The in-memory head block: every series and sample appended so far, indexed for label
+/// matchers.
+///
+/// Series get stable [`SeriesRef`] ids in creation order; an inverted index maps each label
+/// pair to the sorted ids carrying it, so a selection touches only the series its matchers
+/// admit. Out-of-order and conflicting samples are refused and counted as the
+/// [`AppendOutcome`] docs define.
+pub struct Head {
+    registry: RwLock<Registry>,
+    num_series: AtomicUsize,
+    num_samples: AtomicUsize,
+    /// `i64::MAX` / `i64::MIN` while the head is empty.
+    min_time: AtomicI64,
+    max_time: AtomicI64,
+}
+
+/// Everything that changes when a series is created, behind one lock so the three views
+/// always agree.
+#[derive(Debug, Default)]
+struct Registry {
+    refs: HashMap<Arc<Labels>, SeriesRef>,
+    /// Indexed by `SeriesRef`.
+    series: Vec<Arc<MemSeries>>,
+    postings: MemPostings,
+}
+
+impl Registry {
+    fn get(&self, labels: &Labels) -> Option<&Arc<MemSeries>> {
+        let id = *self.refs.get(labels)?;
+        self.series.get(id as usize)
+    }
+
+    /// The series for `labels`, created and indexed if new.
+    fn get_or_create(&mut self, labels: &Labels) -> Result<Arc<MemSeries>, AppendError> {
+        if let Some(s) = self.get(labels) {
+            return Ok(Arc::clone(s));
+        }
+        let id = SeriesRef::try_from(self.series.len()).map_err(|_| {
+            AppendError::Other(format!(
+                "head is full: cannot create series {labels}, ids are exhausted"
+            ))
+        })?;
+        let labels = Arc::new(labels.clone());
+        let series = Arc::new(MemSeries::new(Arc::clone(&labels)));
+        self.postings.add(id, &labels);
+        self.refs.insert(labels, id);
+        self.series.push(Arc::clone(&series));
+        Ok(series)
+    }
+}
+
+impl std::fmt::Debug for Head {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Head")
+            .field("num_series", &self.num_series())
+            .field("num_samples", &self.num_samples())
+            .field("min_time", &self.min_time())
+            .field("max_time", &self.max_time())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Head {
+    fn default() -> Self {
+        Head::new()
+    }
+}
+
+fn registry_poisoned() -> String {
+    "head index lock poisoned by an earlier panic".to_string()
+}
+
+impl Head {
+    pub fn new() -> Head {
+        Head {
+            registry: RwLock::new(Registry::default()),
+            num_series: AtomicUsize::new(0),
+            num_samples: AtomicUsize::new(0),
+            min_time: AtomicI64::new(i64::MAX),
+            max_time: AtomicI64::new(i64::MIN),
+        }
+    }
+
+    /// Series created so far, counting those whose first sample is still being written.
+    pub fn num_series(&self) -> usize {
+        self.num_series.load(Ordering::Relaxed)
+    }
+
+    /// Samples stored.
+    pub fn num_samples(&self) -> usize {
+        self.num_samples.load(Ordering::Relaxed)
+    }
+
+    /// The oldest sample's timestamp, if any sample is stored.
+    pub fn min_time(&self) -> Option<i64> {
+        Some(self.min_time.load(Ordering::Acquire)).filter(|&t| t != i64::MAX)
+    }
+
+    /// The newest sample's timestamp, if any sample is stored.
+    pub fn max_time(&self) -> Option<i64> {
+        Some(self.max_time.load(Ordering::Acquire)).filter(|&t| t != i64::MIN)
+    }
+
+    fn read_registry(&self) -> Result<RwLockReadGuard<'_, Registry>, StorageError> {
+        self.registry
+            .read()
+            .map_err(|_| StorageError::Other(registry_poisoned()))
+    }
+
+    fn write_registry(&self) -> Result<RwLockWriteGuard<'_, Registry>, AppendError> {
+        self.registry
+            .write()
+            .map_err(|_| AppendError::Other(registry_poisoned()))
+    }
+
+    /// The series for each element of `batch`, in order, creating the new ones; `None` for
+    /// elements without samples, which must not create a series.
+    fn resolve(&self, batch: &[Series]) -> Result<Vec<Option<Arc<MemSeries>>>, AppendError> {
+        let mut resolved = Vec::with_capacity(batch.len());
+        let mut missing = false;
+        {
+            let registry = self
+                .registry
+                .read()
+                .map_err(|_| AppendError::Other(registry_poisoned()))?;
+            for s in batch {
+                let found = if s.samples.is_empty() {
+                    None
+                } else {
+                    let found = registry.get(&s.labels).map(Arc::clone);
+                    missing |= found.is_none();
+                    found
+                };
+                resolved.push(found);
+            }
+        }
+        if !missing {
+            return Ok(resolved);
+        }
+        // Another append may create the same series between the two locks; get_or_create
+        // looks again under the write lock, so each label set still gets exactly one id.
+        let mut registry = self.write_registry()?;
+        for (slot, s) in resolved.iter_mut().zip(batch) {
+            if slot.is_none() && !s.samples.is_empty() {
+                let before = registry.series.len();
+                *slot = Some(registry.get_or_create(&s.labels)?);
+                if registry.series.len() > before {
+                    self.num_series.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        Ok(resolved)
+    }
+
+    /// The sorted ids the matchers admit, before any time filtering.
+    #[cfg(test)]
+    fn postings_for(&self, matchers: &[Matcher]) -> Result<Vec<SeriesRef>, StorageError> {
+        Ok(self.read_registry()?.postings.for_matchers(matchers))
+    }
+
+    /// The series that satisfy every matcher and have a sample in `[mint, maxt]`, sorted by
+    /// labels. Only the series the postings admit are looked at.
+    fn matching(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+    ) -> Result<Vec<Arc<MemSeries>>, StorageError> {
+        if mint > maxt {
+            return Ok(Vec::new());
+        }
+        let mut out: Vec<Arc<MemSeries>> = {
+            let registry = self.read_registry()?;
+            registry
+                .postings
+                .for_matchers(matchers)
+                .into_iter()
+                .filter_map(|id| registry.series.get(id as usize))
+                .filter(|s| s.overlaps(mint, maxt))
+                .map(Arc::clone)
+                .collect()
+        };
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(out)
+    }
+
+    /// Whether `[mint, maxt]` covers every sample in the head, so that "has a sample in
+    /// range" holds for every series and the index alone can answer label queries.
+    ///
+    /// Racing appends can make this answer stale for an instant (a series is indexed before
+    /// its first sample lands, the head bounds move after the samples do); label queries
+    /// tolerate that, as Prometheus's do.
+    fn covers_everything(&self, mint: i64, maxt: i64) -> bool {
+        match (self.min_time(), self.max_time()) {
+            (Some(lo), Some(hi)) => mint <= lo && hi <= maxt,
+            _ => true,
+        }
+    }
+}
+
+impl Querier for Head {
+    fn select(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+    ) -> Result<Vec<Series>, StorageError> {
+        let mut out = Vec::new();
+        for s in self.matching(mint, maxt, matchers)? {
+            let samples = s.samples_in(mint, maxt)?;
+            if !samples.is_empty() {
+                out.push(Series {
+                    labels: Labels::clone(&s.labels),
+                    samples,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn series(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+    ) -> Result<Vec<Labels>, StorageError> {
+        Ok(self
+            .matching(mint, maxt, matchers)?
+            .iter()
+            .map(|s| Labels::clone(&s.labels))
+            .collect())
+    }
+
+    fn label_names(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+    ) -> Result<Vec<String>, StorageError> {
+        if matchers.is_empty() && self.covers_everything(mint, maxt) {
+            let registry = self.read_registry()?;
+            return Ok(registry.postings.names().map(str::to_string).collect());
+        }
+        let mut names = BTreeSet::new();
+        for s in self.matching(mint, maxt, matchers)? {
+            for l in s.labels.iter() {
+                if !names.contains(l.name.as_str()) {
+                    names.insert(l.name.clone());
+                }
+            }
+        }
+        Ok(names.into_iter().collect())
+    }
+
+    fn label_values(
+        &self,
+        name: &str,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+    ) -> Result<Vec<String>, StorageError> {
+        if matchers.is_empty() && self.covers_everything(mint, maxt) {
+            let registry = self.read_registry()?;
+            return Ok(registry.postings.values(name).map(str::to_string).collect());
+        }
+        let mut values = BTreeSet::new();
+        for s in self.matching(mint, maxt, matchers)? {
+            if let Some(v) = s.labels.get(name) {
+                if !values.contains(v) {
+                    values.insert(v.to_string());
+                }
+            }
+        }
+        Ok(values.into_iter().collect())
+    }
+}
+
+impl Appender for Head {
+    fn append(&self, batch: &[Series]) -> Result<AppendOutcome, AppendError> {
+        let targets = self.resolve(batch)?;
+        let mut stats = BatchStats::default();
+        for (s, target) in batch.iter().zip(targets) {
+            if let Some(series) = target {
+                series.append(&s.samples, &mut stats).map_err(|Poisoned| {
+                    AppendError::Other(format!("series {} is unwritable after a panic", s.labels))
+                })?;
+            }
+        }
+        if stats.outcome.appended > 0 {
+            self.num_samples
+                .fetch_add(stats.outcome.appended, Ordering::Relaxed);
+            self.min_time.fetch_min(stats.min_t, Ordering::AcqRel);
+            self.max_time.fetch_max(stats.max_t, Ordering::AcqRel);
+        }
+        Ok(stats.outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::{MatchOp, Sample};
+
+    fn series(pairs: &[(&str, &str)], ts: &[i64]) -> Series {
+        Series {
+            labels: Labels::from_pairs(pairs.iter().copied()),
+            samples: ts.iter().map(|&t| Sample { t, v: 1.0 }).collect(),
+        }
+    }
+
+    #[test]
+    fn head_passes_conformance() {
+        model::conformance::run_all(Head::new);
+    }
+
+    #[test]
+    fn equal_matcher_on_ten_thousand_series_visits_one() {
+        let head = Head::new();
+        let batch: Vec<Series> = (0..10_000)
+            .map(|i| {
+                let instance = format!("host-{i}");
+                let job = format!("job-{}", i % 10);
+                series(
+                    &[("instance", instance.as_str()), ("job", job.as_str())],
+                    &[1],
+                )
+            })
+            .collect();
+        head.append(&batch).unwrap();
+        assert_eq!(head.num_series(), 10_000);
+
+        let ms = [Matcher::new(MatchOp::Equal, "instance", "host-4242").unwrap()];
+        // `matching` reads only the series the postings admit: one id, not ten thousand.
+        assert_eq!(head.postings_for(&ms).unwrap().len(), 1);
+        assert_eq!(head.matching(0, 10, &ms).unwrap().len(), 1);
+        let got = head.select(0, 10, &ms).unwrap();
+        assert_eq!(got[0].labels.get("instance"), Some("host-4242"));
+
+        let ms = [
+            Matcher::new(MatchOp::Equal, "job", "job-3").unwrap(),
+            Matcher::new(MatchOp::Regex, "instance", "host-13|host-23|host-24").unwrap(),
+        ];
+        assert_eq!(head.postings_for(&ms).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn stats_track_series_samples_and_time() {
+        let head = Head::new();
+        assert_eq!((head.min_time(), head.max_time()), (None, None));
+        let out = head
+            .append(&[
+                series(&[("a", "1")], &[10, 20]),
+                series(&[("a", "2")], &[5]),
+                series(&[("a", "3")], &[]),
+            ])
+            .unwrap();
+        assert_eq!(out.appended, 3);
+        head.append(&[series(&[("a", "1")], &[15, 30])]).unwrap();
+        assert_eq!(
+            head.num_series(),
+            2,
+            "a series sent without samples is not created"
+        );
+        assert_eq!(head.num_samples(), 4);
+        assert_eq!((head.min_time(), head.max_time()), (Some(5), Some(30)));
+    }
+
+    #[test]
+    fn label_queries_use_the_index_only_when_the_range_covers_the_head() {
+        let head = Head::new();
+        head.append(&[
+            series(&[("a", "1"), ("old", "x")], &[10]),
+            series(&[("a", "2")], &[100]),
+        ])
+        .unwrap();
+        assert_eq!(head.label_names(0, 100, &[]).unwrap(), ["a", "old"]);
+        assert_eq!(head.label_names(50, 100, &[]).unwrap(), ["a"]);
+        assert_eq!(head.label_values("a", 0, 1000, &[]).unwrap(), ["1", "2"]);
+        assert_eq!(head.label_values("a", 11, 1000, &[]).unwrap(), ["2"]);
+    }
+
+    #[test]
+    fn head_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Head>();
+    }
+}
