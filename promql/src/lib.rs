@@ -1,1 +1,62 @@
-//! placeholder until this crate's first slice lands
+//! Vigil's PromQL engine: Prometheus 3.x query semantics over [`model::Querier`].
+//!
+//! - [`Engine`] runs instant and range queries; build it with a store and [`EngineOptions`]
+//!   (lookback delta, sample limit, timeout) and share it in an `Arc`.
+//! - [`QueryResult`] holds the [`Value`] (scalar, string, instant vector of
+//!   [`VectorElement`]s, or matrix of [`model::Series`]) plus Prometheus's warning and info
+//!   annotations.
+//! - [`Error`] says whose fault a failure is: the query's ([`Error::Parse`]), the evaluation's
+//!   ([`Error::Execution`]), the clock's ([`Error::Timeout`]) or the store's
+//!   ([`Error::Storage`]); the HTTP layer maps each to one Prometheus `errorType`.
+//!
+//! ```
+//! use model::{Appender, Labels, MemStorage, Sample, Series};
+//! use promql::{Engine, EngineOptions, Value};
+//! use std::sync::Arc;
+//!
+//! let store = Arc::new(MemStorage::new());
+//! let labels = Labels::from_pairs([("__name__", "requests_total"), ("job", "api")]);
+//! let samples = (0..=10).map(|i| Sample { t: i * 15_000, v: i as f64 * 30.0 }).collect();
+//! store.append(&[Series { labels, samples }]).unwrap();
+//!
+//! let engine = Engine::new(store, EngineOptions::default());
+//! let result = engine.instant_query("sum by (job) (rate(requests_total[1m]))", 150_000).unwrap();
+//! let Value::Vector(v) = result.value else { panic!("expected a vector") };
+//! assert_eq!(v[0].labels.to_string(), r#"{job="api"}"#);
+//! assert!((v[0].v - 2.0).abs() < 1e-9);
+//! ```
+//!
+//! How a query runs: the text is parsed by the `promql-parser` crate; `prepare` walks the
+//! tree, refuses what this engine does not evaluate yet and reads each selector's samples
+//! from storage once for the whole query range; the evaluator then computes the tree step by
+//! step from those samples (`eval` for nodes, `call`, `aggregate` and `binary` for the
+//! operations, `functions` for the pure range-function kernels).
+//!
+//! Supported so far: literals, selectors with all matcher types, `offset` and `@`, range
+//! selectors, `rate`/`increase`/`delta`/`irate`/`idelta`, `*_over_time` for
+//! sum/avg/min/max/count/last, `time`, `vector`, `scalar`, `abs`, the aggregations
+//! `sum`/`avg`/`min`/`max`/`count`/`group`, and every binary operator with vector matching.
+//! Anything else fails with an [`Error::Execution`] that names it.
+
+mod aggregate;
+mod annotations;
+mod binary;
+mod call;
+mod engine;
+mod error;
+mod eval;
+mod functions;
+mod limits;
+mod parse;
+mod prepare;
+mod selector;
+mod summation;
+mod value;
+
+pub use engine::{
+    Engine, EngineOptions, DEFAULT_LOOKBACK_DELTA, DEFAULT_MAX_SAMPLES, DEFAULT_TIMEOUT,
+    MAX_POINTS_PER_SERIES,
+};
+pub use error::Error;
+pub use parse::{check, parse_selector};
+pub use value::{QueryResult, Value, VectorElement};

@@ -1,0 +1,200 @@
+//! Selectors: turning a parsed selector into [`model::Matcher`]s, fetching each selector's
+//! samples once for the whole query, and reading them at one step.
+//!
+//! Fetching is a separate pass before evaluation (Prometheus's `populateSeries`): a range query
+//! of 1000 steps reads storage once per selector, not once per step. The evaluator then finds
+//! each step's samples by binary search in the fetched series.
+
+use crate::error::Error;
+use crate::limits::Limits;
+use model::{is_stale_nan, Labels, MatchOp, Matcher, Querier, Sample, Series, METRIC_NAME};
+use promql_parser::label::{MatchOp as ParsedOp, Matcher as ParsedMatcher};
+use promql_parser::parser::{AtModifier, Offset, VectorSelector};
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, SystemTime};
+
+/// The time range a query is evaluated over; `@ start()` and `@ end()` refer to it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct QueryTimes {
+    pub start: i64,
+    pub end: i64,
+}
+
+/// The series every selector of a query fetched, keyed by the selector's node in the syntax
+/// tree. The address is a sound key because the tree is borrowed, unmoved, from the fetch until
+/// evaluation ends, and two selectors with the same text must still be two entries (they can
+/// differ in offset or range).
+#[derive(Debug, Default)]
+pub(crate) struct Fetched {
+    series: HashMap<*const VectorSelector, Vec<Series>>,
+}
+
+impl Fetched {
+    /// The series fetched for `vs`. Missing only if the fetch pass skipped a node the evaluator
+    /// reached, which is a bug, reported as an error rather than a panic.
+    pub fn get(&self, vs: &VectorSelector) -> Result<&[Series], Error> {
+        self.series
+            .get(&std::ptr::from_ref(vs))
+            .map(Vec::as_slice)
+            .ok_or_else(|| Error::exec(format!("internal error: selector {vs} was not fetched")))
+    }
+
+    /// Reads storage for one selector. `window` is how far back of its reference time a step
+    /// looks: the lookback delta for an instant selector, the range for a range selector.
+    /// Range selectors drop staleness markers here, as Prometheus does: they end a series'
+    /// lookback but are not samples.
+    pub fn fetch(
+        &mut self,
+        querier: &dyn Querier,
+        vs: &VectorSelector,
+        window: i64,
+        is_range: bool,
+        times: QueryTimes,
+        limits: &mut Limits,
+    ) -> Result<(), Error> {
+        let key = std::ptr::from_ref(vs);
+        if self.series.contains_key(&key) {
+            return Ok(());
+        }
+        // Both ends are inclusive for the store; the left end of every window is open.
+        let mint = reference_time(vs, times.start, times).saturating_sub(window) + 1;
+        let maxt = reference_time(vs, times.end, times);
+        let mut merged: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
+        for group in matcher_groups(vs)? {
+            for s in querier.select(mint, maxt, &group)? {
+                merged.entry(s.labels).or_insert(s.samples);
+            }
+            limits.check_deadline()?;
+        }
+        let mut series = Vec::with_capacity(merged.len());
+        for (labels, mut samples) in merged {
+            if is_range {
+                samples.retain(|s| !is_stale_nan(s.v));
+            }
+            limits.add_samples(samples.len())?;
+            series.push(Series { labels, samples });
+        }
+        self.series.insert(key, series);
+        Ok(())
+    }
+}
+
+/// The sets of matchers to select with; a series matching any set is selected. Plain PromQL
+/// has one set; promql-parser also accepts `{a="1" or b="2"}`, which gives several.
+pub(crate) fn matcher_groups(vs: &VectorSelector) -> Result<Vec<Vec<Matcher>>, Error> {
+    let mut name = Vec::new();
+    if let Some(n) = &vs.name {
+        name.push(to_model(METRIC_NAME, &ParsedOp::Equal, n)?);
+    }
+    let convert = |ms: &[ParsedMatcher]| -> Result<Vec<Matcher>, Error> {
+        let mut out = name.clone();
+        for m in ms {
+            out.push(to_model(&m.name, &m.op, &m.value)?);
+        }
+        Ok(out)
+    };
+    let mut groups = Vec::new();
+    if !vs.matchers.matchers.is_empty() || vs.matchers.or_matchers.is_empty() {
+        groups.push(convert(&vs.matchers.matchers)?);
+    }
+    for g in &vs.matchers.or_matchers {
+        groups.push(convert(g)?);
+    }
+    Ok(groups)
+}
+
+fn to_model(name: &str, op: &ParsedOp, value: &str) -> Result<Matcher, Error> {
+    let op = match op {
+        ParsedOp::Equal => MatchOp::Equal,
+        ParsedOp::NotEqual => MatchOp::NotEqual,
+        ParsedOp::Re(_) => MatchOp::Regex,
+        ParsedOp::NotRe(_) => MatchOp::NotRegex,
+    };
+    // The parser compiled the regex already, so this fails only on a syntax the two regex
+    // engines disagree on; that is still the query's fault.
+    Matcher::new(op, name, value).map_err(|e| Error::Parse(e.to_string()))
+}
+
+/// The time a selector reads at when the query evaluates step `ts`: `@` pins it, `offset`
+/// shifts it back (or forward, when negative).
+pub(crate) fn reference_time(vs: &VectorSelector, ts: i64, times: QueryTimes) -> i64 {
+    let base = match &vs.at {
+        None => ts,
+        Some(AtModifier::Start) => times.start,
+        Some(AtModifier::End) => times.end,
+        Some(AtModifier::At(t)) => system_time_ms(*t),
+    };
+    let offset = match &vs.offset {
+        None => 0,
+        Some(Offset::Pos(d)) => duration_ms(*d),
+        Some(Offset::Neg(d)) => -duration_ms(*d),
+    };
+    base.saturating_sub(offset)
+}
+
+/// A duration in whole milliseconds, saturating.
+pub(crate) fn duration_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn system_time_ms(t: SystemTime) -> i64 {
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => duration_ms(d),
+        Err(e) => -duration_ms(e.duration()),
+    }
+}
+
+/// An instant selector's value at `t`: the latest sample in `(t - lookback, t]`, unless that
+/// sample is a staleness marker.
+pub(crate) fn sample_at(samples: &[Sample], t: i64, lookback: i64) -> Option<f64> {
+    let idx = samples.partition_point(|s| s.t <= t).checked_sub(1)?;
+    let s = samples[idx];
+    (s.t > t.saturating_sub(lookback) && !is_stale_nan(s.v)).then_some(s.v)
+}
+
+/// A range selector's samples at `t`: those in `(t - range, t]`.
+pub(crate) fn window(samples: &[Sample], t: i64, range: i64) -> &[Sample] {
+    let lo = samples.partition_point(|s| s.t <= t.saturating_sub(range));
+    let hi = samples.partition_point(|s| s.t <= t);
+    &samples[lo..hi.max(lo)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::STALE_NAN_BITS;
+
+    fn samples(pts: &[(i64, f64)]) -> Vec<Sample> {
+        pts.iter().map(|&(t, v)| Sample { t, v }).collect()
+    }
+
+    #[test]
+    fn lookback_is_left_open() {
+        let s = samples(&[(0, 1.0), (10, 2.0)]);
+        assert_eq!(sample_at(&s, 10, 5), Some(2.0));
+        assert_eq!(sample_at(&s, 14, 5), Some(2.0));
+        assert_eq!(
+            sample_at(&s, 15, 5),
+            None,
+            "a sample exactly lookback old is gone"
+        );
+        assert_eq!(sample_at(&s, 9, 10), Some(1.0));
+        assert_eq!(sample_at(&s, -1, 10), None);
+    }
+
+    #[test]
+    fn staleness_marker_hides_the_series() {
+        let s = samples(&[(0, 1.0), (10, f64::from_bits(STALE_NAN_BITS)), (20, 3.0)]);
+        assert_eq!(sample_at(&s, 5, 100), Some(1.0));
+        assert_eq!(sample_at(&s, 15, 100), None);
+        assert_eq!(sample_at(&s, 20, 100), Some(3.0));
+    }
+
+    #[test]
+    fn window_is_left_open() {
+        let s = samples(&[(0, 1.0), (10, 2.0), (20, 3.0)]);
+        assert_eq!(window(&s, 20, 20), &s[1..]);
+        assert_eq!(window(&s, 20, 21), &s[..]);
+        assert!(window(&s, -5, 3).is_empty());
+    }
+}
