@@ -1,0 +1,53 @@
+//! The log store's error type, and how each variant maps to an HTTP status.
+
+use crate::logql::QueryError;
+
+/// Everything the log store can fail with.
+#[derive(thiserror::Error, Debug)]
+pub enum Error {
+    /// The query is not valid LogQL; the text is Loki's (`parse error at line 1, col 5: ...`).
+    #[error("{0}")]
+    Parse(String),
+    /// Valid LogQL that this version cannot run yet (metric queries, parser stages, ...).
+    #[error("{0}")]
+    Unsupported(String),
+    /// A push was refused before anything was written (for example a stream without labels).
+    #[error("{0}")]
+    Invalid(String),
+    /// The index failed; the text is tantivy's.
+    #[error("index error: {0}")]
+    Index(String),
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Error {
+    /// The HTTP status Loki would answer with: 400 for the caller's mistakes, 500 for ours.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Error::Parse(_) | Error::Unsupported(_) | Error::Invalid(_) => 400,
+            Error::Index(_) | Error::Io(_) => 500,
+        }
+    }
+}
+
+impl From<QueryError> for Error {
+    fn from(e: QueryError) -> Self {
+        match e {
+            QueryError::Parse { .. } => Error::Parse(e.to_string()),
+            QueryError::Unsupported { .. } => Error::Unsupported(e.to_string()),
+        }
+    }
+}
+
+impl From<tantivy::TantivyError> for Error {
+    fn from(e: tantivy::TantivyError) -> Self {
+        Error::Index(e.to_string())
+    }
+}
+
+impl From<tantivy::directory::error::OpenDirectoryError> for Error {
+    fn from(e: tantivy::directory::error::OpenDirectoryError) -> Self {
+        Error::Index(e.to_string())
+    }
+}

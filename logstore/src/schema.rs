@@ -1,0 +1,186 @@
+//! The tantivy schema of a log index, and the mapping between log entries and documents.
+//!
+//! One document per log entry:
+//!
+//! | field      | options                       | holds                                          |
+//! |------------|-------------------------------|------------------------------------------------|
+//! | `ts`       | i64, indexed + fast           | nanoseconds since the epoch; range and sort    |
+//! | `labels`   | raw terms, indexed            | one `name=value` term per stream label         |
+//! | `stream`   | raw term, indexed+fast+stored | the canonical `{a="b", c="d"}` of the stream   |
+//! | `line`     | tokenized, docs only, stored  | the log line; the index only pre-filters       |
+//! | `metadata` | stored only                   | structured metadata as a JSON array of pairs   |
+//!
+//! Stored fields go through tantivy's doc store, which compresses blocks of documents (lz4, the
+//! crate's default codec). Structured metadata is stored so queries return it, but not indexed:
+//! LogQL only filters on it in label-filter stages, which run on the decoded entry.
+
+use crate::Error;
+use model::{Labels, LogEntry};
+use tantivy::schema::{
+    Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions, Value, STORED,
+};
+use tantivy::tokenizer::{DEFAULT_TOKENIZER_NAME, RAW_TOKENIZER_NAME};
+use tantivy::TantivyDocument;
+
+pub(crate) const TS: &str = "ts";
+pub(crate) const LABELS: &str = "labels";
+pub(crate) const STREAM: &str = "stream";
+pub(crate) const LINE: &str = "line";
+pub(crate) const METADATA: &str = "metadata";
+
+/// The analyzer of the `line` field: tantivy's default (split on non-alphanumerics, drop tokens
+/// of 40 bytes or more, lowercase). The `|=` pre-filter must tokenize needles with the same one.
+pub(crate) const LINE_TOKENIZER: &str = DEFAULT_TOKENIZER_NAME;
+
+/// Handles on the schema's fields.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Fields {
+    pub ts: Field,
+    pub labels: Field,
+    pub stream: Field,
+    pub line: Field,
+    pub metadata: Field,
+}
+
+impl Fields {
+    /// The schema every log index is created with.
+    pub fn schema() -> Schema {
+        let mut b = Schema::builder();
+        b.add_i64_field(TS, NumericOptions::default().set_indexed().set_fast());
+        b.add_text_field(LABELS, raw_terms());
+        b.add_text_field(
+            STREAM,
+            raw_terms().set_stored().set_fast(RAW_TOKENIZER_NAME),
+        );
+        // Positions and frequencies are left out: the index answers "which docs contain this
+        // token" for the `|=` pre-filter and nothing more, and that keeps postings small.
+        b.add_text_field(
+            LINE,
+            TextOptions::default()
+                .set_indexing_options(
+                    TextFieldIndexing::default()
+                        .set_tokenizer(LINE_TOKENIZER)
+                        .set_index_option(IndexRecordOption::Basic)
+                        .set_fieldnorms(false),
+                )
+                .set_stored(),
+        );
+        b.add_text_field(METADATA, STORED);
+        b.build()
+    }
+
+    /// Looks the fields up in an index's schema (a reopened index brings its own).
+    pub fn from_schema(schema: &Schema) -> Result<Fields, Error> {
+        Ok(Fields {
+            ts: schema.get_field(TS)?,
+            labels: schema.get_field(LABELS)?,
+            stream: schema.get_field(STREAM)?,
+            line: schema.get_field(LINE)?,
+            metadata: schema.get_field(METADATA)?,
+        })
+    }
+
+    /// The document for one entry of a stream. `stream` is the canonical label string and
+    /// `label_terms` the stream's `name=value` terms, both computed once per stream.
+    pub fn document(
+        &self,
+        stream: &str,
+        label_terms: &[String],
+        entry: &LogEntry,
+    ) -> Result<TantivyDocument, Error> {
+        let mut doc = TantivyDocument::new();
+        doc.add_i64(self.ts, entry.ts_ns);
+        for term in label_terms {
+            doc.add_text(self.labels, term);
+        }
+        doc.add_text(self.stream, stream);
+        doc.add_text(self.line, &entry.line);
+        if !entry.metadata.is_empty() {
+            let json = serde_json::to_string(&entry.metadata)
+                .map_err(|e| Error::Invalid(format!("structured metadata: {e}")))?;
+            doc.add_text(self.metadata, json);
+        }
+        Ok(doc)
+    }
+
+    /// The stored part of an entry document. The timestamp is not stored: it comes from the
+    /// `ts` fast field, which the query read anyway to order the hits.
+    pub fn decode(&self, doc: &TantivyDocument) -> Result<StoredEntry, Error> {
+        let text = |field: Field, name: &str| -> Result<String, Error> {
+            doc.get_first(field)
+                .and_then(|v| v.as_str().map(str::to_string))
+                .ok_or_else(|| Error::Index(format!("stored document lacks its {name} field")))
+        };
+        let metadata = match doc.get_first(self.metadata).and_then(|v| v.as_str()) {
+            Some(json) => serde_json::from_str(json)
+                .map_err(|e| Error::Index(format!("corrupt stored metadata: {e}")))?,
+            None => Vec::new(),
+        };
+        Ok(StoredEntry {
+            stream: text(self.stream, STREAM)?,
+            line: text(self.line, LINE)?,
+            metadata,
+        })
+    }
+}
+
+fn raw_terms() -> TextOptions {
+    TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(RAW_TOKENIZER_NAME)
+            .set_index_option(IndexRecordOption::Basic)
+            .set_fieldnorms(false),
+    )
+}
+
+/// An entry as read back from the doc store.
+#[derive(Debug)]
+pub(crate) struct StoredEntry {
+    pub stream: String,
+    pub line: String,
+    pub metadata: Vec<(String, String)>,
+}
+
+/// The `labels` term for one label. Label names cannot contain `=`, so the first `=` splits
+/// the term unambiguously, and every term of a name shares the prefix `name=`.
+pub(crate) fn label_term(name: &str, value: &str) -> String {
+    format!("{name}={value}")
+}
+
+/// The terms of a whole label set.
+pub(crate) fn label_terms(labels: &Labels) -> Vec<String> {
+    labels
+        .iter()
+        .map(|l| label_term(&l.name, &l.value))
+        .collect()
+}
+
+/// Reads a canonical stream string back into labels.
+pub(crate) fn parse_stream(stream: &str) -> Result<Labels, Error> {
+    model::parse_label_set(stream)
+        .map_err(|e| Error::Index(format!("corrupt stored stream labels: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn document_round_trip() {
+        let fields = Fields::from_schema(&Fields::schema()).unwrap();
+        let labels = Labels::from_pairs([("app", "api"), ("env", "prod")]);
+        let entry = LogEntry {
+            ts_ns: 42,
+            line: "GET /x 200".into(),
+            metadata: vec![("trace_id".into(), "abc".into())],
+        };
+        let doc = fields
+            .document(&labels.to_string(), &label_terms(&labels), &entry)
+            .unwrap();
+        let stored = fields.decode(&doc).unwrap();
+        assert_eq!(stored.line, entry.line);
+        assert_eq!(stored.metadata, entry.metadata);
+        assert_eq!(parse_stream(&stored.stream).unwrap(), labels);
+        assert_eq!(label_terms(&labels), ["app=api", "env=prod"]);
+    }
+}
