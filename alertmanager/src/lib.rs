@@ -1,1 +1,66 @@
-//! placeholder until this crate's first slice lands
+//! Vigil's alerting: Prometheus rule evaluation and an in-process Alertmanager.
+//!
+//! Two halves, joined by [`AlertSink`]:
+//!
+//! - **Rules** ([`RuleManager`]): Prometheus rule files read unchanged ([`load_rule_files`]),
+//!   each group evaluated on its interval through a [`QueryFn`] (the query engine, never
+//!   imported). Recording rules write through `model::Appender`; alerting rules run
+//!   Prometheus's state machine (pending → firing → resolved, `for`, `keep_firing_for`, resend
+//!   delay, 15-minute resolved retention) and send [`PostableAlert`]s to the sink.
+//! - **Alertmanager** ([`Alertmanager`]): an Alertmanager 0.25 config read unchanged
+//!   ([`AlertmanagerConfig`]); alerts are stored and merged, routed down the tree (`continue`,
+//!   `matchers`, `match`, `match_re`), grouped by `group_by`, flushed on `group_wait` /
+//!   `group_interval` / `repeat_interval` timers, deduplicated against a notification log, and
+//!   sent to webhooks as Alertmanager's payload version 4, byte for byte.
+//!
+//! ```no_run
+//! use alertmanager::{
+//!     load_rule_files, Alertmanager, AlertmanagerConfig, AlertmanagerOptions, QueryFn,
+//!     RuleManager, RuleManagerOptions,
+//! };
+//! use std::sync::Arc;
+//! use tokio_util::sync::CancellationToken;
+//!
+//! # async fn demo(query: QueryFn, store: Arc<model::MemStorage>) -> Result<(), alertmanager::Error> {
+//! let config = AlertmanagerConfig::load("alertmanager.yml".as_ref())?;
+//! let am = Arc::new(Alertmanager::new(config, AlertmanagerOptions::default()));
+//! let groups = load_rule_files(&["rules.yml".into()])?;
+//! let rules = Arc::new(RuleManager::new(groups, query, store, am.clone(), RuleManagerOptions::default()));
+//! let shutdown = CancellationToken::new();
+//! tokio::join!(am.run(shutdown.clone()), rules.run(shutdown));
+//! # Ok(()) }
+//! ```
+//!
+//! Not applied yet (parsed, validated, and reported by one warning at startup): inhibition,
+//! time intervals, notification templates and Slack. Times in payloads, fingerprints, group keys
+//! and JSON escaping follow Go's conventions (the private `goformat` module) so receivers
+//! written for Alertmanager see the same bytes.
+
+mod alert;
+mod alertmanager;
+mod clock;
+mod config;
+mod dispatch;
+mod duration;
+mod error;
+mod goformat;
+mod notify;
+mod rules;
+mod store;
+
+pub use crate::alertmanager::{Alertmanager, AlertmanagerOptions, GC_INTERVAL};
+pub use alert::{fingerprint, fingerprint_hex, PostableAlert};
+pub use config::{
+    parse_matcher, parse_matchers, AlertmanagerConfig, Authorization, BasicAuth, GlobalConfig,
+    HttpConfig, InhibitRuleConfig, ReceiverConfig, RouteConfig, SlackAction, SlackConfig,
+    SlackConfirm, SlackField, TimeIntervalConfig, TimeIntervalSpec, TimeRange, WebhookConfig,
+    DEFAULT_GROUP_INTERVAL, DEFAULT_GROUP_WAIT, DEFAULT_REPEAT_INTERVAL, DEFAULT_RESOLVE_TIMEOUT,
+    DEFAULT_SLACK_SEND_RESOLVED, DEFAULT_WEBHOOK_SEND_RESOLVED,
+};
+pub use duration::{format_duration, parse_duration, PromDuration};
+pub use error::Error;
+pub use rules::{
+    load_rule_files, parse_rule_file, ActiveAlert, AlertSink, AlertState, AlertingRule, QueryFn,
+    RecordingRule, Rule, RuleGroup, RuleManager, RuleManagerOptions, DEFAULT_EVALUATION_INTERVAL,
+    DEFAULT_RESEND_DELAY, RESOLVED_RETENTION_MS,
+};

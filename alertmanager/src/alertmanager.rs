@@ -1,0 +1,151 @@
+//! The in-process Alertmanager: takes posted alerts into the store, feeds them to the
+//! dispatcher, and runs the dispatcher and its housekeeping until shutdown.
+
+use crate::alert::{Alert, PostableAlert};
+use crate::clock::Clock;
+use crate::config::AlertmanagerConfig;
+use crate::dispatch::route::RouteTree;
+use crate::dispatch::Dispatcher;
+use crate::notify::Pipeline;
+use crate::rules::AlertSink;
+use crate::store::AlertStore;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How often ended alerts and expired notification-log entries are dropped
+/// (Alertmanager's `--alerts.gc-interval`).
+pub const GC_INTERVAL: Duration = Duration::from_secs(30 * 60);
+
+/// Settings the Alertmanager takes from the server's flags.
+#[derive(Clone, Debug, Default)]
+pub struct AlertmanagerOptions {
+    /// The URL this Alertmanager is reached at; sent as `externalURL` in notifications.
+    pub external_url: String,
+}
+
+/// Routes, groups and notifies alerts as Alertmanager 0.25 does.
+#[derive(Debug)]
+pub struct Alertmanager {
+    config: AlertmanagerConfig,
+    store: AlertStore,
+    dispatcher: Arc<Dispatcher>,
+    clock: Clock,
+    incoming: mpsc::UnboundedSender<Alert>,
+    /// Taken by `run`; alerts posted before it starts wait in the channel.
+    pending: Mutex<Option<mpsc::UnboundedReceiver<Alert>>>,
+}
+
+impl Alertmanager {
+    /// Builds the Alertmanager for a validated config.
+    pub fn new(config: AlertmanagerConfig, opts: AlertmanagerOptions) -> Self {
+        Self::with_pipeline(config, opts, Pipeline::build)
+    }
+
+    pub(crate) fn with_pipeline(
+        config: AlertmanagerConfig,
+        opts: AlertmanagerOptions,
+        pipeline: impl FnOnce(&AlertmanagerConfig) -> Pipeline,
+    ) -> Self {
+        let unapplied = config.unapplied_sections();
+        if !unapplied.is_empty() {
+            tracing::warn!(sections = ?unapplied, "alertmanager config sections are accepted but not applied yet");
+        }
+        let routes = RouteTree::build(&config).unwrap_or_else(|error| {
+            // `AlertmanagerConfig::parse` validates the same things, so this only happens for a
+            // config assembled by hand; route everything to nothing rather than panic.
+            tracing::error!(%error, "invalid routing tree; no alert will be routed");
+            RouteTree::empty()
+        });
+        let clock = Clock::new();
+        let dispatcher = Arc::new(Dispatcher::new(
+            routes,
+            pipeline(&config),
+            clock,
+            opts.external_url,
+        ));
+        let (incoming, pending) = mpsc::unbounded_channel();
+        Alertmanager {
+            config,
+            store: AlertStore::default(),
+            dispatcher,
+            clock,
+            incoming,
+            pending: Mutex::new(Some(pending)),
+        }
+    }
+
+    /// The Alertmanager's notion of now (wall time that follows tokio's clock).
+    #[cfg(test)]
+    pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
+    /// The keys of the live aggregation groups.
+    #[cfg(test)]
+    pub(crate) fn group_keys(&self) -> Vec<String> {
+        self.dispatcher.group_keys()
+    }
+
+    pub fn config(&self) -> &AlertmanagerConfig {
+        &self.config
+    }
+
+    /// Accepts alerts as `POST /api/v2/alerts` does: missing times filled in, invalid alerts
+    /// logged and skipped, the rest stored and handed to the dispatcher.
+    pub fn put_alerts(&self, alerts: Vec<PostableAlert>) {
+        let now = self.clock.now();
+        let resolve_timeout = self.config.global.resolve_timeout();
+        for posted in alerts {
+            let labels = posted.labels.to_string();
+            match self.store.put(posted, now, resolve_timeout) {
+                Ok(alert) => {
+                    if self.incoming.send(alert).is_err() {
+                        tracing::warn!("alertmanager has stopped; alert dropped");
+                    }
+                }
+                Err(error) => tracing::warn!(%labels, %error, "invalid alert dropped"),
+            }
+        }
+    }
+
+    /// Dispatches alerts and runs the group timers until `shutdown`. Call it once.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let taken = match self.pending.lock() {
+            Ok(mut p) => p.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        let Some(mut pending) = taken else {
+            tracing::error!("Alertmanager::run called twice");
+            return;
+        };
+        let tasks = TaskTracker::new();
+        let mut gc = tokio::time::interval(GC_INTERVAL);
+        gc.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                alert = pending.recv() => match alert {
+                    Some(alert) => self.dispatcher.dispatch(alert, &tasks, &shutdown),
+                    None => break,
+                },
+                _ = gc.tick() => {
+                    let now = self.clock.now();
+                    let dropped = self.store.gc(now);
+                    self.dispatcher.pipeline().nflog().gc(now);
+                    tracing::debug!(dropped, "alert garbage collection");
+                }
+                _ = shutdown.cancelled() => break,
+            }
+        }
+        tasks.close();
+        tasks.wait().await;
+    }
+}
+
+impl AlertSink for Alertmanager {
+    fn send(&self, alerts: Vec<PostableAlert>) {
+        self.put_alerts(alerts);
+    }
+}

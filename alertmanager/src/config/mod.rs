@@ -1,0 +1,413 @@
+//! The Alertmanager configuration file, read unchanged from Alertmanager 0.25's format: serde
+//! structs refusing unknown keys, Alertmanager's defaults as named constants, and the same
+//! validation `amtool check-config` runs.
+
+mod matchers;
+mod mute;
+mod receiver;
+mod route;
+
+pub use matchers::{parse_matcher, parse_matchers};
+pub use mute::{InhibitRuleConfig, TimeIntervalConfig, TimeIntervalSpec, TimeRange};
+pub use receiver::{
+    Authorization, BasicAuth, HttpConfig, ReceiverConfig, SlackAction, SlackConfig, SlackConfirm,
+    SlackField, WebhookConfig, DEFAULT_SLACK_SEND_RESOLVED, DEFAULT_WEBHOOK_SEND_RESOLVED,
+};
+pub use route::{RouteConfig, DEFAULT_GROUP_INTERVAL, DEFAULT_GROUP_WAIT, DEFAULT_REPEAT_INTERVAL};
+
+use crate::duration::PromDuration;
+use crate::Error;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::Duration;
+
+/// `global.resolve_timeout` default: the end given to posted alerts that carry none.
+pub const DEFAULT_RESOLVE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+/// A parsed and validated Alertmanager config.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertmanagerConfig {
+    #[serde(default)]
+    pub global: GlobalConfig,
+    /// The routing tree; required.
+    #[serde(default)]
+    pub route: Option<RouteConfig>,
+    #[serde(default)]
+    pub receivers: Vec<ReceiverConfig>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inhibit_rules: Vec<InhibitRuleConfig>,
+    /// Template file globs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub templates: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub time_intervals: Vec<TimeIntervalConfig>,
+    /// The deprecated spelling of `time_intervals`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mute_time_intervals: Vec<TimeIntervalConfig>,
+    /// The file's text as read, for `/api/v2/status`.
+    #[serde(skip)]
+    pub original: String,
+}
+
+/// The `global:` section (Alertmanager 0.25 keys). Only `resolve_timeout` and `http_config`
+/// matter to the webhook; the rest are defaults for integrations of later slices.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalConfig {
+    /// Default [`DEFAULT_RESOLVE_TIMEOUT`].
+    pub resolve_timeout: Option<PromDuration>,
+    /// The HTTP client settings every integration starts from.
+    pub http_config: Option<HttpConfig>,
+    pub smtp_from: Option<String>,
+    pub smtp_hello: Option<String>,
+    pub smtp_smarthost: Option<String>,
+    pub smtp_auth_username: Option<String>,
+    pub smtp_auth_password: Option<String>,
+    pub smtp_auth_password_file: Option<String>,
+    pub smtp_auth_secret: Option<String>,
+    pub smtp_auth_identity: Option<String>,
+    pub smtp_require_tls: Option<bool>,
+    pub slack_api_url: Option<String>,
+    pub slack_api_url_file: Option<String>,
+    pub pagerduty_url: Option<String>,
+    pub opsgenie_api_url: Option<String>,
+    pub opsgenie_api_key: Option<String>,
+    pub opsgenie_api_key_file: Option<String>,
+    pub wechat_api_url: Option<String>,
+    pub wechat_api_secret: Option<String>,
+    pub wechat_api_corp_id: Option<String>,
+    pub victorops_api_url: Option<String>,
+    pub victorops_api_key: Option<String>,
+    pub victorops_api_key_file: Option<String>,
+    pub telegram_api_url: Option<String>,
+    pub webex_api_url: Option<String>,
+}
+
+impl GlobalConfig {
+    pub fn resolve_timeout(&self) -> Duration {
+        self.resolve_timeout
+            .map_or(DEFAULT_RESOLVE_TIMEOUT, |d| d.0)
+    }
+}
+
+impl AlertmanagerConfig {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text)
+    }
+
+    /// Parses and validates a config from its YAML text.
+    pub fn parse(yaml: &str) -> Result<Self, Error> {
+        let mut config: AlertmanagerConfig =
+            serde_yaml::from_str(yaml).map_err(Error::ConfigYaml)?;
+        config.original = yaml.to_string();
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The root route; `parse` guarantees there is one.
+    pub fn root_route(&self) -> Option<&RouteConfig> {
+        self.route.as_ref()
+    }
+
+    /// The receiver called `name`.
+    pub fn receiver(&self, name: &str) -> Option<&ReceiverConfig> {
+        self.receivers.iter().find(|r| r.name == name)
+    }
+
+    /// The sections this slice accepts but does not act on yet, by YAML key.
+    pub fn unapplied_sections(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.inhibit_rules.is_empty() {
+            out.push("inhibit_rules".to_string());
+        }
+        if !self.templates.is_empty() {
+            out.push("templates".to_string());
+        }
+        if !self.time_intervals.is_empty() || !self.mute_time_intervals.is_empty() {
+            out.push("time_intervals".to_string());
+        }
+        let routes = self
+            .route
+            .as_ref()
+            .map(RouteConfig::walk)
+            .unwrap_or_default();
+        if routes
+            .iter()
+            .any(|r| !r.mute_time_intervals.is_empty() || !r.active_time_intervals.is_empty())
+        {
+            out.push("route time intervals".to_string());
+        }
+        if self.receivers.iter().any(|r| !r.slack_configs.is_empty()) {
+            out.push("slack_configs".to_string());
+        }
+        let http_configs = self
+            .global
+            .http_config
+            .iter()
+            .chain(self.receivers.iter().flat_map(|r| {
+                r.webhook_configs
+                    .iter()
+                    .filter_map(|w| w.http_config.as_ref())
+            }));
+        for h in http_configs {
+            for key in h.unapplied() {
+                if !out.iter().any(|o| o == key) {
+                    out.push(key.to_string());
+                }
+            }
+        }
+        out
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        let invalid = |m: String| Error::InvalidConfig(m);
+        let mut names = HashSet::new();
+        for r in &self.receivers {
+            if r.name.is_empty() {
+                return Err(invalid("missing name in receiver".into()));
+            }
+            if !names.insert(r.name.as_str()) {
+                return Err(invalid(format!(
+                    "notification config name {:?} is not unique",
+                    r.name
+                )));
+            }
+            if let Some(key) = r.first_unsupported() {
+                return Err(Error::Unsupported {
+                    what: format!("{key} (receiver {:?})", r.name),
+                });
+            }
+            for w in &r.webhook_configs {
+                if w.url.is_some() == w.url_file.is_some() {
+                    return Err(invalid(format!(
+                        "receiver {:?}: one of url or url_file must be configured",
+                        r.name
+                    )));
+                }
+                if let Some(url) = &w.url {
+                    reqwest::Url::parse(url).map_err(|e| {
+                        invalid(format!(
+                            "receiver {:?}: invalid webhook url {url:?}: {e}",
+                            r.name
+                        ))
+                    })?;
+                }
+            }
+            for s in &r.slack_configs {
+                if s.api_url.is_some() && s.api_url_file.is_some() {
+                    return Err(invalid(format!(
+                        "receiver {:?}: at most one of api_url & api_url_file must be configured",
+                        r.name
+                    )));
+                }
+            }
+        }
+        let mut intervals = HashSet::new();
+        for ti in self.time_intervals.iter().chain(&self.mute_time_intervals) {
+            if !intervals.insert(ti.name.as_str()) {
+                return Err(invalid(format!(
+                    "time interval {:?} is not unique",
+                    ti.name
+                )));
+            }
+            for spec in &ti.time_intervals {
+                for range in &spec.times {
+                    range.validate().map_err(invalid)?;
+                }
+            }
+        }
+        for rule in &self.inhibit_rules {
+            for m in rule.source_matchers.iter().chain(&rule.target_matchers) {
+                parse_matchers(m).map_err(|e| invalid(format!("inhibit rule: {e}")))?;
+            }
+            for re in rule
+                .source_match_re
+                .values()
+                .chain(rule.target_match_re.values())
+            {
+                model::Matcher::new(model::MatchOp::Regex, "x", re)
+                    .map_err(|e| invalid(format!("inhibit rule: {e}")))?;
+            }
+        }
+
+        let root = self
+            .route
+            .as_ref()
+            .ok_or_else(|| invalid("no routes provided".into()))?;
+        if root.receiver.as_deref().unwrap_or("").is_empty() {
+            return Err(invalid("root route must specify a default receiver".into()));
+        }
+        if !root.match_eq.is_empty() || !root.match_re.is_empty() || !root.matchers.is_empty() {
+            return Err(invalid("root route must not have any matchers".into()));
+        }
+        if root.continue_matching {
+            return Err(invalid("cannot have continue in root route".into()));
+        }
+        if !root.mute_time_intervals.is_empty() {
+            return Err(invalid(
+                "root route must not have any mute time intervals".into(),
+            ));
+        }
+        if !root.active_time_intervals.is_empty() {
+            return Err(invalid(
+                "root route must not have any active time intervals".into(),
+            ));
+        }
+        for route in root.walk() {
+            validate_route(route, &names, &intervals).map_err(invalid)?;
+        }
+        Ok(())
+    }
+}
+
+fn validate_route(
+    route: &RouteConfig,
+    receivers: &HashSet<&str>,
+    intervals: &HashSet<&str>,
+) -> Result<(), String> {
+    if let Some(name) = &route.receiver {
+        if !receivers.contains(name.as_str()) {
+            return Err(format!("undefined receiver {name:?} used in route"));
+        }
+    }
+    if let Some(group_by) = &route.group_by {
+        let mut seen = HashSet::new();
+        for label in group_by {
+            if label == "..." && group_by.len() > 1 {
+                return Err(
+                    "cannot have wildcard group_by (`...`) and other other labels at the same time"
+                        .into(),
+                );
+            }
+            if label != "..." && !is_label_name(label) {
+                return Err(format!("invalid label name {label:?} in group_by list"));
+            }
+            if !seen.insert(label) {
+                return Err(format!("duplicated label {label:?} in group_by"));
+            }
+        }
+    }
+    for (what, d) in [
+        ("group_interval", route.group_interval),
+        ("repeat_interval", route.repeat_interval),
+    ] {
+        if d.is_some_and(|d| d.0.is_zero()) {
+            return Err(format!("{what} cannot be zero"));
+        }
+    }
+    for name in route
+        .mute_time_intervals
+        .iter()
+        .chain(&route.active_time_intervals)
+    {
+        if !intervals.contains(name.as_str()) {
+            return Err(format!("undefined time interval {name:?} used in route"));
+        }
+    }
+    for m in &route.matchers {
+        parse_matchers(m)?;
+    }
+    for (name, re) in &route.match_re {
+        model::Matcher::new(model::MatchOp::Regex, name, re).map_err(|e| e.to_string())?;
+    }
+    for name in route.match_eq.keys().chain(route.match_re.keys()) {
+        if !is_label_name(name) {
+            return Err(format!("invalid label name {name:?}"));
+        }
+    }
+    Ok(())
+}
+
+fn is_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CAPTURE_CONFIG: &str =
+        "/work/shared/reference/alertmanager-captures/inputs/alertmanager.yml";
+
+    #[test]
+    fn loads_the_captured_alertmanager_config() {
+        let c = AlertmanagerConfig::load(Path::new(CAPTURE_CONFIG)).unwrap();
+        assert_eq!(c.global.resolve_timeout(), Duration::from_secs(300));
+        let root = c.root_route().unwrap();
+        assert_eq!(root.receiver.as_deref(), Some("webhook"));
+        assert_eq!(
+            root.group_by.as_deref(),
+            Some(&["alertname".to_string()][..])
+        );
+        assert_eq!(root.group_wait, Some(PromDuration(Duration::from_secs(1))));
+        assert_eq!(root.routes.len(), 3);
+        assert!(root.routes[1].continue_matching);
+        let webhook = c.receiver("webhook").unwrap();
+        assert_eq!(webhook.webhook_configs.len(), 2);
+        assert_eq!(webhook.webhook_configs[1].max_alerts, 1);
+        assert!(webhook.webhook_configs[0].send_resolved());
+        assert!(!c.receiver("errors").unwrap().webhook_configs[0].send_resolved());
+        assert_eq!(
+            c.receiver("slack").unwrap().slack_configs[1].fields.len(),
+            2
+        );
+        assert_eq!(c.inhibit_rules[0].equal, vec!["service"]);
+        assert_eq!(
+            c.unapplied_sections(),
+            vec!["inhibit_rules", "templates", "slack_configs"]
+        );
+    }
+
+    fn parse_err(yaml: &str) -> String {
+        AlertmanagerConfig::parse(yaml).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn refuses_what_alertmanager_refuses() {
+        let ok_receivers = "receivers:\n- name: r\n  webhook_configs:\n  - url: http://x/\n";
+        let cases = [
+            (format!("route:\n  receiver: r\n  group_wiat: 1s\n{ok_receivers}"), "unknown field `group_wiat`"),
+            (format!("route:\n  receiver: nope\n{ok_receivers}"), "undefined receiver \"nope\" used in route"),
+            (
+                format!("route:\n  receiver: r\n  routes:\n  - receiver: nope\n{ok_receivers}"),
+                "undefined receiver \"nope\"",
+            ),
+            (ok_receivers.to_string(), "no routes provided"),
+            (format!("route:\n  group_by: [a]\n{ok_receivers}"), "root route must specify a default receiver"),
+            (format!("route:\n  receiver: r\n  matchers: ['a=b']\n{ok_receivers}"), "must not have any matchers"),
+            (format!("route:\n  receiver: r\n  group_by: ['...', a]\n{ok_receivers}"), "wildcard group_by"),
+            (format!("route:\n  receiver: r\n  group_wait: 5x\n{ok_receivers}"), "not a valid duration"),
+            (
+                format!("route:\n  receiver: r\n  routes:\n  - matchers: ['a=\"b']\n{ok_receivers}"),
+                "unescaped double quote",
+            ),
+            (
+                "route:\n  receiver: r\nreceivers:\n- name: r\n  webhook_configs:\n  - send_resolved: true\n".to_string(),
+                "one of url or url_file",
+            ),
+            (
+                "route:\n  receiver: r\nreceivers:\n- name: r\n- name: r\n".to_string(),
+                "is not unique",
+            ),
+            (
+                "route:\n  receiver: r\nreceivers:\n- name: r\n  email_configs:\n  - to: a@b\n".to_string(),
+                "email_configs (receiver \"r\") is not supported",
+            ),
+        ];
+        for (yaml, want) in cases {
+            let err = parse_err(&yaml);
+            assert!(err.contains(want), "{err:?} should contain {want:?}");
+        }
+    }
+}

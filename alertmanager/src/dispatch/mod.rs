@@ -1,0 +1,166 @@
+//! The dispatcher: routes each alert down the tree ([`route`]), puts it into the aggregation
+//! group of every matching route ([`group`]), and runs one task per group that flushes it
+//! through the notification pipeline on Alertmanager's timers.
+
+pub(crate) mod group;
+pub(crate) mod route;
+
+#[cfg(test)]
+mod tests;
+
+use crate::alert::Alert;
+use crate::clock::Clock;
+use crate::notify::{FlushContext, Pipeline};
+use group::AggrGroup;
+use model::Labels;
+use route::RouteTree;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// The least time a flush's notifications get before they are cancelled.
+const MIN_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug)]
+pub(crate) struct Dispatcher {
+    routes: RouteTree,
+    pipeline: Pipeline,
+    /// Groups by (route node, group labels).
+    groups: Mutex<HashMap<(usize, Labels), Arc<AggrGroup>>>,
+    clock: Clock,
+    external_url: String,
+}
+
+impl Dispatcher {
+    pub fn new(routes: RouteTree, pipeline: Pipeline, clock: Clock, external_url: String) -> Self {
+        Dispatcher {
+            routes,
+            pipeline,
+            groups: Mutex::new(HashMap::new()),
+            clock,
+            external_url,
+        }
+    }
+
+    fn groups(&self) -> MutexGuard<'_, HashMap<(usize, Labels), Arc<AggrGroup>>> {
+        match self.groups.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    /// Routes `alert` into its groups, starting a task for each new group.
+    pub fn dispatch(
+        self: &Arc<Self>,
+        alert: Alert,
+        tasks: &TaskTracker,
+        shutdown: &CancellationToken,
+    ) {
+        let now = self.clock.now();
+        for route in self.routes.match_labels(&alert.labels) {
+            let Some(node) = self.routes.node(route) else {
+                continue;
+            };
+            let group_labels = node.opts.group_labels(&alert.labels);
+            let mut groups = self.groups();
+            let group = groups
+                .entry((route, group_labels.clone()))
+                .or_insert_with(|| {
+                    let group =
+                        Arc::new(AggrGroup::new(&node.key, group_labels, node.opts.clone()));
+                    tracing::debug!(group_key = %group.key, "new aggregation group");
+                    let me = Arc::clone(self);
+                    let g = Arc::clone(&group);
+                    let token = shutdown.clone();
+                    tasks.spawn(async move { me.run_group(route, g, token).await });
+                    group
+                })
+                .clone();
+            // Inserting under the map lock: a group cannot be removed as empty in between.
+            group.insert(alert.clone(), now);
+        }
+    }
+
+    /// A group's life: wait `group_wait` (or an immediate flush), then flush every
+    /// `group_interval` until the group is empty.
+    async fn run_group(
+        self: Arc<Self>,
+        route: usize,
+        group: Arc<AggrGroup>,
+        shutdown: CancellationToken,
+    ) {
+        let mut next = Instant::now() + group.opts.group_wait;
+        loop {
+            let requested = tokio::select! {
+                _ = tokio::time::sleep_until(next) => false,
+                _ = group.flush_now.notified() => true,
+                _ = shutdown.cancelled() => return,
+            };
+            if !group.begin_flush(requested) {
+                continue;
+            }
+            next = Instant::now() + group.opts.group_interval;
+            self.flush(&group).await;
+            if self.remove_if_empty(route, &group) {
+                tracing::debug!(group_key = %group.key, "aggregation group empty, removed");
+                return;
+            }
+        }
+    }
+
+    async fn flush(&self, group: &AggrGroup) {
+        let now = self.clock.now();
+        let snapshot = group.snapshot(now);
+        if snapshot.alerts.is_empty() {
+            return;
+        }
+        let span = tracing::debug_span!("flush", group_key = %group.key, receiver = %group.opts.receiver, alerts = snapshot.alerts.len());
+        let _enter = span.enter();
+        let ctx = Arc::new(FlushContext {
+            receiver: group.opts.receiver.clone(),
+            group_key: group.key.clone(),
+            group_labels: group.labels.clone(),
+            external_url: self.external_url.clone(),
+            repeat_interval: group.opts.repeat_interval,
+        });
+        let timeout = group.opts.group_interval.max(MIN_FLUSH_TIMEOUT);
+        let exec = self.pipeline.exec(ctx, Arc::new(snapshot.alerts), now);
+        let ok = match tokio::time::timeout(timeout, exec).await {
+            Ok(ok) => ok,
+            Err(_) => {
+                tracing::error!(
+                    ?timeout,
+                    "notification pipeline timed out; retrying at the next group interval"
+                );
+                false
+            }
+        };
+        if ok {
+            group.delete_resolved(&snapshot.resolved);
+        }
+    }
+
+    fn remove_if_empty(&self, route: usize, group: &Arc<AggrGroup>) -> bool {
+        let mut groups = self.groups();
+        if !group.is_empty() {
+            return false;
+        }
+        groups.remove(&(route, group.labels.clone()));
+        true
+    }
+
+    /// Group keys and alert counts, for tests and later for `/api/v2/alerts/groups`.
+    #[cfg(test)]
+    pub fn group_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self.groups().values().map(|g| g.key.clone()).collect();
+        keys.sort();
+        keys
+    }
+}

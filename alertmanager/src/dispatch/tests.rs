@@ -1,0 +1,228 @@
+//! Dispatcher timing and routing on tokio's paused clock, with a recording integration:
+//! group_wait, group_interval ticks, repeat_interval, resolved handling, `continue`, retries.
+
+use crate::notify::test_support::{recording_pipeline, Calls};
+use crate::notify::NotifyAlert;
+use crate::{Alertmanager, AlertmanagerConfig, AlertmanagerOptions, PostableAlert};
+use model::Labels;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::sleep;
+use tokio_util::sync::CancellationToken;
+
+struct Harness {
+    am: Arc<Alertmanager>,
+    calls: Arc<Calls>,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Harness {
+    fn start(config: &str, receivers: &[&str], send_resolved: bool) -> Harness {
+        let config = AlertmanagerConfig::parse(config).unwrap();
+        let calls = Arc::new(Calls::default());
+        let c = Arc::clone(&calls);
+        let am = Arc::new(Alertmanager::with_pipeline(
+            config,
+            AlertmanagerOptions {
+                external_url: "http://am".into(),
+            },
+            |_| recording_pipeline(receivers, send_resolved, &c),
+        ));
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(Arc::clone(&am).run(shutdown.clone()));
+        Harness {
+            am,
+            calls,
+            shutdown,
+            task,
+        }
+    }
+
+    /// Posts an alert that started `age` ago and ends `ends_in` from now (negative: resolved).
+    fn post(&self, pairs: &[(&str, &str)], age: Duration, ends_in: chrono::Duration) {
+        let now = self.am.now();
+        self.am.put_alerts(vec![PostableAlert {
+            labels: Labels::from_pairs(pairs.iter().copied()),
+            annotations: Labels::empty(),
+            starts_at: Some(now - chrono::Duration::from_std(age).unwrap()),
+            ends_at: Some(now + ends_in),
+            generator_url: String::new(),
+        }]);
+    }
+
+    fn firing(&self, pairs: &[(&str, &str)]) {
+        self.post(pairs, Duration::ZERO, chrono::Duration::hours(24));
+    }
+
+    fn resolve(&self, pairs: &[(&str, &str)]) {
+        self.post(pairs, Duration::from_secs(600), chrono::Duration::zero());
+    }
+
+    fn sent(&self) -> Vec<(String, Vec<NotifyAlert>)> {
+        self.calls.sent.lock().unwrap().clone()
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.unwrap();
+    }
+}
+
+const DEFAULTS: &str = "route:\n  receiver: r\n  group_by: [alertname]\nreceivers:\n- name: r\n";
+
+fn names(alerts: &[NotifyAlert]) -> Vec<(String, bool)> {
+    alerts
+        .iter()
+        .map(|a| (a.labels.get("i").unwrap_or("").to_string(), a.is_resolved()))
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn group_wait_interval_resolve_and_repeat() {
+    let h = Harness::start(DEFAULTS, &["r"], true);
+    h.firing(&[("alertname", "A"), ("i", "1")]);
+    sleep(Duration::from_secs(29)).await;
+    assert!(h.sent().is_empty(), "waits group_wait (30s)");
+    sleep(Duration::from_secs(2)).await;
+    let sent = h.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, "{}:{alertname=\"A\"}");
+    assert_eq!(names(&sent[0].1), vec![("1".into(), false)]);
+
+    // A second alert joins at 1m and is notified on the next tick (30s + 5m), not before.
+    sleep(Duration::from_secs(29)).await;
+    h.firing(&[("alertname", "A"), ("i", "2")]);
+    sleep(Duration::from_secs(4 * 60 + 28)).await;
+    assert_eq!(h.sent().len(), 1);
+    sleep(Duration::from_secs(3)).await;
+    let sent = h.sent();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(
+        names(&sent[1].1),
+        vec![("1".into(), false), ("2".into(), false)]
+    );
+
+    // Nothing changed: the 10m30s tick sends nothing.
+    sleep(Duration::from_secs(5 * 60)).await;
+    assert_eq!(h.sent().len(), 2);
+
+    // Resolving 1 is notified on the next tick, then 1 leaves the group.
+    h.resolve(&[("alertname", "A"), ("i", "1")]);
+    sleep(Duration::from_secs(5 * 60)).await;
+    let sent = h.sent();
+    assert_eq!(sent.len(), 3);
+    assert_eq!(
+        names(&sent[2].1),
+        vec![("1".into(), true), ("2".into(), false)]
+    );
+    let resolved = &sent[2].1[0];
+    assert!(resolved.ends_at.is_some());
+    assert!(
+        sent[2].1[1].ends_at.is_none(),
+        "firing alerts carry no endsAt"
+    );
+
+    // repeat_interval (4h) is checked on ticks only: the first tick after 15m30s + 4h.
+    sleep(Duration::from_secs(4 * 3600)).await;
+    assert_eq!(h.sent().len(), 3);
+    sleep(Duration::from_secs(5 * 60)).await;
+    let sent = h.sent();
+    assert_eq!(sent.len(), 4);
+    assert_eq!(names(&sent[3].1), vec![("2".into(), false)]);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn old_alert_flushes_at_once() {
+    let h = Harness::start(DEFAULTS, &["r"], true);
+    h.post(
+        &[("alertname", "Old")],
+        Duration::from_secs(120),
+        chrono::Duration::hours(1),
+    );
+    sleep(Duration::from_millis(10)).await;
+    assert_eq!(h.sent().len(), 1, "older than group_wait: no waiting");
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn all_resolved_group_is_notified_once_then_removed() {
+    let h = Harness::start(DEFAULTS, &["r"], true);
+    h.firing(&[("alertname", "A")]);
+    sleep(Duration::from_secs(31)).await;
+    h.resolve(&[("alertname", "A")]);
+    sleep(Duration::from_secs(5 * 60)).await;
+    let sent = h.sent();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(names(&sent[1].1), vec![(String::new(), true)]);
+    assert!(h.am.group_keys().is_empty(), "empty group removed");
+    sleep(Duration::from_secs(30 * 60)).await;
+    assert_eq!(h.sent().len(), 2);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn send_resolved_false_skips_resolved_alerts() {
+    let h = Harness::start(DEFAULTS, &["r"], false);
+    h.firing(&[("alertname", "A"), ("i", "1")]);
+    h.firing(&[("alertname", "A"), ("i", "2")]);
+    sleep(Duration::from_secs(31)).await;
+    assert_eq!(h.sent().len(), 1);
+    h.resolve(&[("alertname", "A"), ("i", "1")]);
+    sleep(Duration::from_secs(5 * 60)).await;
+    assert_eq!(h.sent().len(), 1, "only a resolved alert changed");
+    h.resolve(&[("alertname", "A"), ("i", "2")]);
+    sleep(Duration::from_secs(5 * 60)).await;
+    assert_eq!(h.sent().len(), 1, "all resolved: logged, nothing sent");
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn continue_routes_to_several_groups() {
+    let config = std::fs::read_to_string(
+        "/work/shared/reference/alertmanager-captures/inputs/alertmanager.yml",
+    )
+    .unwrap();
+    let h = Harness::start(&config, &["webhook", "slack", "errors"], true);
+    h.firing(&[
+        ("alertname", "KubePodCrashLooping"),
+        ("severity", "critical"),
+    ]);
+    h.firing(&[
+        ("alertname", "KubePodCrashLooping"),
+        ("severity", "warning"),
+    ]);
+    h.firing(&[("alertname", "Boom"), ("demo", "errors")]);
+    sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        h.am.group_keys(),
+        vec![
+            "{}/{demo=\"errors\"}:{alertname=\"Boom\"}",
+            "{}/{severity=~\".+\"}:{alertname=\"KubePodCrashLooping\"}",
+            "{}/{severity=~\"critical|warning\"}:{alertname=\"KubePodCrashLooping\"}",
+        ]
+    );
+    let sent = h.sent();
+    assert_eq!(sent.len(), 3);
+    let webhook = sent
+        .iter()
+        .find(|(k, _)| k.starts_with("{}/{severity=~\".+\"}"))
+        .unwrap();
+    assert_eq!(webhook.1.len(), 2, "both severities grouped by alertname");
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn retryable_failures_are_retried_within_the_flush() {
+    let h = Harness::start(DEFAULTS, &["r"], true);
+    h.calls
+        .fail_next
+        .store(2, std::sync::atomic::Ordering::SeqCst);
+    h.firing(&[("alertname", "A")]);
+    sleep(Duration::from_secs(30 + 3)).await;
+    assert_eq!(h.sent().len(), 1, "third attempt succeeded");
+    sleep(Duration::from_secs(5 * 60)).await;
+    assert_eq!(h.sent().len(), 1, "logged as sent: no duplicate");
+    h.stop().await;
+}

@@ -1,0 +1,77 @@
+//! The crate's error type: everything that can go wrong loading rule files and Alertmanager
+//! configs. Runtime failures (a query that fails, a webhook that answers 500) are logged and
+//! retried where they happen, never returned to the caller of `run`.
+
+use std::path::PathBuf;
+
+/// Why a rule file or an Alertmanager config was refused.
+#[derive(thiserror::Error, Debug)]
+pub enum Error {
+    /// A file could not be read.
+    #[error("reading {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A rule file is not valid YAML or has a key Prometheus does not know.
+    #[error("{file}: {source}")]
+    RuleFileYaml {
+        file: String,
+        #[source]
+        source: serde_yaml::Error,
+    },
+
+    /// A rule group or rule breaks one of Prometheus's validation rules.
+    #[error("{file}: group {group:?}{}: {message}", rule_suffix(.rule_index, .rule_name))]
+    InvalidRule {
+        file: String,
+        group: String,
+        /// Zero-based position of the rule in its group, when a single rule is at fault.
+        rule_index: Option<usize>,
+        /// The rule's `alert` or `record` name, when it has one.
+        rule_name: Option<String>,
+        message: String,
+    },
+
+    /// The Alertmanager config is not valid YAML or has a key Alertmanager does not know.
+    #[error("alertmanager config: {0}")]
+    ConfigYaml(#[source] serde_yaml::Error),
+
+    /// The Alertmanager config parsed but is inconsistent (an undefined receiver, a bad matcher…).
+    #[error("alertmanager config: {0}")]
+    InvalidConfig(String),
+
+    /// The Alertmanager config uses a feature this build cannot run at all.
+    #[error("alertmanager config: {what} is not supported by Vigil")]
+    Unsupported { what: String },
+}
+
+fn rule_suffix(index: &Option<usize>, name: &Option<String>) -> String {
+    match (index, name) {
+        (Some(i), Some(n)) => format!(", rule {} {n:?}", i + 1),
+        (Some(i), None) => format!(", rule {}", i + 1),
+        (None, _) => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_rule_names_file_group_and_rule() {
+        let e = Error::InvalidRule {
+            file: "rules.yml".into(),
+            group: "demo".into(),
+            rule_index: Some(1),
+            rule_name: Some("Down".into()),
+            message: "field 'expr' must be set in rule".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            r#"rules.yml: group "demo", rule 2 "Down": field 'expr' must be set in rule"#
+        );
+    }
+}

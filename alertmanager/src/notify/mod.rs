@@ -1,0 +1,345 @@
+//! The notification pipeline a group flush runs for its receiver: per integration, dedup against
+//! the notification log, drop resolved alerts the integration does not want, send with retries
+//! (exponential backoff, retryable errors only), and log success. Integrations run concurrently;
+//! the flush succeeds only if every one did.
+//!
+//! Inhibition, time intervals and silences are pipeline stages that come before these in
+//! Alertmanager; they arrive in later slices.
+
+mod data;
+mod nflog;
+mod webhook;
+
+use crate::config::AlertmanagerConfig;
+use chrono::{DateTime, Utc};
+use model::Labels;
+use nflog::LogKey;
+pub(crate) use nflog::NotificationLog;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinSet;
+use webhook::WebhookNotifier;
+
+/// First retry delay (cenkalti/backoff's default, which Alertmanager uses).
+const BACKOFF_INITIAL: Duration = Duration::from_millis(500);
+/// Growth of the delay per attempt.
+const BACKOFF_MULTIPLIER: f64 = 1.5;
+/// Cap of the delay between two attempts.
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+/// An alert as a flush hands it to integrations: `ends_at` is `None` unless resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct NotifyAlert {
+    pub labels: Labels,
+    pub annotations: Labels,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub generator_url: String,
+    pub fingerprint: u64,
+}
+
+impl NotifyAlert {
+    pub fn is_resolved(&self) -> bool {
+        self.ends_at.is_some()
+    }
+}
+
+/// What integrations know about the flush besides the alerts.
+#[derive(Clone, Debug)]
+pub(crate) struct FlushContext {
+    pub receiver: String,
+    pub group_key: String,
+    pub group_labels: Labels,
+    pub external_url: String,
+    pub repeat_interval: Duration,
+}
+
+/// A failed send, and whether trying again may help.
+#[derive(Debug)]
+pub(crate) struct NotifyError {
+    pub message: String,
+    pub retryable: bool,
+}
+
+impl NotifyError {
+    pub fn retryable(message: String) -> Self {
+        NotifyError {
+            message,
+            retryable: true,
+        }
+    }
+    pub fn permanent(message: String) -> Self {
+        NotifyError {
+            message,
+            retryable: false,
+        }
+    }
+}
+
+/// The integrations this build can send with.
+#[derive(Debug)]
+pub(crate) enum Notifier {
+    Webhook(Box<WebhookNotifier>),
+    #[cfg(test)]
+    Recorder(test_support::Recorder),
+}
+
+impl Notifier {
+    fn send_resolved(&self) -> bool {
+        match self {
+            Notifier::Webhook(w) => w.send_resolved(),
+            #[cfg(test)]
+            Notifier::Recorder(r) => r.send_resolved,
+        }
+    }
+
+    async fn notify(&self, ctx: &FlushContext, alerts: &[NotifyAlert]) -> Result<(), NotifyError> {
+        match self {
+            Notifier::Webhook(w) => w.notify(ctx, alerts).await,
+            #[cfg(test)]
+            Notifier::Recorder(r) => r.notify(ctx, alerts),
+        }
+    }
+}
+
+/// One integration of a receiver, named as the notification log keys it.
+#[derive(Debug)]
+pub(crate) struct Integration {
+    pub name: &'static str,
+    pub index: usize,
+    pub notifier: Notifier,
+}
+
+/// The receivers' integrations and the notification log.
+#[derive(Debug)]
+pub(crate) struct Pipeline {
+    receivers: HashMap<String, Vec<Arc<Integration>>>,
+    nflog: Arc<NotificationLog>,
+}
+
+impl Pipeline {
+    pub fn build(config: &AlertmanagerConfig) -> Pipeline {
+        let global_http = config.global.http_config.as_ref();
+        let receivers = config
+            .receivers
+            .iter()
+            .map(|r| {
+                let integrations = r
+                    .webhook_configs
+                    .iter()
+                    .enumerate()
+                    .map(|(index, w)| {
+                        let webhook = WebhookNotifier::new(w.clone(), global_http);
+                        Arc::new(Integration {
+                            name: "webhook",
+                            index,
+                            notifier: Notifier::Webhook(Box::new(webhook)),
+                        })
+                    })
+                    .collect();
+                (r.name.clone(), integrations)
+            })
+            .collect();
+        Pipeline::from_receivers(receivers)
+    }
+
+    pub fn from_receivers(receivers: HashMap<String, Vec<Arc<Integration>>>) -> Pipeline {
+        Pipeline {
+            receivers,
+            nflog: Arc::new(NotificationLog::default()),
+        }
+    }
+
+    pub fn nflog(&self) -> &NotificationLog {
+        &self.nflog
+    }
+
+    /// Runs every integration of `ctx.receiver` on `alerts`; true when all succeeded.
+    pub async fn exec(
+        &self,
+        ctx: Arc<FlushContext>,
+        alerts: Arc<Vec<NotifyAlert>>,
+        now: DateTime<Utc>,
+    ) -> bool {
+        let Some(integrations) = self.receivers.get(&ctx.receiver) else {
+            tracing::error!(receiver = %ctx.receiver, "no such receiver");
+            return false;
+        };
+        let mut tasks = JoinSet::new();
+        for integration in integrations {
+            tasks.spawn(run_integration(
+                Arc::clone(integration),
+                Arc::clone(&ctx),
+                Arc::clone(&alerts),
+                Arc::clone(&self.nflog),
+                now,
+            ));
+        }
+        let mut all_ok = true;
+        while let Some(result) = tasks.join_next().await {
+            all_ok &= result.unwrap_or(false);
+        }
+        all_ok
+    }
+}
+
+/// Dedup → filter → retry → log, for one integration.
+async fn run_integration(
+    integration: Arc<Integration>,
+    ctx: Arc<FlushContext>,
+    alerts: Arc<Vec<NotifyAlert>>,
+    nflog: Arc<NotificationLog>,
+    now: DateTime<Utc>,
+) -> bool {
+    let send_resolved = integration.notifier.send_resolved();
+    let (resolved, firing): (Vec<&NotifyAlert>, Vec<&NotifyAlert>) =
+        alerts.iter().partition(|a| a.is_resolved());
+    let firing_set: BTreeSet<u64> = firing.iter().map(|a| a.fingerprint).collect();
+    let resolved_set: BTreeSet<u64> = resolved.iter().map(|a| a.fingerprint).collect();
+    let key = LogKey {
+        group_key: ctx.group_key.clone(),
+        receiver: ctx.receiver.clone(),
+        integration: integration.name,
+        index: integration.index,
+    };
+    if !nflog.needs_update(
+        &key,
+        &firing_set,
+        &resolved_set,
+        send_resolved,
+        ctx.repeat_interval,
+        now,
+    ) {
+        return true;
+    }
+    let to_send: Vec<NotifyAlert> = if send_resolved {
+        alerts.to_vec()
+    } else {
+        firing.into_iter().cloned().collect()
+    };
+    // Nothing the integration wants to hear: count it as sent so the log moves on.
+    if !to_send.is_empty() {
+        if let Err(error) = send_with_retry(&integration, &ctx, &to_send).await {
+            tracing::error!(
+                receiver = %ctx.receiver,
+                integration = integration.name,
+                index = integration.index,
+                group_key = %ctx.group_key,
+                error = %error.message,
+                "notify failed"
+            );
+            return false;
+        }
+    }
+    nflog.log(key, firing_set, resolved_set, ctx.repeat_interval, now);
+    true
+}
+
+async fn send_with_retry(
+    integration: &Integration,
+    ctx: &FlushContext,
+    alerts: &[NotifyAlert],
+) -> Result<(), NotifyError> {
+    let mut delay = BACKOFF_INITIAL;
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
+        match integration.notifier.notify(ctx, alerts).await {
+            Ok(()) => {
+                tracing::debug!(receiver = %ctx.receiver, integration = integration.name, attempts, "notify success");
+                return Ok(());
+            }
+            Err(e) if e.retryable => {
+                tracing::warn!(
+                    receiver = %ctx.receiver,
+                    integration = integration.name,
+                    attempts,
+                    error = %e.message,
+                    "notify attempt failed, will retry"
+                );
+                tokio::time::sleep(jittered(delay)).await;
+                delay = delay.mul_f64(BACKOFF_MULTIPLIER).min(BACKOFF_MAX);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// `delay` ± 50%, so many groups failing together do not retry in lockstep.
+fn jittered(delay: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let factor = 0.5 + (random % 1_000_000) as f64 / 1_000_000.0;
+    delay.mul_f64(factor)
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    //! A recording integration for dispatcher tests: keeps every call, fails on demand.
+
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    #[derive(Debug, Default)]
+    pub struct Calls {
+        pub sent: Mutex<Vec<(String, Vec<NotifyAlert>)>>,
+        /// How many of the next calls fail with a retryable error.
+        pub fail_next: AtomicUsize,
+    }
+
+    #[derive(Debug)]
+    pub struct Recorder {
+        pub send_resolved: bool,
+        pub calls: Arc<Calls>,
+    }
+
+    impl Recorder {
+        pub fn notify(
+            &self,
+            ctx: &FlushContext,
+            alerts: &[NotifyAlert],
+        ) -> Result<(), NotifyError> {
+            let fail = self
+                .calls
+                .fail_next
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+            if fail {
+                return Err(NotifyError::retryable("injected failure".into()));
+            }
+            self.calls
+                .sent
+                .lock()
+                .unwrap()
+                .push((ctx.group_key.clone(), alerts.to_vec()));
+            Ok(())
+        }
+    }
+
+    /// A pipeline whose every receiver has one recording integration sharing `calls`.
+    pub fn recording_pipeline(
+        receivers: &[&str],
+        send_resolved: bool,
+        calls: &Arc<Calls>,
+    ) -> Pipeline {
+        let map = receivers
+            .iter()
+            .map(|name| {
+                let integration = Arc::new(Integration {
+                    name: "recorder",
+                    index: 0,
+                    notifier: Notifier::Recorder(Recorder {
+                        send_resolved,
+                        calls: Arc::clone(calls),
+                    }),
+                });
+                (name.to_string(), vec![integration])
+            })
+            .collect();
+        Pipeline::from_receivers(map)
+    }
+}

@@ -1,0 +1,281 @@
+//! The rule manager: owns every group's rule state, evaluates groups on their interval (phase
+//! spread by a hash of the group, as Prometheus does) and hands due alerts to an [`AlertSink`].
+
+use super::eval::{ActiveAlert, AlertingState, EvalContext, RecordingState};
+use super::file::{Rule, RuleGroup};
+use super::QueryFn;
+use crate::alert::PostableAlert;
+use crate::clock::Clock;
+use crate::goformat::query_escape;
+use chrono::{TimeZone, Utc};
+use model::{Appender, Labels};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Prometheus's `global.evaluation_interval` default.
+pub const DEFAULT_EVALUATION_INTERVAL: Duration = Duration::from_secs(60);
+/// Prometheus's `--rules.alert.resend-delay` default.
+pub const DEFAULT_RESEND_DELAY: Duration = Duration::from_secs(60);
+
+/// Where evaluated alerts go: the in-process Alertmanager, or later a remote one.
+pub trait AlertSink: Send + Sync {
+    /// Delivers alerts that are firing or recently resolved; must not block for long.
+    fn send(&self, alerts: Vec<PostableAlert>);
+}
+
+/// Settings the rule manager takes from the server's flags and config.
+#[derive(Clone, Debug)]
+pub struct RuleManagerOptions {
+    /// The interval of groups that set none (`global.evaluation_interval`, default 1m).
+    pub evaluation_interval: Duration,
+    /// The server's external URL, used in `generatorURL` and `$externalURL`.
+    pub external_url: String,
+    /// Minimum time between two sends of an unchanged firing alert (default 1m).
+    pub resend_delay: Duration,
+    /// `global.external_labels`: visible to templates, and added to sent alerts that lack them.
+    pub external_labels: Labels,
+}
+
+impl Default for RuleManagerOptions {
+    fn default() -> Self {
+        RuleManagerOptions {
+            evaluation_interval: DEFAULT_EVALUATION_INTERVAL,
+            external_url: String::new(),
+            resend_delay: DEFAULT_RESEND_DELAY,
+            external_labels: Labels::empty(),
+        }
+    }
+}
+
+enum RuleState {
+    Alerting(AlertingState),
+    Recording(RecordingState),
+}
+
+struct GroupRuntime {
+    def: RuleGroup,
+    interval: Duration,
+    state: Mutex<Vec<RuleState>>,
+}
+
+/// Evaluates rule groups and sends their alerts.
+pub struct RuleManager {
+    groups: Vec<GroupRuntime>,
+    query: QueryFn,
+    appender: Arc<dyn Appender>,
+    sink: Arc<dyn AlertSink>,
+    opts: RuleManagerOptions,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for RuleManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuleManager")
+            .field(
+                "groups",
+                &self.groups.iter().map(|g| &g.def.name).collect::<Vec<_>>(),
+            )
+            .field("opts", &self.opts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RuleManager {
+    pub fn new(
+        groups: Vec<RuleGroup>,
+        query: QueryFn,
+        appender: Arc<dyn Appender>,
+        sink: Arc<dyn AlertSink>,
+        opts: RuleManagerOptions,
+    ) -> Self {
+        let groups = groups
+            .into_iter()
+            .map(|def| {
+                let state = def
+                    .rules
+                    .iter()
+                    .map(|r| match r {
+                        Rule::Alerting(_) => RuleState::Alerting(AlertingState::default()),
+                        Rule::Recording(_) => RuleState::Recording(RecordingState::default()),
+                    })
+                    .collect();
+                GroupRuntime {
+                    interval: def.interval.unwrap_or(opts.evaluation_interval),
+                    def,
+                    state: Mutex::new(state),
+                }
+            })
+            .collect();
+        RuleManager {
+            groups,
+            query,
+            appender,
+            sink,
+            opts,
+            clock: Clock::new(),
+        }
+    }
+
+    /// The groups, in load order; `eval_group_at` takes an index into this.
+    pub fn groups(&self) -> impl Iterator<Item = &RuleGroup> {
+        self.groups.iter().map(|g| &g.def)
+    }
+
+    /// Evaluates every group on its interval until `shutdown`.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let tracker = TaskTracker::new();
+        for index in 0..self.groups.len() {
+            let me = Arc::clone(&self);
+            let token = shutdown.clone();
+            tracker.spawn(async move { me.run_group(index, token).await });
+        }
+        tracker.close();
+        tracker.wait().await;
+    }
+
+    async fn run_group(self: Arc<Self>, index: usize, shutdown: CancellationToken) {
+        let Some(group) = self.groups.get(index) else {
+            return;
+        };
+        let interval_ms = (group.interval.as_millis() as i64).max(1);
+        let offset_ms = (group_hash(&group.def) % interval_ms as u64) as i64;
+        // The first evaluation lands on the group's phase, so restarts keep the same timestamps.
+        let now = self.clock.now_ms();
+        let next = aligned_eval_time(now, interval_ms, offset_ms) + interval_ms;
+        let start = tokio::time::Instant::now() + Duration::from_millis((next - now).max(0) as u64);
+        let mut ticker = tokio::time::interval_at(start, group.interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = shutdown.cancelled() => return,
+            }
+            let ts = aligned_eval_time(self.clock.now_ms(), interval_ms, offset_ms);
+            let me = Arc::clone(&self);
+            // Queries are synchronous and may be slow: keep them off the async workers.
+            if let Err(err) = tokio::task::spawn_blocking(move || me.eval_group_at(index, ts)).await
+            {
+                tracing::error!(group = %group.def.name, error = %err, "rule group evaluation panicked");
+            }
+        }
+    }
+
+    /// Evaluates group `group` once at `now_ms`: every rule in order, at the same timestamp,
+    /// then sends the alerts that are due.
+    pub fn eval_group_at(&self, group: usize, now_ms: i64) {
+        let Some(g) = self.groups.get(group) else {
+            tracing::warn!(group, "no such rule group");
+            return;
+        };
+        let span = tracing::debug_span!("rule_group_eval", group = %g.def.name, file = %g.def.file, ts = now_ms);
+        let _enter = span.enter();
+        let ctx = EvalContext {
+            ts_ms: now_ms,
+            query_ts_ms: now_ms - g.def.query_offset.as_millis() as i64,
+            query: &self.query,
+            external_labels: &self.opts.external_labels,
+            external_url: &self.opts.external_url,
+            limit: g.def.limit,
+        };
+        let resend_ms = self.opts.resend_delay.as_millis() as i64;
+        let interval_ms = g.interval.as_millis() as i64;
+        let mut to_send = Vec::new();
+        {
+            let mut states = match g.state.lock() {
+                Ok(s) => s,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            for (rule, state) in g.def.rules.iter().zip(states.iter_mut()) {
+                match (rule, state) {
+                    (Rule::Alerting(r), RuleState::Alerting(s)) => {
+                        if let Err(error) = s.eval(r, &ctx) {
+                            tracing::warn!(rule = %r.name, %error, "alerting rule evaluation failed");
+                            continue;
+                        }
+                        to_send.extend(
+                            s.take_due(now_ms, resend_ms, interval_ms)
+                                .into_iter()
+                                .map(|a| self.postable(&r.expr, a)),
+                        );
+                    }
+                    (Rule::Recording(r), RuleState::Recording(s)) => {
+                        if let Err(error) = s.eval(r, &ctx, self.appender.as_ref()) {
+                            tracing::warn!(rule = %r.name, %error, "recording rule evaluation failed");
+                        }
+                    }
+                    // States are built from the rules in `new`, so kinds always line up.
+                    _ => {}
+                }
+            }
+        }
+        if !to_send.is_empty() {
+            self.sink.send(to_send);
+        }
+    }
+
+    /// Pending and firing alerts of every alerting rule.
+    pub fn active_alerts(&self) -> Vec<ActiveAlert> {
+        let mut out = Vec::new();
+        for g in &self.groups {
+            let states = match g.state.lock() {
+                Ok(s) => s,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            for (rule, state) in g.def.rules.iter().zip(states.iter()) {
+                if let (Rule::Alerting(r), RuleState::Alerting(s)) = (rule, state) {
+                    out.extend(s.active(&r.name));
+                }
+            }
+        }
+        out
+    }
+
+    /// Prometheus's `SendAlerts` conversion: starts at FiredAt, ends at ResolvedAt or
+    /// ValidUntil, external labels added where the alert lacks them.
+    fn postable(&self, expr: &str, a: super::eval::AlertInstance) -> PostableAlert {
+        let time = |ms: i64| Utc.timestamp_millis_opt(ms).single();
+        let mut labels = a.labels;
+        for l in &self.opts.external_labels {
+            if labels.get(&l.name).is_none() {
+                labels = labels.with(&l.name, &l.value);
+            }
+        }
+        PostableAlert {
+            labels,
+            annotations: a.annotations,
+            starts_at: a.fired_at.and_then(time),
+            ends_at: time(a.resolved_at.unwrap_or(a.valid_until)),
+            generator_url: format!(
+                "{}/graph?g0.expr={}&g0.tab=1",
+                self.opts.external_url,
+                query_escape(expr)
+            ),
+        }
+    }
+}
+
+/// Prometheus's `EvalTimestamp`: the latest slot `base + offset` not after `now`.
+fn aligned_eval_time(now_ms: i64, interval_ms: i64, offset_ms: i64) -> i64 {
+    let adjusted = now_ms - offset_ms;
+    adjusted - adjusted.rem_euclid(interval_ms) + offset_ms
+}
+
+/// A stable hash of the group's identity (FNV-1a over name and file), spreading groups' phases.
+fn group_hash(g: &RuleGroup) -> u64 {
+    let key = Labels::from_pairs([("name", g.name.as_str()), ("file", g.file.as_str())]);
+    crate::alert::fingerprint(&key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eval_time_is_aligned_to_the_group_phase() {
+        assert_eq!(aligned_eval_time(10_500, 1_000, 568), 10_568 - 1_000);
+        assert_eq!(aligned_eval_time(10_568, 1_000, 568), 10_568);
+        assert_eq!(aligned_eval_time(60_000, 60_000, 0), 60_000);
+    }
+}

@@ -1,0 +1,25 @@
+//! Prometheus rules: rule files ([`file`]), the template expander for labels and annotations
+//! ([`template`]), the per-rule state machines ([`eval`]) and the manager that runs groups on
+//! their interval ([`manager`]).
+//!
+//! *API Boundary*: rules see the query engine only through [`QueryFn`] and storage only through
+//! `model::Appender`; this crate never imports `promql` or `tsdb`.
+
+mod eval;
+mod file;
+mod manager;
+mod template;
+
+#[cfg(test)]
+mod eval_tests;
+
+pub use eval::{ActiveAlert, AlertState, RESOLVED_RETENTION_MS};
+pub use file::{load_rule_files, parse_rule_file, AlertingRule, RecordingRule, Rule, RuleGroup};
+pub use manager::{
+    AlertSink, RuleManager, RuleManagerOptions, DEFAULT_EVALUATION_INTERVAL, DEFAULT_RESEND_DELAY,
+};
+
+/// An instant query at `t_ms` returning an instant vector: how rules see the query engine
+/// (never importing it). The error is the engine's message.
+pub type QueryFn =
+    std::sync::Arc<dyn Fn(&str, i64) -> Result<Vec<(model::Labels, f64)>, String> + Send + Sync>;
