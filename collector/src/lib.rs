@@ -1,1 +1,60 @@
-//! placeholder until this crate's first slice lands
+//! Vigil's agent: collects node metrics and container logs on a Kubernetes node and ships
+//! them to a Vigil server (or anything that speaks Prometheus remote write and Loki push).
+//!
+//! The agent is a set of components wired by channels, each built from a config struct and
+//! run as a task that takes a shutdown signal (Vector's source/sink model):
+//!
+//! ```text
+//!  NodeSource ──MetricBatch──▶ RemoteWriteSink ──remote write 1.0──▶ /api/v1/write
+//!  Tailer ──────LogBatch─────▶ LokiSink ─────────Loki push─────────▶ /loki/api/v1/push
+//!     ▲                           │
+//!     └──── acked Positions ◀─────┘   (checkpoints advance only after a 2xx)
+//! ```
+//!
+//! - [`NodeConfig`] → [`NodeSource`]: node_exporter's `cpu`, `meminfo`, `loadavg` and
+//!   `netdev` collectors over a procfs root, with node_exporter's names and HELP texts.
+//! - [`TailConfig`] → [`Tailer`]: container logs under `/var/log/pods` (CRI format, partial
+//!   lines joined) and plain files from globs, followed by inode through truncation and
+//!   replacement, with checkpoints in `positions.json`.
+//! - [`RemoteWriteConfig`] → [`RemoteWriteSink`] and [`LokiConfig`] → [`LokiSink`]: batching,
+//!   snappy-compressed protobuf, retries with backoff on network errors, 5xx and 429.
+//! - [`run_agent`] wires them from one [`AgentConfig`] and stops them in order on shutdown.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), collector::Error> {
+//! use collector::{run_agent, AgentConfig};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! let mut cfg = AgentConfig::new(
+//!     "http://vigil:9090/api/v1/write",
+//!     "http://vigil:9090/loki/api/v1/push",
+//! );
+//! cfg.node_name = "node-1".into();
+//! cfg.log_files = vec!["/var/log/*.log".into()];
+//! run_agent(cfg, CancellationToken::new()).await
+//! # }
+//! ```
+
+mod agent;
+mod error;
+mod family;
+mod node;
+mod ship;
+mod tail;
+
+pub use agent::{run_agent, AgentConfig, DEFAULT_STATE_PATH, SHUTDOWN_FLUSH_TIMEOUT};
+pub use error::Error;
+pub use node::{
+    NodeConfig, NodeSource, DEFAULT_JOB, DEFAULT_NETDEV_EXCLUDE, DEFAULT_PROCFS,
+    DEFAULT_SCRAPE_INTERVAL,
+};
+pub use ship::{
+    Backoff, LogBatch, LokiConfig, LokiSink, MetricBatch, RemoteWriteConfig, RemoteWriteSink,
+    SinkStats, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_WAIT, DEFAULT_MAX_BACKOFF,
+    DEFAULT_MAX_SAMPLES_PER_SEND, DEFAULT_METADATA_INTERVAL, DEFAULT_MIN_BACKOFF,
+    DEFAULT_QUEUE_CAPACITY, DEFAULT_REQUEST_TIMEOUT, MAX_RETRY_AFTER, USER_AGENT,
+};
+pub use tail::{
+    expand_glob, Position, TailConfig, Tailer, DEFAULT_PODS_PATH, DEFAULT_RESCAN_INTERVAL,
+    PLAIN_FILE_JOB, POSITIONS_FILE,
+};

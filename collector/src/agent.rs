@@ -1,0 +1,167 @@
+//! The agent: one [`AgentConfig`] wired into the node collector, the tailer and the two
+//! sinks, run until shutdown and stopped in order.
+//!
+//! Shutdown order: the sources stop (the tailer stops reading, the node collector stops
+//! collecting) and close their output channels; the sinks then flush what they hold; the
+//! tailer records the acknowledgements of that flush and writes its final checkpoint. A
+//! server that does not answer would hold the flush forever, so after
+//! [`SHUTDOWN_FLUSH_TIMEOUT`] the sinks are aborted: unsent metrics are lost (the on-disk
+//! queue is a later step), unacknowledged log lines are read again on the next start.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::node::{NodeConfig, DEFAULT_JOB, DEFAULT_PROCFS, DEFAULT_SCRAPE_INTERVAL};
+use crate::ship::{LokiConfig, RemoteWriteConfig};
+use crate::tail::{TailConfig, DEFAULT_PODS_PATH};
+use crate::Error;
+
+/// Where checkpoints live unless configured.
+pub const DEFAULT_STATE_PATH: &str = "/var/lib/vigil-agent";
+/// How long the sinks may take to flush after shutdown before they are aborted.
+pub const SHUTDOWN_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Batches in flight between a source and its sink. Small: the sinks have their own queues
+/// (remote write) or want back-pressure on the source (Loki).
+const CHANNEL_CAPACITY: usize = 8;
+
+/// Everything the agent needs to run on one node.
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    /// The remote-write receiver, e.g. `http://127.0.0.1:9090/api/v1/write`.
+    pub remote_write_url: String,
+    /// The Loki push endpoint, e.g. `http://127.0.0.1:9090/loki/api/v1/push`.
+    pub logs_push_url: String,
+    /// This node's name: the `node` label of log lines and the `instance` label of node
+    /// metrics. Default: the `NODE_NAME` or `HOSTNAME` environment variable, else `localhost`.
+    pub node_name: String,
+    /// The procfs root; default [`DEFAULT_PROCFS`] (`/proc`).
+    pub procfs: PathBuf,
+    /// kubelet's pod log directory; default [`DEFAULT_PODS_PATH`] (`/var/log/pods`).
+    pub logs_path: PathBuf,
+    /// Plain-file globs such as `/var/log/*.log`; default none.
+    pub log_files: Vec<String>,
+    /// The directory of `positions.json`; default [`DEFAULT_STATE_PATH`].
+    pub state_path: PathBuf,
+    /// Time between node metric collections; default [`DEFAULT_SCRAPE_INTERVAL`] (15 s).
+    pub scrape_interval: Duration,
+    /// The `job` label of node metrics; default [`DEFAULT_JOB`] (`node`).
+    pub job: String,
+}
+
+impl AgentConfig {
+    /// The defaults, shipping to the two given URLs.
+    pub fn new(remote_write_url: impl Into<String>, logs_push_url: impl Into<String>) -> Self {
+        let node_name = ["NODE_NAME", "HOSTNAME"]
+            .iter()
+            .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+            .unwrap_or_else(|| "localhost".to_string());
+        AgentConfig {
+            remote_write_url: remote_write_url.into(),
+            logs_push_url: logs_push_url.into(),
+            node_name,
+            procfs: PathBuf::from(DEFAULT_PROCFS),
+            logs_path: PathBuf::from(DEFAULT_PODS_PATH),
+            log_files: Vec::new(),
+            state_path: PathBuf::from(DEFAULT_STATE_PATH),
+            scrape_interval: DEFAULT_SCRAPE_INTERVAL,
+            job: DEFAULT_JOB.to_string(),
+        }
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        let bad = |field, reason: &str| {
+            Err(Error::Config {
+                field,
+                reason: reason.to_string(),
+            })
+        };
+        if self.node_name.is_empty() {
+            return bad("node_name", "must not be empty");
+        }
+        if self.job.is_empty() {
+            return bad("job", "must not be empty");
+        }
+        if self.scrape_interval.is_zero() {
+            return bad("scrape_interval", "must be positive");
+        }
+        Ok(())
+    }
+}
+
+/// Runs the agent until `shutdown` fires, then flushes (see the module docs). Fails at start
+/// on a bad setting or an unusable state directory; once running, trouble is logged and
+/// retried, and only a panicking component makes it return an error.
+pub async fn run_agent(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Error> {
+    cfg.validate()?;
+    let remote_write = RemoteWriteConfig::new(&cfg.remote_write_url).build()?;
+    let loki = LokiConfig::new(&cfg.logs_push_url).build()?;
+    let node = NodeConfig {
+        procfs: cfg.procfs.clone(),
+        instance: cfg.node_name.clone(),
+        job: cfg.job.clone(),
+        interval: cfg.scrape_interval,
+        ..NodeConfig::new(&cfg.node_name)
+    }
+    .build();
+    let tailer = TailConfig {
+        pods_path: cfg.logs_path.clone(),
+        globs: cfg.log_files.clone(),
+        ..TailConfig::new(&cfg.node_name, &cfg.state_path)
+    }
+    .build()?;
+    tracing::info!(
+        node = %cfg.node_name,
+        remote_write = %cfg.remote_write_url,
+        logs_push = %cfg.logs_push_url,
+        "agent starting"
+    );
+
+    let (metrics_tx, metrics_rx) = mpsc::channel(CHANNEL_CAPACITY);
+    let (logs_tx, logs_rx) = mpsc::channel(CHANNEL_CAPACITY);
+    let (acks_tx, acks_rx) = mpsc::unbounded_channel();
+    let abort = CancellationToken::new();
+
+    let tasks: Vec<(&'static str, JoinHandle<()>)> = vec![
+        ("node", tokio::spawn(node.run(shutdown.clone(), metrics_tx))),
+        (
+            "tailer",
+            tokio::spawn(tailer.run(shutdown.clone(), logs_tx, acks_rx)),
+        ),
+        (
+            "remote_write",
+            tokio::spawn(remote_write.run(metrics_rx, abort.clone())),
+        ),
+        (
+            "loki",
+            tokio::spawn(loki.run(logs_rx, acks_tx, abort.clone())),
+        ),
+    ];
+
+    shutdown.cancelled().await;
+    tracing::info!("agent stopping, flushing");
+    let flush_deadline = tokio::time::sleep(SHUTDOWN_FLUSH_TIMEOUT);
+    tokio::pin!(flush_deadline);
+    let mut result = Ok(());
+    for (component, mut handle) in tasks {
+        let joined = tokio::select! {
+            joined = &mut handle => joined,
+            _ = &mut flush_deadline, if !abort.is_cancelled() => {
+                tracing::warn!("flush deadline passed, abandoning unsent data");
+                abort.cancel();
+                handle.await
+            }
+        };
+        if let Err(source) = joined {
+            tracing::error!(component, error = %source, "agent component failed");
+            if result.is_ok() {
+                result = Err(Error::Task { component, source });
+            }
+        }
+    }
+    tracing::info!("agent stopped");
+    result
+}

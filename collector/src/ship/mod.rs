@@ -1,0 +1,135 @@
+//! Shipping: the sinks that deliver what the sources produce.
+//!
+//! - [`RemoteWriteSink`] sends [`MetricBatch`]es as Prometheus remote write 1.0 from a bounded
+//!   in-memory queue that drops the oldest samples when the server is away too long.
+//! - [`LokiSink`] sends [`LogBatch`]es as Loki pushes, batched by size and time, and
+//!   acknowledges each batch's file positions only after the server accepted it.
+//! - Both retry through one policy ([`Backoff`], `retry.rs`): network errors, 5xx and 429 are
+//!   retried with backoff and jitter, any other 4xx drops the batch.
+//!
+//! A sink runs until its input channel closes (its sources stopped), flushes what it holds,
+//! and returns; `abort` cuts a flush short when the server does not come back in time.
+
+mod loki;
+mod remote_write;
+mod retry;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+pub use loki::{LogBatch, LokiConfig, LokiSink, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_WAIT};
+pub use remote_write::{
+    MetricBatch, RemoteWriteConfig, RemoteWriteSink, DEFAULT_MAX_SAMPLES_PER_SEND,
+    DEFAULT_METADATA_INTERVAL, DEFAULT_QUEUE_CAPACITY,
+};
+pub use retry::{Backoff, DEFAULT_MAX_BACKOFF, DEFAULT_MIN_BACKOFF, MAX_RETRY_AFTER};
+
+use crate::Error;
+
+/// The `User-Agent` of every request the agent sends.
+pub const USER_AGENT: &str = concat!("vigil-agent/", env!("CARGO_PKG_VERSION"));
+/// How long one HTTP request may take before it counts as a network error and is retried.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Counters a sink keeps about its deliveries; shared with whoever wants to read them.
+#[derive(Debug, Default)]
+pub struct SinkStats {
+    /// Requests the server accepted (2xx).
+    pub delivered_requests: AtomicU64,
+    /// Requests the server rejected for good (4xx other than 429); their data is dropped.
+    pub rejected_requests: AtomicU64,
+    /// Samples dropped from the in-memory queue because it was full (remote write only).
+    pub dropped_samples: AtomicU64,
+    /// Requests abandoned undelivered when the sink was aborted.
+    pub aborted_requests: AtomicU64,
+}
+
+impl SinkStats {
+    fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+fn http_client(timeout: Duration) -> Result<reqwest::Client, Error> {
+    reqwest::Client::builder()
+        .user_agent(USER_AGENT)
+        .timeout(timeout)
+        .build()
+        .map_err(Error::HttpClient)
+}
+
+/// Checks that `url` is an absolute http(s) URL, so a typo fails at start, not at first push.
+fn check_url(field: &'static str, url: &str) -> Result<(), Error> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| Error::Config {
+        field,
+        reason: format!("{url:?}: {e}"),
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(Error::Config {
+            field,
+            reason: format!("{url:?}: scheme must be http or https"),
+        });
+    }
+    Ok(())
+}
+
+/// A local HTTP server for sink tests: answers with scripted statuses (then 204) and records
+/// every request.
+#[cfg(test)]
+pub(crate) mod test_server {
+    use std::sync::{Arc, Mutex};
+
+    use axum::body::Bytes;
+    use axum::extract::State;
+    use axum::http::{HeaderMap, StatusCode};
+
+    #[derive(Clone, Debug)]
+    pub(crate) struct Recorded {
+        pub headers: HeaderMap,
+        pub body: Vec<u8>,
+    }
+
+    #[derive(Default)]
+    struct Shared {
+        script: Mutex<Vec<u16>>,
+        requests: Mutex<Vec<Recorded>>,
+    }
+
+    pub(crate) struct TestServer {
+        pub url: String,
+        shared: Arc<Shared>,
+    }
+
+    impl TestServer {
+        /// Starts a server on 127.0.0.1:0 whose first responses have `statuses`.
+        pub async fn start(statuses: &[u16]) -> TestServer {
+            let shared = Arc::new(Shared {
+                script: Mutex::new(statuses.iter().rev().copied().collect()),
+                requests: Mutex::default(),
+            });
+            let app = axum::Router::new()
+                .fallback(handle)
+                .with_state(shared.clone());
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(async move { axum::serve(listener, app).await });
+            TestServer {
+                url: format!("http://{addr}/push"),
+                shared,
+            }
+        }
+
+        pub fn requests(&self) -> Vec<Recorded> {
+            self.shared.requests.lock().unwrap().clone()
+        }
+    }
+
+    async fn handle(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+        s.requests.lock().unwrap().push(Recorded {
+            headers,
+            body: body.to_vec(),
+        });
+        let status = s.script.lock().unwrap().pop().unwrap_or(204);
+        StatusCode::from_u16(status).unwrap()
+    }
+}

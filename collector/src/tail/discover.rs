@@ -1,0 +1,186 @@
+//! Finding the files to tail: container logs in kubelet's layout
+//! `<pods>/<namespace>_<pod>_<uid>/<container>/<restart>.log`, and plain files matched by
+//! globs, each with the labels its lines will carry.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use model::Labels;
+
+use super::glob;
+
+/// The `job` label of lines from plain files, as Promtail's stock `varlogs` job names them.
+pub const PLAIN_FILE_JOB: &str = "varlogs";
+
+/// How a file's lines are framed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// CRI: timestamp, stream and partial flag before each message.
+    Cri,
+    /// One message per line, stamped with the time it was read.
+    Plain,
+}
+
+/// A file to tail and the labels of its streams.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Target {
+    pub path: PathBuf,
+    pub format: Format,
+    /// `namespace, pod, container, node` for CRI (the line adds `stream`);
+    /// `job, filename, node` for plain files.
+    pub labels: Labels,
+}
+
+/// Every file to tail now, sorted by path. A path found both ways is tailed as a container log.
+pub(crate) fn discover(pods: &Path, globs: &[String], node: &str) -> Vec<Target> {
+    let mut out: BTreeMap<PathBuf, Target> = BTreeMap::new();
+    for pattern in globs {
+        for path in glob::expand(pattern) {
+            let labels = Labels::from_pairs([
+                ("job", PLAIN_FILE_JOB),
+                ("filename", &path.to_string_lossy()),
+                ("node", node),
+            ]);
+            out.insert(
+                path.clone(),
+                Target {
+                    path,
+                    format: Format::Plain,
+                    labels,
+                },
+            );
+        }
+    }
+    for t in container_logs(pods, node) {
+        out.insert(t.path.clone(), t);
+    }
+    out.into_values().collect()
+}
+
+fn container_logs(pods: &Path, node: &str) -> Vec<Target> {
+    let mut out = Vec::new();
+    for pod_dir in read_dirs(pods) {
+        let Some(name) = pod_dir.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let Some((namespace, pod, _uid)) = parse_pod_dir(name) else {
+            continue;
+        };
+        for container_dir in read_dirs(&pod_dir) {
+            let Some(container) = container_dir.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            let Ok(entries) = std::fs::read_dir(&container_dir) else {
+                continue;
+            };
+            for e in entries.filter_map(Result::ok) {
+                let is_current = e.file_name().to_str().is_some_and(is_current_log_name);
+                if !is_current || !e.path().is_file() {
+                    continue;
+                }
+                out.push(Target {
+                    path: e.path(),
+                    format: Format::Cri,
+                    labels: Labels::from_pairs([
+                        ("namespace", namespace),
+                        ("pod", pod),
+                        ("container", container),
+                        ("node", node),
+                    ]),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The subdirectories of `dir`; none when it cannot be read.
+fn read_dirs(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect()
+}
+
+/// Splits a pod directory name `<namespace>_<pod>_<uid>`. Namespaces and pod names are
+/// DNS labels without `_`, but the UID is taken from the right and the namespace from the
+/// left so that a stray `_` lands in the pod name rather than failing the parse.
+pub(crate) fn parse_pod_dir(name: &str) -> Option<(&str, &str, &str)> {
+    let (namespace, rest) = name.split_once('_')?;
+    let (pod, uid) = rest.rsplit_once('_')?;
+    if namespace.is_empty() || pod.is_empty() || uid.is_empty() {
+        return None;
+    }
+    Some((namespace, pod, uid))
+}
+
+/// `<restart count>.log`: the file the runtime writes to. Rotated files (`0.log.20240101-…`,
+/// `.gz`) do not match; following them through rotation is the follower's job.
+fn is_current_log_name(name: &str) -> bool {
+    name.strip_suffix(".log")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pod_dir_names() {
+        assert_eq!(
+            parse_pod_dir("kube-system_coredns-5d78c9869d-abcde_0f1e2d3c-aaaa-bbbb"),
+            Some((
+                "kube-system",
+                "coredns-5d78c9869d-abcde",
+                "0f1e2d3c-aaaa-bbbb"
+            ))
+        );
+        assert_eq!(parse_pod_dir("ns_a_b_uid"), Some(("ns", "a_b", "uid")));
+        assert_eq!(parse_pod_dir("nounderscore"), None);
+        assert_eq!(parse_pod_dir("ns__uid"), None);
+    }
+
+    #[test]
+    fn log_names() {
+        assert!(is_current_log_name("0.log"));
+        assert!(is_current_log_name("12.log"));
+        assert!(!is_current_log_name("0.log.20240101-120000"));
+        assert!(!is_current_log_name("0.log.20240101-120000.gz"));
+        assert!(!is_current_log_name(".log"));
+        assert!(!is_current_log_name("app.log"));
+    }
+
+    #[test]
+    fn discovers_container_logs_and_globbed_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let pods = dir.path().join("pods");
+        let c = pods.join("prod_web-1_uid-1/nginx");
+        std::fs::create_dir_all(&c).unwrap();
+        std::fs::write(c.join("0.log"), "").unwrap();
+        std::fs::write(c.join("0.log.20240101-000000"), "").unwrap();
+        std::fs::create_dir_all(pods.join("not-a-pod-dir/x")).unwrap();
+        std::fs::write(pods.join("not-a-pod-dir/x/0.log"), "").unwrap();
+        let var = dir.path().join("var");
+        std::fs::create_dir_all(&var).unwrap();
+        std::fs::write(var.join("syslog.log"), "").unwrap();
+
+        let globs = vec![format!("{}/*.log", var.display())];
+        let targets = discover(&pods, &globs, "node-1");
+        assert_eq!(targets.len(), 2, "{targets:?}");
+        let cri = targets.iter().find(|t| t.format == Format::Cri).unwrap();
+        assert_eq!(
+            cri.labels.to_string(),
+            r#"{container="nginx", namespace="prod", node="node-1", pod="web-1"}"#
+        );
+        let plain = targets.iter().find(|t| t.format == Format::Plain).unwrap();
+        assert_eq!(plain.labels.get("job"), Some("varlogs"));
+        assert_eq!(
+            plain.labels.get("filename"),
+            Some(var.join("syslog.log").to_str().unwrap())
+        );
+    }
+}

@@ -1,0 +1,257 @@
+//! Tailer tests over temporary directories: CRI joining, appends, truncation, replacement,
+//! plain files, and checkpoints across a restart.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::*;
+
+const TS: &str = "2024-01-02T03:04:05.123456789Z";
+const TS_NS: i64 = 1_704_164_645_123_456_789;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    pods: PathBuf,
+    state: PathBuf,
+    root: PathBuf,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        Fixture {
+            pods: root.join("pods"),
+            state: root.join("state"),
+            root,
+            _dir: dir,
+        }
+    }
+
+    /// The log file of container `c` in pod `prod/web`.
+    fn container_log(&self, c: &str) -> PathBuf {
+        let d = self.pods.join("prod_web_uid-1").join(c);
+        std::fs::create_dir_all(&d).unwrap();
+        d.join("0.log")
+    }
+
+    fn tailer(&self, globs: Vec<String>) -> Tailer {
+        let mut cfg = TailConfig::new("node-1", &self.state);
+        cfg.pods_path = self.pods.clone();
+        cfg.globs = globs;
+        cfg.build().unwrap()
+    }
+}
+
+fn append(path: &Path, text: &[u8]) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    f.write_all(text).unwrap();
+}
+
+/// Runs one poll and returns the batches it sent.
+async fn poll(t: &mut Tailer) -> Vec<LogBatch> {
+    let (tx, mut rx) = mpsc::channel(64);
+    let (_ack_tx, mut ack_rx) = mpsc::unbounded_channel();
+    assert!(t.poll(&CancellationToken::new(), &tx, &mut ack_rx).await);
+    drop(tx);
+    let mut out = Vec::new();
+    while let Some(b) = rx.recv().await {
+        out.push(b);
+    }
+    out
+}
+
+/// `(labels, line)` of every entry, in order.
+fn lines(batches: &[LogBatch]) -> Vec<(String, String)> {
+    batches
+        .iter()
+        .flat_map(|b| &b.streams)
+        .flat_map(|s| {
+            s.entries
+                .iter()
+                .map(|e| (s.labels.to_string(), e.line.clone()))
+        })
+        .collect()
+}
+
+fn last_offset(batches: &[LogBatch]) -> Option<u64> {
+    batches
+        .iter()
+        .flat_map(|b| &b.positions)
+        .last()
+        .map(|p| p.offset)
+}
+
+#[tokio::test]
+async fn cri_partials_are_joined_and_a_partial_last_line_waits() {
+    let fx = Fixture::new();
+    let log = fx.container_log("nginx");
+    let complete =
+        format!("{TS} stdout P hel\n{TS} stderr F oops\n{TS} stdout P lo \n{TS} stdout F world\n");
+    append(&log, format!("{complete}{TS} stdout F wai").as_bytes());
+    let mut t = fx.tailer(Vec::new());
+
+    let got = poll(&mut t).await;
+    let base = r#"container="nginx", namespace="prod", node="node-1", pod="web""#;
+    assert_eq!(
+        lines(&got),
+        [
+            (format!("{{{base}, stream=\"stderr\"}}"), "oops".to_string()),
+            (
+                format!("{{{base}, stream=\"stdout\"}}"),
+                "hello world".to_string()
+            ),
+        ]
+    );
+    let e = &got[0].streams[0].entries[0];
+    assert_eq!(e.ts_ns, TS_NS, "CRI lines keep their own timestamp");
+    assert_eq!(last_offset(&got), Some(complete.len() as u64));
+
+    append(&log, b"ting\n");
+    let got = poll(&mut t).await;
+    assert_eq!(lines(&got)[0].1, "waiting");
+    assert!(poll(&mut t).await.is_empty(), "nothing new, nothing sent");
+}
+
+#[tokio::test]
+async fn the_checkpoint_stays_before_unfinished_partials() {
+    let fx = Fixture::new();
+    let log = fx.container_log("app");
+    let first = format!("{TS} stdout F done\n");
+    append(&log, format!("{first}{TS} stdout P part").as_bytes());
+    append(&log, b"ial\n");
+    let mut t = fx.tailer(Vec::new());
+    let got = poll(&mut t).await;
+    assert_eq!(lines(&got).len(), 1);
+    assert_eq!(last_offset(&got), Some(first.len() as u64));
+
+    append(&log, format!("{TS} stdout F  end\n").as_bytes());
+    let got = poll(&mut t).await;
+    assert_eq!(lines(&got)[0].1, "partial end");
+    assert_eq!(
+        last_offset(&got),
+        Some(std::fs::metadata(&log).unwrap().len())
+    );
+}
+
+#[tokio::test]
+async fn unparseable_cri_lines_ship_as_is_with_the_read_time() {
+    let fx = Fixture::new();
+    let log = fx.container_log("app");
+    append(&log, b"not a cri line\n");
+    let before = now_ns();
+    let mut t = fx.tailer(Vec::new());
+    let got = poll(&mut t).await;
+    let s = &got[0].streams[0];
+    assert_eq!(s.labels.get("stream"), None);
+    assert_eq!(s.entries[0].line, "not a cri line");
+    assert!(s.entries[0].ts_ns >= before);
+}
+
+#[tokio::test]
+async fn truncation_rereads_from_the_start() {
+    let fx = Fixture::new();
+    let log = fx.container_log("app");
+    append(
+        &log,
+        format!("{TS} stdout F a long first line\n").as_bytes(),
+    );
+    let mut t = fx.tailer(Vec::new());
+    assert_eq!(lines(&poll(&mut t).await).len(), 1);
+
+    std::fs::write(&log, format!("{TS} stdout F new\n")).unwrap();
+    let got = poll(&mut t).await;
+    assert_eq!(lines(&got)[0].1, "new");
+}
+
+#[tokio::test]
+async fn a_replaced_file_is_finished_then_the_new_one_read_from_the_start() {
+    let fx = Fixture::new();
+    let log = fx.container_log("app");
+    append(&log, format!("{TS} stdout F one\n").as_bytes());
+    let mut t = fx.tailer(Vec::new());
+    poll(&mut t).await;
+
+    // kubelet's rotation: rename, then the runtime creates a fresh file; the old one got a
+    // last line after our read.
+    append(&log, format!("{TS} stdout F two\n").as_bytes());
+    std::fs::rename(&log, log.with_extension("log.20240102-030405")).unwrap();
+    append(&log, format!("{TS} stdout F three\n").as_bytes());
+    let got = poll(&mut t).await;
+    let texts: Vec<String> = lines(&got).into_iter().map(|(_, l)| l).collect();
+    assert_eq!(texts, ["two", "three"]);
+    let new_inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&log).unwrap());
+    let last = got.iter().flat_map(|b| &b.positions).last().unwrap();
+    assert_eq!(last.inode, new_inode);
+}
+
+#[tokio::test]
+async fn plain_files_from_globs_with_lossy_utf8() {
+    let fx = Fixture::new();
+    let var = fx.root.join("var");
+    std::fs::create_dir_all(&var).unwrap();
+    let syslog = var.join("syslog.log");
+    append(&syslog, b"hello\nbad \xff byte\n");
+    append(&var.join("other.txt"), b"ignored\n");
+    let mut t = fx.tailer(vec![format!("{}/*.log", var.display())]);
+    let got = poll(&mut t).await;
+    let s = &got[0].streams[0];
+    assert_eq!(s.labels.get("job"), Some("varlogs"));
+    assert_eq!(s.labels.get("filename"), syslog.to_str());
+    assert_eq!(s.labels.get("node"), Some("node-1"));
+    let texts: Vec<&str> = s.entries.iter().map(|e| e.line.as_str()).collect();
+    assert_eq!(texts, ["hello", "bad \u{fffd} byte"]);
+}
+
+/// Runs the tailer with a sink stand-in that acknowledges (or not) everything it gets, until
+/// `n` lines arrived; then shuts down and returns the lines.
+async fn run_until(fx: &Fixture, n: usize, ack: bool) -> Vec<String> {
+    let t = fx.tailer(Vec::new());
+    let shutdown = CancellationToken::new();
+    let (tx, mut rx) = mpsc::channel(16);
+    let (ack_tx, ack_rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(t.run(shutdown.clone(), tx, ack_rx));
+    let mut got = Vec::new();
+    while got.len() < n {
+        let b: LogBatch = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        got.extend(lines(std::slice::from_ref(&b)).into_iter().map(|(_, l)| l));
+        if ack {
+            ack_tx.send(b.positions).unwrap();
+        }
+    }
+    shutdown.cancel();
+    drop(ack_tx);
+    drop(rx);
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap();
+    got
+}
+
+#[tokio::test]
+async fn a_restart_resumes_after_acknowledged_lines_only() {
+    let fx = Fixture::new();
+    let log = fx.container_log("app");
+    append(
+        &log,
+        format!("{TS} stdout F one\n{TS} stdout F two\n").as_bytes(),
+    );
+
+    // Not acknowledged: the next run reads the same lines again.
+    assert_eq!(run_until(&fx, 2, false).await, ["one", "two"]);
+    assert_eq!(run_until(&fx, 2, true).await, ["one", "two"]);
+    let saved = std::fs::read_to_string(fx.state.join(POSITIONS_FILE)).unwrap();
+    assert!(saved.contains("\"offset\""), "{saved}");
+
+    // Acknowledged: the next run starts after them.
+    append(&log, format!("{TS} stdout F three\n").as_bytes());
+    assert_eq!(run_until(&fx, 1, true).await, ["three"]);
+}
