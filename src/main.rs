@@ -1,1 +1,85 @@
-fn main() {}
+//! The `vigil` binary: command-line parsing and wiring of the library crates, nothing else.
+//!
+//! - `vigil server`: storage, queries, rules and alerting behind the HTTP API.
+//! - `vigil agent`: node metrics and log tailing, shipped to a server.
+//! - `vigil up`: both in one process, watching this machine.
+
+mod cli;
+mod config;
+mod run_agent;
+mod run_server;
+
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+fn main() -> anyhow::Result<()> {
+    let cli = cli::Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log_level)),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(cancel_on_signal(shutdown.clone()));
+        match cli.command {
+            cli::Command::Server(args) => run_server::run(args, shutdown).await,
+            cli::Command::Agent(args) => run_agent::run(args, shutdown).await,
+            cli::Command::Up(args) => run_up(args, shutdown).await,
+        }
+    })
+}
+
+/// `vigil up`: a server on the listen address and an agent shipping to it over loopback, so
+/// the agent's path is the same one a DaemonSet agent takes.
+async fn run_up(args: cli::UpArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let server_args = args.server_args();
+    let started = run_server::start(server_args, shutdown.clone()).await?;
+    let base = format!("http://{}", loopback_of(started.address));
+    let agent_args = args.agent_args(&base);
+    let agent = tokio::spawn(run_agent::run(agent_args, shutdown.clone()));
+    let served = started.wait().await;
+    shutdown.cancel();
+    agent.await??;
+    served
+}
+
+/// The address the agent in `vigil up` uses to reach its own server: loopback when the server
+/// listens on every interface.
+fn loopback_of(addr: std::net::SocketAddr) -> std::net::SocketAddr {
+    if addr.ip().is_unspecified() {
+        std::net::SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    }
+}
+
+/// Cancels `shutdown` on SIGINT or SIGTERM, so every component stops in order.
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+    shutdown.cancel();
+}

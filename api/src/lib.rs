@@ -1,1 +1,35 @@
-//! placeholder until this crate's first slice lands
+//! Vigil's HTTP surface: one axum [`router`] that answers
+//!
+//! - the Prometheus HTTP API v1 (`/api/v1/query`, `/api/v1/query_range`, `/api/v1/labels`,
+//!   `/api/v1/label/<name>/values`, `/api/v1/series`, `/api/v1/status/buildinfo`) in
+//!   Prometheus's exact JSON, with its `errorType`s and status codes;
+//! - Prometheus remote write 1.0 at `/api/v1/write`;
+//! - the Loki API (`/loki/api/v1/push`, `/loki/api/v1/query_range`, labels);
+//! - `/-/healthy`, `/-/ready` and the server's own metrics at `/metrics`.
+//!
+//! Handlers reach storage only through [`AppState`]: `model`'s `Querier` and `Appender`, the
+//! PromQL [`promql::Engine`] and the [`logstore::LogStore`]. Blocking work (queries, appends
+//! that wait for an fsync) runs on tokio's blocking pool, never on the async workers.
+//!
+//! ```no_run
+//! # async fn run(state: api::AppState) -> std::io::Result<()> {
+//! let app = api::router(std::sync::Arc::new(state));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:9090").await?;
+//! api::serve(listener, app, tokio_util::sync::CancellationToken::new()).await
+//! # }
+//! ```
+
+mod error;
+mod loki;
+mod params;
+mod prom;
+mod selfmetrics;
+mod server;
+mod state;
+
+pub use error::{ApiError, ErrorType};
+pub use params::{parse_duration, parse_prometheus_duration, parse_time};
+pub use prom::encode::format_value;
+pub use selfmetrics::SelfMetrics;
+pub use server::{router, serve};
+pub use state::{AppState, GaugeFn, Limits};

@@ -1,0 +1,241 @@
+//! Request parameters as Prometheus and Loki read them: URL query and form-encoded POST body
+//! merged (Go's `r.FormValue`), repeated keys such as `match[]` kept, and the time and duration
+//! syntaxes both APIs accept.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, Method};
+use axum::response::{IntoResponse, Response};
+
+/// Largest form body accepted; a PromQL query longer than this is not a query.
+const MAX_FORM_BYTES: usize = 1 << 20;
+
+/// All parameters of a request, URL query first, then the form body.
+#[derive(Debug, Default)]
+pub struct Params(Vec<(String, String)>);
+
+impl Params {
+    /// The first value of `key`, as Go's `FormValue` returns it.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of `key`, in request order.
+    pub fn all(&self, key: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    fn parse(raw: &[u8]) -> Vec<(String, String)> {
+        form_pairs(raw)
+    }
+}
+
+/// Decodes `application/x-www-form-urlencoded` bytes into pairs; malformed escapes are kept as
+/// written, as Go's parser is lenient about them too.
+fn form_pairs(raw: &[u8]) -> Vec<(String, String)> {
+    raw.split(|&b| b == b'&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let mut it = pair.splitn(2, |&b| b == b'=');
+            let k = percent_decode(it.next().unwrap_or_default());
+            let v = percent_decode(it.next().unwrap_or_default());
+            (k, v)
+        })
+        .collect()
+}
+
+fn percent_decode(s: &[u8]) -> String {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < s.len() => match (hex(s[i + 1]), hex(s[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for Params {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let mut pairs = req
+            .uri()
+            .query()
+            .map(|q| Params::parse(q.as_bytes()))
+            .unwrap_or_default();
+        let is_form = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+        if req.method() == Method::POST && is_form {
+            let body = Bytes::from_request(req, state)
+                .await
+                .map_err(IntoResponse::into_response)?;
+            if body.len() > MAX_FORM_BYTES {
+                return Err((
+                    axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                    "request body too large",
+                )
+                    .into_response());
+            }
+            // Go's ParseForm puts body values before URL values for FormValue.
+            let mut body_pairs = Params::parse(&body);
+            body_pairs.append(&mut pairs);
+            pairs = body_pairs;
+        }
+        Ok(Params(pairs))
+    }
+}
+
+/// Parses a Prometheus timestamp: float Unix seconds (rounded to the millisecond) or RFC 3339.
+pub fn parse_time(s: &str) -> Result<i64, String> {
+    if let Ok(f) = s.parse::<f64>() {
+        if f.is_finite() {
+            let secs = f.trunc();
+            let ms = ((f - secs) * 1000.0).round();
+            let t = secs * 1000.0 + ms;
+            if t >= i64::MIN as f64 && t <= i64::MAX as f64 {
+                return Ok(t as i64);
+            }
+        }
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.timestamp_millis());
+    }
+    Err(format!("cannot parse {s:?} to a valid timestamp"))
+}
+
+/// Parses a Prometheus duration: float seconds or `1h30m`-style units (ms s m h d w y).
+/// Returns milliseconds.
+pub fn parse_duration(s: &str) -> Result<i64, String> {
+    if let Ok(f) = s.parse::<f64>() {
+        let ms = f * 1000.0;
+        if !ms.is_finite() || ms > i64::MAX as f64 || ms < i64::MIN as f64 {
+            return Err(format!(
+                "cannot parse {s:?} to a valid duration. It overflows int64"
+            ));
+        }
+        return Ok(ms as i64);
+    }
+    parse_prometheus_duration(s).ok_or_else(|| format!("cannot parse {s:?} to a valid duration"))
+}
+
+/// `[0-9]+(y|w|d|h|m|s|ms)` repeated with units in decreasing order, as Prometheus's
+/// `model.ParseDuration`.
+pub fn parse_prometheus_duration(s: &str) -> Option<i64> {
+    const UNITS: [(&str, i64); 7] = [
+        ("y", 365 * 24 * 3_600_000),
+        ("w", 7 * 24 * 3_600_000),
+        ("d", 24 * 3_600_000),
+        ("h", 3_600_000),
+        ("ms", 1),
+        ("m", 60_000),
+        ("s", 1000),
+    ];
+    // Order of magnitude of each unit, to enforce decreasing order.
+    let rank = |u: &str| match u {
+        "y" => 6,
+        "w" => 5,
+        "d" => 4,
+        "h" => 3,
+        "m" => 2,
+        "s" => 1,
+        _ => 0,
+    };
+    if s.is_empty() {
+        return None;
+    }
+    let mut rest = s;
+    let mut total: i64 = 0;
+    let mut last_rank = i32::MAX;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return None;
+        }
+        let n: i64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let (unit, mult) = UNITS.iter().find(|(u, _)| rest.starts_with(u))?;
+        let r = rank(unit);
+        if r >= last_rank {
+            return None;
+        }
+        last_rank = r;
+        total = total.checked_add(n.checked_mul(*mult)?)?;
+        rest = &rest[unit.len()..];
+    }
+    Some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times() {
+        assert_eq!(parse_time("1435781451.781").unwrap(), 1_435_781_451_781);
+        assert_eq!(parse_time("1435781451").unwrap(), 1_435_781_451_000);
+        assert_eq!(
+            parse_time("2015-07-01T20:10:51.781Z").unwrap(),
+            1_435_781_451_781
+        );
+        assert_eq!(
+            parse_time("2015-07-01T22:10:51+02:00").unwrap(),
+            1_435_781_451_000
+        );
+        assert!(parse_time("yesterday").is_err());
+        assert!(parse_time("NaN").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("15").unwrap(), 15_000);
+        assert_eq!(parse_duration("0.5").unwrap(), 500);
+        assert_eq!(parse_duration("1m30s").unwrap(), 90_000);
+        assert_eq!(parse_duration("1h").unwrap(), 3_600_000);
+        assert_eq!(parse_duration("100ms").unwrap(), 100);
+        assert_eq!(parse_duration("1d2h").unwrap(), 26 * 3_600_000);
+        assert!(parse_duration("30s1m").is_err(), "units must decrease");
+        assert!(parse_duration("1x").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn form_pairs_keep_repeats_and_decode() {
+        let p = Params(Params::parse(
+            b"match%5B%5D=up&match[]=a%7Bb%3D%22c%22%7D&q=a+b&bad=%zz",
+        ));
+        assert_eq!(p.all("match[]"), vec!["up", "a{b=\"c\"}"]);
+        assert_eq!(p.get("q"), Some("a b"));
+        assert_eq!(p.get("bad"), Some("%zz"));
+    }
+}

@@ -1,0 +1,129 @@
+//! `POST /api/v1/write`: Prometheus remote write 1.0 (protobuf in a snappy block).
+//!
+//! A request is validated whole before anything is appended: a malformed body or an invalid
+//! label set answers 400 and stores nothing. Samples the store refuses (out of order, a
+//! conflicting duplicate) are counted and answered 400 so the sender does not retry them, as
+//! Prometheus's receiver does; the rest of the request is stored. 204 means every sample is
+//! stored as durably as the store promises.
+
+use crate::error::PlainError;
+use crate::state::AppState;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use model::wire::prom::WriteRequest;
+use model::wire::{snappy_decompress, SnappyError};
+use model::{AppendError, Series};
+use prost::Message;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+pub async fn write(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PlainError> {
+    let batch = decode(&st, &headers, &body)?;
+    append(st, batch).await
+}
+
+fn text(status: StatusCode, msg: impl Into<String>) -> PlainError {
+    PlainError::new(status, msg)
+}
+
+fn decode(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Vec<Series>, PlainError> {
+    let header_str = |h| headers.get(h).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let encoding = header_str(header::CONTENT_ENCODING);
+    if !encoding.is_empty() && !encoding.eq_ignore_ascii_case("snappy") {
+        return Err(text(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("unsupported Content-Encoding {encoding:?}: remote write bodies are snappy-compressed"),
+        ));
+    }
+    let content_type = header_str(header::CONTENT_TYPE);
+    if content_type.contains("io.prometheus.write.v2.Request") {
+        return Err(text(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "remote write 2.0 (io.prometheus.write.v2.Request) is not supported; send prometheus.WriteRequest",
+        ));
+    }
+    let raw = snappy_decompress(body, st.limits.max_decompressed_bytes).map_err(|e| match e {
+        SnappyError::TooLarge { .. } => text(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
+        SnappyError::Invalid(_) => text(StatusCode::BAD_REQUEST, e.to_string()),
+    })?;
+    let req = WriteRequest::decode(raw.as_slice()).map_err(|e| {
+        text(
+            StatusCode::BAD_REQUEST,
+            format!("decode protobuf WriteRequest: {e}"),
+        )
+    })?;
+    let mut batch = Vec::with_capacity(req.timeseries.len());
+    for ts in &req.timeseries {
+        let series = ts
+            .to_series()
+            .map_err(|e| text(StatusCode::BAD_REQUEST, format!("invalid series: {e}")))?;
+        if series.labels.is_empty() {
+            return Err(text(
+                StatusCode::BAD_REQUEST,
+                "invalid series: empty label set",
+            ));
+        }
+        if series.labels.len() > st.limits.max_labels {
+            return Err(text(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "series {} has {} labels, more than the limit of {}",
+                    series.labels,
+                    series.labels.len(),
+                    st.limits.max_labels
+                ),
+            ));
+        }
+        batch.push(series);
+    }
+    Ok(batch)
+}
+
+async fn append(st: Arc<AppState>, batch: Vec<Series>) -> Result<Response, PlainError> {
+    let appender = st.appender.clone();
+    let outcome = match tokio::task::spawn_blocking(move || appender.append(&batch)).await {
+        Ok(Ok(o)) => o,
+        Ok(Err(AppendError::NotReady(m))) => {
+            return Err(text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("storage not ready: {m}"),
+            ))
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "remote write append failed");
+            return Err(text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()));
+        }
+        Err(e) => {
+            return Err(text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("append task failed: {e}"),
+            ))
+        }
+    };
+    let m = &st.metrics;
+    m.remote_write_samples
+        .fetch_add(outcome.appended as u64, Ordering::Relaxed);
+    m.remote_write_out_of_order
+        .fetch_add(outcome.out_of_order as u64, Ordering::Relaxed);
+    m.remote_write_duplicate
+        .fetch_add(outcome.duplicate_timestamp as u64, Ordering::Relaxed);
+    if outcome.rejected() > 0 {
+        return Err(text(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{} samples refused ({} out of order, {} duplicate timestamp with a different value); {} stored",
+                outcome.rejected(),
+                outcome.out_of_order,
+                outcome.duplicate_timestamp,
+                outcome.appended
+            ),
+        ));
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

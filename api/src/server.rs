@@ -1,0 +1,79 @@
+//! The router that joins every API, the request-metrics middleware, health endpoints, and the
+//! serve loop with graceful shutdown.
+
+use crate::state::AppState;
+use crate::{loki, prom};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Every route the server answers.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .merge(prom::routes(&state))
+        .merge(loki::routes(&state))
+        .route("/-/healthy", get(healthy).head(healthy))
+        .route("/-/ready", get(ready).head(ready))
+        .route("/metrics", get(metrics))
+        .layer(middleware::from_fn_with_state(state.clone(), track))
+        .with_state(state)
+}
+
+/// Serves `app` on `listener` until `shutdown` is cancelled, then finishes requests in flight.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+
+/// Counts each request by its matched route (never the raw path, which is unbounded).
+async fn track(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let began = Instant::now();
+    let resp = next.run(req).await;
+    st.metrics.observe_http(
+        &route,
+        resp.status().as_u16(),
+        began.elapsed().as_secs_f64(),
+    );
+    resp
+}
+
+async fn healthy() -> &'static str {
+    "Vigil is Healthy.\n"
+}
+
+async fn ready(State(st): State<Arc<AppState>>) -> Response {
+    if st.ready.load(Ordering::Acquire) {
+        "Vigil is Ready.\n".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n").into_response()
+    }
+}
+
+async fn metrics(State(st): State<Arc<AppState>>) -> Response {
+    let gauges: Vec<_> = st.gauges.iter().flat_map(|g| g()).collect();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        st.metrics.render(&gauges),
+    )
+        .into_response()
+}

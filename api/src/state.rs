@@ -1,0 +1,86 @@
+//! What every handler shares: the stores, the query engine, limits and self-metrics.
+
+use crate::selfmetrics::SelfMetrics;
+use logstore::LogStore;
+use model::{Appender, Querier};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+/// Default bound on a remote-write or Loki push body as sent (compressed).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 32 << 20;
+/// Default bound on a body after decompression.
+pub const DEFAULT_MAX_DECOMPRESSED_BYTES: usize = 128 << 20;
+/// Default bound on one log line, Loki's `max_line_size`.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 256 << 10;
+/// Default bound on the labels of one series or stream (Loki's `max_label_names_per_series`
+/// is 15; Prometheus has no default, 30 leaves room for Kubernetes label sets).
+pub const DEFAULT_MAX_LABELS: usize = 30;
+
+/// Bounds on what a request may carry.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Largest body accepted as sent, in bytes; larger bodies get 413.
+    pub max_body_bytes: usize,
+    /// Largest body after decompression, in bytes; larger bodies get 413.
+    pub max_decompressed_bytes: usize,
+    /// Largest log line, in bytes; a push with a longer line gets 400 and stores nothing.
+    pub max_line_bytes: usize,
+    /// Most labels on one series or stream.
+    pub max_labels: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_decompressed_bytes: DEFAULT_MAX_DECOMPRESSED_BYTES,
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            max_labels: DEFAULT_MAX_LABELS,
+        }
+    }
+}
+
+/// A gauge read when `/metrics` is scraped: name, help, current value.
+pub type GaugeFn = Arc<dyn Fn() -> Vec<(&'static str, &'static str, f64)> + Send + Sync>;
+
+/// The server's shared state.
+pub struct AppState {
+    pub querier: Arc<dyn Querier>,
+    pub appender: Arc<dyn Appender>,
+    pub engine: Arc<promql::Engine>,
+    pub logs: Arc<LogStore>,
+    pub limits: Limits,
+    pub metrics: SelfMetrics,
+    /// Gauges owned by other components (head series, …), read at scrape time.
+    pub gauges: Vec<GaugeFn>,
+    /// False until startup (WAL replay, rule loading) is done; `/-/ready` answers 503 until then.
+    pub ready: AtomicBool,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    pub fn new(
+        querier: Arc<dyn Querier>,
+        appender: Arc<dyn Appender>,
+        engine: Arc<promql::Engine>,
+        logs: Arc<LogStore>,
+    ) -> Self {
+        AppState {
+            querier,
+            appender,
+            engine,
+            logs,
+            limits: Limits::default(),
+            metrics: SelfMetrics::new(),
+            gauges: Vec::new(),
+            ready: AtomicBool::new(true),
+        }
+    }
+}

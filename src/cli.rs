@@ -1,0 +1,229 @@
+//! The command line: subcommands and every flag, with help texts that explain each one.
+//! Flag names follow Prometheus's where the meaning is the same.
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Observability for Kubernetes: metrics, logs and alerts in one binary.
+///
+/// `vigil server` stores metrics and logs and answers PromQL and LogQL through the Prometheus
+/// and Loki HTTP APIs; `vigil agent` collects node metrics and container logs and ships them to
+/// a server; `vigil up` runs both in one process, watching this machine.
+#[derive(Debug, Parser)]
+#[command(name = "vigil", version, propagate_version = true)]
+pub struct Cli {
+    /// Log filter (error, warn, info, debug, trace, or a tracing filter like `api=debug`);
+    /// the VIGIL_LOG environment variable overrides it.
+    #[arg(long = "log.level", default_value = "info", global = true)]
+    pub log_level: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Server and agent in one process, watching this machine: the way to try Vigil.
+    Up(UpArgs),
+    /// The server: remote write and Loki push in, PromQL and LogQL out, rules and alerts.
+    Server(ServerArgs),
+    /// The agent: node metrics and container logs, shipped to a server.
+    Agent(AgentArgs),
+}
+
+/// Flags of the server's storage, queries and alerting, shared by `server` and `up`.
+#[derive(Debug, Clone, Args)]
+pub struct ServerCore {
+    /// Configuration file in Prometheus's format; `global.evaluation_interval`,
+    /// `global.external_labels` and `rule_files` are applied.
+    #[arg(long = "config.file")]
+    pub config_file: Option<PathBuf>,
+
+    /// Directory of the time-series database.
+    #[arg(long = "storage.tsdb.path", default_value = "data/tsdb")]
+    pub tsdb_path: PathBuf,
+
+    /// Directory of the log store (tantivy indexes).
+    #[arg(long = "storage.logs.path", default_value = "data/logs")]
+    pub storage_logs_path: PathBuf,
+
+    /// Prometheus rule file to load; repeat the flag for several files. Added to the
+    /// `rule_files` of --config.file.
+    #[arg(long = "rules.file")]
+    pub rule_files: Vec<PathBuf>,
+
+    /// How often rule groups without their own `interval` are evaluated, unless the config
+    /// file's `global.evaluation_interval` says otherwise.
+    #[arg(long = "rules.evaluation-interval", default_value = "1m", value_parser = parse_duration)]
+    pub evaluation_interval: Duration,
+
+    /// Alertmanager configuration file (Alertmanager's format, unchanged): alerts that fire are
+    /// routed, grouped and sent to its receivers by the server itself.
+    #[arg(long = "alertmanager.config.file")]
+    pub alertmanager_config: Option<PathBuf>,
+
+    /// The URL under which Vigil is reached from outside, used in alert links
+    /// (`generatorURL`, `externalURL`). Defaults to http://<listen address>.
+    #[arg(long = "web.external-url")]
+    pub external_url: Option<String>,
+
+    /// How far back a PromQL instant selector looks for the latest sample.
+    #[arg(long = "query.lookback-delta", default_value = "5m", value_parser = parse_duration)]
+    pub lookback_delta: Duration,
+
+    /// Longest a query may run before it is aborted with a timeout error.
+    #[arg(long = "query.timeout", default_value = "2m", value_parser = parse_duration)]
+    pub query_timeout: Duration,
+
+    /// Most samples a single query may load into memory.
+    #[arg(long = "query.max-samples", default_value_t = 50_000_000)]
+    pub query_max_samples: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// Address to listen on for the HTTP API (port 0 picks a free port, which is logged).
+    #[arg(long = "web.listen-address", default_value = "0.0.0.0:9090")]
+    pub listen: SocketAddr,
+
+    #[command(flatten)]
+    pub core: ServerCore,
+}
+
+/// Flags of what the agent collects, shared by `agent` and `up`.
+#[derive(Debug, Clone, Args)]
+pub struct AgentSources {
+    /// Name of this node, put on log lines (`node`) and metrics (`instance`).
+    #[arg(long = "node-name", env = "NODE_NAME", default_value_t = default_node_name())]
+    pub node_name: String,
+
+    /// Mount point of the proc filesystem (the host's /proc when running in a container).
+    #[arg(long = "path.procfs", default_value = "/proc")]
+    pub procfs: PathBuf,
+
+    /// Directory of Kubernetes container logs (<namespace>_<pod>_<uid>/<container>/<n>.log).
+    #[arg(long = "logs.path", default_value = "/var/log/pods")]
+    pub logs_path: PathBuf,
+
+    /// Plain log files to tail, as a glob over the last path component (e.g. /var/log/*.log);
+    /// repeat the flag for several.
+    #[arg(long = "logs.files")]
+    pub log_files: Vec<String>,
+
+    /// Directory of the agent's state: log positions (checkpoints) that survive restarts.
+    #[arg(long = "state.path", default_value = "data/agent")]
+    pub state_path: PathBuf,
+
+    /// How often node metrics are collected.
+    #[arg(long = "metrics.interval", default_value = "15s", value_parser = parse_duration)]
+    pub interval: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AgentArgs {
+    /// Remote-write endpoint metrics are shipped to (a Vigil server, Prometheus, Mimir, …).
+    #[arg(
+        long = "remote-write.url",
+        default_value = "http://127.0.0.1:9090/api/v1/write"
+    )]
+    pub remote_write_url: String,
+
+    /// Loki push endpoint log lines are shipped to (a Vigil server or Loki).
+    #[arg(
+        long = "logs.push-url",
+        default_value = "http://127.0.0.1:9090/loki/api/v1/push"
+    )]
+    pub logs_push_url: String,
+
+    #[command(flatten)]
+    pub sources: AgentSources,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct UpArgs {
+    /// Address to listen on for the HTTP API and web UI (port 0 picks a free port, which is
+    /// logged).
+    #[arg(long = "web.listen-address", default_value = "127.0.0.1:9090")]
+    pub listen: SocketAddr,
+
+    #[command(flatten)]
+    pub core: ServerCore,
+
+    #[command(flatten)]
+    pub sources: AgentSources,
+}
+
+impl UpArgs {
+    pub fn server_args(&self) -> ServerArgs {
+        ServerArgs {
+            listen: self.listen,
+            core: self.core.clone(),
+        }
+    }
+
+    /// The agent of `vigil up` ships to the server at `base` (e.g. http://127.0.0.1:9090).
+    /// Outside Kubernetes (no --logs.path directory) and with no --logs.files, it tails
+    /// /var/log/*.log so a first try shows logs.
+    pub fn agent_args(&self, base: &str) -> AgentArgs {
+        let mut sources = self.sources.clone();
+        if sources.log_files.is_empty() && !sources.logs_path.is_dir() {
+            sources.log_files.push("/var/log/*.log".to_string());
+        }
+        AgentArgs {
+            remote_write_url: format!("{base}/api/v1/write"),
+            logs_push_url: format!("{base}/loki/api/v1/push"),
+            sources,
+        }
+    }
+}
+
+/// A Prometheus duration (`30s`, `1m30s`) or float seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let ms = api::parse_duration(s)?;
+    u64::try_from(ms)
+        .map(Duration::from_millis)
+        .map_err(|_| format!("duration {s:?} must not be negative"))
+}
+
+fn default_node_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_flag_has_help() {
+        fn walk(cmd: &clap::Command) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                assert!(
+                    arg.get_help().is_some() || arg.get_long_help().is_some(),
+                    "{} --{id} has no help",
+                    cmd.get_name()
+                );
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub);
+            }
+        }
+        walk(&Cli::command());
+    }
+}

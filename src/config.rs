@@ -1,0 +1,171 @@
+//! The server's configuration file, in Prometheus's format so existing files load unchanged.
+//!
+//! Applied now: `global.evaluation_interval`, `global.external_labels`, `rule_files` (paths
+//! relative to the file, `*` and `?` allowed in the last component). Other sections Prometheus
+//! defines are accepted and named in a warning; keys Prometheus does not know are errors.
+
+use anyhow::{bail, Context};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Top-level sections of a Prometheus config that Vigil accepts but does not apply yet.
+const UNAPPLIED_SECTIONS: &[&str] = &[
+    "scrape_configs",
+    "scrape_config_files",
+    "alerting",
+    "remote_write",
+    "remote_read",
+    "storage",
+    "tracing",
+    "otlp",
+    "runtime",
+];
+
+/// `global` keys of a Prometheus config that Vigil accepts but does not apply yet.
+const UNAPPLIED_GLOBAL: &[&str] = &[
+    "scrape_interval",
+    "scrape_timeout",
+    "scrape_protocols",
+    "rule_query_offset",
+    "query_log_file",
+    "scrape_failure_log_file",
+    "body_size_limit",
+    "sample_limit",
+    "label_limit",
+    "label_name_length_limit",
+    "label_value_length_limit",
+    "target_limit",
+    "keep_dropped_targets",
+    "metric_name_validation_scheme",
+    "metric_name_escaping_scheme",
+    "always_scrape_classic_histograms",
+    "convert_classic_histograms_to_nhcb",
+];
+
+/// What the server takes from its configuration file.
+#[derive(Debug, Default, Clone)]
+pub struct ServerConfig {
+    pub evaluation_interval: Option<Duration>,
+    pub external_labels: BTreeMap<String, String>,
+    pub rule_files: Vec<PathBuf>,
+}
+
+impl ServerConfig {
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("read config file {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, base).with_context(|| format!("config file {}", path.display()))
+    }
+
+    fn parse(text: &str, base: &Path) -> anyhow::Result<Self> {
+        let doc: serde_yaml::Value = serde_yaml::from_str(text)?;
+        let mut cfg = ServerConfig::default();
+        let top = match doc {
+            serde_yaml::Value::Null => return Ok(cfg),
+            serde_yaml::Value::Mapping(m) => m,
+            _ => bail!("the configuration must be a YAML mapping"),
+        };
+        for (key, value) in top {
+            let key = key.as_str().unwrap_or_default().to_string();
+            match key.as_str() {
+                "global" => parse_global(&value, &mut cfg)?,
+                "rule_files" => {
+                    let patterns: Vec<String> = serde_yaml::from_value(value)
+                        .context("rule_files must be a list of paths")?;
+                    for p in patterns {
+                        cfg.rule_files.extend(expand_glob(&base.join(p))?);
+                    }
+                }
+                k if UNAPPLIED_SECTIONS.contains(&k) => {
+                    tracing::warn!(
+                        section = k,
+                        "configuration section accepted but not applied yet"
+                    )
+                }
+                other => bail!("field {other} not found in type config.plain"),
+            }
+        }
+        Ok(cfg)
+    }
+}
+
+fn parse_global(value: &serde_yaml::Value, cfg: &mut ServerConfig) -> anyhow::Result<()> {
+    let Some(map) = value.as_mapping() else {
+        if value.is_null() {
+            return Ok(());
+        }
+        bail!("global must be a mapping");
+    };
+    for (key, value) in map {
+        let key = key.as_str().unwrap_or_default();
+        match key {
+            "evaluation_interval" => {
+                let s = value
+                    .as_str()
+                    .context("evaluation_interval must be a duration")?;
+                let ms = api::parse_prometheus_duration(s)
+                    .with_context(|| format!("not a valid duration string: {s:?}"))?;
+                cfg.evaluation_interval = Some(Duration::from_millis(ms.max(0) as u64));
+            }
+            "external_labels" => {
+                cfg.external_labels = serde_yaml::from_value(value.clone())
+                    .context("external_labels must map label names to values")?;
+            }
+            k if UNAPPLIED_GLOBAL.contains(&k) => {
+                tracing::warn!(key = k, "global setting accepted but not applied yet")
+            }
+            other => bail!("field {other} not found in type config.GlobalConfig"),
+        }
+    }
+    Ok(())
+}
+
+/// Expands `*` and `?` in the last path component, as Prometheus's `filepath.Glob` does for
+/// `rule_files`; a path without wildcards is returned as is (and must exist when loaded).
+fn expand_glob(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let text = path.to_string_lossy();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    if !name.contains(['*', '?']) {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    Ok(collector::expand_glob(&text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn applies_global_and_rule_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.rules.yml"), "groups: []").unwrap();
+        std::fs::write(dir.path().join("b.rules.yml"), "groups: []").unwrap();
+        std::fs::write(dir.path().join("c.txt"), "").unwrap();
+        let cfg = ServerConfig::parse(
+            "global:\n  evaluation_interval: 30s\n  scrape_interval: 15s\n  external_labels: {cluster: prod}\nrule_files: ['*.rules.yml']\nscrape_configs: []\n",
+            dir.path(),
+        )
+        .unwrap();
+        assert_eq!(cfg.evaluation_interval, Some(Duration::from_secs(30)));
+        assert_eq!(
+            cfg.external_labels.get("cluster").map(String::as_str),
+            Some("prod")
+        );
+        assert_eq!(cfg.rule_files.len(), 2);
+    }
+
+    #[test]
+    fn typo_key_is_an_error() {
+        let err = ServerConfig::parse("globl:\n  evaluation_interval: 30s\n", Path::new("."))
+            .unwrap_err();
+        assert!(err.to_string().contains("globl"), "{err}");
+        let err = ServerConfig::parse("global:\n  evaluation_intervl: 30s\n", Path::new("."))
+            .unwrap_err();
+        assert!(err.to_string().contains("evaluation_intervl"), "{err}");
+    }
+}

@@ -1,0 +1,17 @@
+//! Wiring of `vigil agent`: the command-line flags become the collector's configuration.
+
+use crate::cli::AgentArgs;
+use tokio_util::sync::CancellationToken;
+
+pub async fn run(args: AgentArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let s = args.sources;
+    let mut cfg = collector::AgentConfig::new(args.remote_write_url, args.logs_push_url);
+    cfg.node_name = s.node_name;
+    cfg.procfs = s.procfs;
+    cfg.logs_path = s.logs_path;
+    cfg.log_files = s.log_files;
+    cfg.state_path = s.state_path;
+    cfg.scrape_interval = s.interval;
+    collector::run_agent(cfg, shutdown).await?;
+    Ok(())
+}

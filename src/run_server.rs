@@ -1,0 +1,192 @@
+//! Wiring of `vigil server`: storage, query engine, log store, rules and the in-process
+//! Alertmanager behind the HTTP API, stopped in order on shutdown.
+
+use crate::cli::ServerArgs;
+use crate::config::ServerConfig;
+use alertmanager::{
+    AlertSink, Alertmanager, AlertmanagerConfig, AlertmanagerOptions, PostableAlert, QueryFn,
+    RuleManager, RuleManagerOptions,
+};
+use anyhow::Context;
+use logstore::LogStore;
+use model::Labels;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// A server that is listening.
+pub struct Started {
+    pub address: SocketAddr,
+    serving: JoinHandle<std::io::Result<()>>,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl Started {
+    /// Waits until the HTTP server has stopped (after shutdown) and background tasks finished.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        let served = self.serving.await.context("HTTP server task")?;
+        for task in self.background {
+            let _ = task.await;
+        }
+        served.context("HTTP server")
+    }
+}
+
+pub async fn run(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    start(args, shutdown).await?.wait().await
+}
+
+/// Opens storage, loads rules and configs, binds the listener and starts serving. Every
+/// configuration error surfaces here, before the server reports itself listening.
+pub async fn start(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Result<Started> {
+    let core = &args.core;
+    let config = match &core.config_file {
+        Some(path) => ServerConfig::load(path)?,
+        None => ServerConfig::default(),
+    };
+
+    std::fs::create_dir_all(&core.tsdb_path)
+        .with_context(|| format!("create {}", core.tsdb_path.display()))?;
+    let head = Arc::new(tsdb::Head::new());
+    let engine = Arc::new(promql::Engine::new(
+        head.clone(),
+        promql::EngineOptions {
+            lookback_delta: core.lookback_delta,
+            max_samples: core.query_max_samples,
+            timeout: core.query_timeout,
+        },
+    ));
+    let logs = Arc::new(
+        LogStore::open(&core.storage_logs_path)
+            .with_context(|| format!("open log store at {}", core.storage_logs_path.display()))?,
+    );
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listen on {}", args.listen))?;
+    let address = listener.local_addr()?;
+    let external_url = core
+        .external_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{address}"));
+
+    let mut background = Vec::new();
+    let sink: Arc<dyn AlertSink> = match &core.alertmanager_config {
+        Some(path) => {
+            let am_config = AlertmanagerConfig::load(path)
+                .with_context(|| format!("alertmanager config {}", path.display()))?;
+            let am = Arc::new(Alertmanager::new(
+                am_config,
+                AlertmanagerOptions {
+                    external_url: external_url.clone(),
+                },
+            ));
+            background.push(tokio::spawn(am.clone().run(shutdown.clone())));
+            am
+        }
+        None => Arc::new(DiscardSink),
+    };
+
+    let mut rule_files = config.rule_files.clone();
+    rule_files.extend(core.rule_files.iter().cloned());
+    let groups = alertmanager::load_rule_files(&rule_files).context("load rule files")?;
+    check_rule_queries(&groups)?;
+    let group_count = groups.len();
+    let rules = Arc::new(RuleManager::new(
+        groups,
+        query_fn(engine.clone()),
+        head.clone(),
+        sink,
+        RuleManagerOptions {
+            evaluation_interval: config
+                .evaluation_interval
+                .unwrap_or(core.evaluation_interval),
+            external_url: external_url.clone(),
+            external_labels: Labels::from_pairs(config.external_labels.clone()),
+            ..RuleManagerOptions::default()
+        },
+    ));
+    background.push(tokio::spawn(rules.clone().run(shutdown.clone())));
+
+    let mut state = api::AppState::new(head.clone(), head.clone(), engine, logs);
+    let gauge_head = head.clone();
+    state.gauges.push(Arc::new(move || {
+        vec![
+            (
+                "vigil_tsdb_head_series",
+                "Series in the head block.",
+                gauge_head.num_series() as f64,
+            ),
+            (
+                "vigil_tsdb_head_samples",
+                "Samples in the head block.",
+                gauge_head.num_samples() as f64,
+            ),
+        ]
+    }));
+    let app = api::router(Arc::new(state));
+    tracing::info!(%address, rule_groups = group_count, "listening");
+    let serving = tokio::spawn(api::serve(listener, app, shutdown));
+    Ok(Started {
+        address,
+        serving,
+        background,
+    })
+}
+
+/// Refuses a rule whose expression does not parse or that the engine cannot evaluate, so the
+/// mistake surfaces at load, naming the file, group and rule, as Prometheus does.
+fn check_rule_queries(groups: &[alertmanager::RuleGroup]) -> anyhow::Result<()> {
+    for g in groups {
+        for rule in &g.rules {
+            let (name, expr) = match rule {
+                alertmanager::Rule::Alerting(a) => (&a.name, &a.expr),
+                alertmanager::Rule::Recording(r) => (&r.name, &r.expr),
+            };
+            promql::check(expr).map_err(|e| {
+                anyhow::anyhow!("{}: group {:?}, rule {:?}: {e}", g.file, g.name, name)
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// How rules reach the PromQL engine: an instant query at a time, answered as a vector.
+fn query_fn(engine: Arc<promql::Engine>) -> QueryFn {
+    Arc::new(move |query: &str, t_ms: i64| {
+        let res = engine
+            .instant_query(query, t_ms)
+            .map_err(|e| e.to_string())?;
+        match res.value {
+            promql::Value::Vector(v) => Ok(v.into_iter().map(|e| (e.labels, e.v)).collect()),
+            promql::Value::Scalar { v, .. } => Ok(vec![(Labels::empty(), v)]),
+            other => Err(format!(
+                "rule query must return a vector or scalar, got {}",
+                value_kind(&other)
+            )),
+        }
+    })
+}
+
+fn value_kind(v: &promql::Value) -> &'static str {
+    match v {
+        promql::Value::Scalar { .. } => "scalar",
+        promql::Value::String { .. } => "string",
+        promql::Value::Vector(_) => "vector",
+        promql::Value::Matrix(_) => "matrix",
+    }
+}
+
+/// Where alerts go when no Alertmanager config is given: nowhere, but they still show in the
+/// API, as with a Prometheus that has no `alerting` section.
+struct DiscardSink;
+
+impl AlertSink for DiscardSink {
+    fn send(&self, alerts: Vec<PostableAlert>) {
+        tracing::debug!(
+            count = alerts.len(),
+            "alerts not sent: no alertmanager configured"
+        );
+    }
+}

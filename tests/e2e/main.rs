@@ -1,0 +1,13 @@
+//! End-to-end tests: the real `vigil` binary on 127.0.0.1 port 0 with a temp dir, driven
+//! over HTTP the way Prometheus, Promtail, Grafana and Alertmanager receivers drive it.
+
+// In a test harness a panic is a failed test with its message, which is what we want.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod harness;
+
+mod agent;
+mod alerting;
+mod cli;
+mod logs;
+mod metrics;
