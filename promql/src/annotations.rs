@@ -14,6 +14,12 @@ impl Annotations {
         }
     }
 
+    pub fn warning(&mut self, msg: String) {
+        if !self.warnings.contains(&msg) {
+            self.warnings.push(msg);
+        }
+    }
+
     /// `rate` or `increase` over a series whose name does not look like a counter's.
     ///
     /// Prometheus appends the expression's position, `(1:6)`, to this text; Vigil reports the
@@ -23,6 +29,19 @@ impl Annotations {
             "PromQL info: metric might not be a counter, name does not end in \
              _total/_sum/_count/_bucket: {metric_name:?}"
         ));
+    }
+}
+
+/// A float as Go's `%g` prints it in annotations: shortest form, `+Inf`/`-Inf`/`NaN`.
+pub(crate) fn go_float(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v == f64::INFINITY {
+        "+Inf".into()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".into()
+    } else {
+        format!("{v}")
     }
 }
 

@@ -263,7 +263,7 @@ pub(crate) fn vector_vector(
                 "found duplicate series for the match group {sig} on the {side} hand-side of the \
                  operation: [{}, {}];many-to-many matching not allowed: matching labels must be \
                  unique on one side",
-                e.labels, one[earlier].labels
+                one[earlier].labels, e.labels
             )));
         }
         one_by_sig.insert(sig, i);

@@ -98,16 +98,18 @@ impl Engine {
                     })
                     .collect();
                 // Prometheus leaves instant vectors unordered; sorting makes answers
-                // reproducible. (`sort()` and friends will need to opt out of this.)
-                out.sort_by(|a, b| a.labels.cmp(&b.labels));
+                // reproducible, except where the query asked for an order.
+                if !keeps_order(&expr) {
+                    out.sort_by(|a, b| a.labels.cmp(&b.labels));
+                }
                 Value::Vector(out)
             }
             StepValue::Matrix(windows) => Value::Matrix(
                 windows
                     .into_iter()
                     .map(|w| Series {
-                        labels: w.labels.clone(),
-                        samples: w.samples.to_vec(),
+                        labels: w.labels.into_owned(),
+                        samples: w.samples.into_owned(),
                     })
                     .collect(),
             ),
@@ -222,6 +224,16 @@ impl Engine {
 
 fn parse(query: &str) -> Result<Expr, Error> {
     parser::parse(query).map_err(Error::Parse)
+}
+
+/// Whether the root of `expr` orders its result on purpose: `sort*()`, `topk`, `bottomk`.
+fn keeps_order(expr: &Expr) -> bool {
+    match expr {
+        Expr::Paren(p) => keeps_order(&p.expr),
+        Expr::Call(c) => crate::functions::orders_result(c.func.name),
+        Expr::Aggregate(a) => crate::aggregate::orders_result(a.op),
+        _ => false,
+    }
 }
 
 /// Refuses range parameters Prometheus refuses, in its words.

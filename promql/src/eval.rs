@@ -1,15 +1,24 @@
 //! The evaluator: computes one expression node at one step from the data the fetch pass
 //! loaded. A range query calls it once per step on the root; nothing here reads storage.
 
-use crate::aggregate::{aggregate, AggOp};
+use crate::aggregate::eval_aggregate;
 use crate::annotations::Annotations;
 use crate::binary::{self, BinOp};
-use crate::call;
 use crate::error::Error;
-use crate::selector::{duration_ms, reference_time, sample_at, window, Fetched, QueryTimes};
+use crate::functions;
+use crate::prepare::subquery_step;
+use crate::selector::{
+    duration_ms, pinned_time, reference_time, sample_at, window, Fetched, QueryTimes,
+};
 use crate::value::{Elem, StepValue, Window};
-use promql_parser::parser::{Expr, MatrixSelector, VectorSelector};
-use std::collections::HashSet;
+use model::{Labels, Sample};
+use promql_parser::parser::{Expr, MatrixSelector, SubqueryExpr, VectorSelector};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// A subquery's inner results by inner step, so that the steps of a range query, whose
+/// subquery windows overlap, compute each inner step once.
+type SubqueryCache = HashMap<*const Expr, HashMap<i64, Vec<Elem>>>;
 
 /// Evaluation state for one query: the fetched data, the query's time range, and the
 /// annotations gathered so far.
@@ -18,6 +27,7 @@ pub(crate) struct Evaluator<'a> {
     data: &'a Fetched,
     times: QueryTimes,
     lookback: i64,
+    subqueries: SubqueryCache,
     pub annotations: Annotations,
 }
 
@@ -27,6 +37,7 @@ impl<'a> Evaluator<'a> {
             data,
             times,
             lookback,
+            subqueries: SubqueryCache::new(),
             annotations: Annotations::default(),
         }
     }
@@ -44,19 +55,15 @@ impl<'a> Evaluator<'a> {
             Expr::Unary(u) => negate(self.eval(&u.expr, ts)?),
             Expr::VectorSelector(vs) => Ok(StepValue::Vector(self.vector_selector(vs, ts)?)),
             Expr::MatrixSelector(ms) => Ok(StepValue::Matrix(self.matrix_selector(ms, ts)?)),
-            Expr::Aggregate(a) => {
-                let op = AggOp::from_token(a.op)?;
-                let input = self.eval_vector(&a.expr, ts)?;
-                Ok(StepValue::Vector(aggregate(op, a.modifier.as_ref(), input)))
-            }
+            Expr::Aggregate(a) => eval_aggregate(self, a, ts),
             Expr::Binary(b) => {
                 let op = binary::check(b)?;
                 let lhs = self.eval(&b.lhs, ts)?;
                 let rhs = self.eval(&b.rhs, ts)?;
                 binary_values(op, lhs, rhs, b.modifier.as_ref())
             }
-            Expr::Call(c) => call::eval_call(self, c, ts),
-            Expr::Subquery(_) => Err(Error::unsupported("subqueries")),
+            Expr::Call(c) => functions::eval_call(self, c, ts),
+            Expr::Subquery(sq) => Ok(StepValue::Matrix(self.subquery(sq, ts)?)),
             Expr::Extension(_) => Err(Error::unsupported("extension expressions")),
         }
     }
@@ -70,6 +77,15 @@ impl<'a> Evaluator<'a> {
                 other.type_name()
             ))),
         }
+    }
+
+    pub fn lookback(&self) -> i64 {
+        self.lookback
+    }
+
+    /// The data fetched for `vs`.
+    pub fn fetched(&self, vs: &VectorSelector) -> Result<&'a [model::Series], Error> {
+        self.data.get(vs)
     }
 
     /// An instant selector at `ts`: each series' latest sample within the lookback window.
@@ -102,9 +118,53 @@ impl<'a> Evaluator<'a> {
             .filter_map(|s| {
                 let samples = window(&s.samples, t, range);
                 (!samples.is_empty()).then_some(Window {
-                    labels: &s.labels,
-                    samples,
+                    labels: Cow::Borrowed(&s.labels),
+                    samples: Cow::Borrowed(samples),
                 })
+            })
+            .collect())
+    }
+}
+
+impl<'a> Evaluator<'a> {
+    /// A subquery at `ts`: the inner expression evaluated at every multiple of the subquery's
+    /// step inside `(t - range, t]`, where `t` is `ts` moved by `@` and `offset`. Aligning the
+    /// inner steps to multiples of the step (not to `ts`) is Prometheus's rule, and it is what
+    /// lets consecutive outer steps share inner results.
+    pub fn subquery(&mut self, sq: &'a SubqueryExpr, ts: i64) -> Result<Vec<Window<'a>>, Error> {
+        let step = subquery_step(sq)?;
+        let end = pinned_time(sq.at.as_ref(), sq.offset.as_ref(), ts, self.times);
+        let start = end.saturating_sub(duration_ms(sq.range));
+        let first = start
+            .div_euclid(step)
+            .saturating_add(1)
+            .saturating_mul(step);
+        let key = std::ptr::from_ref(sq.expr.as_ref());
+        let mut series: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
+        let mut t = first;
+        while t <= end {
+            let cached = self.subqueries.get(&key).and_then(|m| m.get(&t)).cloned();
+            let elems = match cached {
+                Some(v) => v,
+                None => {
+                    let v = self.eval_vector(&sq.expr, t)?;
+                    self.subqueries.entry(key).or_default().insert(t, v.clone());
+                    v
+                }
+            };
+            for e in elems {
+                series
+                    .entry(e.labels)
+                    .or_default()
+                    .push(Sample { t, v: e.v });
+            }
+            t = t.saturating_add(step);
+        }
+        Ok(series
+            .into_iter()
+            .map(|(labels, samples)| Window {
+                labels: Cow::Owned(labels),
+                samples: Cow::Owned(samples),
             })
             .collect())
     }

@@ -27,21 +27,24 @@
 //! ```
 //!
 //! How a query runs: the text is parsed by the `promql-parser` crate; `prepare` walks the
-//! tree, refuses what this engine does not evaluate yet and reads each selector's samples
-//! from storage once for the whole query range; the evaluator then computes the tree step by
-//! step from those samples (`eval` for nodes, `call`, `aggregate` and `binary` for the
-//! operations, `functions` for the pure range-function kernels).
+//! tree, refuses what this engine does not evaluate and reads each selector's samples from
+//! storage once for every step it will be evaluated at (subqueries widen that span); the
+//! evaluator then computes the tree step by step from those samples (`eval` for nodes and
+//! subqueries, `aggregate/` and `binary` for the operators, `functions/` for calls, with the
+//! pure kernels in `functions/range.rs`, `math.rs`, `time.rs`, `labels.rs`, `histogram.rs`).
 //!
-//! Supported so far: literals, selectors with all matcher types, `offset` and `@`, range
-//! selectors, `rate`/`increase`/`delta`/`irate`/`idelta`, `*_over_time` for
-//! sum/avg/min/max/count/last, `time`, `vector`, `scalar`, `abs`, the aggregations
-//! `sum`/`avg`/`min`/`max`/`count`/`group`, and every binary operator with vector matching.
-//! Anything else fails with an [`Error::Execution`] that names it.
+//! Supported: the float language of Prometheus 3.x — selectors with all matcher types,
+//! `offset` and `@`, range selectors, subqueries aligned to their step, every aggregation but
+//! `limit_ratio`, every binary operator with vector matching, and the float functions
+//! (`info`, `ts_of_min/max_over_time` and the experimental duration functions excepted).
+//! Anything else fails with an [`Error::Execution`] that names it. Native histograms are not
+//! stored, so the `histogram_*` functions of native histograms return nothing.
+//!
+//! `promql/tests/promqltest/` runs Prometheus's promqltest files against this engine.
 
 mod aggregate;
 mod annotations;
 mod binary;
-mod call;
 mod engine;
 mod error;
 mod eval;

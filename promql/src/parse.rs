@@ -70,7 +70,7 @@ mod tests {
         assert!(check("sum by (job) (rate(x[5m])) > 1").is_ok());
         assert!(matches!(check("up =="), Err(Error::Parse(_))));
         assert!(matches!(
-            check("histogram_quantile(0.9, x)"),
+            check("ts_of_min_over_time(x[1m])"),
             Err(Error::Execution(_))
         ));
     }

@@ -20,6 +20,24 @@ pub(crate) struct QueryTimes {
     pub end: i64,
 }
 
+/// What one selector needs fetched: how far back of its reference time a step looks (the
+/// lookback delta for an instant selector, the range for a range selector), whether it is a
+/// range selector, and the steps it is evaluated at.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FetchPlan {
+    pub window: i64,
+    pub is_range: bool,
+    pub span: EvalSpan,
+}
+
+/// The first and last step at which one node of the tree is evaluated: the query's range at
+/// the root, wider inside a subquery (whose inner steps reach back by its range).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct EvalSpan {
+    pub start: i64,
+    pub end: i64,
+}
+
 /// The series every selector of a query fetched, keyed by the selector's node in the syntax
 /// tree. The address is a sound key because the tree is borrowed, unmoved, from the fetch until
 /// evaluation ends, and two selectors with the same text must still be two entries (they can
@@ -39,16 +57,14 @@ impl Fetched {
             .ok_or_else(|| Error::exec(format!("internal error: selector {vs} was not fetched")))
     }
 
-    /// Reads storage for one selector. `window` is how far back of its reference time a step
-    /// looks: the lookback delta for an instant selector, the range for a range selector.
+    /// Reads storage for one selector as `plan` says.
     /// Range selectors drop staleness markers here, as Prometheus does: they end a series'
     /// lookback but are not samples.
     pub fn fetch(
         &mut self,
         querier: &dyn Querier,
         vs: &VectorSelector,
-        window: i64,
-        is_range: bool,
+        plan: FetchPlan,
         times: QueryTimes,
         limits: &mut Limits,
     ) -> Result<(), Error> {
@@ -57,8 +73,10 @@ impl Fetched {
             return Ok(());
         }
         // Both ends are inclusive for the store; the left end of every window is open.
-        let mint = reference_time(vs, times.start, times).saturating_sub(window) + 1;
-        let maxt = reference_time(vs, times.end, times);
+        let mint = reference_time(vs, plan.span.start, times)
+            .saturating_sub(plan.window)
+            .saturating_add(1);
+        let maxt = reference_time(vs, plan.span.end, times);
         let mut merged: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
         for group in matcher_groups(vs)? {
             for s in querier.select(mint, maxt, &group)? {
@@ -68,7 +86,7 @@ impl Fetched {
         }
         let mut series = Vec::with_capacity(merged.len());
         for (labels, mut samples) in merged {
-            if is_range {
+            if plan.is_range {
                 samples.retain(|s| !is_stale_nan(s.v));
             }
             limits.add_samples(samples.len())?;
@@ -118,13 +136,24 @@ fn to_model(name: &str, op: &ParsedOp, value: &str) -> Result<Matcher, Error> {
 /// The time a selector reads at when the query evaluates step `ts`: `@` pins it, `offset`
 /// shifts it back (or forward, when negative).
 pub(crate) fn reference_time(vs: &VectorSelector, ts: i64, times: QueryTimes) -> i64 {
-    let base = match &vs.at {
+    pinned_time(vs.at.as_ref(), vs.offset.as_ref(), ts, times)
+}
+
+/// The time a selector or subquery with these `@` and `offset` modifiers reads at when the
+/// query evaluates step `ts`.
+pub(crate) fn pinned_time(
+    at: Option<&AtModifier>,
+    offset: Option<&Offset>,
+    ts: i64,
+    times: QueryTimes,
+) -> i64 {
+    let base = match at {
         None => ts,
         Some(AtModifier::Start) => times.start,
         Some(AtModifier::End) => times.end,
         Some(AtModifier::At(t)) => system_time_ms(*t),
     };
-    let offset = match &vs.offset {
+    let offset = match offset {
         None => 0,
         Some(Offset::Pos(d)) => duration_ms(*d),
         Some(Offset::Neg(d)) => -duration_ms(*d),

@@ -2,6 +2,7 @@
 //! between nodes while it evaluates one step ([`StepValue`]).
 
 use model::{Labels, Sample, Series};
+use std::borrow::Cow;
 
 /// What a query returns, with the annotations Prometheus reports beside the data.
 #[derive(Clone, Debug, PartialEq)]
@@ -46,12 +47,13 @@ pub(crate) struct Elem {
     pub v: f64,
 }
 
-/// The samples of one series inside a range selector's window at the current step. It
-/// borrows from the data fetched for the whole query, so a step copies no samples.
-#[derive(Clone, Copy, Debug)]
+/// The samples of one series inside a range selector's or subquery's window at the current
+/// step. A range selector's window borrows from the data fetched for the whole query, so a step
+/// copies no samples; a subquery's window owns the points it computed.
+#[derive(Clone, Debug)]
 pub(crate) struct Window<'a> {
-    pub labels: &'a Labels,
-    pub samples: &'a [Sample],
+    pub labels: Cow<'a, Labels>,
+    pub samples: Cow<'a, [Sample]>,
 }
 
 /// The value of one expression node at one evaluation step.

@@ -420,7 +420,7 @@ fn many_to_many_and_implicit_many_to_one_are_errors() {
     let e = engine(matching_store());
     assert_eq!(
         exec_err(&e, "cap / ignoring(inst) req", S),
-        r#"found duplicate series for the match group {job="api"} on the right hand-side of the operation: [{__name__="req", inst="b", job="api"}, {__name__="req", inst="a", job="api"}];many-to-many matching not allowed: matching labels must be unique on one side"#
+        r#"found duplicate series for the match group {job="api"} on the right hand-side of the operation: [{__name__="req", inst="a", job="api"}, {__name__="req", inst="b", job="api"}];many-to-many matching not allowed: matching labels must be unique on one side"#
     );
     assert_eq!(
         exec_err(&e, "req / on(job) cap", S),
@@ -640,10 +640,10 @@ fn unsupported_features_fail_before_reading_storage() {
     let s = counting_store();
     let e = Engine::new(s.clone(), EngineOptions::default());
     for (q, name) in [
-        ("topk(1, c_total)", "topk"),
-        ("histogram_quantile(0.9, c_total)", "histogram_quantile"),
-        ("max_over_time(c_total[5m:1m])", "subqueries"),
-        ("quantile(0.5, c_total)", "quantile"),
+        ("ts_of_max_over_time(c_total[5m])", "ts_of_max_over_time"),
+        ("info(c_total)", "info"),
+        ("max_over_time(info(c_total)[5m:1m])", "info"),
+        ("c_total + fill(0) c_total", "fill"),
     ] {
         let m = exec_err(&e, q, M);
         assert!(m.contains(name) && m.contains("not supported"), "{q}: {m}");

@@ -1,12 +1,18 @@
-//! Aggregation operators (`sum`, `avg`, `min`, `max`, `count`, `group`) over one step's
-//! instant vector, with `by` / `without` grouping.
+//! Aggregation operators over one step's instant vector, with `by` / `without` grouping:
+//! the folding ones (`sum`, `avg`, `min`, `max`, `count`, `group`, `stddev`, `stdvar`) here,
+//! `quantile` and `count_values` in [`values`], and the selecting ones (`topk`, `bottomk`,
+//! `limitk`, `limit_ratio`) in [`select`].
+
+mod select;
+mod values;
 
 use crate::error::Error;
+use crate::eval::Evaluator;
 use crate::summation::{KahanSum, Mean};
-use crate::value::Elem;
+use crate::value::{Elem, StepValue};
 use model::{Labels, METRIC_NAME};
 use promql_parser::parser::token::{self, TokenType};
-use promql_parser::parser::LabelModifier;
+use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
 use std::collections::HashMap;
 
 /// The aggregation operators this engine evaluates.
@@ -18,6 +24,14 @@ pub(crate) enum AggOp {
     Max,
     Count,
     Group,
+    Stddev,
+    Stdvar,
+    Topk,
+    Bottomk,
+    Quantile,
+    CountValues,
+    Limitk,
+    LimitRatio,
 }
 
 impl AggOp {
@@ -30,8 +44,74 @@ impl AggOp {
             token::T_MAX => AggOp::Max,
             token::T_COUNT => AggOp::Count,
             token::T_GROUP => AggOp::Group,
+            token::T_STDDEV => AggOp::Stddev,
+            token::T_STDVAR => AggOp::Stdvar,
+            token::T_TOPK => AggOp::Topk,
+            token::T_BOTTOMK => AggOp::Bottomk,
+            token::T_QUANTILE => AggOp::Quantile,
+            token::T_COUNT_VALUES => AggOp::CountValues,
+            token::T_LIMITK => AggOp::Limitk,
+            token::T_LIMIT_RATIO => AggOp::LimitRatio,
             _ => return Err(Error::unsupported(format_args!("aggregation \"{op}\""))),
         })
+    }
+}
+
+/// Whether the operator returns its elements in a deliberate order the engine must keep.
+pub(crate) fn orders_result(op: TokenType) -> bool {
+    matches!(op.id(), token::T_TOPK | token::T_BOTTOMK)
+}
+
+/// Evaluates an aggregation at step `ts`.
+pub(crate) fn eval_aggregate<'a>(
+    ev: &mut Evaluator<'a>,
+    a: &'a AggregateExpr,
+    ts: i64,
+) -> Result<StepValue<'a>, Error> {
+    let op = AggOp::from_token(a.op)?;
+    let modifier = a.modifier.as_ref();
+    let out = match op {
+        AggOp::Topk | AggOp::Bottomk | AggOp::Limitk | AggOp::LimitRatio => {
+            let param = scalar_param(ev, a, ts)?;
+            let input = ev.eval_vector(&a.expr, ts)?;
+            select::select(op, param, modifier, input)?
+        }
+        AggOp::Quantile => {
+            let q = scalar_param(ev, a, ts)?;
+            let input = ev.eval_vector(&a.expr, ts)?;
+            values::quantile(ev, q, modifier, input)
+        }
+        AggOp::CountValues => {
+            let label = match a.param.as_deref().map(unparen) {
+                Some(Expr::StringLiteral(s)) => s.val.clone(),
+                _ => return Err(Error::exec("count_values needs a string parameter")),
+            };
+            let input = ev.eval_vector(&a.expr, ts)?;
+            values::count_values(&label, modifier, input)?
+        }
+        _ => aggregate(op, modifier, ev.eval_vector(&a.expr, ts)?),
+    };
+    Ok(StepValue::Vector(out))
+}
+
+fn unparen(e: &Expr) -> &Expr {
+    match e {
+        Expr::Paren(p) => unparen(&p.expr),
+        other => other,
+    }
+}
+
+fn scalar_param<'a>(ev: &mut Evaluator<'a>, a: &'a AggregateExpr, ts: i64) -> Result<f64, Error> {
+    let Some(p) = a.param.as_deref() else {
+        return Err(Error::exec(format!("{} needs a parameter", a.op)));
+    };
+    match ev.eval(p, ts)? {
+        StepValue::Scalar(v) => Ok(v),
+        other => Err(Error::exec(format!(
+            "expected a scalar parameter for {}, got {}",
+            a.op,
+            other.type_name()
+        ))),
     }
 }
 
@@ -42,6 +122,12 @@ enum Acc {
     /// Min or max so far; NaN loses to any number, as in Prometheus.
     Extreme(f64),
     Count(f64),
+    /// Welford's running mean and sum of squared deviations, for `stddev`/`stdvar`.
+    Spread {
+        count: f64,
+        mean: f64,
+        m2: f64,
+    },
 }
 
 impl Acc {
@@ -58,7 +144,13 @@ impl Acc {
                 Acc::Avg(m)
             }
             AggOp::Min | AggOp::Max => Acc::Extreme(first),
-            AggOp::Count | AggOp::Group => Acc::Count(1.0),
+            // An infinite or NaN input makes the spread NaN, as in Prometheus.
+            AggOp::Stddev | AggOp::Stdvar => Acc::Spread {
+                count: 1.0,
+                mean: first,
+                m2: if first.is_finite() { 0.0 } else { f64::NAN },
+            },
+            _ => Acc::Count(1.0),
         }
     }
 
@@ -76,6 +168,16 @@ impl Acc {
                 }
             }
             Acc::Count(c) => *c += 1.0,
+            Acc::Spread { count, m2, .. } if !v.is_finite() => {
+                *count += 1.0;
+                *m2 = f64::NAN;
+            }
+            Acc::Spread { count, mean, m2 } => {
+                *count += 1.0;
+                let delta = v - *mean;
+                *mean += delta / *count;
+                *m2 += delta * (v - *mean);
+            }
         }
     }
 
@@ -86,6 +188,8 @@ impl Acc {
             Acc::Extreme(v) => *v,
             Acc::Count(_) if op == AggOp::Group => 1.0,
             Acc::Count(c) => *c,
+            Acc::Spread { count, m2, .. } if op == AggOp::Stddev => (m2 / count).sqrt(),
+            Acc::Spread { count, m2, .. } => m2 / count,
         }
     }
 }
@@ -119,7 +223,7 @@ pub(crate) fn aggregate(
         .collect()
 }
 
-fn group_labels(modifier: Option<&LabelModifier>, labels: &Labels) -> Labels {
+pub(crate) fn group_labels(modifier: Option<&LabelModifier>, labels: &Labels) -> Labels {
     match modifier {
         None => Labels::empty(),
         Some(LabelModifier::Include(names)) => {
@@ -194,7 +298,7 @@ mod tests {
 
     #[test]
     fn unsupported_operator_is_named() {
-        let err = AggOp::from_token(TokenType::new(token::T_TOPK)).unwrap_err();
-        assert!(err.to_string().contains("topk"), "{err}");
+        let err = AggOp::from_token(TokenType::new(token::T_ADD)).unwrap_err();
+        assert!(err.to_string().contains("aggregation"), "{err}");
     }
 }

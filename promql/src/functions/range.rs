@@ -1,5 +1,5 @@
 //! Range-function kernels: pure functions from one series' samples inside a range selector's
-//! window to one value, or `None` when the window yields no output element. They know nothing
+//! or subquery's window to one value, or `None` when the window yields no output element. They know nothing
 //! of labels or evaluation, so they can be tested and benchmarked on plain slices.
 
 use crate::summation::{KahanSum, Mean};
@@ -129,6 +129,194 @@ pub(crate) fn count_over_time(samples: &[Sample]) -> Option<f64> {
 /// `last_over_time`.
 pub(crate) fn last_over_time(samples: &[Sample]) -> Option<f64> {
     samples.last().map(|s| s.v)
+}
+
+/// `first_over_time`.
+pub(crate) fn first_over_time(samples: &[Sample]) -> Option<f64> {
+    samples.first().map(|s| s.v)
+}
+
+/// `present_over_time`: 1 for any sample.
+pub(crate) fn present_over_time(samples: &[Sample]) -> Option<f64> {
+    (!samples.is_empty()).then_some(1.0)
+}
+
+/// `ts_of_first_over_time` / `ts_of_last_over_time`: the sample's time in seconds.
+pub(crate) fn ts_of_first(samples: &[Sample]) -> Option<f64> {
+    samples.first().map(|s| s.t as f64 / 1000.0)
+}
+
+pub(crate) fn ts_of_last(samples: &[Sample]) -> Option<f64> {
+    samples.last().map(|s| s.t as f64 / 1000.0)
+}
+
+/// `stdvar_over_time`: the population variance, by Welford's update with compensated sums so
+/// that large offsets do not swallow small variances.
+pub(crate) fn stdvar_over_time(samples: &[Sample]) -> Option<f64> {
+    if samples.is_empty() {
+        return None;
+    }
+    let mut count = 0.0;
+    let mut mean = KahanSum::default();
+    let mut aux = KahanSum::default();
+    for s in samples {
+        count += 1.0;
+        let delta = s.v - mean.value();
+        mean.add(delta / count);
+        aux.add(delta * (s.v - mean.value()));
+    }
+    Some(aux.value() / count)
+}
+
+/// `stddev_over_time`.
+pub(crate) fn stddev_over_time(samples: &[Sample]) -> Option<f64> {
+    stdvar_over_time(samples).map(f64::sqrt)
+}
+
+/// `changes`: how often the value changed; NaN to NaN is no change.
+pub(crate) fn changes(samples: &[Sample]) -> Option<f64> {
+    if samples.is_empty() {
+        return None;
+    }
+    let n = samples
+        .windows(2)
+        .filter(|w| !(w[0].v == w[1].v || (w[0].v.is_nan() && w[1].v.is_nan())))
+        .count();
+    Some(n as f64)
+}
+
+/// `resets`: how often the value dropped, as a counter does when it restarts.
+pub(crate) fn resets(samples: &[Sample]) -> Option<f64> {
+    if samples.is_empty() {
+        return None;
+    }
+    Some(samples.windows(2).filter(|w| w[1].v < w[0].v).count() as f64)
+}
+
+/// Least-squares fit of value over time, with time in seconds relative to `intercept_t` (ms):
+/// `(slope, intercept)`. A constant series has slope 0 exactly (an infinite one NaN), which the
+/// sums alone would not give.
+pub(crate) fn linear_regression(samples: &[Sample], intercept_t: i64) -> (f64, f64) {
+    let Some(first) = samples.first() else {
+        return (f64::NAN, f64::NAN);
+    };
+    let (mut sum_x, mut sum_y, mut sum_xy, mut sum_x2) = (
+        KahanSum::default(),
+        KahanSum::default(),
+        KahanSum::default(),
+        KahanSum::default(),
+    );
+    let mut constant = true;
+    let n = samples.len() as f64;
+    for s in samples {
+        if s.v != first.v {
+            constant = false;
+        }
+        let x = (s.t - intercept_t) as f64 / 1000.0;
+        sum_x.add(x);
+        sum_y.add(s.v);
+        sum_xy.add(x * s.v);
+        sum_x2.add(x * x);
+    }
+    if constant {
+        if first.v.is_infinite() {
+            return (f64::NAN, f64::NAN);
+        }
+        return (0.0, first.v);
+    }
+    let (sx, sy) = (sum_x.value(), sum_y.value());
+    let cov_xy = sum_xy.value() - sx * sy / n;
+    let var_x = sum_x2.value() - sx * sx / n;
+    let slope = cov_xy / var_x;
+    (slope, sy / n - slope * sx / n)
+}
+
+/// `deriv`: the per-second slope of the least-squares fit.
+pub(crate) fn deriv(samples: &[Sample]) -> Option<f64> {
+    let first = samples.first()?;
+    if samples.len() < 2 {
+        return None;
+    }
+    Some(linear_regression(samples, first.t).0)
+}
+
+/// `predict_linear`: the fitted value `seconds` after the evaluation time `eval_t` (ms).
+pub(crate) fn predict_linear(samples: &[Sample], eval_t: i64, seconds: f64) -> Option<f64> {
+    if samples.len() < 2 {
+        return None;
+    }
+    let (slope, intercept) = linear_regression(samples, eval_t);
+    Some(slope * seconds + intercept)
+}
+
+/// `double_exponential_smoothing` (Holt's linear method) with smoothing factor `sf` and trend
+/// factor `tf`, both already checked to lie in (0, 1).
+pub(crate) fn double_exponential_smoothing(samples: &[Sample], sf: f64, tf: f64) -> Option<f64> {
+    if samples.len() < 2 {
+        return None;
+    }
+    let mut s0 = 0.0;
+    let mut s1 = samples[0].v;
+    let mut trend = samples[1].v - samples[0].v;
+    for (i, s) in samples.iter().enumerate().skip(1) {
+        if i > 1 {
+            trend = tf * (s1 - s0) + (1.0 - tf) * trend;
+        }
+        let next = sf * s.v + (1.0 - sf) * (s1 + trend);
+        s0 = s1;
+        s1 = next;
+    }
+    Some(s1)
+}
+
+/// The `q`-quantile of `values` by linear interpolation between closest ranks, as PromQL's
+/// `quantile` and `quantile_over_time` compute it. NaNs sort first. `q` outside [0, 1] gives
+/// -Inf/+Inf; the caller warns about it.
+pub(crate) fn quantile(q: f64, values: &mut [f64]) -> f64 {
+    if values.is_empty() || q.is_nan() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    values.sort_by(|a, b| match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Less,
+        (false, true) => std::cmp::Ordering::Greater,
+        (false, false) => a.total_cmp(b),
+    });
+    let n = values.len() as f64;
+    let rank = q * (n - 1.0);
+    let lower = rank.floor().max(0.0);
+    let upper = (lower + 1.0).min(n - 1.0);
+    let weight = rank - rank.floor();
+    values[lower as usize] * (1.0 - weight) + values[upper as usize] * weight
+}
+
+/// `quantile_over_time`.
+pub(crate) fn quantile_over_time(samples: &[Sample], q: f64) -> Option<f64> {
+    if samples.is_empty() {
+        return None;
+    }
+    let mut values: Vec<f64> = samples.iter().map(|s| s.v).collect();
+    Some(quantile(q, &mut values))
+}
+
+/// `mad_over_time`: the median of the absolute deviations from the median.
+pub(crate) fn mad_over_time(samples: &[Sample]) -> Option<f64> {
+    if samples.is_empty() {
+        return None;
+    }
+    let mut values: Vec<f64> = samples.iter().map(|s| s.v).collect();
+    if values.iter().any(|v| v.is_nan()) {
+        return Some(f64::NAN);
+    }
+    let median = quantile(0.5, &mut values);
+    let mut deviations: Vec<f64> = values.iter().map(|v| (v - median).abs()).collect();
+    Some(quantile(0.5, &mut deviations))
 }
 
 #[cfg(test)]
