@@ -9,6 +9,7 @@ use crate::dispatch::Dispatcher;
 use crate::notify::Pipeline;
 use crate::rules::AlertSink;
 use crate::store::AlertStore;
+use crate::view::{AlertView, AlertViewState};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -34,6 +35,7 @@ pub struct Alertmanager {
     dispatcher: Arc<Dispatcher>,
     clock: Clock,
     incoming: mpsc::UnboundedSender<Alert>,
+    started_at: chrono::DateTime<chrono::Utc>,
     /// Taken by `run`; alerts posted before it starts wait in the channel.
     pending: Mutex<Option<mpsc::UnboundedReceiver<Alert>>>,
 }
@@ -73,6 +75,7 @@ impl Alertmanager {
             dispatcher,
             clock,
             incoming,
+            started_at: clock.now(),
             pending: Mutex::new(Some(pending)),
         }
     }
@@ -93,11 +96,13 @@ impl Alertmanager {
         &self.config
     }
 
-    /// Accepts alerts as `POST /api/v2/alerts` does: missing times filled in, invalid alerts
-    /// logged and skipped, the rest stored and handed to the dispatcher.
-    pub fn put_alerts(&self, alerts: Vec<PostableAlert>) {
+    /// Accepts alerts as `POST /api/v2/alerts` does: missing times filled in, every valid
+    /// alert stored and handed to the dispatcher, and the reasons the invalid ones were
+    /// refused returned (empty when all were accepted).
+    pub fn put_alerts(&self, alerts: Vec<PostableAlert>) -> Vec<String> {
         let now = self.clock.now();
         let resolve_timeout = self.config.global.resolve_timeout();
+        let mut refused = Vec::new();
         for posted in alerts {
             let labels = posted.labels.to_string();
             match self.store.put(posted, now, resolve_timeout) {
@@ -106,9 +111,51 @@ impl Alertmanager {
                         tracing::warn!("alertmanager has stopped; alert dropped");
                     }
                 }
-                Err(error) => tracing::warn!(%labels, %error, "invalid alert dropped"),
+                Err(error) => {
+                    tracing::warn!(%labels, %error, "invalid alert dropped");
+                    refused.push(format!("{labels}: {error}"));
+                }
             }
         }
+        refused
+    }
+
+    /// The alerts that have not ended, by fingerprint, as `GET /api/v2/alerts` lists them.
+    pub fn alerts(&self) -> Vec<AlertView> {
+        let now = self.clock.now();
+        self.store
+            .unresolved(now)
+            .into_iter()
+            .map(|a| AlertView {
+                receivers: self.dispatcher.receivers_for(&a.labels),
+                labels: a.labels,
+                annotations: a.annotations,
+                starts_at: a.starts_at,
+                ends_at: a.ends_at,
+                updated_at: a.updated_at,
+                generator_url: a.generator_url,
+                fingerprint: a.fingerprint,
+                // Silences and inhibition are not applied yet (see the crate docs), so every
+                // routed alert is active.
+                state: AlertViewState::Active,
+                silenced_by: Vec::new(),
+                inhibited_by: Vec::new(),
+            })
+            .collect()
+    }
+
+    /// The receivers' names, in config order.
+    pub fn receiver_names(&self) -> Vec<String> {
+        self.config
+            .receivers
+            .iter()
+            .map(|r| r.name.clone())
+            .collect()
+    }
+
+    /// When this Alertmanager was created.
+    pub fn started_at(&self) -> chrono::DateTime<chrono::Utc> {
+        self.started_at
     }
 
     /// Dispatches alerts and runs the group timers until `shutdown`. Call it once.
@@ -146,6 +193,7 @@ impl Alertmanager {
 
 impl AlertSink for Alertmanager {
     fn send(&self, alerts: Vec<PostableAlert>) {
-        self.put_alerts(alerts);
+        // Refusals are logged by `put_alerts`; the rule manager has no one to tell.
+        let _refused = self.put_alerts(alerts);
     }
 }

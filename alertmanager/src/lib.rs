@@ -31,8 +31,17 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Templates in rule labels and annotations and in notification configs run on the crate's own
+//! Go `text/template` engine (the private `template` module: `if`/`range`/`with`, variables,
+//! pipelines, `define`/`template`/`block`, Go's `fmt` and comparison rules) with Prometheus's
+//! function map (`query`, `humanize*`, `graphLink`, …) or Alertmanager's (`join`,
+//! `.CommonLabels.SortedPairs`, the default `slack.default.*` templates). For the HTTP API,
+//! [`RuleManager::group_statuses`] reports rule health and [`Alertmanager::alerts`] lists
+//! alerts with their receivers ([`AlertView`]); [`redacted_config_yaml`] is the config with
+//! secrets hidden.
+//!
 //! Not applied yet (parsed, validated, and reported by one warning at startup): inhibition,
-//! time intervals, notification templates and Slack. Times in payloads, fingerprints, group keys
+//! silences, time intervals and the Slack receiver. Times in payloads, fingerprints, group keys
 //! and JSON escaping follow Go's conventions (the private `goformat` module) so receivers
 //! written for Alertmanager see the same bytes.
 
@@ -47,6 +56,8 @@ mod goformat;
 mod notify;
 mod rules;
 mod store;
+mod template;
+mod view;
 
 pub use crate::alertmanager::{Alertmanager, AlertmanagerOptions, GC_INTERVAL};
 pub use alert::{fingerprint, fingerprint_hex, PostableAlert};
@@ -60,7 +71,9 @@ pub use config::{
 pub use duration::{format_duration, parse_duration, PromDuration};
 pub use error::Error;
 pub use rules::{
-    load_rule_files, parse_rule_file, ActiveAlert, AlertSink, AlertState, AlertingRule, QueryFn,
-    RecordingRule, Rule, RuleGroup, RuleManager, RuleManagerOptions, DEFAULT_EVALUATION_INTERVAL,
-    DEFAULT_RESEND_DELAY, RESOLVED_RETENTION_MS,
+    load_rule_files, parse_rule_file, ActiveAlert, AlertSink, AlertState, AlertingRule,
+    GroupStatus, QueryFn, RecordingRule, Rule, RuleGroup, RuleHealth, RuleManager,
+    RuleManagerOptions, RuleStatus, DEFAULT_EVALUATION_INTERVAL, DEFAULT_RESEND_DELAY,
+    RESOLVED_RETENTION_MS,
 };
+pub use view::{redacted_config_yaml, AlertView, AlertViewState};

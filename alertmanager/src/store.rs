@@ -68,6 +68,21 @@ impl AlertStore {
         Ok(alert)
     }
 
+    /// The alerts that have not ended at `now`, ordered by fingerprint.
+    pub fn unresolved(&self, now: DateTime<Utc>) -> Vec<Alert> {
+        let alerts = match self.alerts.lock() {
+            Ok(a) => a,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut out: Vec<Alert> = alerts
+            .values()
+            .filter(|a| !a.resolved_at(now))
+            .cloned()
+            .collect();
+        out.sort_by_key(|a| a.fingerprint);
+        out
+    }
+
     /// Drops alerts that have ended (Alertmanager's periodic alert GC).
     pub fn gc(&self, now: DateTime<Utc>) -> usize {
         let mut alerts = match self.alerts.lock() {

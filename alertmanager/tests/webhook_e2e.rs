@@ -250,7 +250,7 @@ async fn server_errors_are_retried_until_delivered() {
         ends_at: Some(now + chrono::Duration::hours(1)),
         generator_url: String::new(),
     };
-    am.put_alerts(vec![posted("a"), posted("b")]);
+    assert!(am.put_alerts(vec![posted("a"), posted("b")]).is_empty());
     let (path, _, raw) = tokio::time::timeout(Duration::from_secs(15), bodies.recv())
         .await
         .expect("delivered after two 500s")

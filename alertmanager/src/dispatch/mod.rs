@@ -52,6 +52,19 @@ impl Dispatcher {
         }
     }
 
+    /// The receivers of the routes `labels` match, in routing order, each once.
+    pub fn receivers_for(&self, labels: &Labels) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for index in self.routes.match_labels(labels) {
+            if let Some(node) = self.routes.node(index) {
+                if !out.contains(&node.opts.receiver) {
+                    out.push(node.opts.receiver.clone());
+                }
+            }
+        }
+        out
+    }
+
     pub fn pipeline(&self) -> &Pipeline {
         &self.pipeline
     }

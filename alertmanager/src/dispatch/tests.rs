@@ -226,3 +226,34 @@ async fn retryable_failures_are_retried_within_the_flush() {
     assert_eq!(h.sent().len(), 1, "logged as sent: no duplicate");
     h.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn api_view_lists_unresolved_alerts_with_their_receivers() {
+    let config = "route:\n  receiver: r\n  routes:\n  - receiver: s\n    matchers: ['severity=\"page\"']\n    continue: true\n  - receiver: r\n    matchers: ['severity=~\".+\"']\nreceivers:\n- name: r\n- name: s\n";
+    let h = Harness::start(config, &["r", "s"], true);
+    h.firing(&[("alertname", "B"), ("severity", "page")]);
+    h.firing(&[("alertname", "A")]);
+    h.resolve(&[("alertname", "C")]);
+    let view = h.am.alerts();
+    let names: Vec<_> = view
+        .iter()
+        .map(|a| (a.labels.get("alertname").unwrap_or(""), a.receivers.clone()))
+        .collect();
+    assert_eq!(
+        names.len(),
+        2,
+        "the resolved alert is not listed: {names:?}"
+    );
+    assert!(
+        names.contains(&("B", vec!["s".to_string(), "r".to_string()])),
+        "{names:?}"
+    );
+    assert!(names.contains(&("A", vec!["r".to_string()])), "{names:?}");
+    let fps: Vec<u64> = view.iter().map(|a| a.fingerprint).collect();
+    assert!(fps.windows(2).all(|w| w[0] < w[1]), "listed by fingerprint");
+    assert!(view
+        .iter()
+        .all(|a| a.state == crate::AlertViewState::Active));
+    assert_eq!(h.am.receiver_names(), vec!["r", "s"]);
+    h.stop().await;
+}

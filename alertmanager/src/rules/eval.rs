@@ -45,6 +45,9 @@ pub struct ActiveAlert {
     pub fired_at_ms: Option<i64>,
     /// The sample value of the most recent evaluation that saw it.
     pub value: f64,
+    /// Since when a firing alert has been kept firing by `keep_firing_for` although its
+    /// condition no longer holds.
+    pub keep_firing_since_ms: Option<i64>,
 }
 
 /// One alert instance of an alerting rule (Prometheus's `rules.Alert`).
@@ -107,6 +110,8 @@ impl AlertingState {
                 value,
                 external_labels: ctx.external_labels,
                 external_url: ctx.external_url,
+                query: Some(ctx.query),
+                ts_ms: ctx.query_ts_ms,
             };
             let mut labels = sample_labels.without_metric_name();
             for (name, template) in &rule.label_templates {
@@ -232,6 +237,7 @@ impl AlertingState {
                 active_at_ms: a.active_at,
                 fired_at_ms: a.fired_at,
                 value: a.value,
+                keep_firing_since_ms: a.keep_firing_since,
             })
     }
 }

@@ -303,7 +303,7 @@ fn recording_rule_appends_with_labels_and_stale_markers() {
 
 #[test]
 fn failing_template_keeps_the_rule_running() {
-    let rules = "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: x\n    annotations:\n      d: '{{ humanizeDuration 3725 }}'\n";
+    let rules = "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: x\n    annotations:\n      d: '{{ humanize \"not a number\" }}'\n";
     let (m, script, sent, _) = setup(rules);
     script.set("x", vec![(Labels::from_pairs([("i", "1")]), 1.0)]);
     m.eval_group_at(0, T0);
@@ -343,4 +343,44 @@ async fn run_evaluates_each_group_on_its_phase_until_shutdown() {
             "one evaluation per interval: {seen:?}"
         );
     }
+}
+
+#[test]
+fn group_statuses_report_health_last_error_and_alerts() {
+    let rules = "groups:\n- name: g\n  limit: 1\n  rules:\n  - alert: A\n    expr: x\n  - record: r\n    expr: y\n";
+    let (m, script, _, _) = setup(rules);
+    let st = m.group_statuses();
+    assert_eq!(st[0].rules[0].health, RuleHealth::Unknown);
+    assert_eq!(st[0].last_evaluation_ms, None);
+    assert_eq!(st[0].limit, 1);
+
+    script.set("x", vec![(Labels::from_pairs([("i", "1")]), 1.0)]);
+    m.eval_group_at(0, T0);
+    let st = m.group_statuses();
+    assert_eq!(st[0].last_evaluation_ms, Some(T0));
+    assert_eq!(st[0].rules[0].health, RuleHealth::Ok);
+    assert_eq!(st[0].rules[0].alerts.len(), 1, "for: 0 fires at once");
+    assert_eq!(st[0].rules[0].alerts[0].state, AlertState::Firing);
+    assert_eq!(st[0].rules[1].health, RuleHealth::Ok);
+
+    script.set(
+        "x",
+        vec![
+            (Labels::from_pairs([("i", "1")]), 1.0),
+            (Labels::from_pairs([("i", "2")]), 1.0),
+        ],
+    );
+    m.eval_group_at(0, T0 + 60_000);
+    let st = m.group_statuses();
+    let a = &st[0].rules[0];
+    assert_eq!(a.health, RuleHealth::Err);
+    assert_eq!(
+        a.last_error.as_deref(),
+        Some("exceeded limit of 1 with 2 alerts")
+    );
+    assert!(
+        a.alerts.is_empty(),
+        "a limit overflow clears the rule's alerts"
+    );
+    assert_eq!(st[0].rules[1].health, RuleHealth::Ok, "health is per rule");
 }

@@ -3,6 +3,7 @@
 
 use super::eval::{ActiveAlert, AlertingState, EvalContext, RecordingState};
 use super::file::{Rule, RuleGroup};
+use super::status::{GroupHealth, GroupStatus, RuleStatus};
 use super::QueryFn;
 use crate::alert::PostableAlert;
 use crate::clock::Clock;
@@ -58,6 +59,8 @@ struct GroupRuntime {
     def: RuleGroup,
     interval: Duration,
     state: Mutex<Vec<RuleState>>,
+    /// How the last evaluation went, for `/api/v1/rules`.
+    health: Mutex<GroupHealth>,
 }
 
 /// Evaluates rule groups and sends their alerts.
@@ -103,6 +106,7 @@ impl RuleManager {
                     .collect();
                 GroupRuntime {
                     interval: def.interval.unwrap_or(opts.evaluation_interval),
+                    health: Mutex::new(GroupHealth::new(def.rules.len())),
                     def,
                     state: Mutex::new(state),
                 }
@@ -187,32 +191,90 @@ impl RuleManager {
                 Ok(s) => s,
                 Err(poisoned) => poisoned.into_inner(),
             };
+            let group_began = std::time::Instant::now();
+            let mut outcomes = Vec::with_capacity(states.len());
             for (rule, state) in g.def.rules.iter().zip(states.iter_mut()) {
-                match (rule, state) {
-                    (Rule::Alerting(r), RuleState::Alerting(s)) => {
-                        if let Err(error) = s.eval(r, &ctx) {
+                let began = std::time::Instant::now();
+                let result = match (rule, state) {
+                    (Rule::Alerting(r), RuleState::Alerting(s)) => match s.eval(r, &ctx) {
+                        Ok(()) => {
+                            to_send.extend(
+                                s.take_due(now_ms, resend_ms, interval_ms)
+                                    .into_iter()
+                                    .map(|a| self.postable(&r.expr, a)),
+                            );
+                            Ok(())
+                        }
+                        Err(error) => {
                             tracing::warn!(rule = %r.name, %error, "alerting rule evaluation failed");
-                            continue;
+                            Err(error)
                         }
-                        to_send.extend(
-                            s.take_due(now_ms, resend_ms, interval_ms)
-                                .into_iter()
-                                .map(|a| self.postable(&r.expr, a)),
-                        );
-                    }
+                    },
                     (Rule::Recording(r), RuleState::Recording(s)) => {
-                        if let Err(error) = s.eval(r, &ctx, self.appender.as_ref()) {
+                        s.eval(r, &ctx, self.appender.as_ref()).map(|_| ()).inspect_err(|error| {
                             tracing::warn!(rule = %r.name, %error, "recording rule evaluation failed");
-                        }
+                        })
                     }
                     // States are built from the rules in `new`, so kinds always line up.
-                    _ => {}
-                }
+                    _ => Ok(()),
+                };
+                outcomes.push((result, began.elapsed().as_secs_f64()));
             }
+            let mut health = match g.health.lock() {
+                Ok(h) => h,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            health.record(now_ms, group_began.elapsed().as_secs_f64(), outcomes);
         }
         if !to_send.is_empty() {
             self.sink.send(to_send);
         }
+    }
+
+    /// Every group with its rules' health and alerts, as `/api/v1/rules` reports them.
+    pub fn group_statuses(&self) -> Vec<GroupStatus> {
+        self.groups
+            .iter()
+            .map(|g| {
+                let health = match g.health.lock() {
+                    Ok(h) => h.clone(),
+                    Err(poisoned) => poisoned.into_inner().clone(),
+                };
+                let states = match g.state.lock() {
+                    Ok(s) => s,
+                    Err(poisoned) => poisoned.into_inner(),
+                };
+                let rules = g
+                    .def
+                    .rules
+                    .iter()
+                    .zip(states.iter())
+                    .zip(health.rules)
+                    .map(|((rule, state), h)| RuleStatus {
+                        rule: rule.clone(),
+                        health: h.health,
+                        last_error: h.last_error,
+                        last_evaluation_ms: health.last_evaluation_ms,
+                        evaluation_seconds: h.evaluation_seconds,
+                        alerts: match (rule, state) {
+                            (Rule::Alerting(r), RuleState::Alerting(s)) => {
+                                s.active(&r.name).collect()
+                            }
+                            _ => Vec::new(),
+                        },
+                    })
+                    .collect();
+                GroupStatus {
+                    name: g.def.name.clone(),
+                    file: g.def.file.clone(),
+                    interval: g.interval,
+                    limit: g.def.limit,
+                    last_evaluation_ms: health.last_evaluation_ms,
+                    evaluation_seconds: health.evaluation_seconds,
+                    rules,
+                }
+            })
+            .collect()
     }
 
     /// Pending and firing alerts of every alerting rule.

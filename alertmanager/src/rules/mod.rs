@@ -8,6 +8,7 @@
 mod eval;
 mod file;
 mod manager;
+mod status;
 mod template;
 
 #[cfg(test)]
@@ -18,6 +19,7 @@ pub use file::{load_rule_files, parse_rule_file, AlertingRule, RecordingRule, Ru
 pub use manager::{
     AlertSink, RuleManager, RuleManagerOptions, DEFAULT_EVALUATION_INTERVAL, DEFAULT_RESEND_DELAY,
 };
+pub use status::{GroupStatus, RuleHealth, RuleStatus};
 
 /// An instant query at `t_ms` returning an instant vector: how rules see the query engine
 /// (never importing it). The error is the engine's message.

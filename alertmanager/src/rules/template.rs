@@ -1,78 +1,24 @@
-//! The template expander for alert labels and annotations: Go `text/template` syntax, limited
-//! for now to the forms rules use most (`$labels.x`, `.Labels.x`, `$value`, `.Value`,
-//! `$externalLabels.x`, `$externalURL`, `humanize`, pipelines, comments and trim markers).
+//! Prometheus's template expander for alert labels and annotations: the `tmplData` a template
+//! sees (`.Labels`, `.ExternalLabels`, `.ExternalURL`, `.Value` and the `$labels`, `$value`,
+//! … variables Prometheus predeclares), `missingkey=zero`, and Prometheus's function map
+//! (`query`, `humanize*`, `graphLink`, …) over the crate's Go template engine.
 //!
-//! Parsing happens at load time and rejects only what Go would reject as malformed (an action
-//! that is never closed). A well-formed action this expander cannot run yet is kept and fails
-//! at expansion, so the rule still evaluates and the value becomes Prometheus's
-//! `<error expanding template: ...>` text, exactly what Prometheus does for a failing template.
+//! Templates are parsed at load time, so an undefined function or malformed action fails the
+//! rule file; a template that fails while running yields Prometheus's
+//! `<error expanding template: ...>` text and the rule keeps evaluating.
 
-use crate::goformat::format_g;
+use super::QueryFn;
+use crate::goformat::{format_g, query_escape};
+use crate::template::{exactly, go_time_string, go_title, Funcs, MapKind, Templates, Value};
+use chrono::{TimeZone, Utc};
 use model::Labels;
+use std::sync::Arc;
 
-/// What a template sees as `.` (Prometheus's `tmplData`) plus the variables it predeclares.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct TemplateData<'a> {
-    pub labels: &'a Labels,
-    pub value: f64,
-    pub external_labels: &'a Labels,
-    pub external_url: &'a str,
-}
+/// Prometheus's variables, prepended to every label and annotation template.
+const PREAMBLE: &str = "{{$labels := .Labels}}{{$externalLabels := .ExternalLabels}}{{$externalURL := .ExternalURL}}{{$value := .Value}}";
 
-/// A parsed template.
-#[derive(Debug, Clone)]
-pub(crate) struct Template {
-    name: String,
-    nodes: Vec<Node>,
-}
-
-#[derive(Debug, Clone)]
-enum Node {
-    Text(String),
-    /// An action and, if it could be parsed into what we run, its pipeline.
-    Action {
-        source: String,
-        pipeline: Result<Vec<Command>, Unsupported>,
-    },
-}
-
-/// Why a well-formed action cannot be run, with Go's stage (parse or execute) for the message.
-#[derive(Debug, Clone)]
-enum Unsupported {
-    /// Go itself would refuse this at parse time (an unknown function).
-    ParseError(String),
-    /// Valid Go template syntax that this expander does not implement yet.
-    NotYet(String),
-}
-
-#[derive(Debug, Clone)]
-struct Command {
-    args: Vec<Arg>,
-}
-
-#[derive(Debug, Clone)]
-enum Arg {
-    /// `.A.B` (root `None`) or `$var.A.B`.
-    Field {
-        var: Option<String>,
-        path: Vec<String>,
-    },
-    Str(String),
-    Int(i64),
-    Float(f64),
-    Function(String),
-}
-
-enum Value<'a> {
-    Str(String),
-    Int(i64),
-    Float(f64),
-    Map(&'a Labels),
-}
-
-/// Functions Prometheus's template engine defines (its own map plus Go's builtins). A name not in
-/// this list is a parse error in Go; a name in it that we do not run yet fails at execution.
-const KNOWN_FUNCTIONS: &[&str] = &[
+/// Names in Prometheus's function map (beyond Go's builtins), known at parse time.
+const PROMETHEUS_FUNCTIONS: &[&str] = &[
     "query",
     "first",
     "label",
@@ -96,126 +42,60 @@ const KNOWN_FUNCTIONS: &[&str] = &[
     "humanizePercentage",
     "humanizeTimestamp",
     "toTime",
-    "toDuration",
     "now",
     "pathPrefix",
     "externalURL",
     "parseDuration",
     "urlQueryEscape",
-    "and",
-    "or",
-    "not",
-    "len",
-    "index",
-    "print",
-    "printf",
-    "println",
-    "eq",
-    "ne",
-    "lt",
-    "le",
-    "gt",
-    "ge",
-    "html",
-    "js",
-    "urlquery",
-    "slice",
-    "call",
 ];
 
-const KEYWORDS: &[&str] = &[
-    "if", "else", "end", "range", "with", "define", "template", "block", "break", "continue",
-    "nil", "true", "false",
-];
+/// What a template sees as `.`, plus what its functions need: the query engine and the
+/// evaluation time for `query` and `now`.
+#[derive(Clone, Copy)]
+pub(crate) struct TemplateData<'a> {
+    pub labels: &'a Labels,
+    pub value: f64,
+    pub external_labels: &'a Labels,
+    pub external_url: &'a str,
+    pub query: Option<&'a QueryFn>,
+    pub ts_ms: i64,
+}
+
+/// A parsed label or annotation template.
+#[derive(Debug, Clone)]
+pub(crate) struct Template {
+    name: String,
+    set: Templates,
+}
 
 impl Template {
-    /// Parses `text`; `name` is the Go template name used in error messages.
+    /// Parses `text`; `name` is Prometheus's template name (`__alert_<rule>`), used in errors.
     pub fn parse(name: &str, text: &str) -> Result<Template, String> {
-        let mut nodes = Vec::new();
-        let mut rest = text;
-        let mut trim_next_text = false;
-        while !rest.is_empty() {
-            let Some(open) = rest.find("{{") else {
-                push_text(&mut nodes, rest, trim_next_text);
-                break;
-            };
-            let after_open = &rest[open + 2..];
-            let trim_left = is_trim_marker_left(after_open);
-            let mut before = &rest[..open];
-            if trim_left {
-                before = before.trim_end();
-            }
-            push_text(&mut nodes, before, trim_next_text);
-            let body_start = if trim_left { 2 } else { 0 };
-            let body_and_rest = &after_open[body_start..];
-            let close = find_close(body_and_rest).ok_or_else(|| {
-                let line = text[..text.len() - rest.len() + open].matches('\n').count() + 1;
-                format!("template: {name}:{line}: unclosed action")
-            })?;
-            let mut body = &body_and_rest[..close];
-            trim_next_text = false;
-            if let Some(b) = body.strip_suffix('-') {
-                if b.ends_with(char::is_whitespace) {
-                    body = b;
-                    trim_next_text = true;
-                }
-            }
-            rest = &body_and_rest[close + 2..];
-            let body = body.trim();
-            if body.starts_with("/*") {
-                if !body.ends_with("*/") {
-                    return Err(format!("template: {name}: unclosed comment"));
-                }
-                continue;
-            }
-            nodes.push(Node::Action {
-                source: body.to_string(),
-                pipeline: parse_pipeline(body),
-            });
-        }
+        let builtins = Funcs::builtins();
+        let is_func = |n: &str| builtins.contains(n) || PROMETHEUS_FUNCTIONS.contains(&n);
+        let mut set = Templates::new();
+        set.parse(name, &format!("{PREAMBLE}{text}"), &is_func)?;
         Ok(Template {
             name: name.to_string(),
-            nodes,
+            set,
         })
     }
 
-    /// Runs the template, returning Go's error text on failure.
+    /// Runs the template, with Prometheus's `error executing template NAME: ...` on failure.
     pub fn expand(&self, data: &TemplateData<'_>) -> Result<String, String> {
-        let name = &self.name;
-        // Go reports parse errors before running anything, so look for them first.
-        for node in &self.nodes {
-            if let Node::Action {
-                pipeline: Err(Unsupported::ParseError(msg)),
-                ..
-            } = node
-            {
-                return Err(format!(
-                    "error parsing template {name}: template: {name}:1: {msg}"
-                ));
-            }
-        }
-        let mut out = String::new();
-        for node in &self.nodes {
-            match node {
-                Node::Text(t) => out.push_str(t),
-                Node::Action { source, pipeline } => {
-                    let exec_err = |msg: String| {
-                        format!(
-                            "error executing template {name}: template: {name}:1: executing \"{name}\" at <{source}>: {msg}"
-                        )
-                    };
-                    let commands = match pipeline {
-                        Ok(c) => c,
-                        Err(Unsupported::NotYet(msg)) | Err(Unsupported::ParseError(msg)) => {
-                            return Err(exec_err(msg.clone()))
-                        }
-                    };
-                    let value = run_pipeline(commands, data).map_err(exec_err)?;
-                    out.push_str(&print(&value));
-                }
-            }
-        }
-        Ok(out)
+        let dot = Value::structure(
+            "struct { Labels map[string]string; ExternalLabels map[string]string; ExternalURL string; Value interface {} }",
+            vec![
+                ("Labels", labels_value(data.labels)),
+                ("ExternalLabels", labels_value(data.external_labels)),
+                ("ExternalURL", Value::str(data.external_url)),
+                ("Value", Value::Float(data.value)),
+            ],
+        );
+        let funcs = prometheus_funcs(data);
+        self.set
+            .execute(&self.name, &dot, &funcs)
+            .map_err(|e| format!("error executing template {}: {e}", self.name))
     }
 
     /// Runs the template; on failure returns Prometheus's `<error expanding template: ...>`
@@ -228,300 +108,239 @@ impl Template {
     }
 }
 
-fn push_text(nodes: &mut Vec<Node>, text: &str, trim_start: bool) {
-    let text = if trim_start { text.trim_start() } else { text };
-    if !text.is_empty() {
-        nodes.push(Node::Text(text.to_string()));
-    }
+fn labels_value(labels: &Labels) -> Value {
+    Value::string_map(
+        labels.iter().map(|l| (l.name.as_str(), l.value.as_str())),
+        MapKind::Strings,
+    )
 }
 
-/// `{{- ` trims the text before the action; Go needs whitespace after the dash, since `{{-3}}`
-/// is the number -3.
-fn is_trim_marker_left(after_open: &str) -> bool {
-    let mut chars = after_open.chars();
-    chars.next() == Some('-') && chars.next().is_some_and(char::is_whitespace)
+/// A query result element, Prometheus's `*template.sample`.
+fn sample_value(labels: &Labels, v: f64) -> Value {
+    Value::structure(
+        "*template.sample",
+        vec![("Labels", labels_value(labels)), ("Value", Value::Float(v))],
+    )
 }
 
-/// The offset of the `}}` closing an action, skipping quoted strings.
-fn find_close(s: &str) -> Option<usize> {
-    let bytes = s.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'"' => {
-                i += 1;
-                while i < bytes.len() && bytes[i] != b'"' {
-                    if bytes[i] == b'\\' {
-                        i += 1;
-                    }
-                    i += 1;
-                }
-            }
-            b'`' => {
-                i += 1;
-                while i < bytes.len() && bytes[i] != b'`' {
-                    i += 1;
-                }
-            }
-            b'}' if bytes.get(i + 1) == Some(&b'}') => return Some(i),
-            _ => {}
+/// Prometheus's function map for one expansion.
+fn prometheus_funcs(data: &TemplateData<'_>) -> Funcs {
+    let mut f = Funcs::builtins();
+    let query = data.query.cloned();
+    let ts_ms = data.ts_ms;
+    f.insert("query", move |a| {
+        exactly("query", a, 1)?;
+        let q = string_arg(&a[0])?;
+        let Some(query) = &query else {
+            return Err("query is not available here".into());
+        };
+        let vector = query(&q, ts_ms)?;
+        Ok(Value::list(
+            vector.iter().map(|(l, v)| sample_value(l, *v)).collect(),
+        ))
+    });
+    f.insert("first", |a| {
+        exactly("first", a, 1)?;
+        match &a[0] {
+            Value::List(l, _) => l
+                .first()
+                .cloned()
+                .ok_or_else(|| "first() called on vector with no elements".to_string()),
+            other => Err(wrong_type("template.queryResult", other)),
         }
-        i += 1;
-    }
-    None
-}
-
-fn parse_pipeline(body: &str) -> Result<Vec<Command>, Unsupported> {
-    let tokens = tokenize(body)?;
-    let mut commands = Vec::new();
-    for group in tokens.split(|t| t == "|") {
-        if group.is_empty() {
-            return Err(Unsupported::ParseError("missing command".into()));
-        }
-        let args = group
+    });
+    f.insert("label", |a| {
+        exactly("label", a, 2)?;
+        let name = string_arg(&a[0])?;
+        sample_field(&a[1], "Labels")?
+            .field(&name, true)
+            .ok_or_else(|| "sample has no labels".to_string())
+    });
+    f.insert("value", |a| {
+        exactly("value", a, 1)?;
+        sample_field(&a[0], "Value")
+    });
+    f.insert("strvalue", |a| {
+        exactly("strvalue", a, 1)?;
+        sample_field(&a[0], "Labels")?
+            .field("__value__", true)
+            .ok_or_else(|| "sample has no labels".to_string())
+    });
+    f.insert("args", |a| {
+        let map = a
             .iter()
-            .map(|t| parse_arg(t))
-            .collect::<Result<Vec<_>, _>>()?;
-        commands.push(Command { args });
-    }
-    if commands.is_empty() {
-        return Err(Unsupported::ParseError("missing value for command".into()));
-    }
-    Ok(commands)
+            .enumerate()
+            .map(|(i, v)| (format!("arg{i}"), v.clone()))
+            .collect();
+        Ok(Value::Map(Arc::new(map), MapKind::Any))
+    });
+    f.insert("reReplaceAll", |a| {
+        exactly("reReplaceAll", a, 3)?;
+        let (pattern, repl, text) = (string_arg(&a[0])?, string_arg(&a[1])?, string_arg(&a[2])?);
+        let re = compile(&pattern)?;
+        Ok(Value::str(
+            re.replace_all(&text, repl.as_str()).into_owned(),
+        ))
+    });
+    f.insert("safeHtml", |a| {
+        exactly("safeHtml", a, 1)?;
+        Ok(Value::str(string_arg(&a[0])?))
+    });
+    f.insert("match", |a| {
+        exactly("match", a, 2)?;
+        let re = compile(&string_arg(&a[0])?)?;
+        Ok(Value::Bool(re.is_match(&string_arg(&a[1])?)))
+    });
+    f.insert("title", |a| string_fn("title", a, go_title));
+    f.insert("toUpper", |a| string_fn("toUpper", a, |s| s.to_uppercase()));
+    f.insert("toLower", |a| string_fn("toLower", a, |s| s.to_lowercase()));
+    f.insert("graphLink", |a| {
+        string_fn("graphLink", a, |s| {
+            format!("/graph?g0.expr={}&g0.tab=0", query_escape(s))
+        })
+    });
+    f.insert("tableLink", |a| {
+        string_fn("tableLink", a, |s| {
+            format!("/graph?g0.expr={}&g0.tab=1", query_escape(s))
+        })
+    });
+    f.insert("sortByLabel", |a| {
+        exactly("sortByLabel", a, 2)?;
+        let name = string_arg(&a[0])?;
+        let Value::List(items, kind) = &a[1] else {
+            return Err(wrong_type("template.queryResult", &a[1]));
+        };
+        let key = |v: &Value| match v.field("Labels", true).and_then(|l| l.field(&name, true)) {
+            Some(Value::Str(s)) => s,
+            _ => String::new(),
+        };
+        let mut sorted = (**items).clone();
+        // Stable, as Go's sort.Stable.
+        sorted.sort_by_key(|v| key(v));
+        Ok(Value::List(Arc::new(sorted), *kind))
+    });
+    f.insert("stripPort", |a| {
+        string_fn("stripPort", a, |s| {
+            split_host_port(s).map_or(s.to_string(), |(h, _)| h)
+        })
+    });
+    f.insert("stripDomain", |a| string_fn("stripDomain", a, strip_domain));
+    f.insert("humanize", |a| float_fn("humanize", a, humanize));
+    f.insert("humanize1024", |a| {
+        float_fn("humanize1024", a, humanize1024)
+    });
+    f.insert("humanizeDuration", |a| {
+        float_fn("humanizeDuration", a, humanize_duration)
+    });
+    f.insert("humanizePercentage", |a| {
+        float_fn("humanizePercentage", a, |v| {
+            format!("{}%", format_g(v * 100.0, Some(4)))
+        })
+    });
+    f.insert("humanizeTimestamp", |a| {
+        float_fn("humanizeTimestamp", a, humanize_timestamp)
+    });
+    f.insert("toTime", |a| {
+        exactly("toTime", a, 1)?;
+        let v = to_float(&a[0])?;
+        float_to_time(v).map(Value::Time)
+    });
+    f.insert("now", move |a| {
+        exactly("now", a, 0)?;
+        Ok(Value::Float(ts_ms as f64 / 1000.0))
+    });
+    let external_url = data.external_url.to_string();
+    let path = url_path(&external_url);
+    f.insert("pathPrefix", move |a| {
+        exactly("pathPrefix", a, 0)?;
+        Ok(Value::str(path.clone()))
+    });
+    f.insert("externalURL", move |a| {
+        exactly("externalURL", a, 0)?;
+        Ok(Value::str(external_url.clone()))
+    });
+    f.insert("parseDuration", |a| {
+        exactly("parseDuration", a, 1)?;
+        let d = crate::duration::parse_duration(&string_arg(&a[0])?)?;
+        Ok(Value::Float(d.as_secs_f64()))
+    });
+    f.insert("urlQueryEscape", |a| {
+        string_fn("urlQueryEscape", a, query_escape)
+    });
+    f
 }
 
-/// Splits an action body into whitespace-separated tokens, keeping quoted strings whole.
-fn tokenize(body: &str) -> Result<Vec<String>, Unsupported> {
-    let mut tokens = Vec::new();
-    let mut chars = body.chars().peekable();
-    while let Some(&c) = chars.peek() {
-        if c.is_whitespace() {
-            chars.next();
-            continue;
-        }
-        let mut tok = String::new();
-        match c {
-            '"' | '`' => {
-                let quote = c;
-                tok.push(chars.next().unwrap_or(quote));
-                let mut closed = false;
-                while let Some(ch) = chars.next() {
-                    tok.push(ch);
-                    if ch == '\\' && quote == '"' {
-                        if let Some(esc) = chars.next() {
-                            tok.push(esc);
-                        }
-                    } else if ch == quote {
-                        closed = true;
-                        break;
-                    }
-                }
-                if !closed {
-                    return Err(Unsupported::ParseError("unterminated quoted string".into()));
-                }
-            }
-            '|' => {
-                chars.next();
-                tok.push('|');
-            }
-            '(' | ')' | ',' => {
-                return Err(Unsupported::NotYet(
-                    "parenthesized pipelines are not supported by Vigil yet".into(),
-                ))
-            }
-            _ => {
-                while let Some(&ch) = chars.peek() {
-                    if ch.is_whitespace() || ch == '|' || ch == '(' || ch == ')' {
-                        break;
-                    }
-                    tok.push(ch);
-                    chars.next();
-                }
-            }
-        }
-        tokens.push(tok);
-    }
-    Ok(tokens)
+fn wrong_type(want: &str, got: &Value) -> String {
+    format!(
+        "wrong type for value; expected {want}; got {}",
+        got.type_name()
+    )
 }
 
-fn parse_arg(tok: &str) -> Result<Arg, Unsupported> {
-    if tok.contains(":=") || tok == "=" {
-        return Err(Unsupported::NotYet(
-            "variable declarations are not supported by Vigil yet".into(),
-        ));
-    }
-    if let Some(rest) = tok.strip_prefix('$') {
-        let mut parts = rest.split('.');
-        let var = parts.next().unwrap_or_default().to_string();
-        return Ok(Arg::Field {
-            var: Some(var),
-            path: parts.map(str::to_string).collect(),
-        });
-    }
-    if tok == "." {
-        return Ok(Arg::Field {
-            var: None,
-            path: Vec::new(),
-        });
-    }
-    if let Some(rest) = tok.strip_prefix('.') {
-        return Ok(Arg::Field {
-            var: None,
-            path: rest.split('.').map(str::to_string).collect(),
-        });
-    }
-    if let Some(inner) = tok.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
-        return unquote(inner)
-            .map(Arg::Str)
-            .ok_or_else(|| Unsupported::ParseError(format!("invalid syntax in {tok}")));
-    }
-    if let Some(inner) = tok.strip_prefix('`').and_then(|t| t.strip_suffix('`')) {
-        return Ok(Arg::Str(inner.to_string()));
-    }
-    if tok.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+') {
-        if let Ok(i) = tok.parse::<i64>() {
-            return Ok(Arg::Int(i));
-        }
-        return tok
-            .parse::<f64>()
-            .map(Arg::Float)
-            .map_err(|_| Unsupported::ParseError(format!("bad number syntax: {tok:?}")));
-    }
-    if KEYWORDS.contains(&tok) {
-        return Err(Unsupported::NotYet(format!(
-            "the {tok:?} action is not supported by Vigil yet"
-        )));
-    }
-    if KNOWN_FUNCTIONS.contains(&tok) {
-        return Ok(Arg::Function(tok.to_string()));
-    }
-    Err(Unsupported::ParseError(format!(
-        "function {tok:?} not defined"
-    )))
-}
-
-/// Undoes Go string-literal escapes (the common ones).
-fn unquote(s: &str) -> Option<String> {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next()? {
-            'n' => out.push('\n'),
-            't' => out.push('\t'),
-            'r' => out.push('\r'),
-            '\\' => out.push('\\'),
-            '"' => out.push('"'),
-            _ => return None,
-        }
-    }
-    Some(out)
-}
-
-fn run_pipeline<'a>(commands: &[Command], data: &TemplateData<'a>) -> Result<Value<'a>, String> {
-    let mut piped: Option<Value<'a>> = None;
-    for cmd in commands {
-        piped = Some(run_command(cmd, piped.take(), data)?);
-    }
-    piped.ok_or_else(|| "empty pipeline".to_string())
-}
-
-fn run_command<'a>(
-    cmd: &Command,
-    piped: Option<Value<'a>>,
-    data: &TemplateData<'a>,
-) -> Result<Value<'a>, String> {
-    let Some((first, rest)) = cmd.args.split_first() else {
-        return Err("empty command".into());
-    };
-    let Arg::Function(func) = first else {
-        if !rest.is_empty() || piped.is_some() {
-            return Err("can't give argument to non-function".into());
-        }
-        return eval_arg(first, data);
-    };
-    let mut args = rest
-        .iter()
-        .map(|a| eval_arg(a, data))
-        .collect::<Result<Vec<_>, _>>()?;
-    args.extend(piped);
-    match func.as_str() {
-        "humanize" => {
-            let [v] = args.as_slice() else {
-                return Err(format!(
-                    "wrong number of args for humanize: want 1 got {}",
-                    args.len()
-                ));
-            };
-            Ok(Value::Str(humanize(to_float(v)?)))
-        }
-        other => Err(format!("function {other:?} is not supported by Vigil yet")),
+fn string_arg(v: &Value) -> Result<String, String> {
+    match v {
+        Value::Str(s) => Ok(s.clone()),
+        other => Err(wrong_type("string", other)),
     }
 }
 
-fn eval_arg<'a>(arg: &Arg, data: &TemplateData<'a>) -> Result<Value<'a>, String> {
-    match arg {
-        Arg::Str(s) => Ok(Value::Str(s.clone())),
-        Arg::Int(i) => Ok(Value::Int(*i)),
-        Arg::Float(f) => Ok(Value::Float(*f)),
-        Arg::Function(f) => Err(format!("function {f:?} used as a value")),
-        Arg::Field { var, path } => {
-            // The predeclared variables are shorthands for fields of `.`.
-            let (base, path): (&str, &[String]) = match var.as_deref() {
-                None => match path.split_first() {
-                    Some((head, tail)) => (head.as_str(), tail),
-                    None => return Err("printing the template data is not supported".into()),
-                },
-                Some("labels") => ("Labels", path),
-                Some("value") => ("Value", path),
-                Some("externalLabels") => ("ExternalLabels", path),
-                Some("externalURL") => ("ExternalURL", path),
-                Some(other) => return Err(format!("undefined variable: ${other}")),
-            };
-            let value = match base {
-                "Labels" => Value::Map(data.labels),
-                "Value" => Value::Float(data.value),
-                "ExternalLabels" => Value::Map(data.external_labels),
-                "ExternalURL" => Value::Str(data.external_url.to_string()),
-                other => return Err(format!("can't evaluate field {other}")),
-            };
-            match (value, path) {
-                (v, []) => Ok(v),
-                // missingkey=zero: an absent label reads as the empty string.
-                (Value::Map(m), [key]) => Ok(Value::Str(m.get(key).unwrap_or("").to_string())),
-                (_, [key, ..]) => Err(format!("can't evaluate field {key}")),
-            }
+fn string_fn(name: &str, a: &[Value], f: impl Fn(&str) -> String) -> Result<Value, String> {
+    exactly(name, a, 1)?;
+    Ok(Value::str(f(&string_arg(&a[0])?)))
+}
+
+fn float_fn(name: &str, a: &[Value], f: impl Fn(f64) -> String) -> Result<Value, String> {
+    exactly(name, a, 1)?;
+    Ok(Value::str(f(to_float(&a[0])?)))
+}
+
+fn sample_field(v: &Value, field: &str) -> Result<Value, String> {
+    match v {
+        Value::Struct(s) if s.type_name == "*template.sample" => v
+            .field(field, true)
+            .ok_or_else(|| "sample without field".to_string()),
+        Value::Missing | Value::Nil => {
+            Err("runtime error: invalid memory address or nil pointer dereference".into())
         }
+        other => Err(wrong_type("*template.sample", other)),
     }
 }
 
-fn to_float(v: &Value<'_>) -> Result<f64, String> {
+/// Prometheus's `convertToFloat`: floats, integers and numeric strings.
+fn to_float(v: &Value) -> Result<f64, String> {
     match v {
         Value::Float(f) => Ok(*f),
         Value::Int(i) => Ok(*i as f64),
-        Value::Str(s) => s.trim().parse::<f64>().map_err(|_| {
-            format!("error calling humanize: strconv.ParseFloat: parsing {s:?}: invalid syntax")
+        Value::Str(s) => parse_go_float(s).ok_or_else(|| {
+            format!(
+                "strconv.ParseFloat: parsing {}: invalid syntax",
+                crate::goformat::go_quote(s)
+            )
         }),
-        Value::Map(_) => Err("error calling humanize: can't convert map to float".into()),
+        other => Err(format!("can't convert {} to float", other.type_name())),
     }
 }
 
-fn print(v: &Value<'_>) -> String {
-    match v {
-        Value::Str(s) => s.clone(),
-        Value::Int(i) => i.to_string(),
-        Value::Float(f) => format_g(*f, None),
-        Value::Map(m) => {
-            let pairs: Vec<String> = m
-                .iter()
-                .map(|l| format!("{}:{}", l.name, l.value))
-                .collect();
-            format!("map[{}]", pairs.join(" "))
-        }
+/// `strconv.ParseFloat`, including Go's spellings of infinity and NaN.
+fn parse_go_float(s: &str) -> Option<f64> {
+    match s.to_ascii_lowercase().as_str() {
+        "inf" | "+inf" | "infinity" | "+infinity" => Some(f64::INFINITY),
+        "-inf" | "-infinity" => Some(f64::NEG_INFINITY),
+        "nan" => Some(f64::NAN),
+        _ => s
+            .parse::<f64>()
+            .ok()
+            .filter(|_| !s.contains(char::is_whitespace)),
     }
+}
+
+fn compile(pattern: &str) -> Result<regex::Regex, String> {
+    regex::Regex::new(pattern).map_err(|e| {
+        format!(
+            "regexp: Compile({}): {e}",
+            crate::goformat::go_quote(pattern)
+        )
+    })
 }
 
 /// Prometheus's `humanize`: `%.4g` with an SI prefix.
@@ -529,15 +348,21 @@ pub(crate) fn humanize(v: f64) -> String {
     if v == 0.0 || v.is_nan() || v.is_infinite() {
         return format_g(v, Some(4));
     }
-    let mut v = v;
+    let (v, prefix) = scale(v, 1000.0, &["k", "M", "G", "T", "P", "E", "Z", "Y"]);
+    format!("{}{prefix}", format_g(v, Some(4)))
+}
+
+/// Multiplies `|v| < 1` up through milli…yocto prefixes, or divides `|v| >= 1` by `step`
+/// through `big`.
+fn scale(mut v: f64, step: f64, big: &[&'static str]) -> (f64, &'static str) {
     let mut prefix = "";
     if v.abs() >= 1.0 {
-        for p in ["k", "M", "G", "T", "P", "E", "Z", "Y"] {
-            if v.abs() < 1000.0 {
+        for p in big {
+            if v.abs() < step {
                 break;
             }
             prefix = p;
-            v /= 1000.0;
+            v /= step;
         }
     } else {
         for p in ["m", "u", "n", "p", "f", "a", "z", "y"] {
@@ -548,92 +373,121 @@ pub(crate) fn humanize(v: f64) -> String {
             v *= 1000.0;
         }
     }
+    (v, prefix)
+}
+
+fn humanize1024(v: f64) -> String {
+    if v.abs() <= 1.0 || v.is_nan() || v.is_infinite() {
+        return format_g(v, Some(4));
+    }
+    let (v, prefix) = scale(v, 1024.0, &["ki", "Mi", "Gi", "Ti", "Pi", "Ei", "Zi", "Yi"]);
     format!("{}{prefix}", format_g(v, Some(4)))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn expand(text: &str, value: f64) -> String {
-        let labels = Labels::from_pairs([("__name__", "up"), ("service", "checkout")]);
-        let ext = Labels::from_pairs([("cluster", "research")]);
-        let data = TemplateData {
-            labels: &labels,
-            value,
-            external_labels: &ext,
-            external_url: "http://vigil:9090",
+fn humanize_duration(v: f64) -> String {
+    if v.is_nan() || v.is_infinite() {
+        return format_g(v, Some(4));
+    }
+    if v == 0.0 {
+        return format!("{}s", format_g(v, Some(4)));
+    }
+    if v.abs() >= 1.0 {
+        let sign = if v < 0.0 { "-" } else { "" };
+        let v = v.abs();
+        let whole = v as i64;
+        let (days, hours, minutes, seconds) = (
+            whole / 86_400,
+            whole / 3600 % 24,
+            whole / 60 % 60,
+            whole % 60,
+        );
+        return if days != 0 {
+            format!("{sign}{days}d {hours}h {minutes}m {seconds}s")
+        } else if hours != 0 {
+            format!("{sign}{hours}h {minutes}m {seconds}s")
+        } else if minutes != 0 {
+            format!("{sign}{minutes}m {seconds}s")
+        } else {
+            format!("{sign}{}s", format_g(v, Some(4)))
         };
-        Template::parse("__alert_Test", text)
-            .unwrap()
-            .expand_or_error_text(&data)
     }
+    let (v, prefix) = scale(v, 1000.0, &[]);
+    format!("{}{prefix}s", format_g(v, Some(4)))
+}
 
-    #[test]
-    fn expands_the_common_forms() {
-        assert_eq!(
-            expand("Service {{ $labels.service }} is down", 0.0),
-            "Service checkout is down"
-        );
-        assert_eq!(expand("{{ .Labels.service }}-team", 0.0), "checkout-team");
-        assert_eq!(
-            expand("{{$labels.__name__}} {{ $labels.missing }}|", 0.0),
-            "up |"
-        );
-        assert_eq!(
-            expand("value={{ $value }} v={{ .Value }}", 0.5),
-            "value=0.5 v=0.5"
-        );
-        assert_eq!(expand("{{ $value }}", 1234567.0), "1.234567e+06");
-        assert_eq!(
-            expand("ext={{ $externalLabels.cluster }}", 0.0),
-            "ext=research"
-        );
-        assert_eq!(expand("{{ $externalURL }}", 0.0), "http://vigil:9090");
-        assert_eq!(expand("{{ humanize 1234567.0 }}", 0.0), "1.235M");
-        assert_eq!(expand("{{ $value | humanize }}B", 0.0012), "1.2mB");
-        assert_eq!(expand("{{ humanize \"2048\" }}", 0.0), "2.048k");
-        assert_eq!(expand("{{ \"a&b\" }}", 0.0), "a&b");
+fn float_to_time(v: f64) -> Result<chrono::DateTime<Utc>, String> {
+    if v.is_nan() || v.is_infinite() {
+        return Err("value is NaN or Inf".into());
     }
-
-    #[test]
-    fn trim_markers_and_comments() {
-        assert_eq!(expand("a  {{- $labels.service -}}  b", 0.0), "acheckoutb");
-        assert_eq!(expand("a {{/* note */}}b", 0.0), "a b");
-        assert_eq!(expand("{{-3}}", 0.0), "-3");
+    let nanos = v * 1e9;
+    if nanos > i64::MAX as f64 || nanos < i64::MIN as f64 {
+        return Err(format!(
+            "{} cannot be represented as a nanoseconds timestamp since it overflows int64",
+            format_g(v, None)
+        ));
     }
+    // model.TimeFromUnixNano keeps millisecond precision.
+    let ms = (nanos as i64).div_euclid(1_000_000);
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .ok_or_else(|| "timestamp out of range".to_string())
+}
 
-    #[test]
-    fn unsupported_actions_become_prometheus_error_text() {
-        let out = expand("{{ if $value }}x{{ end }}", 1.0);
-        assert!(
-            out.starts_with("<error expanding template: error executing template __alert_Test:"),
-            "{out}"
-        );
-        assert!(out.ends_with('>'));
-        let out = expand("{{ humanize1024 1048576.0 }}", 0.0);
-        assert!(out.contains("humanize1024"), "{out}");
-        let out = expand("{{ nosuchfunc 1 }}", 0.0);
-        assert_eq!(
-            out,
-            "<error expanding template: error parsing template __alert_Test: template: __alert_Test:1: function \"nosuchfunc\" not defined>"
-        );
+fn humanize_timestamp(v: f64) -> String {
+    if v.is_nan() || v.is_infinite() {
+        return format_g(v, Some(4));
     }
-
-    #[test]
-    fn unclosed_action_is_a_parse_error() {
-        let err = Template::parse("t", "line1\n{{ $labels.x ").unwrap_err();
-        assert_eq!(err, "template: t:2: unclosed action");
-    }
-
-    #[test]
-    fn humanize_matches_prometheus() {
-        assert_eq!(humanize(0.0), "0");
-        assert_eq!(humanize(1234567.0), "1.235M");
-        assert_eq!(humanize(999.0), "999");
-        assert_eq!(humanize(1000.0), "1k");
-        assert_eq!(humanize(0.000123), "123u");
-        assert_eq!(humanize(-1500.0), "-1.5k");
-        assert_eq!(humanize(f64::INFINITY), "+Inf");
+    match float_to_time(v) {
+        Ok(t) => go_time_string(&t),
+        Err(e) => e,
     }
 }
+
+/// `net.SplitHostPort`, enough for `stripPort`/`stripDomain`: `host:port` or `[v6]:port`.
+fn split_host_port(s: &str) -> Option<(String, String)> {
+    if let Some(rest) = s.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        let port = after.strip_prefix(':')?;
+        return Some((host.to_string(), port.to_string()));
+    }
+    let (host, port) = s.rsplit_once(':')?;
+    if host.contains(':') {
+        return None;
+    }
+    Some((host.to_string(), port.to_string()))
+}
+
+fn strip_domain(s: &str) -> String {
+    if s.is_empty() {
+        return String::new();
+    }
+    let (host, port) = split_host_port(s).unwrap_or((s.to_string(), String::new()));
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return s.to_string();
+    }
+    let short = host.split('.').next().unwrap_or_default();
+    if port.is_empty() {
+        short.to_string()
+    } else {
+        format!("{short}:{port}")
+    }
+}
+
+/// The path of a URL (`pathPrefix`), without parsing more of it than that needs.
+fn url_path(url: &str) -> String {
+    let after_scheme = url.split_once("://").map_or(url, |(_, r)| r);
+    after_scheme
+        .find('/')
+        .map(|i| {
+            after_scheme[i..]
+                .split(['?', '#'])
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+#[path = "template_tests.rs"]
+mod tests;
