@@ -1,0 +1,305 @@
+//! The server's ConfigMap: the default rules load with Vigil's rule loader, every expression
+//! passes the engine's check and fires on the data it is about (and only then), every alert
+//! carries a runbook, and the Alertmanager config loads and reads Slack's URL from the Secret.
+
+use crate::{object, object_prefixed};
+use alertmanager::{AlertmanagerConfig, Rule};
+use model::{Appender, Labels, MemStorage, Sample, Series};
+use promql::{Engine, EngineOptions, Value as PromValue};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The alerts the issue asks the default rules to cover.
+const EXPECTED_ALERTS: &[&str] = &[
+    "KubeNodeNotReady",
+    "KubeNodePressure",
+    "NodeMemoryHighUtilization",
+    "NodeFilesystemAlmostOutOfSpace",
+    "KubePodCrashLooping",
+    "KubeContainerOOMKilled",
+    "CPUThrottlingHigh",
+    "KubePersistentVolumeFillingUp",
+    "VigilAgentNotShipping",
+];
+
+/// The generated server ConfigMap's files, written to a temp dir as the pod sees them.
+fn config_dir() -> (tempfile::TempDir, Vec<PathBuf>) {
+    let cm = object_prefixed("ConfigMap", "vigil-server-config-");
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for (key, text) in cm["data"].as_object().unwrap() {
+        let path = dir.path().join(key);
+        std::fs::write(&path, text.as_str().unwrap()).unwrap();
+        files.push(path);
+    }
+    (dir, files)
+}
+
+fn alerting_rules() -> Vec<alertmanager::AlertingRule> {
+    let (_dir, files) = config_dir();
+    let rule_files: Vec<PathBuf> = files
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".rules.yml"))
+        .collect();
+    assert!(!rule_files.is_empty());
+    let groups = alertmanager::load_rule_files(&rule_files).unwrap();
+    let mut out = Vec::new();
+    for g in groups {
+        for rule in g.rules {
+            let (name, expr) = match &rule {
+                Rule::Alerting(a) => (&a.name, &a.expr),
+                Rule::Recording(r) => (&r.name, &r.expr),
+            };
+            promql::check(expr).unwrap_or_else(|e| panic!("{name}: {expr}: {e}"));
+            if let Rule::Alerting(a) = rule {
+                out.push(a);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn default_rules_load_check_and_carry_runbooks() {
+    let rules = alerting_rules();
+    let names: BTreeSet<&str> = rules.iter().map(|r| r.name.as_str()).collect();
+    for expected in EXPECTED_ALERTS {
+        assert!(names.contains(expected), "no alert {expected}: {names:?}");
+    }
+    for r in &rules {
+        for annotation in ["summary", "description", "runbook"] {
+            let text = r.annotations.get(annotation).map(String::as_str);
+            assert!(
+                text.is_some_and(|t| !t.trim().is_empty()),
+                "{} has no {annotation} annotation",
+                r.name
+            );
+        }
+        let severity = r.labels.get("severity").map(String::as_str);
+        assert!(
+            matches!(severity, Some("critical" | "warning" | "info")),
+            "{}: severity {severity:?}",
+            r.name
+        );
+    }
+}
+
+const NOW: i64 = 7_200_000;
+
+/// `(labels, [(t_ms, v)])`: one series of a fixture.
+type Fixture<'a> = (&'a [(&'a str, &'a str)], &'a [(i64, f64)]);
+
+/// Loads `series` into a store and returns the label sets `alert`'s expression yields at NOW.
+fn fires(rules: &[alertmanager::AlertingRule], alert: &str, series: &[Fixture]) -> Vec<String> {
+    let rule = rules.iter().find(|r| r.name == alert).unwrap();
+    let store = Arc::new(MemStorage::new());
+    let series: Vec<Series> = series
+        .iter()
+        .map(|(labels, samples)| Series {
+            labels: Labels::from_pairs(labels.iter().copied()),
+            samples: samples.iter().map(|&(t, v)| Sample { t, v }).collect(),
+        })
+        .collect();
+    store.append(&series).unwrap();
+    let engine = Engine::new(store, EngineOptions::default());
+    let result = engine.instant_query(&rule.expr, NOW).unwrap();
+    let PromValue::Vector(v) = result.value else {
+        panic!("{alert}: not a vector")
+    };
+    let mut out: Vec<String> = v.iter().map(|e| e.labels.to_string()).collect();
+    out.sort();
+    out
+}
+
+/// Samples every 15 s from `from` to `to` (ms) with values from `f`.
+fn every_15s(from: i64, to: i64, f: impl Fn(i64) -> f64) -> Vec<(i64, f64)> {
+    (from / 15_000..=to / 15_000)
+        .map(|i| (i * 15_000, f(i * 15_000)))
+        .collect()
+}
+
+#[test]
+fn default_rules_fire_on_what_they_are_about() {
+    let rules = alerting_rules();
+
+    // Agent a stopped 20 minutes ago; agent b is shipping.
+    let stopped = every_15s(0, NOW - 1_200_000, |_| 1.0);
+    let shipping = every_15s(0, NOW, |_| 1.0);
+    let fired = fires(
+        &rules,
+        "VigilAgentNotShipping",
+        &[
+            (
+                &[
+                    ("__name__", "node_load1"),
+                    ("job", "node"),
+                    ("instance", "a"),
+                ],
+                &stopped,
+            ),
+            (
+                &[
+                    ("__name__", "node_load1"),
+                    ("job", "node"),
+                    ("instance", "b"),
+                ],
+                &shipping,
+            ),
+        ],
+    );
+    assert_eq!(fired, [r#"{instance="a", job="node"}"#]);
+
+    // Node a has 5% of its memory available, node b 50%.
+    let total = every_15s(NOW - 600_000, NOW, |_| 100.0);
+    let (low, fine) = (
+        every_15s(NOW - 600_000, NOW, |_| 5.0),
+        every_15s(NOW - 600_000, NOW, |_| 50.0),
+    );
+    let mem = |name: &'static str, instance: &'static str| -> [(&'static str, &'static str); 3] {
+        [("__name__", name), ("job", "node"), ("instance", instance)]
+    };
+    let (ta, tb, la, lb) = (
+        mem("node_memory_MemTotal_bytes", "a"),
+        mem("node_memory_MemTotal_bytes", "b"),
+        mem("node_memory_MemAvailable_bytes", "a"),
+        mem("node_memory_MemAvailable_bytes", "b"),
+    );
+    let fired = fires(
+        &rules,
+        "NodeMemoryHighUtilization",
+        &[(&ta, &total), (&tb, &total), (&la, &low), (&lb, &fine)],
+    );
+    assert_eq!(fired, [r#"{instance="a", job="node"}"#]);
+
+    // One container throttled in half its periods, another in 1%.
+    let periods = every_15s(NOW - 600_000, NOW, |t| t as f64 / 100.0);
+    let (half, rare) = (
+        every_15s(NOW - 600_000, NOW, |t| t as f64 / 200.0),
+        every_15s(NOW - 600_000, NOW, |t| t as f64 / 10_000.0),
+    );
+    let c = |name: &'static str, pod: &'static str| -> [(&'static str, &'static str); 4] {
+        [
+            ("__name__", name),
+            ("namespace", "shop"),
+            ("pod", pod),
+            ("container", "app"),
+        ]
+    };
+    let (pa, pb, ha, rb) = (
+        c("container_cpu_cfs_periods_total", "a"),
+        c("container_cpu_cfs_periods_total", "b"),
+        c("container_cpu_cfs_throttled_periods_total", "a"),
+        c("container_cpu_cfs_throttled_periods_total", "b"),
+    );
+    let fired = fires(
+        &rules,
+        "CPUThrottlingHigh",
+        &[(&pa, &periods), (&pb, &periods), (&ha, &half), (&rb, &rare)],
+    );
+    assert_eq!(fired, [r#"{container="app", namespace="shop", pod="a"}"#]);
+
+    // A pod that was in CrashLoopBackOff within the last five minutes, one that is not.
+    let waiting = every_15s(NOW - 600_000, NOW, |t| {
+        if t > NOW - 120_000 {
+            1.0
+        } else {
+            0.0
+        }
+    });
+    let never = every_15s(NOW - 600_000, NOW, |_| 0.0);
+    let w = |pod: &'static str| -> [(&'static str, &'static str); 5] {
+        [
+            ("__name__", "kube_pod_container_status_waiting_reason"),
+            ("namespace", "shop"),
+            ("pod", pod),
+            ("container", "app"),
+            ("reason", "CrashLoopBackOff"),
+        ]
+    };
+    let (wa, wb) = (w("a"), w("b"));
+    let fired = fires(
+        &rules,
+        "KubePodCrashLooping",
+        &[(&wa, &waiting), (&wb, &never)],
+    );
+    assert_eq!(
+        fired,
+        [r#"{container="app", namespace="shop", pod="a", reason="CrashLoopBackOff"}"#]
+    );
+
+    // A claim with 2% left and one with 60% left.
+    let capacity = every_15s(NOW - 300_000, NOW, |_| 100.0);
+    let (full, roomy) = (
+        every_15s(NOW - 300_000, NOW, |_| 2.0),
+        every_15s(NOW - 300_000, NOW, |_| 60.0),
+    );
+    let v = |name: &'static str, pvc: &'static str| -> [(&'static str, &'static str); 3] {
+        [
+            ("__name__", name),
+            ("namespace", "db"),
+            ("persistentvolumeclaim", pvc),
+        ]
+    };
+    let (ca, cb, aa, ab) = (
+        v("kubelet_volume_stats_capacity_bytes", "a"),
+        v("kubelet_volume_stats_capacity_bytes", "b"),
+        v("kubelet_volume_stats_available_bytes", "a"),
+        v("kubelet_volume_stats_available_bytes", "b"),
+    );
+    let fired = fires(
+        &rules,
+        "KubePersistentVolumeFillingUp",
+        &[
+            (&ca, &capacity),
+            (&cb, &capacity),
+            (&aa, &full),
+            (&ab, &roomy),
+        ],
+    );
+    assert_eq!(fired, [r#"{namespace="db", persistentvolumeclaim="a"}"#]);
+}
+
+#[test]
+fn alertmanager_config_loads_and_reads_slack_url_from_the_secret() {
+    let cm = object_prefixed("ConfigMap", "vigil-server-config-");
+    let text = cm["data"]["alertmanager.yml"].as_str().unwrap();
+    let config = AlertmanagerConfig::parse(text).unwrap();
+    let route = config.route.as_ref().unwrap();
+    let default = route.receiver.as_deref().unwrap();
+    let receiver = config.receivers.iter().find(|r| r.name == default).unwrap();
+    let slack = receiver
+        .slack_configs
+        .first()
+        .expect("the default route posts to Slack");
+    assert!(slack.api_url.is_none(), "the URL is never inline");
+    let url_file = slack.api_url_file.as_deref().unwrap();
+
+    // The file is a key of the mounted Secret.
+    let sts = object("StatefulSet", "vigil-server");
+    let pod = &sts["spec"]["template"]["spec"];
+    let secret_volume = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| !v["secret"].is_null())
+        .unwrap();
+    let secret = object(
+        "Secret",
+        secret_volume["secret"]["secretName"].as_str().unwrap(),
+    );
+    let mount = pod["containers"][0]["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == secret_volume["name"])
+        .unwrap();
+    let key = url_file
+        .strip_prefix(mount["mountPath"].as_str().unwrap())
+        .and_then(|k| k.strip_prefix('/'))
+        .unwrap_or_else(|| panic!("{url_file} is not in the Secret's mount"));
+    assert!(
+        !secret["stringData"][key].is_null() || !secret["data"][key].is_null(),
+        "Secret has no key {key}"
+    );
+}
