@@ -40,6 +40,10 @@ pub struct AgentConfig {
     pub node_name: String,
     /// The procfs root; default [`DEFAULT_PROCFS`] (`/proc`).
     pub procfs: PathBuf,
+    /// The sysfs root; default [`crate::DEFAULT_SYSFS`] (`/sys`).
+    pub sysfs: PathBuf,
+    /// The host's root filesystem (mounts measured, os-release read); default `/`.
+    pub rootfs: PathBuf,
     /// kubelet's pod log directory; default [`DEFAULT_PODS_PATH`] (`/var/log/pods`).
     pub logs_path: PathBuf,
     /// Plain-file globs such as `/var/log/*.log`; default none.
@@ -64,6 +68,8 @@ impl AgentConfig {
             logs_push_url: logs_push_url.into(),
             node_name,
             procfs: PathBuf::from(DEFAULT_PROCFS),
+            sysfs: PathBuf::from(crate::DEFAULT_SYSFS),
+            rootfs: PathBuf::from(crate::DEFAULT_ROOTFS),
             logs_path: PathBuf::from(DEFAULT_PODS_PATH),
             log_files: Vec::new(),
             state_path: PathBuf::from(DEFAULT_STATE_PATH),
@@ -101,12 +107,14 @@ pub async fn run_agent(cfg: AgentConfig, shutdown: CancellationToken) -> Result<
     let loki = LokiConfig::new(&cfg.logs_push_url).build()?;
     let node = NodeConfig {
         procfs: cfg.procfs.clone(),
+        sysfs: cfg.sysfs.clone(),
+        rootfs: cfg.rootfs.clone(),
         instance: cfg.node_name.clone(),
         job: cfg.job.clone(),
         interval: cfg.scrape_interval,
         ..NodeConfig::new(&cfg.node_name)
     }
-    .build();
+    .build()?;
     let tailer = TailConfig {
         pods_path: cfg.logs_path.clone(),
         globs: cfg.log_files.clone(),

@@ -9,12 +9,15 @@ use model::{Labels, Sample, Series, METRIC_NAME};
 pub(crate) enum MetricType {
     Counter,
     Gauge,
+    /// No declared type: node_exporter's `netstat` and `vmstat` fields.
+    Untyped,
 }
 
 impl MetricType {
-    /// `MetricMetadata.MetricType`: COUNTER=1, GAUGE=2.
+    /// `MetricMetadata.MetricType`: UNKNOWN=0, COUNTER=1, GAUGE=2.
     fn wire(self) -> i32 {
         match self {
+            MetricType::Untyped => 0,
             MetricType::Counter => 1,
             MetricType::Gauge => 2,
         }

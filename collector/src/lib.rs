@@ -11,13 +11,17 @@
 //!     └──── acked Positions ◀─────┘   (checkpoints advance only after a 2xx)
 //! ```
 //!
-//! - [`NodeConfig`] → [`NodeSource`]: node_exporter's `cpu`, `meminfo`, `loadavg` and
-//!   `netdev` collectors over a procfs root, with node_exporter's names and HELP texts.
+//! - [`NodeConfig`] → [`NodeSource`]: node_exporter 1.5's dashboard collectors ([`NODE_COLLECTORS`]:
+//!   cpu, stat, meminfo, loadavg, filesystem, diskstats, netdev, netstat, sockstat, pressure,
+//!   vmstat, filefd, time, uname, os) over procfs, sysfs and rootfs paths, with
+//!   node_exporter's names, HELP texts, types and labels.
 //! - [`TailConfig`] → [`Tailer`]: container logs under `/var/log/pods` (CRI format, partial
 //!   lines joined) and plain files from globs, followed by inode through truncation and
 //!   replacement, with checkpoints in `positions.json`.
 //! - [`RemoteWriteConfig`] → [`RemoteWriteSink`] and [`LokiConfig`] → [`LokiSink`]: batching,
 //!   snappy-compressed protobuf, retries with backoff on network errors, 5xx and 429.
+//! - [`expo`]: the exposition parser for text format 0.0.4 and OpenMetrics 1.0, pure
+//!   functions from a scraped body to families and samples, with a line-numbered error.
 //! - [`run_agent`] wires them from one [`AgentConfig`] and stops them in order on shutdown.
 //!
 //! ```no_run
@@ -37,6 +41,7 @@
 
 mod agent;
 mod error;
+pub mod expo;
 mod family;
 mod node;
 mod ship;
@@ -45,8 +50,10 @@ mod tail;
 pub use agent::{run_agent, AgentConfig, DEFAULT_STATE_PATH, SHUTDOWN_FLUSH_TIMEOUT};
 pub use error::Error;
 pub use node::{
-    NodeConfig, NodeSource, DEFAULT_JOB, DEFAULT_NETDEV_EXCLUDE, DEFAULT_PROCFS,
-    DEFAULT_SCRAPE_INTERVAL,
+    NodeConfig, NodeSource, DEFAULT_DISKSTATS_EXCLUDE, DEFAULT_FS_TYPES_EXCLUDE, DEFAULT_JOB,
+    DEFAULT_MOUNT_POINTS_EXCLUDE, DEFAULT_NETDEV_EXCLUDE, DEFAULT_NETSTAT_FIELDS, DEFAULT_PROCFS,
+    DEFAULT_ROOTFS, DEFAULT_SCRAPE_INTERVAL, DEFAULT_SYSFS, DEFAULT_UDEV_DATA,
+    DEFAULT_VMSTAT_FIELDS, NODE_COLLECTORS,
 };
 pub use ship::{
     Backoff, LogBatch, LokiConfig, LokiSink, MetricBatch, RemoteWriteConfig, RemoteWriteSink,
