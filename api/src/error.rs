@@ -65,6 +65,13 @@ impl ApiError {
         Self::bad_data(format!("invalid parameter {name:?}: {reason}"))
     }
 
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ApiError {
+            kind: ErrorType::NotFound,
+            message: message.into(),
+        }
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         ApiError {
             kind: ErrorType::Internal,

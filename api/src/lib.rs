@@ -1,9 +1,14 @@
 //! Vigil's HTTP surface: one axum [`router`] that answers
 //!
-//! - the Prometheus HTTP API v1 (`/api/v1/query`, `/api/v1/query_range`, `/api/v1/labels`,
-//!   `/api/v1/label/<name>/values`, `/api/v1/series`, `/api/v1/status/buildinfo`) in
-//!   Prometheus's exact JSON, with its `errorType`s and status codes;
-//! - Prometheus remote write 1.0 at `/api/v1/write`;
+//! - the Prometheus HTTP API v1 in Prometheus's exact JSON, with its `errorType`s and status
+//!   codes: `/api/v1/query` and `/api/v1/query_range` (with `timeout`, `limit`,
+//!   `lookback_delta`, `stats`), `/api/v1/format_query`, `/api/v1/parse_query`,
+//!   `/api/v1/query_exemplars`, `/api/v1/labels`, `/api/v1/label/<name>/values`,
+//!   `/api/v1/series`, `/api/v1/metadata` (learned from remote write, [`MetadataStore`]),
+//!   `/api/v1/targets` and `/api/v1/status/{buildinfo,runtimeinfo,config,flags,walreplay,tsdb}`
+//!   ([`TsdbStatus`]);
+//! - Prometheus remote write 1.0 at `/api/v1/write`, remote read (samples) at `/api/v1/read`,
+//!   and `/federate` in the text exposition format;
 //! - the Loki API (`/loki/api/v1/push`, `/loki/api/v1/query_range`, labels);
 //! - `/-/healthy`, `/-/ready` and the server's own metrics at `/metrics`.
 //!
@@ -30,6 +35,11 @@ mod state;
 pub use error::{ApiError, ErrorType};
 pub use params::{parse_duration, parse_prometheus_duration, parse_time};
 pub use prom::encode::format_value;
+pub use prom::metadata::{MetadataStore, MetricMeta};
+pub use prom::status::{
+    status_from_querier, HeadStats, TsdbStat, TsdbStatus, TsdbStatusFn, WalReplayFn,
+    WalReplayStatus,
+};
 pub use selfmetrics::SelfMetrics;
 pub use server::{router, serve};
 pub use state::{AppState, GaugeFn, Limits};

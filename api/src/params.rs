@@ -32,6 +32,12 @@ impl Params {
             .collect()
     }
 
+    /// The parameters of a URL query string (`a=1&match[]=up`).
+    #[cfg(test)]
+    pub fn from_query(query: &str) -> Self {
+        Params(Self::parse(query.as_bytes()))
+    }
+
     fn parse(raw: &[u8]) -> Vec<(String, String)> {
         form_pairs(raw)
     }
@@ -196,6 +202,60 @@ pub fn parse_prometheus_duration(s: &str) -> Option<i64> {
     Some(total)
 }
 
+/// Parses Prometheus's `limit` parameter: absent or empty means no limit (`None`), so does `0`;
+/// a negative or non-integer value is refused in the words Prometheus uses.
+pub fn parse_limit(s: Option<&str>) -> Result<Option<usize>, String> {
+    let Some(s) = s.filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let n: i64 = s
+        .parse()
+        .map_err(|_| format!("strconv.Atoi: parsing {s:?}: invalid syntax"))?;
+    match n {
+        n if n < 0 => Err("limit must be non-negative".into()),
+        0 => Ok(None),
+        n => Ok(Some(usize::try_from(n).unwrap_or(usize::MAX))),
+    }
+}
+
+/// Undoes the `U__` escaping Grafana applies to UTF-8 label names in URL paths (Prometheus's
+/// "values" escaping): `U__` prefix, `__` for `_`, `_<hex>_` for any other character. A name
+/// without the prefix, or one that does not decode, is returned unchanged, as Prometheus does.
+pub fn unescape_label_name(name: &str) -> String {
+    let Some(body) = name.strip_prefix("U__") else {
+        return name.to_string();
+    };
+    let mut out = String::with_capacity(body.len());
+    let mut chars = body.chars();
+    while let Some(c) = chars.next() {
+        if c != '_' {
+            out.push(c);
+            continue;
+        }
+        let mut hex = String::new();
+        let mut closed = false;
+        for h in chars.by_ref() {
+            if h == '_' {
+                closed = true;
+                break;
+            }
+            hex.push(h);
+        }
+        if !closed {
+            return name.to_string();
+        }
+        if hex.is_empty() {
+            out.push('_');
+            continue;
+        }
+        match u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32) {
+            Some(decoded) => out.push(decoded),
+            None => return name.to_string(),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,6 +287,37 @@ mod tests {
         assert!(parse_duration("30s1m").is_err(), "units must decrease");
         assert!(parse_duration("1x").is_err());
         assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn limits_follow_prometheus() {
+        assert_eq!(parse_limit(None).unwrap(), None);
+        assert_eq!(parse_limit(Some("")).unwrap(), None);
+        assert_eq!(parse_limit(Some("0")).unwrap(), None);
+        assert_eq!(parse_limit(Some("40000")).unwrap(), Some(40_000));
+        assert_eq!(
+            parse_limit(Some("-1")).unwrap_err(),
+            "limit must be non-negative"
+        );
+        assert_eq!(
+            parse_limit(Some("ten")).unwrap_err(),
+            r#"strconv.Atoi: parsing "ten": invalid syntax"#
+        );
+    }
+
+    #[test]
+    fn utf8_label_names_unescape() {
+        // `_` itself is written `__`: the reference's `U__http_2e_status_code` would not decode.
+        assert_eq!(
+            unescape_label_name("U__http_2e_status__code"),
+            "http.status_code"
+        );
+        assert_eq!(unescape_label_name("U__a__b"), "a_b");
+        assert_eq!(unescape_label_name("U___1f600_"), "\u{1f600}");
+        assert_eq!(unescape_label_name("job"), "job");
+        // Not decodable: kept as written.
+        assert_eq!(unescape_label_name("U__a_zz_"), "U__a_zz_");
+        assert_eq!(unescape_label_name("U__a_2e"), "U__a_2e");
     }
 
     #[test]

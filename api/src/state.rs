@@ -1,5 +1,7 @@
 //! What every handler shares: the stores, the query engine, limits and self-metrics.
 
+use crate::prom::metadata::MetadataStore;
+use crate::prom::status::{TsdbStatusFn, WalReplayFn};
 use crate::selfmetrics::SelfMetrics;
 use logstore::LogStore;
 use model::{Appender, Querier};
@@ -55,6 +57,24 @@ pub struct AppState {
     pub gauges: Vec<GaugeFn>,
     /// False until startup (WAL replay, rule loading) is done; `/-/ready` answers 503 until then.
     pub ready: AtomicBool,
+    /// The options `engine` was built with; queries that carry `timeout`, `lookback_delta` or
+    /// `stats` run on an engine derived from them. Set it together with `engine`.
+    pub engine_options: promql::EngineOptions,
+    /// Metric types, help and units learned from remote-write metadata, for `/api/v1/metadata`.
+    pub metadata: MetadataStore,
+    /// The server configuration as YAML with secrets written as `<secret>`, for
+    /// `/api/v1/status/config`. Empty until the binary sets it.
+    pub config_yaml: String,
+    /// Cardinality statistics of the store for `/api/v1/status/tsdb`, given the top-N limit.
+    /// When `None` the answer is computed from `querier`'s series, without chunk counts.
+    pub tsdb_status: Option<TsdbStatusFn>,
+    /// Progress of the write-ahead-log replay for `/api/v1/status/walreplay`; `None` means the
+    /// store has no WAL to replay.
+    pub wal_replay: Option<WalReplayFn>,
+    /// How long samples are kept, as `/api/v1/status/runtimeinfo` reports it (`15d`, `1GiB`).
+    pub storage_retention: String,
+    /// When the server started, for `/api/v1/status/runtimeinfo`.
+    pub started_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -81,6 +101,13 @@ impl AppState {
             metrics: SelfMetrics::new(),
             gauges: Vec::new(),
             ready: AtomicBool::new(true),
+            engine_options: promql::EngineOptions::default(),
+            metadata: MetadataStore::default(),
+            config_yaml: String::new(),
+            tsdb_status: None,
+            wal_replay: None,
+            storage_retention: String::new(),
+            started_at: chrono::Utc::now(),
         }
     }
 }

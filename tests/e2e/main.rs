@@ -9,5 +9,6 @@ mod harness;
 mod agent;
 mod alerting;
 mod cli;
+mod grafana;
 mod logs;
 mod metrics;

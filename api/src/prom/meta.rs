@@ -1,8 +1,9 @@
-//! Metadata endpoints: `/api/v1/labels`, `/api/v1/label/<name>/values`, `/api/v1/series`,
-//! `/api/v1/status/buildinfo`.
+//! Metadata endpoints: `/api/v1/labels`, `/api/v1/label/<name>/values`, `/api/v1/series`
+//! (each with `match[]`, `start`, `end` and `limit`), `/api/v1/status/buildinfo`.
 
 use crate::error::ApiError;
-use crate::params::{parse_time, Params};
+use crate::params::{parse_limit, parse_time, unescape_label_name, Params};
+use crate::prom::query::TRUNCATED;
 use crate::prom::{encode, success};
 use crate::state::AppState;
 use axum::extract::{Path, State};
@@ -38,19 +39,33 @@ fn match_sets(p: &Params) -> Result<Vec<Vec<Matcher>>, ApiError> {
         .collect()
 }
 
-fn string_list(items: impl IntoIterator<Item = String>) -> Response {
+fn limit(p: &Params) -> Result<Option<usize>, ApiError> {
+    parse_limit(p.get("limit")).map_err(|e| ApiError::bad_param("limit", e))
+}
+
+/// The warnings of an answer of `total` items cut to `limit`.
+fn truncation(total: usize, limit: Option<usize>) -> Vec<String> {
+    match limit {
+        Some(l) if total > l => vec![TRUNCATED.to_string()],
+        _ => Vec::new(),
+    }
+}
+
+fn string_list(items: BTreeSet<String>, limit: Option<usize>) -> Response {
+    let warnings = truncation(items.len(), limit);
     let mut data = String::from("[");
-    for (i, s) in items.into_iter().enumerate() {
+    for (i, s) in items.iter().take(limit.unwrap_or(usize::MAX)).enumerate() {
         if i > 0 {
             data.push(',');
         }
-        encode::write_str(&mut data, &s);
+        encode::write_str(&mut data, s);
     }
     data.push(']');
-    success(&data, &[], &[])
+    success(&data, &warnings, &[])
 }
 
 pub async fn labels(State(st): State<Arc<AppState>>, p: Params) -> Result<Response, ApiError> {
+    let limit = limit(&p)?;
     let (start, end) = time_range(&p)?;
     let sets = match_sets(&p)?;
     let querier = st.querier.clone();
@@ -66,7 +81,7 @@ pub async fn labels(State(st): State<Arc<AppState>>, p: Params) -> Result<Respon
     })
     .await
     .map_err(|e| ApiError::internal(format!("labels task failed: {e}")))??;
-    Ok(string_list(names))
+    Ok(string_list(names, limit))
 }
 
 pub async fn label_values(
@@ -74,9 +89,13 @@ pub async fn label_values(
     Path(name): Path<String>,
     p: Params,
 ) -> Result<Response, ApiError> {
-    if !is_label_name(&name) {
+    // Prometheus 3 accepts any UTF-8 label name; Grafana sends the ones that are not
+    // `[a-zA-Z_][a-zA-Z0-9_]*` escaped with `U__`.
+    let name = unescape_label_name(&name);
+    if name.is_empty() {
         return Err(ApiError::bad_data(format!("invalid label name: {name:?}")));
     }
+    let limit = limit(&p)?;
     let (start, end) = time_range(&p)?;
     let sets = match_sets(&p)?;
     let querier = st.querier.clone();
@@ -92,10 +111,11 @@ pub async fn label_values(
     })
     .await
     .map_err(|e| ApiError::internal(format!("label values task failed: {e}")))??;
-    Ok(string_list(values))
+    Ok(string_list(values, limit))
 }
 
 pub async fn series(State(st): State<Arc<AppState>>, p: Params) -> Result<Response, ApiError> {
+    let limit = limit(&p)?;
     let sets = match_sets(&p)?;
     if sets.is_empty() {
         return Err(ApiError::bad_data("no match[] parameter provided"));
@@ -111,15 +131,16 @@ pub async fn series(State(st): State<Arc<AppState>>, p: Params) -> Result<Respon
     })
     .await
     .map_err(|e| ApiError::internal(format!("series task failed: {e}")))??;
+    let warnings = truncation(all.len(), limit);
     let mut data = String::from("[");
-    for (i, labels) in all.iter().enumerate() {
+    for (i, labels) in all.iter().take(limit.unwrap_or(usize::MAX)).enumerate() {
         if i > 0 {
             data.push(',');
         }
         encode::write_labels(&mut data, labels);
     }
     data.push(']');
-    Ok(success(&data, &[], &[]))
+    Ok(success(&data, &warnings, &[]))
 }
 
 pub async fn buildinfo() -> Response {
@@ -148,11 +169,4 @@ pub async fn buildinfo() -> Response {
     }
     data.push('}');
     success(&data, &[], &[])
-}
-
-/// `[a-zA-Z_][a-zA-Z0-9_]*`, the label names Prometheus accepts in this path segment.
-fn is_label_name(s: &str) -> bool {
-    let mut c = s.chars();
-    matches!(c.next(), Some(f) if f.is_ascii_alphabetic() || f == '_')
-        && c.all(|x| x.is_ascii_alphanumeric() || x == '_')
 }

@@ -12,7 +12,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use model::wire::prom::WriteRequest;
+use model::wire::prom::{MetricMetadata, WriteRequest};
 use model::wire::{snappy_decompress, SnappyError};
 use model::{AppendError, Series};
 use prost::Message;
@@ -24,7 +24,10 @@ pub async fn write(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, PlainError> {
-    let batch = decode(&st, &headers, &body)?;
+    let (batch, metadata) = decode(&st, &headers, &body)?;
+    // Metadata is kept once the request proved valid; it does not depend on the samples
+    // being stored.
+    st.metadata.record(&metadata);
     append(st, batch).await
 }
 
@@ -32,7 +35,11 @@ fn text(status: StatusCode, msg: impl Into<String>) -> PlainError {
     PlainError::new(status, msg)
 }
 
-fn decode(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Vec<Series>, PlainError> {
+fn decode(
+    st: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Vec<Series>, Vec<MetricMetadata>), PlainError> {
     let header_str = |h| headers.get(h).and_then(|v| v.to_str().ok()).unwrap_or("");
     let encoding = header_str(header::CONTENT_ENCODING);
     if !encoding.is_empty() && !encoding.eq_ignore_ascii_case("snappy") {
@@ -82,7 +89,7 @@ fn decode(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Vec<Series>
         }
         batch.push(series);
     }
-    Ok(batch)
+    Ok((batch, req.metadata))
 }
 
 async fn append(st: Arc<AppState>, batch: Vec<Series>) -> Result<Response, PlainError> {
