@@ -31,6 +31,7 @@ mod prom;
 mod selfmetrics;
 mod server;
 mod state;
+mod ui;
 
 pub use error::{ApiError, ErrorType};
 pub use params::{parse_duration, parse_prometheus_duration, parse_time};
