@@ -103,6 +103,15 @@ pub struct AgentSources {
     #[arg(long = "path.procfs", default_value = "/proc")]
     pub procfs: PathBuf,
 
+    /// Mount point of the sys filesystem (the host's /sys when running in a container).
+    #[arg(long = "path.sysfs", default_value = "/sys")]
+    pub sysfs: PathBuf,
+
+    /// The host's root filesystem, for filesystem sizes and os-release (e.g. /host/root when
+    /// running in a container).
+    #[arg(long = "path.rootfs", default_value = "/")]
+    pub rootfs: PathBuf,
+
     /// Directory of Kubernetes container logs (<namespace>_<pod>_<uid>/<container>/<n>.log).
     #[arg(long = "logs.path", default_value = "/var/log/pods")]
     pub logs_path: PathBuf,
@@ -204,6 +213,30 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn up_tails_var_log_when_not_on_a_kubernetes_node() {
+        let cli = Cli::try_parse_from(["vigil", "up", "--logs.path=/nonexistent/pods"]).unwrap();
+        let Command::Up(up) = cli.command else {
+            panic!("expected up")
+        };
+        let agent = up.agent_args("http://127.0.0.1:9090");
+        assert_eq!(agent.sources.log_files, vec!["/var/log/*.log".to_string()]);
+        assert_eq!(agent.remote_write_url, "http://127.0.0.1:9090/api/v1/write");
+        assert_eq!(
+            agent.logs_push_url,
+            "http://127.0.0.1:9090/loki/api/v1/push"
+        );
+
+        // On a node (the pods directory exists) or with explicit files, nothing is added.
+        let dir = tempfile::tempdir().unwrap();
+        let arg = format!("--logs.path={}", dir.path().display());
+        let cli = Cli::try_parse_from(["vigil", "up", arg.as_str()]).unwrap();
+        let Command::Up(up) = cli.command else {
+            panic!("expected up")
+        };
+        assert!(up.agent_args("http://x").sources.log_files.is_empty());
     }
 
     #[test]

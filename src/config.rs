@@ -43,12 +43,25 @@ const UNAPPLIED_GLOBAL: &[&str] = &[
     "convert_classic_histograms_to_nhcb",
 ];
 
+/// Keys whose values Prometheus's config types hold as `Secret`: shown as `<secret>` wherever
+/// the configuration is shown.
+const SECRET_KEYS: &[&str] = &[
+    "password",
+    "bearer_token",
+    "credentials",
+    "client_secret",
+    "secret_key",
+    "key",
+];
+
 /// What the server takes from its configuration file.
 #[derive(Debug, Default, Clone)]
 pub struct ServerConfig {
     pub evaluation_interval: Option<Duration>,
     pub external_labels: BTreeMap<String, String>,
     pub rule_files: Vec<PathBuf>,
+    /// The file as parsed, for showing it back with secrets redacted.
+    document: Option<serde_yaml::Value>,
 }
 
 impl ServerConfig {
@@ -61,7 +74,10 @@ impl ServerConfig {
 
     fn parse(text: &str, base: &Path) -> anyhow::Result<Self> {
         let doc: serde_yaml::Value = serde_yaml::from_str(text)?;
-        let mut cfg = ServerConfig::default();
+        let mut cfg = ServerConfig {
+            document: Some(doc.clone()),
+            ..ServerConfig::default()
+        };
         let top = match doc {
             serde_yaml::Value::Null => return Ok(cfg),
             serde_yaml::Value::Mapping(m) => m,
@@ -88,6 +104,35 @@ impl ServerConfig {
             }
         }
         Ok(cfg)
+    }
+}
+
+impl ServerConfig {
+    /// The configuration as YAML with every secret written as `<secret>`, as Prometheus's
+    /// `/api/v1/status/config` shows it. Empty when no file was given.
+    pub fn redacted_yaml(&self) -> String {
+        let Some(doc) = &self.document else {
+            return String::new();
+        };
+        let mut doc = doc.clone();
+        redact(&mut doc);
+        serde_yaml::to_string(&doc).unwrap_or_default()
+    }
+}
+
+fn redact(v: &mut serde_yaml::Value) {
+    match v {
+        serde_yaml::Value::Mapping(m) => {
+            for (k, val) in m.iter_mut() {
+                if k.as_str().is_some_and(|k| SECRET_KEYS.contains(&k)) && !val.is_null() {
+                    *val = serde_yaml::Value::String("<secret>".into());
+                } else {
+                    redact(val);
+                }
+            }
+        }
+        serde_yaml::Value::Sequence(items) => items.iter_mut().for_each(redact),
+        _ => {}
     }
 }
 
@@ -157,6 +202,23 @@ mod tests {
             Some("prod")
         );
         assert_eq!(cfg.rule_files.len(), 2);
+    }
+
+    #[test]
+    fn secrets_are_redacted_when_shown() {
+        let cfg = ServerConfig::parse(
+            "remote_write:\n  - url: http://x\n    basic_auth: {username: u, password: hunter2}\n    authorization: {credentials: tok}\n",
+            Path::new("."),
+        )
+        .unwrap();
+        let shown = cfg.redacted_yaml();
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("tok\n"),
+            "{shown}"
+        );
+        assert!(shown.contains("password: <secret>"), "{shown}");
+        assert!(shown.contains("username: u"), "{shown}");
+        assert!(ServerConfig::default().redacted_yaml().is_empty());
     }
 
     #[test]

@@ -8,6 +8,8 @@ pub async fn run(args: AgentArgs, shutdown: CancellationToken) -> anyhow::Result
     let mut cfg = collector::AgentConfig::new(args.remote_write_url, args.logs_push_url);
     cfg.node_name = s.node_name;
     cfg.procfs = s.procfs;
+    cfg.sysfs = s.sysfs;
+    cfg.rootfs = s.rootfs;
     cfg.logs_path = s.logs_path;
     cfg.log_files = s.log_files;
     cfg.state_path = s.state_path;

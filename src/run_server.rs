@@ -46,17 +46,18 @@ pub async fn start(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Res
         None => ServerConfig::default(),
     };
 
-    std::fs::create_dir_all(&core.tsdb_path)
-        .with_context(|| format!("create {}", core.tsdb_path.display()))?;
-    let head = Arc::new(tsdb::Head::new());
-    let engine = Arc::new(promql::Engine::new(
-        head.clone(),
-        promql::EngineOptions {
-            lookback_delta: core.lookback_delta,
-            max_samples: core.query_max_samples,
-            timeout: core.query_timeout,
-        },
-    ));
+    // Replays the WAL before the server listens, so every acknowledged sample is queryable
+    // from the first request on.
+    let head = Arc::new(
+        tsdb::Tsdb::open(&core.tsdb_path, tsdb::TsdbOptions::default())
+            .with_context(|| format!("open tsdb at {}", core.tsdb_path.display()))?,
+    );
+    let engine_options = promql::EngineOptions {
+        lookback_delta: core.lookback_delta,
+        max_samples: core.query_max_samples,
+        timeout: core.query_timeout,
+    };
+    let engine = Arc::new(promql::Engine::new(head.clone(), engine_options.clone()));
     let logs = Arc::new(
         LogStore::open(&core.storage_logs_path)
             .with_context(|| format!("open log store at {}", core.storage_logs_path.display()))?,
@@ -110,6 +111,8 @@ pub async fn start(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Res
     background.push(tokio::spawn(rules.clone().run(shutdown.clone())));
 
     let mut state = api::AppState::new(head.clone(), head.clone(), engine, logs);
+    state.engine_options = engine_options;
+    state.config_yaml = config.redacted_yaml();
     let gauge_head = head.clone();
     state.gauges.push(Arc::new(move || {
         vec![

@@ -9,6 +9,7 @@ mod harness;
 mod agent;
 mod alerting;
 mod cli;
+mod crash;
 mod grafana;
 mod logs;
 mod metrics;

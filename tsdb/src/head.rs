@@ -10,7 +10,9 @@
 use crate::index::MemPostings;
 use crate::postings::SeriesRef;
 use crate::series::{BatchStats, MemSeries, Poisoned};
-use model::{AppendError, AppendOutcome, Appender, Labels, Matcher, Querier, Series, StorageError};
+use model::{
+    AppendError, AppendOutcome, Appender, Labels, Matcher, Querier, Sample, Series, StorageError,
+};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -58,7 +60,7 @@ impl Registry {
             ))
         })?;
         let labels = Arc::new(labels.clone());
-        let series = Arc::new(MemSeries::new(Arc::clone(&labels)));
+        let series = Arc::new(MemSeries::new(id, Arc::clone(&labels)));
         self.postings.add(id, &labels);
         self.refs.insert(labels, id);
         self.series.push(Arc::clone(&series));
@@ -294,29 +296,89 @@ impl Querier for Head {
 
 impl Appender for Head {
     fn append(&self, batch: &[Series]) -> Result<AppendOutcome, AppendError> {
+        self.apply(batch, &mut |_, _| {})
+    }
+}
+
+impl Head {
+    /// Appends a batch to memory, handing each series' samples to log (see
+    /// `MemSeries::append`) to `sink`, the WAL encoder, so that what is logged for a series
+    /// is exactly what it stored, in the order it stored it.
+    pub(crate) fn apply(
+        &self,
+        batch: &[Series],
+        sink: &mut dyn FnMut(&Arc<MemSeries>, &[Sample]),
+    ) -> Result<AppendOutcome, AppendError> {
         let targets = self.resolve(batch)?;
         let mut stats = BatchStats::default();
+        let mut to_log = Vec::new();
         for (s, target) in batch.iter().zip(targets) {
             if let Some(series) = target {
-                series.append(&s.samples, &mut stats).map_err(|Poisoned| {
-                    AppendError::Other(format!("series {} is unwritable after a panic", s.labels))
-                })?;
+                series
+                    .append(&s.samples, &mut stats, &mut to_log)
+                    .map_err(|Poisoned| {
+                        AppendError::Other(format!(
+                            "series {} is unwritable after a panic",
+                            s.labels
+                        ))
+                    })?;
+                if !to_log.is_empty() {
+                    sink(&series, &to_log);
+                }
             }
         }
+        self.account(&stats);
+        Ok(stats.outcome)
+    }
+
+    /// Adds what a batch stored to the head's counters and time bounds.
+    pub(crate) fn account(&self, stats: &BatchStats) {
         if stats.outcome.appended > 0 {
             self.num_samples
                 .fetch_add(stats.outcome.appended, Ordering::Relaxed);
             self.min_time.fetch_min(stats.min_t, Ordering::AcqRel);
             self.max_time.fetch_max(stats.max_t, Ordering::AcqRel);
         }
-        Ok(stats.outcome)
+    }
+
+    /// The series for `labels`, created if new: WAL replay's way in.
+    pub(crate) fn get_or_create(&self, labels: &Labels) -> Result<Arc<MemSeries>, AppendError> {
+        if let Some(s) = self
+            .read_registry()
+            .ok()
+            .and_then(|r| r.get(labels).map(Arc::clone))
+        {
+            return Ok(s);
+        }
+        let mut registry = self.write_registry()?;
+        let before = registry.series.len();
+        let series = registry.get_or_create(labels)?;
+        if registry.series.len() > before {
+            self.num_series.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(series)
+    }
+
+    /// Every series, in id order.
+    #[cfg(test)]
+    pub(crate) fn all_for_test(&self) -> Vec<Arc<MemSeries>> {
+        self.read_registry()
+            .map(|r| r.series.clone())
+            .unwrap_or_default()
+    }
+
+    /// Chunks held over all series, open ones included.
+    pub fn num_chunks(&self) -> usize {
+        self.read_registry()
+            .map(|r| r.series.iter().map(|s| s.num_chunks()).sum())
+            .unwrap_or(0)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use model::{MatchOp, Sample};
+    use model::MatchOp;
 
     fn series(pairs: &[(&str, &str)], ts: &[i64]) -> Series {
         Series {

@@ -1,39 +1,53 @@
 //! Vigil's time-series database.
 //!
-//! This slice is the **head**: the in-memory, appendable part that holds recent samples and
-//! answers queries over them. Later slices add a write-ahead log behind it, Gorilla-compressed
-//! chunks inside it, and immutable on-disk blocks cut from it; the API below stays.
+//! - [`Tsdb`] is the durable store: [`Tsdb::open`] replays the write-ahead log in its
+//!   directory into the head, and every append returns only once the samples it accepted
+//!   are fsync'd in the WAL (group commit: one fsync serves all appends in flight). It
+//!   implements [`model::Querier`] and [`model::Appender`] and passes the shared storage
+//!   suite ([`model::conformance`]).
+//! - [`Head`] is the in-memory part on its own (no WAL), for tests and tools. Series get
+//!   stable [`SeriesRef`] ids; an inverted index (label name → value → sorted ids) resolves
+//!   label matchers with the pure set operations of [`postings`].
+//! - [`chunk`] holds the compressed chunk encodings samples live in: Gorilla
+//!   delta-of-delta timestamps with XOR values, or with decimal-scaled integers when that
+//!   is smaller — as pure encode/decode functions over slices.
 //!
-//! - [`Head`] implements [`model::Querier`] and [`model::Appender`], and passes the shared
-//!   storage behaviour suite ([`model::conformance`]) like every other store.
-//! - Series get stable [`SeriesRef`] ids; an inverted index (label name → value → sorted ids)
-//!   resolves label matchers, and the [`postings`] module holds the pure set operations on
-//!   those sorted id lists (`intersect`, `union`, `subtract`).
+//! The on-disk formats are written down, with their version numbers, in `tsdb/FORMAT.md`.
 //!
 //! ```
 //! use model::{Appender, Labels, MatchOp, Matcher, Querier, Sample, Series};
-//! use tsdb::Head;
+//! use tsdb::{Tsdb, TsdbOptions};
 //!
-//! let head = Head::new();
+//! let dir = tempfile::tempdir().unwrap();
 //! let labels = Labels::from_pairs([("__name__", "up"), ("job", "node")]);
-//! let outcome = head
-//!     .append(&[Series { labels, samples: vec![Sample { t: 1_000, v: 1.0 }] }])
-//!     .unwrap();
-//! assert_eq!(outcome.appended, 1);
-//!
+//! let batch = [Series { labels, samples: vec![Sample { t: 1_000, v: 1.0 }] }];
+//! {
+//!     let db = Tsdb::open(dir.path(), TsdbOptions::default()).unwrap();
+//!     assert_eq!(db.append(&batch).unwrap().appended, 1); // fsync'd when this returns
+//! }
+//! let db = Tsdb::open(dir.path(), TsdbOptions::default()).unwrap(); // replays the WAL
 //! let job = Matcher::new(MatchOp::Equal, "job", "node").unwrap();
-//! let series = head.select(0, 2_000, &[job]).unwrap();
+//! let series = db.select(0, 2_000, &[job]).unwrap();
 //! assert_eq!(series[0].samples, vec![Sample { t: 1_000, v: 1.0 }]);
-//! assert_eq!((head.num_series(), head.min_time()), (1, Some(1_000)));
+//! assert_eq!((db.num_series(), db.min_time()), (1, Some(1_000)));
 //! ```
 //!
-//! *Architecture Invariant*: the head knows nothing of PromQL; queries reach it only through
-//! the `Querier` trait, so the engine can be tested on `model::MemStorage` and run on this.
+//! *Architecture Invariant*: the TSDB knows nothing of PromQL; queries reach it only
+//! through the `Querier` trait, so the engine can be tested on `model::MemStorage` and run
+//! on this.
 
+pub mod chunk;
+mod db;
+mod error;
 mod head;
 mod index;
 pub mod postings;
 mod series;
+mod varint;
+mod wal;
 
+pub use db::{Tsdb, TsdbOptions};
+pub use error::{ChunkError, Error};
 pub use head::Head;
 pub use postings::SeriesRef;
+pub use wal::{ReplayStats, DEFAULT_SEGMENT_BYTES};

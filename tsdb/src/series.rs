@@ -1,12 +1,15 @@
-//! One series in the head: its labels, its samples behind a lock of its own, and its time
-//! bounds readable without that lock.
+//! One series in the head: its labels, its samples in compressed chunks behind a lock of its
+//! own, and its time bounds readable without that lock.
 //!
-//! Samples live in a plain vector for now; compressed chunks replace it later without
-//! changing what this type promises: samples in strictly ascending time order, and
-//! `min_time`/`max_time` that let a query skip the series without touching its samples.
+//! Samples are kept in strictly ascending time order: closed chunks of
+//! [`SAMPLES_PER_CHUNK`] samples, each re-encoded in the smaller encoding when it closes,
+//! and one open XOR chunk that appends go to. `min_time`/`max_time` let a query skip the
+//! series without touching its samples.
 
+use crate::chunk::{self, XorAppender, SAMPLES_PER_CHUNK};
+use crate::postings::SeriesRef;
 use model::{AppendOutcome, Labels, Sample, StorageError};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// A series' time bounds while it has no sample: an empty range that no query overlaps.
@@ -15,12 +18,89 @@ const NO_MAX: i64 = i64::MIN;
 
 #[derive(Debug)]
 pub(crate) struct MemSeries {
+    pub(crate) id: SeriesRef,
     /// Shared with the head's labels → id map, so each label set is stored once.
     pub(crate) labels: Arc<Labels>,
-    samples: Mutex<Vec<Sample>>,
-    /// Written under the `samples` lock, read without it.
+    data: Mutex<Chunks>,
+    /// Written under the `data` lock, read without it.
     min_time: AtomicI64,
     max_time: AtomicI64,
+    /// The WAL segment that holds this series' record (0: none yet); read and written by
+    /// the WAL under its writer lock.
+    pub(crate) wal_segment: AtomicU64,
+}
+
+/// A full chunk, in whichever encoding was smaller.
+#[derive(Debug)]
+struct ClosedChunk {
+    min_t: i64,
+    max_t: i64,
+    bytes: Box<[u8]>,
+}
+
+#[derive(Debug, Default)]
+struct Chunks {
+    closed: Vec<ClosedChunk>,
+    open: XorAppender,
+    open_min_t: i64,
+    /// The newest sample, against which appends are checked.
+    last: Option<Sample>,
+    /// The time range of samples this series holds whose WAL write failed. They are
+    /// logged again with the series' next append (see [`MemSeries::append`]).
+    unsynced: Option<(i64, i64)>,
+}
+
+impl Chunks {
+    fn push(&mut self, s: Sample) {
+        if self.open.is_empty() {
+            self.open_min_t = s.t;
+        }
+        self.open.append(s.t, s.v);
+        self.last = Some(s);
+        if self.open.len() >= SAMPLES_PER_CHUNK {
+            self.close_open();
+        }
+    }
+
+    /// Closes the open chunk, re-encoded as decimal when that is smaller than its XOR bytes,
+    /// and starts a new one.
+    fn close_open(&mut self) {
+        let open = std::mem::take(&mut self.open);
+        let Some(last) = self.last else { return };
+        // The open chunk was written by this process, so it decodes; were it not to, keeping
+        // its XOR bytes as they are loses nothing.
+        let decimal = chunk::decode(open.bytes())
+            .ok()
+            .and_then(|samples| chunk::encode_decimal(&samples))
+            .filter(|d| d.len() < open.bytes().len());
+        let bytes = decimal.unwrap_or_else(|| open.into_bytes());
+        self.closed.push(ClosedChunk {
+            min_t: self.open_min_t,
+            max_t: last.t,
+            bytes: bytes.into_boxed_slice(),
+        });
+    }
+
+    /// Appends the samples in `[mint, maxt]` to `out`, decoding only the chunks that overlap.
+    fn read(&self, mint: i64, maxt: i64, out: &mut Vec<Sample>) -> Result<(), crate::ChunkError> {
+        let mut scratch = Vec::new();
+        let open_max = self.last.map_or(NO_MAX, |s| s.t);
+        let closed = self.closed.iter().map(|c| (c.min_t, c.max_t, &c.bytes[..]));
+        let open = (!self.open.is_empty()).then(|| (self.open_min_t, open_max, self.open.bytes()));
+        for (lo, hi, bytes) in closed.chain(open) {
+            if hi < mint || lo > maxt {
+                continue;
+            }
+            scratch.clear();
+            chunk::decode_into(bytes, &mut scratch)?;
+            out.extend(scratch.iter().filter(|s| mint <= s.t && s.t <= maxt));
+        }
+        Ok(())
+    }
+
+    fn num_chunks(&self) -> usize {
+        self.closed.len() + usize::from(!self.open.is_empty())
+    }
 }
 
 /// What appending one batch did, summed over its series.
@@ -48,47 +128,126 @@ impl Default for BatchStats {
 pub(crate) struct Poisoned;
 
 impl MemSeries {
-    pub(crate) fn new(labels: Arc<Labels>) -> Self {
+    pub(crate) fn new(id: SeriesRef, labels: Arc<Labels>) -> Self {
         MemSeries {
+            id,
             labels,
-            samples: Mutex::new(Vec::new()),
+            data: Mutex::new(Chunks::default()),
             min_time: AtomicI64::new(NO_MIN),
             max_time: AtomicI64::new(NO_MAX),
+            wal_segment: AtomicU64::new(0),
         }
     }
 
     /// Appends in order, refusing what the `AppendOutcome` docs say to refuse: a sample older
     /// than the newest is out of order; one at the newest timestamp is a silent no-op when its
     /// value has the same bits (a re-send) and a conflicting duplicate otherwise.
+    ///
+    /// `to_log` (cleared first) receives what the WAL must record: the samples stored and,
+    /// before them, any whose earlier WAL write failed. Without the latter, a client retrying
+    /// a failed request would have its samples taken as re-sends of what memory already
+    /// holds, and acknowledged without ever reaching the disk.
     pub(crate) fn append(
         &self,
         samples: &[Sample],
         stats: &mut BatchStats,
+        to_log: &mut Vec<Sample>,
     ) -> Result<(), Poisoned> {
-        let mut stored = self.samples.lock().map_err(|_| Poisoned)?;
-        let before = stored.len();
+        to_log.clear();
+        let mut data = self.data.lock().map_err(|_| Poisoned)?;
+        if let Some((from, to)) = data.unsynced {
+            // Chunks this process wrote decode; if they did not, there would be nothing to
+            // re-log either.
+            let _ = data.read(from, to, to_log);
+        }
+        let relogged = to_log.len();
+        let was_empty = data.last.is_none();
         for &sample in samples {
-            match stored.last() {
+            match data.last {
                 Some(last) if sample.t < last.t => stats.outcome.out_of_order += 1,
                 Some(last) if sample.t == last.t => {
                     if last.v.to_bits() != sample.v.to_bits() {
                         stats.outcome.duplicate_timestamp += 1;
                     }
                 }
-                _ => stored.push(sample),
+                _ => {
+                    data.push(sample);
+                    to_log.push(sample);
+                }
             }
         }
-        let added = &stored[before..];
+        let added = &to_log[relogged..];
         if let (Some(first), Some(last)) = (added.first(), added.last()) {
             stats.outcome.appended += added.len();
             stats.min_t = stats.min_t.min(first.t);
             stats.max_t = stats.max_t.max(last.t);
-            if before == 0 {
+            if was_empty {
                 self.min_time.store(first.t, Ordering::Release);
             }
             self.max_time.store(last.t, Ordering::Release);
         }
         Ok(())
+    }
+
+    /// Records that the WAL write of this series' samples in `[lo, hi]` failed.
+    pub(crate) fn mark_unsynced(&self, lo: i64, hi: i64) {
+        if let Ok(mut data) = self.data.lock() {
+            data.unsynced = Some(match data.unsynced {
+                Some((a, b)) => (a.min(lo), b.max(hi)),
+                None => (lo, hi),
+            });
+        }
+    }
+
+    /// Records that this series' samples in `[lo, hi]` are durable; clears the failed range
+    /// if this covered it (a later failure may have widened it meanwhile).
+    pub(crate) fn mark_synced(&self, lo: i64, hi: i64) {
+        if let Ok(mut data) = self.data.lock() {
+            if data.unsynced.is_some_and(|(a, b)| lo <= a && b <= hi) {
+                data.unsynced = None;
+            }
+        }
+    }
+
+    /// Merges samples that WAL replay met after newer ones of the same series (two appends
+    /// racing on one series may log in the other order than they were applied). Every one
+    /// was accepted when it was appended, so the merged set is strictly ascending again;
+    /// exact duplicates are dropped. Returns how many samples were added.
+    pub(crate) fn merge_late(&self, late: &mut Vec<Sample>) -> Result<usize, Poisoned> {
+        let mut data = self.data.lock().map_err(|_| Poisoned)?;
+        let mut all = Vec::new();
+        // Chunks this process wrote decode; a failure here would be a bug, not bad input,
+        // and dropping the merge keeps the samples already in order.
+        if data.read(i64::MIN, i64::MAX, &mut all).is_err() {
+            return Ok(0);
+        }
+        let before = all.len();
+        all.append(late);
+        all.sort_by_key(|s| s.t);
+        all.dedup_by_key(|s| s.t);
+        let added = all.len() - before;
+        let unsynced = data.unsynced;
+        *data = Chunks::default();
+        data.unsynced = unsynced;
+        for s in &all {
+            data.push(*s);
+        }
+        if let (Some(first), Some(last)) = (all.first(), all.last()) {
+            self.min_time.store(first.t, Ordering::Release);
+            self.max_time.store(last.t, Ordering::Release);
+        }
+        Ok(added)
+    }
+
+    /// The newest sample's timestamp, without locking.
+    pub(crate) fn last_time(&self) -> Option<i64> {
+        Some(self.max_time.load(Ordering::Acquire)).filter(|&t| t != NO_MAX)
+    }
+
+    /// Whether samples of this series await a WAL write that failed.
+    #[cfg(test)]
+    pub(crate) fn is_unsynced(&self) -> bool {
+        self.data.lock().is_ok_and(|d| d.unsynced.is_some())
     }
 
     /// Whether the series has a sample time span touching `[mint, maxt]`, without locking.
@@ -100,20 +259,23 @@ impl MemSeries {
         min <= max && min <= maxt && mint <= max
     }
 
-    /// The samples in `[mint, maxt]`, found by binary search.
+    /// The samples in `[mint, maxt]`, decoding only the chunks that overlap it.
     pub(crate) fn samples_in(&self, mint: i64, maxt: i64) -> Result<Vec<Sample>, StorageError> {
-        let stored = self.samples.lock().map_err(|_| {
+        let data = self.data.lock().map_err(|_| {
             StorageError::Other(format!(
                 "series {} is unreadable after a panic",
                 self.labels
             ))
         })?;
-        let lo = stored.partition_point(|s| s.t < mint);
-        let hi = stored.partition_point(|s| s.t <= maxt);
-        Ok(stored
-            .get(lo..hi)
-            .map(<[Sample]>::to_vec)
-            .unwrap_or_default())
+        let mut out = Vec::new();
+        data.read(mint, maxt, &mut out)
+            .map_err(|e| StorageError::Other(format!("series {}: {e}", self.labels)))?;
+        Ok(out)
+    }
+
+    /// Chunks held, the open one included.
+    pub(crate) fn num_chunks(&self) -> usize {
+        self.data.lock().map_or(0, |d| d.num_chunks())
     }
 }
 
@@ -125,17 +287,58 @@ mod tests {
         ts.iter().map(|&t| Sample { t, v: t as f64 }).collect()
     }
 
+    fn new_series() -> MemSeries {
+        MemSeries::new(0, Arc::new(Labels::from_pairs([("a", "1")])))
+    }
+
     #[test]
     fn bounds_follow_appended_samples() {
-        let s = MemSeries::new(Arc::new(Labels::from_pairs([("a", "1")])));
+        let s = new_series();
         assert!(!s.overlaps(i64::MIN, i64::MAX), "no samples yet");
         let mut stats = BatchStats::default();
-        s.append(&samples(&[10, 20, 5, 30]), &mut stats).unwrap();
+        let mut accepted = Vec::new();
+        s.append(&samples(&[10, 20, 5, 30]), &mut stats, &mut accepted)
+            .unwrap();
+        assert_eq!(accepted, samples(&[10, 20, 30]));
         assert_eq!((stats.outcome.appended, stats.outcome.out_of_order), (3, 1));
         assert_eq!((stats.min_t, stats.max_t), (10, 30));
         assert!(s.overlaps(30, 40) && s.overlaps(0, 10) && s.overlaps(15, 16));
         assert!(!s.overlaps(31, 40) && !s.overlaps(0, 9));
         assert_eq!(s.samples_in(11, 30).unwrap(), samples(&[20, 30]));
         assert_eq!(s.samples_in(40, 0).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn samples_span_closed_and_open_chunks() {
+        let s = new_series();
+        let ts: Vec<i64> = (0..1000).map(|i| i * 15).collect();
+        let mut stats = BatchStats::default();
+        for part in ts.chunks(7) {
+            s.append(&samples(part), &mut stats, &mut Vec::new())
+                .unwrap();
+        }
+        assert_eq!(s.num_chunks(), 1000 / SAMPLES_PER_CHUNK + 1);
+        assert_eq!(s.samples_in(i64::MIN, i64::MAX).unwrap(), samples(&ts));
+        // A range inside one closed chunk, and one straddling a chunk boundary.
+        assert_eq!(s.samples_in(150, 300).unwrap(), samples(&ts[10..=20]));
+        let edge = SAMPLES_PER_CHUNK as i64 * 15;
+        assert_eq!(
+            s.samples_in(edge - 15, edge).unwrap(),
+            samples(&[edge - 15, edge])
+        );
+    }
+
+    #[test]
+    fn late_samples_merge_into_order() {
+        let s = new_series();
+        let mut stats = BatchStats::default();
+        let even: Vec<i64> = (0..300).map(|i| i * 2).collect();
+        s.append(&samples(&even), &mut stats, &mut Vec::new())
+            .unwrap();
+        let mut late = samples(&[1, 3, 4, 599, 1000]);
+        assert_eq!(s.merge_late(&mut late).unwrap(), 4, "4 is already there");
+        let got = s.samples_in(0, 5).unwrap();
+        assert_eq!(got, samples(&[0, 1, 2, 3, 4]));
+        assert_eq!(s.last_time(), Some(1000));
     }
 }

@@ -1,0 +1,299 @@
+//! The write-ahead log: every accepted sample is written here and fsync'd before its append
+//! is acknowledged, and replayed into the head on start.
+//!
+//! Segments (`segment.rs`) hold CRC-framed records (`record.rs`). Each segment is
+//! self-describing: a series' record is written into a segment before that series' first
+//! samples in it, so replay maps the ids of each segment on its own and a damaged segment
+//! cannot orphan the samples of a later one. On open a new segment is always started.
+//!
+//! Durability uses group commit: [`Wal::log`] writes a batch's records under the writer lock
+//! and returns its end position; [`Wal::wait_durable`] then either finds that position
+//! already fsync'd, waits for the fsync in flight, or becomes the leader that fsyncs for
+//! every append written so far. One fsync thus serves all appends in flight.
+//!
+//! Failures: a write that fails is cut back off the segment (or, if even that fails, the
+//! segment is abandoned for a new one), and an fsync that fails fails every append it
+//! covered and retires the segment, because after a failed fsync the kernel may have dropped
+//! those pages; nothing unacknowledged is ever reported durable.
+
+mod record;
+mod segment;
+
+pub(crate) use record::{Record, SamplesEncoder};
+
+use crate::error::Error;
+use crate::series::MemSeries;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+/// The default segment size, Prometheus's `wlog.DefaultSegmentSize`.
+pub const DEFAULT_SEGMENT_BYTES: u64 = 128 << 20;
+
+pub(crate) struct Wal {
+    dir: PathBuf,
+    segment_bytes: u64,
+    writer: Mutex<Writer>,
+    sync: Mutex<SyncState>,
+    synced: Condvar,
+    fsyncs: AtomicU64,
+}
+
+struct Writer {
+    file: Arc<File>,
+    /// The current segment's index.
+    index: u64,
+    /// Bytes in the current segment, header included.
+    len: u64,
+    /// Record bytes written since open, over all segments: the position `log` returns.
+    written: u64,
+    /// Set when the current segment can no longer be trusted; the next write starts a new
+    /// one first.
+    retire: bool,
+    /// Makes the next write fail, to test the failure path.
+    #[cfg(test)]
+    fail_next_write: bool,
+}
+
+#[derive(Default)]
+struct SyncState {
+    /// Everything written up to this position is on disk.
+    durable: u64,
+    /// An fsync is in flight; its leader will wake the others.
+    syncing: bool,
+    /// Position ranges `(after, upto]` whose fsync failed, with the error.
+    failed: Vec<(u64, u64, String)>,
+}
+
+/// What replay found, for the start-up log line and the tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReplayStats {
+    pub segments: usize,
+    pub records: usize,
+    /// Segments cut back at a torn or corrupt frame, or removed for a torn header.
+    pub repaired: usize,
+}
+
+impl std::fmt::Debug for Wal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wal")
+            .field("dir", &self.dir)
+            .field("fsyncs", &self.fsyncs.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+fn poisoned() -> std::io::Error {
+    std::io::Error::other("WAL lock poisoned by an earlier panic")
+}
+
+impl Wal {
+    /// Opens the WAL in `dir` (created if missing): replays every segment in order through
+    /// `on_record` (with the segment's index), repairs a damaged tail, and starts a new
+    /// segment for writing.
+    pub(crate) fn open(
+        dir: &Path,
+        segment_bytes: u64,
+        mut on_record: impl FnMut(u64, Record),
+    ) -> Result<(Wal, ReplayStats), Error> {
+        std::fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
+        let mut stats = ReplayStats::default();
+        let segments = segment::list(dir)?;
+        for (index, path) in &segments {
+            stats.segments += 1;
+            let end = segment::read(path, |rec| {
+                stats.records += 1;
+                on_record(*index, rec);
+            })?;
+            match end {
+                segment::End::Clean => {}
+                segment::End::TornHeader => {
+                    tracing::warn!(segment = %path.display(), "removing WAL segment with a torn header (the process died creating it)");
+                    std::fs::remove_file(path).map_err(Error::io("remove", path))?;
+                    stats.repaired += 1;
+                }
+                segment::End::Corrupt { offset, reason } => {
+                    tracing::warn!(segment = %path.display(), offset, %reason, "truncating WAL segment at its last good record");
+                    segment::truncate(path, offset)?;
+                    stats.repaired += 1;
+                }
+            }
+        }
+        let index = segments.last().map_or(1, |(i, _)| i + 1);
+        let file =
+            segment::create(dir, index).map_err(Error::io("create", segment::path(dir, index)))?;
+        let wal = Wal {
+            dir: dir.to_path_buf(),
+            segment_bytes: segment_bytes.max(segment::HEADER_LEN + 1),
+            writer: Mutex::new(Writer {
+                file: Arc::new(file),
+                index,
+                len: segment::HEADER_LEN,
+                written: 0,
+                retire: false,
+                #[cfg(test)]
+                fail_next_write: false,
+            }),
+            sync: Mutex::new(SyncState::default()),
+            synced: Condvar::new(),
+            fsyncs: AtomicU64::new(0),
+        };
+        Ok((wal, stats))
+    }
+
+    fn lock_writer(&self) -> std::io::Result<MutexGuard<'_, Writer>> {
+        self.writer.lock().map_err(|_| poisoned())
+    }
+
+    fn lock_sync(&self) -> std::io::Result<MutexGuard<'_, SyncState>> {
+        self.sync.lock().map_err(|_| poisoned())
+    }
+
+    /// fsyncs performed, for self-metrics and the group-commit test.
+    pub(crate) fn fsyncs(&self) -> u64 {
+        self.fsyncs.load(Ordering::Relaxed)
+    }
+
+    /// Writes `samples` (framed samples records) preceded by a series record for each of
+    /// `series` not yet recorded in the current segment, and returns the position to pass to
+    /// [`Wal::wait_durable`]. Nothing is durable yet when this returns.
+    pub(crate) fn log(&self, series: &[Arc<MemSeries>], samples: &[u8]) -> std::io::Result<u64> {
+        let mut w = self.lock_writer()?;
+        if w.retire
+            || (w.len > segment::HEADER_LEN && w.len + samples.len() as u64 > self.segment_bytes)
+        {
+            self.start_segment(&mut w)?;
+        }
+        let index = w.index;
+        let fresh: Vec<&Arc<MemSeries>> = series
+            .iter()
+            .filter(|s| s.wal_segment.swap(index, Ordering::Relaxed) != index)
+            .collect();
+        let mut buf = Vec::with_capacity(samples.len() + 64 * fresh.len());
+        if !fresh.is_empty() {
+            record::encode_series(&mut buf, fresh.iter().map(|s| (s.id, &*s.labels)));
+        }
+        buf.extend_from_slice(samples);
+        if let Err(e) = self.write(&mut w, &buf) {
+            // Those series records did not make it; log them again next time.
+            for s in fresh {
+                s.wal_segment.store(0, Ordering::Relaxed);
+            }
+            // Cut the partial frame off so records written later stay reachable; if the
+            // segment cannot even be cut, abandon it.
+            if w.file.set_len(w.len).is_err() {
+                w.retire = true;
+            }
+            tracing::error!(error = %e, segment = w.index, "WAL write failed");
+            return Err(e);
+        }
+        w.len += buf.len() as u64;
+        w.written += buf.len() as u64;
+        Ok(w.written)
+    }
+
+    fn write(&self, w: &mut Writer, buf: &[u8]) -> std::io::Result<()> {
+        #[cfg(test)]
+        if std::mem::take(&mut w.fail_next_write) {
+            // Half the bytes land, as when a disk fills up mid-write.
+            (&*w.file).write_all(&buf[..buf.len() / 2])?;
+            return Err(std::io::Error::other("injected write failure"));
+        }
+        (&*w.file).write_all(buf)
+    }
+
+    /// Makes the current segment durable and starts the next one.
+    fn start_segment(&self, w: &mut Writer) -> std::io::Result<()> {
+        // Whatever was written to the old segment must be durable (or reported failed)
+        // before the writer moves on, since leaders fsync only the current file.
+        let synced = w.file.sync_data();
+        self.fsyncs.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut st = self.lock_sync()?;
+            match &synced {
+                Ok(()) => st.durable = st.durable.max(w.written),
+                Err(e) if st.durable < w.written => {
+                    let after = st.durable;
+                    st.failed.push((after, w.written, e.to_string()));
+                }
+                Err(_) => {}
+            }
+        }
+        self.synced.notify_all();
+        let file = segment::create(&self.dir, w.index + 1)?;
+        w.file = Arc::new(file);
+        w.index += 1;
+        w.len = segment::HEADER_LEN;
+        w.retire = false;
+        Ok(())
+    }
+
+    /// Returns once everything up to `pos` is fsync'd, fsyncing as the leader if no fsync is
+    /// in flight, or with the error of the fsync that should have covered `pos`.
+    pub(crate) fn wait_durable(&self, pos: u64) -> std::io::Result<()> {
+        let mut st = self.lock_sync()?;
+        loop {
+            if let Some((_, _, e)) = st.failed.iter().find(|(a, b, _)| *a < pos && pos <= *b) {
+                return Err(std::io::Error::other(format!("WAL fsync failed: {e}")));
+            }
+            if st.durable >= pos {
+                return Ok(());
+            }
+            if st.syncing {
+                st = self.synced.wait(st).map_err(|_| poisoned())?;
+                continue;
+            }
+            st.syncing = true;
+            drop(st);
+            let result = self.sync_current();
+            st = self.lock_sync()?;
+            st.syncing = false;
+            match result {
+                Ok(upto) => st.durable = st.durable.max(upto),
+                Err((upto, e)) => {
+                    if st.durable < upto {
+                        let after = st.durable;
+                        st.failed.push((after, upto, e.to_string()));
+                    }
+                }
+            }
+            self.synced.notify_all();
+        }
+    }
+
+    /// fsyncs the current segment; the position it covers, or that position and the error.
+    fn sync_current(&self) -> Result<u64, (u64, std::io::Error)> {
+        let (file, upto) = match self.lock_writer() {
+            Ok(w) => (Arc::clone(&w.file), w.written),
+            Err(e) => return Err((u64::MAX, e)),
+        };
+        self.fsyncs.fetch_add(1, Ordering::Relaxed);
+        match file.sync_data() {
+            Ok(()) => Ok(upto),
+            Err(e) => {
+                tracing::error!(error = %e, "WAL fsync failed; starting a new segment");
+                if let Ok(mut w) = self.lock_writer() {
+                    w.retire = true;
+                }
+                Err((upto, e))
+            }
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn fail_next_write(&self) {
+        if let Ok(mut w) = self.writer.lock() {
+            w.fail_next_write = true;
+        }
+    }
+}
+
+/// The segment files in `dir`, ascending.
+#[cfg(test)]
+pub(crate) fn segment_paths(dir: &Path) -> Vec<PathBuf> {
+    segment::list(dir)
+        .map(|l| l.into_iter().map(|(_, p)| p).collect())
+        .unwrap_or_default()
+}
