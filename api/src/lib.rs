@@ -9,7 +9,8 @@
 //!   ([`TsdbStatus`]);
 //! - Prometheus remote write 1.0 at `/api/v1/write`, remote read (samples) at `/api/v1/read`,
 //!   and `/federate` in the text exposition format;
-//! - the Loki API (`/loki/api/v1/push`, `/loki/api/v1/query_range`, labels);
+//! - the Loki API (`/loki/api/v1/push`, `query`, `query_range`, `labels`, `label/<name>/values`,
+//!   `series`, `index/stats`, and 404s where Grafana probes for endpoints Vigil lacks);
 //! - `/-/healthy`, `/-/ready` and the server's own metrics at `/metrics`.
 //!
 //! Handlers reach storage only through [`AppState`]: `model`'s `Querier` and `Appender`, the

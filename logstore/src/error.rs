@@ -11,6 +11,10 @@ pub enum Error {
     /// Valid LogQL that this version cannot run yet (metric queries, parser stages, ...).
     #[error("{0}")]
     Unsupported(String),
+    /// A query failed while evaluating: a pipeline error (`__error__` reaching a metric), a
+    /// vector matching conflict, a limit. The caller's query is at fault: 400.
+    #[error("{0}")]
+    Eval(String),
     /// A push was refused before anything was written (for example a stream without labels).
     #[error("{0}")]
     Invalid(String),
@@ -25,7 +29,7 @@ impl Error {
     /// The HTTP status Loki would answer with: 400 for the caller's mistakes, 500 for ours.
     pub fn http_status(&self) -> u16 {
         match self {
-            Error::Parse(_) | Error::Unsupported(_) | Error::Invalid(_) => 400,
+            Error::Parse(_) | Error::Unsupported(_) | Error::Invalid(_) | Error::Eval(_) => 400,
             Error::Index(_) | Error::Io(_) => 500,
         }
     }

@@ -1,11 +1,9 @@
 //! Reading results out of the index: entries in time order with line filters re-checked, the
 //! distinct streams of a query, and grouping entries into streams.
 
-use crate::logql::{matches_all, LineFilter};
-use crate::schema::{parse_stream, Fields, StoredEntry, STREAM, TS};
+use crate::schema::{Fields, StoredEntry, STREAM, TS};
 use crate::{Direction, Error};
-use model::{LogEntry, LogStream};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::ops::Bound;
 use tantivy::collector::{Collector, SegmentCollector, TopDocs};
 use tantivy::columnar::StrColumn;
@@ -21,12 +19,12 @@ const MIN_FILTERED_PAGE: usize = 128;
 /// bounds the memory of a query whatever its `limit`.
 const MAX_PAGE: usize = 16_384;
 
-/// The first `limit` entries matching `query` and `filters`, in `direction` order, with their
-/// timestamps.
+/// Feeds the entries matching `query` to `accept` in `direction` order until it has accepted
+/// `limit` of them (it returns whether it kept the entry: the pipeline may drop it).
 ///
-/// Hits are ranked on the `ts` fast field and only then loaded from the doc store, so without
-/// line filters exactly `limit` documents are loaded (in pages of at most [`MAX_PAGE`]). With
-/// filters, pages grow (each twice the last) until `limit` lines pass or the hits run out.
+/// Hits are ranked on the `ts` fast field and only then loaded from the doc store. Pages grow
+/// (each twice the last, from `limit`, or [`MIN_FILTERED_PAGE`] when `filtered`) until `limit`
+/// entries are accepted or the hits run out.
 ///
 /// Pages continue from the last timestamp seen (keyset paging) rather than from an offset, so a
 /// late page costs no more than the first. tantivy breaks timestamp ties by doc address in both
@@ -36,22 +34,23 @@ pub(crate) fn ordered_entries(
     searcher: &Searcher,
     fields: &Fields,
     query: &dyn Query,
-    filters: &[LineFilter],
+    filtered: bool,
     limit: usize,
     direction: Direction,
-) -> Result<Vec<(i64, StoredEntry)>, Error> {
+    accept: &mut dyn FnMut(i64, StoredEntry) -> Result<bool, Error>,
+) -> Result<(), Error> {
     let order = match direction {
         Direction::Forward => Order::Asc,
         Direction::Backward => Order::Desc,
     };
-    let mut out = Vec::new();
     if limit == 0 {
-        return Ok(out);
+        return Ok(());
     }
-    let mut page = if filters.is_empty() {
-        limit
-    } else {
+    let mut accepted = 0usize;
+    let mut page = if filtered {
         limit.max(MIN_FILTERED_PAGE)
+    } else {
+        limit
     }
     .min(MAX_PAGE);
     // The last timestamp seen, and how many hits at exactly that timestamp were seen.
@@ -73,16 +72,15 @@ pub(crate) fn ordered_entries(
                 _ => Some((ts, 1)),
             };
             let doc: TantivyDocument = searcher.doc(address)?;
-            let entry = fields.decode(&doc)?;
-            if matches_all(filters, &entry.line) {
-                out.push((ts, entry));
-                if out.len() == limit {
-                    return Ok(out);
+            if accept(ts, fields.decode(&doc)?)? {
+                accepted += 1;
+                if accepted == limit {
+                    return Ok(());
                 }
             }
         }
         if exhausted {
-            return Ok(out);
+            return Ok(());
         }
         page = (page * 2).min(MAX_PAGE);
     }
@@ -105,33 +103,6 @@ fn continue_from(
         (Occur::Must, query.box_clone()),
         (Occur::Must, Box::new(range)),
     ]))
-}
-
-/// Groups entries by stream, keeping their order within each stream; streams come out sorted
-/// by labels so that responses are deterministic.
-pub(crate) fn group_by_stream(entries: Vec<(i64, StoredEntry)>) -> Result<Vec<LogStream>, Error> {
-    let mut index: HashMap<String, usize> = HashMap::new();
-    let mut streams: Vec<LogStream> = Vec::new();
-    for (ts_ns, stored) in entries {
-        let i = match index.get(&stored.stream) {
-            Some(&i) => i,
-            None => {
-                streams.push(LogStream {
-                    labels: parse_stream(&stored.stream)?,
-                    entries: Vec::new(),
-                });
-                index.insert(stored.stream, streams.len() - 1);
-                streams.len() - 1
-            }
-        };
-        streams[i].entries.push(LogEntry {
-            ts_ns,
-            line: stored.line,
-            metadata: stored.metadata,
-        });
-    }
-    streams.sort_by(|a, b| a.labels.cmp(&b.labels));
-    Ok(streams)
 }
 
 /// The canonical label strings of the streams that have a document matching `query`, read

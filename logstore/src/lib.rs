@@ -1,21 +1,28 @@
 //! Vigil's log store: log streams indexed with tantivy, queried with LogQL.
 //!
 //! - [`LogStore`] owns one tantivy index in a directory. [`LogStore::push`] writes
-//!   [`model::LogStream`]s and returns once they are committed to disk and visible;
-//!   [`LogStore::query_range`] runs a LogQL log query; [`LogStore::label_names`] and
-//!   [`LogStore::label_values`] answer Loki's metadata endpoints.
-//! - [`logql`] is the query language front end: a hand-written parser with Loki's error
-//!   messages, the AST ([`LogQuery`]) and the exact semantics of line filters.
-//! - [`Error`] separates the caller's mistakes (`Parse`, `Unsupported`, `Invalid`: HTTP 400)
-//!   from ours (`Index`, `Io`: 500); [`Error::http_status`] does the mapping.
+//!   [`model::LogStream`]s and returns once they are committed to disk and visible.
+//! - Queries: [`LogStore::range_query`] answers any LogQL query over a range (streams for log
+//!   queries, a matrix for metric queries), [`LogStore::instant_query`] metric queries at one
+//!   instant, [`LogStore::query_range`] log queries alone; [`LogStore::label_names`],
+//!   [`LogStore::label_values`], [`LogStore::series`] and [`LogStore::index_stats`] answer
+//!   Loki's metadata endpoints.
+//! - [`logql`] is the query language front end and the pure half of the engine: the parser
+//!   with Loki's error messages, the AST ([`Expr`]), and the pipeline stages (parsers, label
+//!   filters, templates) as functions over one line.
+//! - `metric` evaluates metric expressions over samples, independently of storage.
+//! - [`Error`] separates the caller's mistakes (`Parse`, `Unsupported`, `Invalid`, `Eval`:
+//!   HTTP 400) from ours (`Index`, `Io`: 500); [`Error::http_status`] does the mapping.
 //!
 //! How a query runs: the stream selector and the time range become one tantivy query, every
-//! label matcher pushed down exactly onto `name=value` terms (see `plan.rs`); `|=` needles add
-//! token clauses that narrow the candidates; the hits are ranked on the timestamp fast field and
-//! only the first ones are loaded, with every line filter re-checked on the stored line.
+//! label matcher pushed down exactly onto `name=value` terms (see `plan.rs`); `|=` needles at
+//! the head of the pipeline add token clauses that narrow the candidates. Log queries rank hits
+//! on the timestamp fast field and load lines until `limit` of them pass the whole pipeline;
+//! metric queries read every hit's timestamp, stream and length from fast fields, load the line
+//! only when a stage needs it, and evaluate step by step.
 //!
 //! ```
-//! use logstore::{Direction, LogStore};
+//! use logstore::{Direction, LogStore, QueryResult};
 //! use model::{Labels, LogEntry, LogStream};
 //!
 //! let dir = tempfile::tempdir().unwrap();
@@ -30,19 +37,26 @@
 //!     .query_range(r#"{app="api"} |~ " 5\\d\\d$""#, 0, 10, 100, Direction::Backward)
 //!     .unwrap();
 //! assert_eq!(result[0].entries[0].line, "GET /b 500");
-//! assert_eq!(store.label_values("app", 0, 10).unwrap(), ["api"]);
+//! let count = store.instant_query(r#"count_over_time({app="api"}[1s])"#, 2).unwrap();
+//! assert_eq!(count, QueryResult::Vector(vec![(Labels::from_pairs([("app", "api")]), 2.0)]));
+//! assert_eq!(store.label_values("app", &[], 0, 10).unwrap(), ["api"]);
 //! ```
 //!
 //! Not yet here (see DESIGN.md §5): the ingest WAL with group commit, time partitions and
-//! retention, duplicate suppression, and LogQL beyond log queries with line filters.
+//! retention, duplicate suppression.
 
 mod error;
 mod fetch;
 pub mod logql;
+mod metric;
 mod plan;
+mod query;
+mod scan;
 mod schema;
 mod store;
 
 pub use error::Error;
-pub use logql::{LineFilter, LineFilterOp, LogQuery, QueryError};
+pub use logql::{parse_expr, parse_selector, Expr, LineFilter, LineFilterOp, LogQuery, QueryError};
+pub use metric::{EvalError, MetricSeries};
+pub use query::{IndexStats, QueryResult, RangeParams, INSTANT_LOG_QUERY, MAX_SAMPLES_PER_QUERY};
 pub use store::{Direction, LogStore, PushOutcome};

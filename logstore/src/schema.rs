@@ -9,6 +9,8 @@
 //! | `stream`   | raw term, indexed+fast+stored | the canonical `{a="b", c="d"}` of the stream   |
 //! | `line`     | tokenized, docs only, stored  | the log line; the index only pre-filters       |
 //! | `metadata` | stored only                   | structured metadata as a JSON array of pairs   |
+//! | `bytes`    | u64, fast                     | the line's length: `bytes_over_time` and index |
+//! |            |                               | stats read it without loading the line         |
 //!
 //! Stored fields go through tantivy's doc store, which compresses blocks of documents (lz4, the
 //! crate's default codec). Structured metadata is stored so queries return it, but not indexed:
@@ -27,6 +29,7 @@ pub(crate) const LABELS: &str = "labels";
 pub(crate) const STREAM: &str = "stream";
 pub(crate) const LINE: &str = "line";
 pub(crate) const METADATA: &str = "metadata";
+pub(crate) const BYTES: &str = "bytes";
 
 /// The analyzer of the `line` field: tantivy's default (split on non-alphanumerics, drop tokens
 /// of 40 bytes or more, lowercase). The `|=` pre-filter must tokenize needles with the same one.
@@ -40,6 +43,7 @@ pub(crate) struct Fields {
     pub stream: Field,
     pub line: Field,
     pub metadata: Field,
+    pub bytes: Field,
 }
 
 impl Fields {
@@ -66,6 +70,7 @@ impl Fields {
                 .set_stored(),
         );
         b.add_text_field(METADATA, STORED);
+        b.add_u64_field(BYTES, NumericOptions::default().set_fast());
         b.build()
     }
 
@@ -77,6 +82,7 @@ impl Fields {
             stream: schema.get_field(STREAM)?,
             line: schema.get_field(LINE)?,
             metadata: schema.get_field(METADATA)?,
+            bytes: schema.get_field(BYTES)?,
         })
     }
 
@@ -95,6 +101,7 @@ impl Fields {
         }
         doc.add_text(self.stream, stream);
         doc.add_text(self.line, &entry.line);
+        doc.add_u64(self.bytes, entry.line.len() as u64);
         if !entry.metadata.is_empty() {
             let json = serde_json::to_string(&entry.metadata)
                 .map_err(|e| Error::Invalid(format!("structured metadata: {e}")))?;

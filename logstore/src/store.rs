@@ -1,7 +1,6 @@
 //! [`LogStore`]: one tantivy index in a directory, one writer, and the query entry points.
 
-use crate::fetch::{distinct_streams, group_by_stream, ordered_entries};
-use crate::logql;
+use crate::fetch::distinct_streams;
 use crate::plan::entries_query;
 use crate::schema::{label_terms, parse_stream, Fields, LINE_TOKENIZER};
 use crate::Error;
@@ -61,9 +60,9 @@ pub struct PushOutcome {
 pub struct LogStore {
     dir: PathBuf,
     index: Index,
-    fields: Fields,
+    pub(crate) fields: Fields,
     writer: Mutex<IndexWriter<TantivyDocument>>,
-    reader: IndexReader,
+    pub(crate) reader: IndexReader,
 }
 
 impl fmt::Debug for LogStore {
@@ -149,61 +148,27 @@ impl LogStore {
         Ok(outcome)
     }
 
-    /// A LogQL log query (stream selector + line filters) over `[start_ns, end_ns)`; at most
-    /// `limit` entries in total, the newest for `Backward` and the oldest for `Forward`. The
-    /// result is grouped by stream (streams sorted by labels), entries in `direction` order.
-    pub fn query_range(
+    /// The label names of the streams with entries in `[start_ns, end_ns)`, sorted, distinct;
+    /// only of the streams matching `matchers` when there are any (Loki's `query=`).
+    pub fn label_names(
         &self,
-        query: &str,
+        matchers: &[Matcher],
         start_ns: i64,
         end_ns: i64,
-        limit: usize,
-        direction: Direction,
-    ) -> Result<Vec<LogStream>, Error> {
-        let parsed = logql::parse(query)?;
-        if limit == 0 || start_ns >= end_ns {
-            return Ok(Vec::new());
-        }
-        let searcher = self.reader.searcher();
-        let mut analyzer = self.line_analyzer()?;
-        let Some(tq) = entries_query(
-            &searcher,
-            &self.fields,
-            &mut analyzer,
-            &parsed.matchers,
-            &parsed.line_filters,
-            start_ns,
-            end_ns,
-        )?
-        else {
-            return Ok(Vec::new());
-        };
-        let entries = ordered_entries(
-            &searcher,
-            &self.fields,
-            &tq,
-            &parsed.line_filters,
-            limit,
-            direction,
-        )?;
-        tracing::debug!(query, entries = entries.len(), "log query");
-        group_by_stream(entries)
-    }
-
-    /// The label names of the streams with entries in `[start_ns, end_ns)`, sorted, distinct.
-    pub fn label_names(&self, start_ns: i64, end_ns: i64) -> Result<Vec<String>, Error> {
+    ) -> Result<Vec<String>, Error> {
         let mut names = BTreeSet::new();
-        for labels in self.streams_in_range(&[], start_ns, end_ns)? {
+        for labels in self.streams_in_range(matchers, start_ns, end_ns)? {
             names.extend(labels.iter().map(|l| l.name.clone()));
         }
         Ok(names.into_iter().collect())
     }
 
     /// The values of label `name` in the streams with entries in `[start_ns, end_ns)`, sorted,
-    /// distinct.
+    /// distinct; only of the streams matching `matchers` when there are any.
     pub fn label_values(
         &self,
         name: &str,
+        matchers: &[Matcher],
         start_ns: i64,
         end_ns: i64,
     ) -> Result<Vec<String>, Error> {
@@ -214,8 +179,10 @@ impl LogStore {
         }
         let has_label = Matcher::new(MatchOp::Regex, name, ".+")
             .map_err(|e| Error::Index(format!("building a matcher: {e}")))?;
+        let mut all = matchers.to_vec();
+        all.push(has_label);
         let mut values = BTreeSet::new();
-        for labels in self.streams_in_range(&[has_label], start_ns, end_ns)? {
+        for labels in self.streams_in_range(&all, start_ns, end_ns)? {
             if let Some(v) = labels.get(name) {
                 values.insert(v.to_string());
             }
@@ -224,7 +191,7 @@ impl LogStore {
     }
 
     /// The label sets of the streams matching `matchers` with entries in the range.
-    fn streams_in_range(
+    pub(crate) fn streams_in_range(
         &self,
         matchers: &[Matcher],
         start_ns: i64,
@@ -253,7 +220,7 @@ impl LogStore {
             .collect()
     }
 
-    fn line_analyzer(&self) -> Result<TextAnalyzer, Error> {
+    pub(crate) fn line_analyzer(&self) -> Result<TextAnalyzer, Error> {
         self.index
             .tokenizers()
             .get(LINE_TOKENIZER)

@@ -2,7 +2,7 @@
 //! pseudo-random moment, restart on the same data directory, and every sample whose request
 //! was acknowledged must come back from queries. Repeated with different kill points.
 
-use crate::harness::{enc, write_body, BIN};
+use crate::harness::{enc, write_body, TestSeries, BIN};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -116,7 +116,7 @@ async fn write_until_failure(addr: SocketAddr, writer: usize, base: i64, start: 
             .iter()
             .map(|n| [("__name__", "crash_test"), ("series", n.as_str())])
             .collect();
-        let series: Vec<(&[(&str, &str)], Vec<(i64, f64)>)> = labels
+        let series: Vec<TestSeries> = labels
             .iter()
             .map(|l| (&l[..], vec![(t, k as f64)]))
             .collect();

@@ -12,4 +12,5 @@ mod cli;
 mod crash;
 mod grafana;
 mod logs;
+mod loki;
 mod metrics;

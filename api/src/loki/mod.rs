@@ -1,6 +1,8 @@
 //! The Loki HTTP API as Grafana's Loki datasource and log shippers use it
 //! (`../shared/reference/logs.md` §1). Errors are plain text, as Loki answers them.
 
+mod meta;
+mod params;
 mod push;
 mod query;
 
@@ -22,8 +24,27 @@ pub fn routes(state: &AppState) -> Router<Arc<AppState>> {
             "/loki/api/v1/query_range",
             get(query::query_range).post(query::query_range),
         )
-        .route("/loki/api/v1/labels", get(query::labels))
-        .route("/loki/api/v1/label/{name}/values", get(query::label_values))
+        .route("/loki/api/v1/query", get(query::query).post(query::query))
+        .route("/loki/api/v1/labels", get(meta::labels).post(meta::labels))
+        .route(
+            "/loki/api/v1/label/{name}/values",
+            get(meta::label_values).post(meta::label_values),
+        )
+        .route("/loki/api/v1/series", get(meta::series).post(meta::series))
+        .route(
+            "/loki/api/v1/index/stats",
+            get(meta::index_stats).post(meta::index_stats),
+        )
+        .route("/loki/api/v1/detected_labels", get(meta::not_found))
+        .route(
+            "/loki/api/v1/detected_fields",
+            get(meta::not_found).post(meta::not_found),
+        )
+        .route(
+            "/loki/api/v1/detected_field/{name}/values",
+            get(meta::not_found),
+        )
+        .route("/loki/api/v1/patterns", get(meta::not_found))
 }
 
 /// Loki's answer to a log store error: 400 for the request's fault, 500 for the store's.

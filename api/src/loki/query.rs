@@ -1,184 +1,192 @@
-//! `/loki/api/v1/query_range`, `/loki/api/v1/labels`, `/loki/api/v1/label/<name>/values`.
+//! `/loki/api/v1/query` (instant metric queries) and `/loki/api/v1/query_range` (log and
+//! metric queries), with Loki's response shapes (§1.3 of the logs reference): stream values as
+//! `["<ns>", "<line>"]`, matrix and vector points as `[<seconds>, "<value>"]`.
 
+use super::params::{bounds, direction, instant, limit, step};
 use super::{store_error, task_failed};
 use crate::error::PlainError;
 use crate::params::Params;
 use crate::prom::{encode, json_response};
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
-use logstore::Direction;
+use logstore::{QueryResult, RangeParams};
+use model::LogStream;
 use std::fmt::Write;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Loki's default look-back when `start` is missing.
-const DEFAULT_SINCE_NS: i64 = 3_600 * 1_000_000_000;
-/// Loki's default `limit`.
-const DEFAULT_LIMIT: usize = 100;
-/// Loki's `max_entries_limit_per_query`.
-const MAX_LIMIT: usize = 5_000;
-
-/// Parses a Loki timestamp: float seconds when it has a dot, an integer of at most 10 digits
-/// as seconds, a longer one as nanoseconds, else RFC 3339.
-pub fn parse_loki_time(s: &str) -> Result<i64, String> {
-    if s.contains('.') {
-        if let Ok(f) = s.parse::<f64>() {
-            return Ok((f * 1e3).round() as i64 * 1_000_000);
-        }
-    }
-    if let Ok(n) = s.parse::<i64>() {
-        let digits = s.trim_start_matches('-').len();
-        return Ok(if digits <= 10 {
-            n.saturating_mul(1_000_000_000)
-        } else {
-            n
-        });
-    }
-    chrono::DateTime::parse_from_rfc3339(s)
-        .ok()
-        .and_then(|t| t.timestamp_nanos_opt())
-        .ok_or_else(|| format!("cannot parse {s:?} to a valid timestamp"))
-}
-
-/// `start`/`end` with Loki's defaults: end = now, start = end − 1h.
-fn bounds(p: &Params) -> Result<(i64, i64), PlainError> {
-    let bad = |m: String| PlainError::bad_request(m);
-    let end = match p.get("end") {
-        Some(s) if !s.is_empty() => parse_loki_time(s).map_err(bad)?,
-        _ => now_ns(),
-    };
-    let start = match p.get("start") {
-        Some(s) if !s.is_empty() => parse_loki_time(s).map_err(bad)?,
-        _ => end.min(now_ns()) - DEFAULT_SINCE_NS,
-    };
-    if end < start {
-        return Err(bad(
-            "end timestamp must not be before or equal to start time".into(),
-        ));
-    }
-    Ok((start, end))
+pub async fn query(State(st): State<Arc<AppState>>, p: Params) -> Result<Response, PlainError> {
+    let text = p.get("query").unwrap_or_default().to_string();
+    let t = instant(&p)?;
+    // Checked even though instant queries return no lines, as Loki does.
+    limit(&p)?;
+    direction(&p)?;
+    let logs = st.logs.clone();
+    let began = Instant::now();
+    let result = tokio::task::spawn_blocking(move || logs.instant_query(&text, t))
+        .await
+        .map_err(task_failed)?
+        .map_err(store_error)?;
+    Ok(json_response(encode_result(&result, t, began)))
 }
 
 pub async fn query_range(
     State(st): State<Arc<AppState>>,
     p: Params,
 ) -> Result<Response, PlainError> {
-    let bad = |m: String| PlainError::bad_request(m);
-    let query = p.get("query").unwrap_or_default().to_string();
-    let (start, end) = bounds(&p)?;
-    let limit = match p.get("limit") {
-        Some(s) if !s.is_empty() => match s.parse::<usize>() {
-            Ok(n) if n > 0 => n,
-            _ => return Err(bad("limit must be a positive value".into())),
-        },
-        _ => DEFAULT_LIMIT,
-    };
-    if limit > MAX_LIMIT {
-        return Err(bad(format!("max entries limit per query exceeded, limit > max_entries_limit ({limit} > {MAX_LIMIT})")));
-    }
-    let direction = match p.get("direction") {
-        None | Some("") => Direction::Backward,
-        Some(d) => match d.parse::<Direction>() {
-            Ok(d) => d,
-            Err(_) => {
-                return Err(bad(format!(
-                    "invalid direction {d:?}: want forward or backward"
-                )))
-            }
-        },
+    let text = p.get("query").unwrap_or_default().to_string();
+    let (start_ns, end_ns) = bounds(&p)?;
+    let params = RangeParams {
+        start_ns,
+        end_ns,
+        step_ns: step(&p, start_ns, end_ns)?,
+        limit: limit(&p)?,
+        direction: direction(&p)?,
     };
     let logs = st.logs.clone();
     let began = Instant::now();
-    let result =
-        tokio::task::spawn_blocking(move || logs.query_range(&query, start, end, limit, direction))
-            .await;
-    let streams = result.map_err(task_failed)?.map_err(store_error)?;
-    let mut body = String::from(r#"{"status":"success","data":{"resultType":"streams","result":["#);
+    let result = tokio::task::spawn_blocking(move || logs.range_query(&text, params))
+        .await
+        .map_err(task_failed)?
+        .map_err(store_error)?;
+    Ok(json_response(encode_result(&result, end_ns, began)))
+}
+
+/// The whole response body; `t_ns` is the instant of vector and scalar results.
+fn encode_result(result: &QueryResult, t_ns: i64, began: Instant) -> String {
+    let mut body = String::from(r#"{"status":"success","data":{"resultType":"#);
     let mut returned = 0usize;
+    match result {
+        QueryResult::Streams(streams) => {
+            body.push_str(r#""streams","result":["#);
+            returned = write_streams(&mut body, streams);
+        }
+        QueryResult::Matrix(series) => {
+            body.push_str(r#""matrix","result":["#);
+            for (i, s) in series.iter().enumerate() {
+                if i > 0 {
+                    body.push(',');
+                }
+                body.push_str(r#"{"metric":"#);
+                encode::write_labels(&mut body, &s.labels);
+                body.push_str(r#","values":["#);
+                for (j, &(t, v)) in s.points.iter().enumerate() {
+                    if j > 0 {
+                        body.push(',');
+                    }
+                    write_point(&mut body, t, v);
+                }
+                body.push_str("]}");
+            }
+        }
+        QueryResult::Vector(samples) => {
+            body.push_str(r#""vector","result":["#);
+            for (i, (labels, v)) in samples.iter().enumerate() {
+                if i > 0 {
+                    body.push(',');
+                }
+                body.push_str(r#"{"metric":"#);
+                encode::write_labels(&mut body, labels);
+                body.push_str(r#","value":"#);
+                write_point(&mut body, t_ns, *v);
+                body.push('}');
+            }
+        }
+        QueryResult::Scalar(v) => {
+            body.push_str(r#""scalar","result":"#);
+            write_point(&mut body, t_ns, *v);
+            // Closed below with the array bracket of the other shapes.
+            body.pop();
+            body.push(']');
+            body.push_str(r#","stats":"#);
+            write_stats(&mut body, began, 0);
+            body.push_str("}}");
+            return body;
+        }
+    }
+    body.push_str(r#"],"stats":"#);
+    write_stats(&mut body, began, returned);
+    body.push_str("}}");
+    body
+}
+
+fn write_stats(body: &mut String, began: Instant, returned: usize) {
+    let _ = write!(
+        body,
+        r#"{{"summary":{{"execTime":{},"totalEntriesReturned":{returned}}},"querier":{{}},"ingester":{{}}}}"#,
+        began.elapsed().as_secs_f64()
+    );
+}
+
+/// `[<seconds>, "<value>"]`, seconds with the millisecond fraction as Loki writes them.
+fn write_point(body: &mut String, t_ns: i64, v: f64) {
+    body.push('[');
+    encode::write_timestamp(body, t_ns.div_euclid(1_000_000));
+    body.push_str(",\"");
+    body.push_str(&encode::format_value(v));
+    body.push_str("\"]");
+}
+
+/// Streams as `{"stream":{...},"values":[["<ns>","<line>"],...]}`; returns the entry count.
+fn write_streams(body: &mut String, streams: &[LogStream]) -> usize {
+    let mut returned = 0;
     for (i, s) in streams.iter().enumerate() {
         if i > 0 {
             body.push(',');
         }
         body.push_str(r#"{"stream":"#);
-        encode::write_labels(&mut body, &s.labels);
+        encode::write_labels(body, &s.labels);
         body.push_str(r#","values":["#);
         for (j, e) in s.entries.iter().enumerate() {
             if j > 0 {
                 body.push(',');
             }
             let _ = write!(body, "[\"{}\",", e.ts_ns);
-            encode::write_str(&mut body, &e.line);
+            encode::write_str(body, &e.line);
             body.push(']');
         }
         returned += s.entries.len();
         body.push_str("]}");
     }
-    let _ = write!(
-        body,
-        r#"],"stats":{{"summary":{{"execTime":{},"totalEntriesReturned":{returned}}}}}}}}}"#,
-        began.elapsed().as_secs_f64()
-    );
-    Ok(json_response(body))
-}
-
-pub async fn labels(State(st): State<Arc<AppState>>, p: Params) -> Result<Response, PlainError> {
-    let (start, end) = bounds(&p)?;
-    let logs = st.logs.clone();
-    list(tokio::task::spawn_blocking(move || logs.label_names(start, end)).await)
-}
-
-pub async fn label_values(
-    State(st): State<Arc<AppState>>,
-    Path(name): Path<String>,
-    p: Params,
-) -> Result<Response, PlainError> {
-    let (start, end) = bounds(&p)?;
-    let logs = st.logs.clone();
-    list(tokio::task::spawn_blocking(move || logs.label_values(&name, start, end)).await)
-}
-
-fn list(
-    r: Result<Result<Vec<String>, logstore::Error>, tokio::task::JoinError>,
-) -> Result<Response, PlainError> {
-    let items = r.map_err(task_failed)?.map_err(store_error)?;
-    let mut body = String::from(r#"{"status":"success","data":["#);
-    for (i, s) in items.iter().enumerate() {
-        if i > 0 {
-            body.push(',');
-        }
-        encode::write_str(&mut body, s);
-    }
-    body.push_str("]}");
-    Ok(json_response(body))
-}
-
-fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
+    returned
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse_loki_time;
+    use super::*;
+    use model::Labels;
 
     #[test]
-    fn loki_timestamps() {
-        assert_eq!(
-            parse_loki_time("4000000000").unwrap(),
-            4_000_000_000_000_000_000
+    fn shapes() {
+        let began = Instant::now();
+        let v = encode_result(
+            &QueryResult::Vector(vec![(Labels::from_pairs([("a", "b")]), 2.0)]),
+            1_500_000_000,
+            began,
         );
+        let j: serde_json::Value = serde_json::from_str(&v).unwrap();
+        assert_eq!(j["data"]["resultType"], "vector");
         assert_eq!(
-            parse_loki_time("1700000000000000000").unwrap(),
-            1_700_000_000_000_000_000
+            j["data"]["result"],
+            serde_json::json!([{"metric": {"a": "b"}, "value": [1.5, "2"]}])
         );
-        assert_eq!(parse_loki_time("1.5").unwrap(), 1_500_000_000);
+        let s = encode_result(&QueryResult::Scalar(3.0), 2_000_000_000, began);
+        let j: serde_json::Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(j["data"]["result"], serde_json::json!([2, "3"]));
+        let m = encode_result(
+            &QueryResult::Matrix(vec![logstore::MetricSeries {
+                labels: Labels::empty(),
+                points: vec![(1_000_000_000, 1.0), (2_000_000_000, f64::NAN)],
+            }]),
+            0,
+            began,
+        );
+        let j: serde_json::Value = serde_json::from_str(&m).unwrap();
         assert_eq!(
-            parse_loki_time("1970-01-01T00:00:01Z").unwrap(),
-            1_000_000_000
+            j["data"]["result"],
+            serde_json::json!([{"metric": {}, "values": [[1, "1"], [2, "NaN"]]}])
         );
-        assert!(parse_loki_time("soon").is_err());
+        assert!(j["data"]["stats"]["summary"]["execTime"].is_number());
     }
 }

@@ -40,8 +40,10 @@ pub(crate) enum Tok {
     Ident(String),
     /// A string literal, already unquoted.
     Str(String),
-    /// A number or a duration (`5m`, `1.5h`); only metric queries use them.
+    /// A number, a duration (`5m`, `1.5h`) or a byte size (`10KB`).
     Number(String),
+    /// A parser flag such as `--strict`, without the dashes.
+    Flag(String),
     End,
 }
 
@@ -69,6 +71,7 @@ impl fmt::Display for Tok {
             Tok::Ident(_) => "IDENTIFIER",
             Tok::Str(_) => "STRING",
             Tok::Number(_) => "NUMBER",
+            Tok::Flag(_) => "PARSER_FLAG",
             Tok::End => "$end",
         };
         f.write_str(s)
@@ -162,6 +165,17 @@ impl<'a> Lexer<'a> {
         let Some(c) = self.peek_char() else {
             return Ok(Token { tok: Tok::End, pos });
         };
+        if let Some(flag) = self.rest().strip_prefix("--") {
+            if flag.starts_with(|c: char| c.is_ascii_alphabetic()) {
+                self.bump();
+                self.bump();
+                let name = self.take_while(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+                return Ok(Token {
+                    tok: Tok::Flag(name),
+                    pos,
+                });
+            }
+        }
         if let Some((op, tok)) = TWO_CHAR.iter().find(|(op, _)| self.rest().starts_with(op)) {
             for _ in 0..op.len() {
                 self.bump();

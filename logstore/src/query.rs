@@ -1,0 +1,325 @@
+//! The query entry points of [`LogStore`]: log queries (with pipelines), metric queries
+//! (instant and range), series and index statistics.
+
+use crate::fetch::ordered_entries;
+use crate::logql::pipeline::{self, Row};
+use crate::logql::{parse_expr, Expr, LogQuery, MetricExpr};
+use crate::metric::{eval_instant, eval_range, Extractor, Inputs, MetricSeries, Value};
+use crate::plan::entries_query;
+use crate::scan::all_hits;
+use crate::schema::parse_stream;
+use crate::store::{Direction, LogStore};
+use crate::Error;
+use model::{Labels, LogEntry, LogStream, Matcher};
+use std::collections::{BTreeSet, HashMap};
+use tantivy::TantivyDocument;
+
+/// Most log lines one metric query may turn into samples; beyond, the query fails rather
+/// than exhaust memory.
+pub const MAX_SAMPLES_PER_QUERY: usize = 20_000_000;
+
+/// Loki's message for an instant query over logs.
+pub const INSTANT_LOG_QUERY: &str = "log queries are not supported as an instant query type, please change your query to a range query type";
+
+/// The answer to a query.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QueryResult {
+    /// Log lines grouped by their labels after the pipeline.
+    Streams(Vec<LogStream>),
+    /// A range query's series (timestamps in ns).
+    Matrix(Vec<MetricSeries>),
+    /// An instant query's samples.
+    Vector(Vec<(Labels, f64)>),
+    Scalar(f64),
+}
+
+/// Loki's index statistics for a selector and a time range.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IndexStats {
+    pub streams: u64,
+    /// Vigil has no chunks; each stream's entries in range count as one.
+    pub chunks: u64,
+    pub entries: u64,
+    pub bytes: u64,
+}
+
+/// A range query's window and shape.
+#[derive(Debug, Clone, Copy)]
+pub struct RangeParams {
+    pub start_ns: i64,
+    pub end_ns: i64,
+    pub step_ns: i64,
+    /// Log queries only: most entries returned.
+    pub limit: usize,
+    pub direction: Direction,
+}
+
+impl LogStore {
+    /// A LogQL log query over `[start_ns, end_ns)`; at most `limit` entries in total, the
+    /// newest for `Backward` and the oldest for `Forward`. The result is grouped by stream
+    /// (streams sorted by labels), entries in `direction` order.
+    pub fn query_range(
+        &self,
+        query: &str,
+        start_ns: i64,
+        end_ns: i64,
+        limit: usize,
+        direction: Direction,
+    ) -> Result<Vec<LogStream>, Error> {
+        match parse_expr(query)? {
+            Expr::Log(q) => self.log_query(&q, start_ns, end_ns, limit, direction),
+            Expr::Metric(_) => Err(Error::Invalid(
+                "a metric query was given where a log query is expected".into(),
+            )),
+        }
+    }
+
+    /// Any LogQL query over a range: streams for log queries, a matrix for metric queries
+    /// evaluated at every step from `start_ns` to `end_ns` inclusive.
+    pub fn range_query(&self, query: &str, p: RangeParams) -> Result<QueryResult, Error> {
+        match parse_expr(query)? {
+            Expr::Log(q) => Ok(QueryResult::Streams(self.log_query(
+                &q,
+                p.start_ns,
+                p.end_ns,
+                p.limit,
+                p.direction,
+            )?)),
+            Expr::Metric(m) => {
+                let inputs = self.metric_inputs(&m, p.start_ns, p.end_ns)?;
+                let series = eval_range(&m, &inputs, p.start_ns, p.end_ns, p.step_ns)
+                    .map_err(|e| Error::Eval(e.0))?;
+                Ok(QueryResult::Matrix(series))
+            }
+        }
+    }
+
+    /// A metric query at one instant; log queries are refused with Loki's message.
+    pub fn instant_query(&self, query: &str, t_ns: i64) -> Result<QueryResult, Error> {
+        let m = match parse_expr(query)? {
+            Expr::Log(_) => return Err(Error::Invalid(INSTANT_LOG_QUERY.into())),
+            Expr::Metric(m) => m,
+        };
+        let inputs = self.metric_inputs(&m, t_ns, t_ns)?;
+        Ok(
+            match eval_instant(&m, &inputs, t_ns).map_err(|e| Error::Eval(e.0))? {
+                Value::Scalar(v) => QueryResult::Scalar(v),
+                Value::Vector(v) => QueryResult::Vector(v),
+            },
+        )
+    }
+
+    /// The label sets of the streams matching any of the selectors in `[start_ns, end_ns)`,
+    /// sorted and distinct.
+    pub fn series(
+        &self,
+        selectors: &[Vec<Matcher>],
+        start_ns: i64,
+        end_ns: i64,
+    ) -> Result<Vec<Labels>, Error> {
+        let mut out = BTreeSet::new();
+        for matchers in selectors {
+            out.extend(self.streams_in_range(matchers, start_ns, end_ns)?);
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    /// Streams, entries and bytes of the entries matching `matchers` in `[start_ns, end_ns)`,
+    /// from fast fields only.
+    pub fn index_stats(
+        &self,
+        matchers: &[Matcher],
+        start_ns: i64,
+        end_ns: i64,
+    ) -> Result<IndexStats, Error> {
+        if start_ns >= end_ns {
+            return Ok(IndexStats::default());
+        }
+        let searcher = self.reader.searcher();
+        let mut analyzer = self.line_analyzer()?;
+        let Some(q) = entries_query(
+            &searcher,
+            &self.fields,
+            &mut analyzer,
+            matchers,
+            &[],
+            start_ns,
+            end_ns,
+        )?
+        else {
+            return Ok(IndexStats::default());
+        };
+        let hits = all_hits(&searcher, &q)?;
+        let streams: BTreeSet<&str> = hits.iter().map(|h| &*h.stream).collect();
+        Ok(IndexStats {
+            streams: streams.len() as u64,
+            chunks: streams.len() as u64,
+            entries: hits.len() as u64,
+            bytes: hits.iter().map(|h| h.bytes).sum(),
+        })
+    }
+
+    fn log_query(
+        &self,
+        q: &LogQuery,
+        start_ns: i64,
+        end_ns: i64,
+        limit: usize,
+        direction: Direction,
+    ) -> Result<Vec<LogStream>, Error> {
+        if limit == 0 || start_ns >= end_ns {
+            return Ok(Vec::new());
+        }
+        let pushed = q.leading_line_filters();
+        let searcher = self.reader.searcher();
+        let mut analyzer = self.line_analyzer()?;
+        let Some(tq) = entries_query(
+            &searcher,
+            &self.fields,
+            &mut analyzer,
+            &q.matchers,
+            &pushed,
+            start_ns,
+            end_ns,
+        )?
+        else {
+            return Ok(Vec::new());
+        };
+        let mut streams: HashMap<String, Labels> = HashMap::new();
+        let mut groups: HashMap<Labels, Vec<LogEntry>> = HashMap::new();
+        let filtered = !q.pipeline.is_empty();
+        ordered_entries(
+            &searcher,
+            &self.fields,
+            &tq,
+            filtered,
+            limit,
+            direction,
+            &mut |ts, stored| {
+                let labels = stream_labels(&mut streams, &stored.stream)?;
+                let mut row = Row::new(ts, &stored.line, &labels, &stored.metadata);
+                if !pipeline::run(&q.pipeline, &mut row) {
+                    return Ok(false);
+                }
+                // Structured metadata stays on the entry rather than in the stream labels.
+                for (k, v) in &stored.metadata {
+                    if labels.get(k).is_none() && row.get(k) == Some(v.as_str()) {
+                        row.labels.remove(k);
+                    }
+                }
+                groups.entry(row.label_set()).or_default().push(LogEntry {
+                    ts_ns: ts,
+                    line: row.line,
+                    metadata: stored.metadata,
+                });
+                Ok(true)
+            },
+        )?;
+        let mut out: Vec<LogStream> = groups
+            .into_iter()
+            .map(|(labels, entries)| LogStream { labels, entries })
+            .collect();
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        tracing::debug!(query = %q, streams = out.len(), "log query");
+        Ok(out)
+    }
+
+    /// Reads, for every range aggregation of `m`, the entries its windows cover over the
+    /// evaluation span `[first_t, last_t]`, and turns them into samples.
+    fn metric_inputs(&self, m: &MetricExpr, first_t: i64, last_t: i64) -> Result<Inputs, Error> {
+        let mut ranges = Vec::new();
+        collect_ranges(m, &mut ranges);
+        let mut inputs = Inputs::new();
+        let searcher = self.reader.searcher();
+        let mut analyzer = self.line_analyzer()?;
+        for (id, op, range, grouping) in ranges {
+            // Windows are (t - offset - range, t - offset]; the store's bounds are [start, end).
+            let start = first_t
+                .saturating_sub(range.offset_ns)
+                .saturating_sub(range.range_ns)
+                .saturating_add(1);
+            let end = last_t.saturating_sub(range.offset_ns).saturating_add(1);
+            let mut ex = Extractor::new(op, range, grouping, MAX_SAMPLES_PER_QUERY);
+            let pushed = range.query.leading_line_filters();
+            let query = entries_query(
+                &searcher,
+                &self.fields,
+                &mut analyzer,
+                &range.query.matchers,
+                &pushed,
+                start,
+                end,
+            )?;
+            if let Some(q) = query {
+                let hits = all_hits(&searcher, &q)?;
+                if hits.len() > MAX_SAMPLES_PER_QUERY {
+                    return Err(Error::Eval(format!(
+                        "the query reads more than {MAX_SAMPLES_PER_QUERY} log lines; narrow the selector or the time range"
+                    )));
+                }
+                // Counting needs neither the line nor its metadata when no stage runs.
+                let needs_doc = !range.query.pipeline.is_empty()
+                    || range.unwrap.is_some()
+                    || !range.post_unwrap.is_empty();
+                let mut streams: HashMap<String, Labels> = HashMap::new();
+                for hit in hits {
+                    let labels = stream_labels(&mut streams, &hit.stream)?;
+                    let entry = if needs_doc {
+                        let doc: TantivyDocument = searcher.doc(hit.address)?;
+                        let stored = self.fields.decode(&doc)?;
+                        LogEntry {
+                            ts_ns: hit.ts,
+                            line: stored.line,
+                            metadata: stored.metadata,
+                        }
+                    } else {
+                        LogEntry {
+                            ts_ns: hit.ts,
+                            // Only its length is read (bytes_over_time).
+                            line: " ".repeat(hit.bytes as usize),
+                            metadata: Vec::new(),
+                        }
+                    };
+                    ex.push(&labels, &entry).map_err(|e| Error::Eval(e.0))?;
+                }
+            }
+            inputs.insert(id, ex.finish());
+        }
+        Ok(inputs)
+    }
+}
+
+type RangeRef<'a> = (
+    usize,
+    crate::logql::RangeOp,
+    &'a crate::logql::LogRange,
+    Option<&'a crate::logql::Grouping>,
+);
+
+fn collect_ranges<'a>(m: &'a MetricExpr, out: &mut Vec<RangeRef<'a>>) {
+    match m {
+        MetricExpr::Range {
+            id,
+            op,
+            range,
+            grouping,
+            ..
+        } => out.push((*id, *op, range, grouping.as_ref())),
+        MetricExpr::Vector { expr, .. } => collect_ranges(expr, out),
+        MetricExpr::Binary { lhs, rhs, .. } => {
+            collect_ranges(lhs, out);
+            collect_ranges(rhs, out);
+        }
+        MetricExpr::Literal(_) | MetricExpr::VectorLiteral(_) => {}
+    }
+}
+
+/// The labels of a canonical stream string, parsed once per query.
+fn stream_labels(cache: &mut HashMap<String, Labels>, stream: &str) -> Result<Labels, Error> {
+    if let Some(l) = cache.get(stream) {
+        return Ok(l.clone());
+    }
+    let l = parse_stream(stream)?;
+    cache.insert(stream.to_string(), l.clone());
+    Ok(l)
+}
