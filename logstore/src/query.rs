@@ -132,21 +132,8 @@ impl LogStore {
         start_ns: i64,
         end_ns: i64,
     ) -> Result<IndexStats, Error> {
-        if start_ns >= end_ns {
-            return Ok(IndexStats::default());
-        }
         let searcher = self.reader.searcher();
-        let mut analyzer = self.line_analyzer()?;
-        let Some(q) = entries_query(
-            &searcher,
-            &self.fields,
-            &mut analyzer,
-            matchers,
-            &[],
-            start_ns,
-            end_ns,
-        )?
-        else {
+        let Some(q) = self.selector_query(&searcher, matchers, start_ns, end_ns)? else {
             return Ok(IndexStats::default());
         };
         let hits = all_hits(&searcher, &q)?;

@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Mutex;
 use tantivy::directory::MmapDirectory;
+use tantivy::query::BooleanQuery;
 use tantivy::tokenizer::{TextAnalyzer, MAX_TOKEN_LEN};
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument};
 
 /// Indexing threads of the writer. One is enough at agent batch sizes and leaves the cores to
 /// queries; more threads also mean more, smaller segments per commit.
@@ -197,27 +198,39 @@ impl LogStore {
         start_ns: i64,
         end_ns: i64,
     ) -> Result<Vec<Labels>, Error> {
-        if start_ns >= end_ns {
-            return Ok(Vec::new());
-        }
         let searcher = self.reader.searcher();
-        let mut analyzer = self.line_analyzer()?;
-        let Some(q) = entries_query(
-            &searcher,
-            &self.fields,
-            &mut analyzer,
-            matchers,
-            &[],
-            start_ns,
-            end_ns,
-        )?
-        else {
+        let Some(q) = self.selector_query(&searcher, matchers, start_ns, end_ns)? else {
             return Ok(Vec::new());
         };
         distinct_streams(&searcher, &q)?
             .iter()
             .map(|s| parse_stream(s))
             .collect()
+    }
+
+    /// The query for every entry of the streams matching `matchers` in `[start_ns, end_ns)`,
+    /// with no line filters; `None` when nothing can match (an empty range, or a matcher no
+    /// stored stream satisfies).
+    pub(crate) fn selector_query(
+        &self,
+        searcher: &Searcher,
+        matchers: &[Matcher],
+        start_ns: i64,
+        end_ns: i64,
+    ) -> Result<Option<BooleanQuery>, Error> {
+        if start_ns >= end_ns {
+            return Ok(None);
+        }
+        let mut analyzer = self.line_analyzer()?;
+        entries_query(
+            searcher,
+            &self.fields,
+            &mut analyzer,
+            matchers,
+            &[],
+            start_ns,
+            end_ns,
+        )
     }
 
     pub(crate) fn line_analyzer(&self) -> Result<TextAnalyzer, Error> {
