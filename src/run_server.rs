@@ -73,6 +73,7 @@ pub async fn start(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Res
         .unwrap_or_else(|| format!("http://{address}"));
 
     let mut background = Vec::new();
+    let mut alertmanager = None;
     let sink: Arc<dyn AlertSink> = match &core.alertmanager_config {
         Some(path) => {
             let am_config = AlertmanagerConfig::load(path)
@@ -84,6 +85,7 @@ pub async fn start(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Res
                 },
             ));
             background.push(tokio::spawn(am.clone().run(shutdown.clone())));
+            alertmanager = Some(am.clone());
             am
         }
         None => Arc::new(DiscardSink),
@@ -113,6 +115,18 @@ pub async fn start(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Res
     let mut state = api::AppState::new(head.clone(), head.clone(), engine, logs);
     state.engine_options = engine_options;
     state.config_yaml = config.redacted_yaml();
+    state.tsdb_status = Some(tsdb_status_fn(head.clone()));
+    // Replay finishes before the server listens, so the figures are final from the start.
+    let replay = head.replay_stats();
+    let last = replay.last_segment.unwrap_or(0);
+    let replayed = api::WalReplayStatus {
+        min: replay.first_segment.unwrap_or(0),
+        max: last,
+        current: last,
+    };
+    state.wal_replay = Some(Arc::new(move || replayed));
+    state.rules = Some(rules.clone());
+    state.alertmanager = alertmanager;
     let gauge_head = head.clone();
     state.gauges.push(Arc::new(move || {
         vec![
@@ -135,6 +149,40 @@ pub async fn start(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Res
         address,
         serving,
         background,
+    })
+}
+
+/// `/api/v1/status/tsdb` from the TSDB's own report, which has the chunk count a `Querier`
+/// cannot give.
+fn tsdb_status_fn(db: Arc<tsdb::Tsdb>) -> api::TsdbStatusFn {
+    let convert = |list: Vec<tsdb::Stat>| -> Vec<api::TsdbStat> {
+        list.into_iter()
+            .map(|s| api::TsdbStat {
+                name: s.name,
+                value: s.value,
+            })
+            .collect()
+    };
+    Arc::new(move |limit| match db.status(limit) {
+        Ok(s) => api::TsdbStatus {
+            head_stats: api::HeadStats {
+                num_series: s.num_series,
+                num_label_pairs: s.num_label_pairs,
+                chunk_count: i64::try_from(s.num_chunks).unwrap_or(i64::MAX),
+                min_time: s.min_time.unwrap_or(i64::MAX),
+                max_time: s.max_time.unwrap_or(i64::MIN),
+            },
+            series_count_by_metric_name: convert(s.series_count_by_metric_name),
+            label_value_count_by_label_name: convert(s.label_value_count_by_label_name),
+            memory_in_bytes_by_label_name: convert(s.memory_in_bytes_by_label_name),
+            series_count_by_label_value_pair: convert(s.series_count_by_label_value_pair),
+        },
+        // Only a panic elsewhere poisons the index; the status page then shows an empty
+        // head rather than failing, and the log says why.
+        Err(e) => {
+            tracing::error!(error = %e, "tsdb status unavailable");
+            api::TsdbStatus::default()
+        }
     })
 }
 

@@ -9,6 +9,10 @@
 //!   ([`TsdbStatus`]);
 //! - Prometheus remote write 1.0 at `/api/v1/write`, remote read (samples) at `/api/v1/read`,
 //!   and `/federate` in the text exposition format;
+//! - the alerting APIs: Prometheus's `/api/v1/rules` (filters `type`, `rule_name[]`,
+//!   `rule_group[]`, `file[]`, `exclude_alerts`) and `/api/v1/alerts`, and Alertmanager's API v2
+//!   `GET`/`POST /api/v2/alerts`, `/api/v2/receivers`, `/api/v2/status` over the in-process
+//!   Alertmanager (404 when none is configured);
 //! - the Loki API (`/loki/api/v1/push`, `query`, `query_range`, `labels`, `label/<name>/values`,
 //!   `series`, `index/stats`, and 404s where Grafana probes for endpoints Vigil lacks);
 //! - `/-/healthy`, `/-/ready` and the server's own metrics at `/metrics`.
@@ -25,6 +29,7 @@
 //! # }
 //! ```
 
+mod alerting;
 mod error;
 mod loki;
 mod params;

@@ -75,6 +75,10 @@ pub struct AppState {
     pub storage_retention: String,
     /// When the server started, for `/api/v1/status/runtimeinfo`.
     pub started_at: chrono::DateTime<chrono::Utc>,
+    /// The rule manager behind `/api/v1/rules` and `/api/v1/alerts`; `None` answers no rules.
+    pub rules: Option<Arc<alertmanager::RuleManager>>,
+    /// The in-process Alertmanager behind `/api/v2/*`; `None` makes those answer 404.
+    pub alertmanager: Option<Arc<alertmanager::Alertmanager>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -108,6 +112,8 @@ impl AppState {
             wal_replay: None,
             storage_retention: String::new(),
             started_at: chrono::Utc::now(),
+            rules: None,
+            alertmanager: None,
         }
     }
 }

@@ -8,9 +8,13 @@ mod harness;
 
 mod agent;
 mod alerting;
+mod alerting_api;
 mod cli;
 mod crash;
 mod grafana;
 mod logs;
 mod loki;
 mod metrics;
+mod promql_diff;
+mod tsdb_lock;
+mod tsdb_status;

@@ -1,13 +1,16 @@
 //! [`Tsdb`]: the durable store, a head whose every accepted sample is in the fsync'd WAL
 //! before the append returns, rebuilt from that WAL on open.
 //!
-//! Layout of the data directory (`FORMAT.md`): `wal/` holds the segments. Blocks, cut from
+//! Layout of the data directory (`FORMAT.md`): `lock` is held with `flock` while the store
+//! is open, `wal/` holds the segments. Blocks, cut from
 //! the head every two hours, are the next slice and will sit beside it.
 
 use crate::error::Error;
 use crate::head::Head;
+use crate::lock::DirLock;
 use crate::postings::SeriesRef;
 use crate::series::{BatchStats, MemSeries};
+use crate::stats::HeadStatus;
 use crate::wal::{self, Record, ReplayStats, SamplesEncoder, Wal};
 use model::{
     AppendError, AppendOutcome, Appender, Labels, Matcher, Querier, Sample, Series, StorageError,
@@ -41,14 +44,21 @@ pub struct Tsdb {
     head: Head,
     wal: Wal,
     replay: ReplayStats,
+    /// Declared last so it is dropped last: the directory stays locked until the WAL's
+    /// files are closed.
+    _lock: DirLock,
 }
 
 impl Tsdb {
-    /// Opens the store in `dir` (created if missing), replaying its WAL. A torn or corrupt
-    /// WAL tail is cut at the last good record with a warning; only I/O errors and files
-    /// of another format version fail the open.
+    /// Opens the store in `dir` (created if missing), locking the directory and replaying
+    /// its WAL. A torn or corrupt WAL tail is cut at the last good record with a warning;
+    /// only I/O errors, files of another format version, and a directory another open
+    /// store holds ([`Error::Locked`]) fail the open.
     pub fn open(dir: impl AsRef<Path>, options: TsdbOptions) -> Result<Tsdb, Error> {
         let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
+        // Taken before the WAL is read: another process may be writing it.
+        let lock = DirLock::acquire(&dir)?;
         let started = Instant::now();
         let head = Head::new();
         let mut replay = Replayer::new(&head);
@@ -73,6 +83,7 @@ impl Tsdb {
             head,
             wal,
             replay: stats,
+            _lock: lock,
         })
     }
 
@@ -83,6 +94,13 @@ impl Tsdb {
     /// What the WAL replay at open found.
     pub fn replay_stats(&self) -> &ReplayStats {
         &self.replay
+    }
+
+    /// The head's totals and cardinality top lists, each at most `limit` long: what
+    /// Prometheus's `/api/v1/status/tsdb` reports. Fails only if an earlier panic poisoned
+    /// the index.
+    pub fn status(&self, limit: usize) -> Result<HeadStatus, StorageError> {
+        self.head.status(limit)
     }
 
     /// Series in the head.

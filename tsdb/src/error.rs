@@ -21,6 +21,11 @@ pub enum Error {
         found: u32,
         supported: u32,
     },
+    /// Another process (or another open store in this one) holds the directory's lock.
+    #[error(
+        "data directory {dir} is locked: another Vigil server is using it (lock file {dir}/lock)"
+    )]
+    Locked { dir: PathBuf },
     /// A file is not one of ours at all.
     #[error("{path}: not a Vigil WAL segment (bad magic bytes)")]
     BadMagic { path: PathBuf },

@@ -10,6 +10,7 @@
 use crate::index::MemPostings;
 use crate::postings::SeriesRef;
 use crate::series::{BatchStats, MemSeries, Poisoned};
+use crate::stats::{postings_stats, HeadStatus};
 use model::{
     AppendError, AppendOutcome, Appender, Labels, Matcher, Querier, Sample, Series, StorageError,
 };
@@ -365,6 +366,26 @@ impl Head {
         self.read_registry()
             .map(|r| r.series.clone())
             .unwrap_or_default()
+    }
+
+    /// The head's totals and its cardinality top lists, each at most `limit` long. Holds the
+    /// index's read lock for one pass over the postings, so appends of new series wait that
+    /// long; appends to existing series do not.
+    pub fn status(&self, limit: usize) -> Result<HeadStatus, StorageError> {
+        let registry = self.read_registry()?;
+        let postings = postings_stats(&registry.postings, limit);
+        let num_chunks = registry.series.iter().map(|s| s.num_chunks() as u64).sum();
+        Ok(HeadStatus {
+            num_series: registry.series.len() as u64,
+            num_label_pairs: postings.num_label_pairs,
+            num_chunks,
+            min_time: self.min_time(),
+            max_time: self.max_time(),
+            series_count_by_metric_name: postings.by_metric_name,
+            label_value_count_by_label_name: postings.values_by_label_name,
+            memory_in_bytes_by_label_name: postings.bytes_by_label_name,
+            series_count_by_label_value_pair: postings.series_by_pair,
+        })
     }
 
     /// Chunks held over all series, open ones included.

@@ -61,6 +61,17 @@ impl MemPostings {
             .flat_map(|values| values.keys().map(String::as_str))
     }
 
+    /// Every label name with, for each of its values, how many series carry that pair:
+    /// what the cardinality report ([`crate::HeadStatus`]) is computed from.
+    pub(crate) fn pair_counts(
+        &self,
+    ) -> impl Iterator<Item = (&str, impl ExactSizeIterator<Item = (&str, u64)>)> {
+        self.by_name.iter().map(|(name, values)| {
+            let counts = values.iter().map(|(v, ids)| (v.as_str(), ids.len() as u64));
+            (name.as_str(), counts)
+        })
+    }
+
     /// The ids of the series that satisfy every matcher, sorted; all ids when there are no
     /// matchers.
     ///

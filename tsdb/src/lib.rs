@@ -8,6 +8,11 @@
 //! - [`Head`] is the in-memory part on its own (no WAL), for tests and tools. Series get
 //!   stable [`SeriesRef`] ids; an inverted index (label name → value → sorted ids) resolves
 //!   label matchers with the pure set operations of [`postings`].
+//! - The data directory is locked (`flock` on `<dir>/lock`) for as long as a [`Tsdb`] is
+//!   open, so a second server on the same directory fails to start with [`Error::Locked`].
+//! - [`Tsdb::status`] reports the head's totals and cardinality top lists ([`HeadStatus`]),
+//!   the figures of Prometheus's `/api/v1/status/tsdb`; [`Tsdb::replay_stats`] what the WAL
+//!   replay at open read.
 //! - [`chunk`] holds the compressed chunk encodings samples live in: Gorilla
 //!   delta-of-delta timestamps with XOR values, or with decimal-scaled integers when that
 //!   is smaller — as pure encode/decode functions over slices.
@@ -41,8 +46,10 @@ mod db;
 mod error;
 mod head;
 mod index;
+mod lock;
 pub mod postings;
 mod series;
+mod stats;
 mod varint;
 mod wal;
 
@@ -50,4 +57,5 @@ pub use db::{Tsdb, TsdbOptions};
 pub use error::{ChunkError, Error};
 pub use head::Head;
 pub use postings::SeriesRef;
+pub use stats::{HeadStatus, Stat};
 pub use wal::{ReplayStats, DEFAULT_SEGMENT_BYTES};

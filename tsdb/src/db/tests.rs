@@ -358,3 +358,89 @@ fn replay_merges_samples_logged_out_of_order() {
     assert_eq!(times, [0, 3000, 5000, 9000]);
     assert_eq!(db.num_samples(), 4);
 }
+
+#[test]
+fn second_open_of_a_directory_fails_until_the_first_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = open(dir.path());
+    first.append(&batch("a", 2, 0..3)).unwrap();
+    let err = Tsdb::open(dir.path(), TsdbOptions::default()).unwrap_err();
+    assert!(
+        matches!(&err, Error::Locked { dir: d } if d == dir.path()),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains(&dir.path().display().to_string()),
+        "the error names the directory: {err}"
+    );
+    let before = dump(&first);
+    drop(first);
+    let again = open(dir.path());
+    assert_eq!(dump(&again), before, "the refused open changed nothing");
+}
+
+#[test]
+fn status_reports_head_totals_and_top_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let empty = db.status(10).unwrap();
+    assert_eq!(
+        (empty.num_series, empty.min_time, empty.max_time),
+        (0, None, None)
+    );
+    assert!(empty.series_count_by_metric_name.is_empty());
+
+    // 150 samples per series: each has a closed chunk (120 samples) and an open one.
+    db.append(&batch("a", 3, 1..151)).unwrap();
+    db.append(&batch("bb", 1, 5..6)).unwrap();
+    let s = db.status(2).unwrap();
+    assert_eq!(s.num_series, 4);
+    // __name__=m; job=a, job=bb; i=0, 1, 2.
+    assert_eq!(s.num_label_pairs, 6);
+    assert_eq!(s.num_chunks, db.num_chunks() as u64);
+    assert!(s.num_chunks >= 4, "{}", s.num_chunks);
+    assert_eq!((s.min_time, s.max_time), (Some(1_000), Some(150_000)));
+    let stat = |name: &str, value| crate::Stat {
+        name: name.to_string(),
+        value,
+    };
+    assert_eq!(s.series_count_by_metric_name, vec![stat("m", 4)]);
+    assert_eq!(
+        s.label_value_count_by_label_name,
+        vec![stat("i", 3), stat("job", 2)]
+    );
+    // Distinct values: i: "0" + "1" + "2"; job: "a" + "bb"; __name__: "m".
+    assert_eq!(
+        s.memory_in_bytes_by_label_name,
+        vec![stat("i", 3), stat("job", 3)]
+    );
+    assert_eq!(
+        s.series_count_by_label_value_pair,
+        vec![stat("__name__=m", 4), stat("job=a", 3)]
+    );
+}
+
+#[test]
+fn replay_stats_name_the_segments_read() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = open(dir.path());
+        let r = db.replay_stats();
+        assert_eq!((r.first_segment, r.last_segment), (None, None));
+        db.append(&batch("a", 1, 0..2)).unwrap();
+    }
+    // Each open reads what is there, then starts the next segment.
+    let db = open(dir.path());
+    let r = db.replay_stats();
+    assert_eq!(
+        (r.segments, r.first_segment, r.last_segment),
+        (1, Some(1), Some(1))
+    );
+    drop(db);
+    let db = open(dir.path());
+    let r = db.replay_stats();
+    assert_eq!(
+        (r.segments, r.first_segment, r.last_segment),
+        (2, Some(1), Some(2))
+    );
+}

@@ -71,6 +71,11 @@ struct SyncState {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReplayStats {
     pub segments: usize,
+    /// Index of the first and the last segment read; `None` when the WAL was empty.
+    /// Replay reads them all in order, so once open returns, the last is also the
+    /// current one (Prometheus's `/status/walreplay` `min`, `max`, `current`).
+    pub first_segment: Option<u64>,
+    pub last_segment: Option<u64>,
     pub records: usize,
     /// Segments cut back at a torn or corrupt frame, or removed for a torn header.
     pub repaired: usize,
@@ -103,6 +108,8 @@ impl Wal {
         let segments = segment::list(dir)?;
         for (index, path) in &segments {
             stats.segments += 1;
+            stats.first_segment.get_or_insert(*index);
+            stats.last_segment = Some(*index);
             let end = segment::read(path, |rec| {
                 stats.records += 1;
                 on_record(*index, rec);
