@@ -146,6 +146,14 @@ pub struct AgentArgs {
     )]
     pub logs_push_url: String,
 
+    /// Address to serve /-/healthy, /-/ready and the agent's own /metrics on (port 0 picks a
+    /// free port, which is logged). Not 9100, which node_exporter holds on many nodes.
+    #[arg(
+        long = "web.listen-address",
+        default_value = collector::DEFAULT_WEB_LISTEN_ADDRESS
+    )]
+    pub listen: Option<SocketAddr>,
+
     #[command(flatten)]
     pub sources: AgentSources,
 }
@@ -183,6 +191,8 @@ impl UpArgs {
         AgentArgs {
             remote_write_url: format!("{base}/api/v1/write"),
             logs_push_url: format!("{base}/loki/api/v1/push"),
+            // The server of `vigil up` answers the probes; a second listener would only clash.
+            listen: None,
             sources,
         }
     }
@@ -237,6 +247,23 @@ mod tests {
             panic!("expected up")
         };
         assert!(up.agent_args("http://x").sources.log_files.is_empty());
+        assert_eq!(up.agent_args("http://x").listen, None, "no second listener");
+    }
+
+    #[test]
+    fn agent_serves_its_endpoint_on_9091_unless_told() {
+        let cli = Cli::try_parse_from(["vigil", "agent"]).unwrap();
+        let Command::Agent(agent) = cli.command else {
+            panic!("expected agent")
+        };
+        assert_eq!(agent.listen, Some(SocketAddr::from(([0, 0, 0, 0], 9091))));
+        let cli =
+            Cli::try_parse_from(["vigil", "agent", "--web.listen-address=127.0.0.1:0"]).unwrap();
+        let Command::Agent(agent) = cli.command else {
+            panic!("expected agent")
+        };
+        assert_eq!(agent.listen, Some(SocketAddr::from(([127, 0, 0, 1], 0))));
+        assert!(Cli::try_parse_from(["vigil", "agent", "--web.listen-address=nope"]).is_err());
     }
 
     #[test]

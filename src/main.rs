@@ -21,6 +21,10 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // A closed stderr (the log piped into a reader that went away) must not take the
+        // process down: the subscriber would report the failed write with a panicking
+        // eprintln and kill whichever task was logging, e.g. the shipper.
+        .log_internal_errors(false)
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -14,6 +14,7 @@ pub async fn run(args: AgentArgs, shutdown: CancellationToken) -> anyhow::Result
     cfg.log_files = s.log_files;
     cfg.state_path = s.state_path;
     cfg.scrape_interval = s.interval;
+    cfg.web_listen_address = args.listen;
     collector::run_agent(cfg, shutdown).await?;
     Ok(())
 }

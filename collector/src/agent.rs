@@ -7,21 +7,35 @@
 //! server that does not answer would hold the flush forever, so after
 //! [`SHUTDOWN_FLUSH_TIMEOUT`] the sinks are aborted: unsent metrics are lost (the on-disk
 //! queue is a later step), unacknowledged log lines are read again on the next start.
+//!
+//! With a [`AgentConfig::web_listen_address`], the agent also serves `/-/healthy`, `/-/ready`
+//! and its own `/metrics` (`http.rs`); it is ready once every component has started, and
+//! stops answering when shutdown begins.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::http::{self, WebState};
 use crate::node::{NodeConfig, DEFAULT_JOB, DEFAULT_PROCFS, DEFAULT_SCRAPE_INTERVAL};
+use crate::selfmetrics::AgentMetrics;
 use crate::ship::{LokiConfig, RemoteWriteConfig};
 use crate::tail::{TailConfig, DEFAULT_PODS_PATH};
 use crate::Error;
 
 /// Where checkpoints live unless configured.
 pub const DEFAULT_STATE_PATH: &str = "/var/lib/vigil-agent";
+/// Where `vigil agent` serves its probes and metrics unless told otherwise. Not node_exporter's
+/// 9100: the agent runs in the host's network namespace, where a node_exporter DaemonSet often
+/// still runs during a migration. 9091, next to the server's 9090, is the Pushgateway's
+/// default, which runs as an ordinary pod and never shares the node's namespace.
+pub const DEFAULT_WEB_LISTEN_ADDRESS: &str = "0.0.0.0:9091";
 /// How long the sinks may take to flush after shutdown before they are aborted.
 pub const SHUTDOWN_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Batches in flight between a source and its sink. Small: the sinks have their own queues
@@ -54,6 +68,10 @@ pub struct AgentConfig {
     pub scrape_interval: Duration,
     /// The `job` label of node metrics; default [`DEFAULT_JOB`] (`node`).
     pub job: String,
+    /// Where to serve `/-/healthy`, `/-/ready` and `/metrics`; default none (no listener, as
+    /// in `vigil up`, whose server already answers). `vigil agent` sets
+    /// [`DEFAULT_WEB_LISTEN_ADDRESS`]. Port 0 picks a free port, logged as `listening`.
+    pub web_listen_address: Option<SocketAddr>,
 }
 
 impl AgentConfig {
@@ -75,6 +93,7 @@ impl AgentConfig {
             state_path: PathBuf::from(DEFAULT_STATE_PATH),
             scrape_interval: DEFAULT_SCRAPE_INTERVAL,
             job: DEFAULT_JOB.to_string(),
+            web_listen_address: None,
         }
     }
 
@@ -121,6 +140,19 @@ pub async fn run_agent(cfg: AgentConfig, shutdown: CancellationToken) -> Result<
         ..TailConfig::new(&cfg.node_name, &cfg.state_path)
     }
     .build()?;
+    let web = Arc::new(WebState {
+        metrics: AgentMetrics {
+            remote_write: remote_write.stats(),
+            loki: loki.stats(),
+            node: node.stats(),
+            tail: tailer.stats(),
+        },
+        ready: AtomicBool::new(false),
+    });
+    let listener = match cfg.web_listen_address {
+        Some(address) => Some(bind(address).await?),
+        None => None,
+    };
     tracing::info!(
         node = %cfg.node_name,
         remote_write = %cfg.remote_write_url,
@@ -148,8 +180,21 @@ pub async fn run_agent(cfg: AgentConfig, shutdown: CancellationToken) -> Result<
             tokio::spawn(loki.run(logs_rx, acks_tx, abort.clone())),
         ),
     ];
+    let serving = match listener {
+        Some((listener, address)) => {
+            tracing::info!(%address, "listening");
+            Some(tokio::spawn(http::serve(
+                listener,
+                web.clone(),
+                shutdown.clone(),
+            )))
+        }
+        None => None,
+    };
+    web.ready.store(true, Ordering::Release);
 
     shutdown.cancelled().await;
+    web.ready.store(false, Ordering::Release);
     tracing::info!("agent stopping, flushing");
     let flush_deadline = tokio::time::sleep(SHUTDOWN_FLUSH_TIMEOUT);
     tokio::pin!(flush_deadline);
@@ -170,6 +215,21 @@ pub async fn run_agent(cfg: AgentConfig, shutdown: CancellationToken) -> Result<
             }
         }
     }
+    // The endpoint stopped accepting at shutdown; a scrape still hanging on it is cut off.
+    if let Some(serving) = serving {
+        serving.abort();
+        let _ = serving.await;
+    }
     tracing::info!("agent stopped");
     result
+}
+
+/// Binds the HTTP endpoint's listener; returns it with the address it got (port 0 resolved).
+async fn bind(address: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), Error> {
+    let listen_error = |source| Error::Listen { address, source };
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(listen_error)?;
+    let bound = listener.local_addr().map_err(listen_error)?;
+    Ok((listener, bound))
 }

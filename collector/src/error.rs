@@ -21,6 +21,13 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The agent's HTTP endpoint could not listen (address in use, no permission).
+    #[error("listen on {address}")]
+    Listen {
+        address: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     /// A component's task panicked.
     #[error("agent component {component} failed")]
     Task {

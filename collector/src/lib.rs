@@ -22,7 +22,10 @@
 //!   snappy-compressed protobuf, retries with backoff on network errors, 5xx and 429.
 //! - [`expo`]: the exposition parser for text format 0.0.4 and OpenMetrics 1.0, pure
 //!   functions from a scraped body to families and samples, with a line-numbered error.
-//! - [`run_agent`] wires them from one [`AgentConfig`] and stops them in order on shutdown.
+//! - [`run_agent`] wires them from one [`AgentConfig`] and stops them in order on shutdown;
+//!   with a `web_listen_address` it also serves `/-/healthy`, `/-/ready` and its own
+//!   `/metrics` (sent, failed and dropped samples, queue depth, log lines and bytes shipped,
+//!   files tailed, node collection time, process memory and CPU; names in [`selfmetrics`]).
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), collector::Error> {
@@ -43,16 +46,20 @@ mod agent;
 mod error;
 pub mod expo;
 mod family;
+mod http;
 mod node;
+pub mod selfmetrics;
 mod ship;
 mod tail;
 
-pub use agent::{run_agent, AgentConfig, DEFAULT_STATE_PATH, SHUTDOWN_FLUSH_TIMEOUT};
+pub use agent::{
+    run_agent, AgentConfig, DEFAULT_STATE_PATH, DEFAULT_WEB_LISTEN_ADDRESS, SHUTDOWN_FLUSH_TIMEOUT,
+};
 pub use error::Error;
 pub use node::{
-    NodeConfig, NodeSource, DEFAULT_DISKSTATS_EXCLUDE, DEFAULT_FS_TYPES_EXCLUDE, DEFAULT_JOB,
-    DEFAULT_MOUNT_POINTS_EXCLUDE, DEFAULT_NETDEV_EXCLUDE, DEFAULT_NETSTAT_FIELDS, DEFAULT_PROCFS,
-    DEFAULT_ROOTFS, DEFAULT_SCRAPE_INTERVAL, DEFAULT_SYSFS, DEFAULT_UDEV_DATA,
+    NodeConfig, NodeSource, NodeStats, DEFAULT_DISKSTATS_EXCLUDE, DEFAULT_FS_TYPES_EXCLUDE,
+    DEFAULT_JOB, DEFAULT_MOUNT_POINTS_EXCLUDE, DEFAULT_NETDEV_EXCLUDE, DEFAULT_NETSTAT_FIELDS,
+    DEFAULT_PROCFS, DEFAULT_ROOTFS, DEFAULT_SCRAPE_INTERVAL, DEFAULT_SYSFS, DEFAULT_UDEV_DATA,
     DEFAULT_VMSTAT_FIELDS, NODE_COLLECTORS,
 };
 pub use ship::{
@@ -62,6 +69,6 @@ pub use ship::{
     DEFAULT_QUEUE_CAPACITY, DEFAULT_REQUEST_TIMEOUT, MAX_RETRY_AFTER, USER_AGENT,
 };
 pub use tail::{
-    expand_glob, Position, TailConfig, Tailer, DEFAULT_PODS_PATH, DEFAULT_RESCAN_INTERVAL,
-    PLAIN_FILE_JOB, POSITIONS_FILE,
+    expand_glob, Position, TailConfig, TailStats, Tailer, DEFAULT_PODS_PATH,
+    DEFAULT_RESCAN_INTERVAL, PLAIN_FILE_JOB, POSITIONS_FILE,
 };

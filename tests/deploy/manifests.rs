@@ -323,6 +323,18 @@ fn agent_runs_on_every_node_with_least_privilege() {
     assert_eq!(field("NODE_NAME"), Some(json!("spec.nodeName")));
     assert_eq!(field("NODE_IP"), Some(json!("status.hostIP")));
 
+    // Probed on its own endpoint, on the host's network away from node_exporter's 9100.
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/-/healthy");
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/-/ready");
+    let port = &c["ports"][0];
+    assert_eq!(port["name"], c["readinessProbe"]["httpGet"]["port"]);
+    assert_ne!(port["containerPort"], json!(9100));
+    let listen = format!("--web.listen-address=0.0.0.0:{}", port["containerPort"]);
+    assert!(
+        args(ds).contains(&listen.as_str()),
+        "the flag and the declared port agree"
+    );
+
     // The ClusterRole reads and never writes.
     let role = object("ClusterRole", "vigil-agent");
     for rule in role["rules"].as_array().unwrap() {

@@ -268,13 +268,23 @@ async fn agent_ships_to_the_server_with_the_daemonsets_args() {
     let ds = object("DaemonSet", "vigil-agent");
     let pod = Pod::new(ds, &[("pod-logs", logs.path())]);
     let base = format!("http://{addr}");
-    let args = pod.local_args(|_, value| {
+    let args = pod.local_args(|flag, value| {
+        if flag == "--web.listen-address" {
+            return Some("127.0.0.1:0".to_string());
+        }
         // The server's in-cluster URL becomes the loopback one, path kept.
         let rest = value.strip_prefix("http://")?;
         let path = &rest[rest.find('/')?..];
         Some(format!("{base}{path}"))
     });
-    let _agent = Process::start(&args, &pod.env);
+    assert!(
+        args.iter().any(|a| a == "--web.listen-address=127.0.0.1:0"),
+        "the DaemonSet names the agent's port: {args:?}"
+    );
+    let agent = Process::start(&args, &pod.env);
+    let agent_addr: SocketAddr = field(&agent.wait_for_line("listening"), "address")
+        .parse()
+        .unwrap();
 
     let client = reqwest::Client::new();
     let query = |path: String| {
@@ -315,4 +325,17 @@ async fn agent_ships_to_the_server_with_the_daemonsets_args() {
         lines.unwrap_or_else(|| panic!("no log line from the agent; server log:\n{}", log()));
     assert_eq!(lines[0]["stream"]["node"], "deploy-test-node");
     assert_eq!(lines[0]["values"][0][1], "deployed by the manifests");
+
+    // The agent's probes answer where the DaemonSet aims them (its sources have started, as
+    // its data arrived above).
+    let container = &ds["spec"]["template"]["spec"]["containers"][0];
+    for probe in ["readinessProbe", "livenessProbe"] {
+        let path = container[probe]["httpGet"]["path"].as_str().unwrap();
+        let status = client
+            .get(format!("http://{agent_addr}{path}"))
+            .send()
+            .await
+            .map(|r| r.status().as_u16());
+        assert_eq!(status.ok(), Some(200), "agent {probe} {path}");
+    }
 }

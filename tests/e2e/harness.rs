@@ -46,6 +46,18 @@ impl Vigil {
         Self::spawn(args, dir)
     }
 
+    /// Starts `vigil agent` with its endpoint on a free port and its state under `dir`, plus
+    /// `extra` flags; `addr` is the agent's own endpoint.
+    pub fn agent(dir: tempfile::TempDir, extra: &[&str]) -> Vigil {
+        let mut args: Vec<String> = vec![
+            "agent".into(),
+            "--web.listen-address=127.0.0.1:0".into(),
+            format!("--state.path={}", dir.path().join("agent").display()),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Self::spawn(args, dir)
+    }
+
     fn spawn(args: Vec<String>, dir: tempfile::TempDir) -> Vigil {
         let mut child = Command::new(BIN)
             .args(&args)

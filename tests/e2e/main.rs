@@ -7,6 +7,7 @@
 mod harness;
 
 mod agent;
+mod agent_http;
 mod alerting;
 mod alerting_api;
 mod cli;

@@ -42,6 +42,8 @@ mod vmstat;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use regex::Regex;
@@ -180,8 +182,18 @@ impl NodeConfig {
             cfg: self,
             failing: HashSet::new(),
             stuck_mounts: filesystem::StuckMounts::default(),
+            stats: Arc::default(),
         })
     }
+}
+
+/// What the node collector reports about itself, for the agent's `/metrics`.
+#[derive(Debug, Default)]
+pub struct NodeStats {
+    /// Collections run.
+    pub collections: AtomicU64,
+    /// Their summed duration, in nanoseconds.
+    pub duration_ns: AtomicU64,
 }
 
 /// The compiled regexes of a [`NodeConfig`].
@@ -204,9 +216,15 @@ pub struct NodeSource {
     failing: HashSet<&'static str>,
     /// Mounts whose `statvfs` hangs, carried from one collection to the next.
     stuck_mounts: filesystem::StuckMounts,
+    stats: Arc<NodeStats>,
 }
 
 impl NodeSource {
+    /// The counters [`NodeSource::run`] keeps.
+    pub fn stats(&self) -> Arc<NodeStats> {
+        self.stats.clone()
+    }
+
     /// Runs every collector once, stamping samples with `t_ms`.
     ///
     /// The reads are synchronous: procfs and sysfs files are generated in memory by the
@@ -276,7 +294,11 @@ impl NodeSource {
                 _ = shutdown.cancelled() => break,
                 _ = tick.tick() => {}
             }
+            let began = Instant::now();
             let batch = self.collect(chrono::Utc::now().timestamp_millis());
+            let took = u64::try_from(began.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            self.stats.duration_ns.fetch_add(took, Ordering::Relaxed);
+            self.stats.collections.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(series = batch.series.len(), "node metrics collected");
             tokio::select! {
                 _ = shutdown.cancelled() => break,

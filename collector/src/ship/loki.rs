@@ -124,6 +124,10 @@ impl Pending {
     fn is_empty(&self) -> bool {
         self.streams.is_empty() && self.positions.is_empty()
     }
+
+    fn entries(&self) -> usize {
+        self.streams.values().map(Vec::len).sum()
+    }
 }
 
 impl LokiSink {
@@ -153,6 +157,7 @@ impl LokiSink {
                             break;
                         }
                         pending.add(batch);
+                        SinkStats::set(&self.stats.queued_items, pending.entries() as u64);
                         if pending.bytes >= self.cfg.batch_bytes
                             && !self.flush(std::mem::take(&mut pending), &acks, &abort).await
                         {
@@ -171,6 +176,9 @@ impl LokiSink {
                 }
             }
         }
+        // Lines still gathering when the abort came are read again after a restart.
+        SinkStats::add(&self.stats.aborted_items, pending.entries() as u64);
+        SinkStats::set(&self.stats.queued_items, 0);
         tracing::debug!("loki sink stopped");
     }
 
@@ -181,24 +189,44 @@ impl LokiSink {
         acks: &mpsc::UnboundedSender<Vec<Position>>,
         abort: &CancellationToken,
     ) -> bool {
-        let entries: usize = pending.streams.values().map(Vec::len).sum();
+        let entries = pending.entries();
         if entries > 0 {
+            let text_bytes: usize = pending
+                .streams
+                .values()
+                .flatten()
+                .map(|e| e.line.len())
+                .sum();
             let req = Request {
                 url: self.cfg.url.clone(),
                 headers: self.headers.clone(),
                 body: encode(pending.streams),
             };
-            match deliver(self.client.clone(), req, self.cfg.backoff, abort.clone()).await {
+            let on_retry = || self.stats.failed(entries as u64);
+            let delivery = deliver(
+                self.client.clone(),
+                req,
+                self.cfg.backoff,
+                abort.clone(),
+                on_retry,
+            )
+            .await;
+            SinkStats::set(&self.stats.queued_items, 0);
+            match delivery {
                 Delivery::Delivered { attempts } => {
                     SinkStats::add(&self.stats.delivered_requests, 1);
+                    SinkStats::add(&self.stats.sent_items, entries as u64);
+                    SinkStats::add(&self.stats.sent_bytes, text_bytes as u64);
                     tracing::debug!(entries, attempts, "loki push delivered");
                 }
                 Delivery::Rejected { status, body } => {
                     SinkStats::add(&self.stats.rejected_requests, 1);
+                    SinkStats::add(&self.stats.rejected_items, entries as u64);
                     tracing::error!(status, entries, %body, "loki push rejected, lines dropped");
                 }
                 Delivery::Aborted => {
                     SinkStats::add(&self.stats.aborted_requests, 1);
+                    SinkStats::add(&self.stats.aborted_items, entries as u64);
                     return false;
                 }
             }
@@ -314,6 +342,14 @@ mod tests {
         assert_eq!(server.requests().len(), 2);
         assert_eq!(acks.len(), 1);
         assert_eq!(stats.delivered_requests.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.failed_attempts.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.sent_items.load(Ordering::Relaxed), 1);
+        assert_eq!(
+            stats.sent_bytes.load(Ordering::Relaxed),
+            1,
+            "the line \"x\""
+        );
+        assert_eq!(stats.queued_items.load(Ordering::Relaxed), 0);
     }
 
     #[tokio::test]
@@ -322,6 +358,7 @@ mod tests {
         let (acks, stats) = run_sink(&server, vec![batch("x", 2)]).await;
         assert_eq!(server.requests().len(), 1);
         assert_eq!(stats.rejected_requests.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.rejected_items.load(Ordering::Relaxed), 1);
         assert_eq!(acks.concat()[0].offset, 2);
     }
 

@@ -31,7 +31,9 @@ pub const USER_AGENT: &str = concat!("vigil-agent/", env!("CARGO_PKG_VERSION"));
 /// How long one HTTP request may take before it counts as a network error and is retried.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Counters a sink keeps about its deliveries; shared with whoever wants to read them.
+/// Counters a sink keeps about its deliveries; shared with whoever wants to read them (the
+/// agent's `/metrics`). An *item* is a sample for remote write and a log line for Loki; every
+/// item ends up either sent or dropped (queue full, rejected, or aborted).
 #[derive(Debug, Default)]
 pub struct SinkStats {
     /// Requests the server accepted (2xx).
@@ -42,11 +44,36 @@ pub struct SinkStats {
     pub dropped_samples: AtomicU64,
     /// Requests abandoned undelivered when the sink was aborted.
     pub aborted_requests: AtomicU64,
+    /// Items in requests the server accepted.
+    pub sent_items: AtomicU64,
+    /// Bytes in requests the server accepted: the compressed body for remote write, the log
+    /// text for Loki.
+    pub sent_bytes: AtomicU64,
+    /// Attempts that failed with a retryable error (network, 5xx, 429) and were retried.
+    pub failed_attempts: AtomicU64,
+    /// Items in those failed attempts, counted once per attempt.
+    pub failed_items: AtomicU64,
+    /// Items in requests the server rejected for good.
+    pub rejected_items: AtomicU64,
+    /// Items abandoned undelivered when the sink was aborted (in flight or still queued).
+    pub aborted_items: AtomicU64,
+    /// Items waiting in the sink: the remote-write queue or the Loki batch being filled.
+    pub queued_items: AtomicU64,
 }
 
 impl SinkStats {
     fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn set(gauge: &AtomicU64, n: u64) {
+        gauge.store(n, Ordering::Relaxed);
+    }
+
+    /// Counts a retryable failure of a request holding `items` items.
+    fn failed(&self, items: u64) {
+        SinkStats::add(&self.failed_attempts, 1);
+        SinkStats::add(&self.failed_items, items);
     }
 }
 

@@ -98,7 +98,8 @@ impl RemoteWriteConfig {
     }
 }
 
-type InFlight = Pin<Box<dyn Future<Output = (Delivery, usize)> + Send>>;
+/// A request being delivered; resolves to how it ended, its sample count and body size.
+type InFlight = Pin<Box<dyn Future<Output = (Delivery, usize, usize)> + Send>>;
 
 /// The running remote-write sink; see the module docs.
 #[derive(Debug)]
@@ -121,35 +122,54 @@ impl RemoteWriteSink {
     /// Sends what arrives on `input` until it closes and the queue is empty, or `abort` fires.
     pub async fn run(mut self, mut input: mpsc::Receiver<MetricBatch>, abort: CancellationToken) {
         let mut in_flight: Option<InFlight> = None;
+        // The samples of the request in flight, already taken off the queue.
+        let mut in_flight_samples = 0;
         let mut input_open = true;
         loop {
             if in_flight.is_none() {
+                in_flight_samples = 0;
                 match self.next_request() {
                     Some((req, samples)) => {
+                        in_flight_samples = samples;
                         let client = self.client.clone();
                         let (backoff, abort) = (self.cfg.backoff, abort.clone());
+                        let stats = self.stats.clone();
+                        let bytes = req.body.len();
                         in_flight = Some(Box::pin(async move {
-                            (deliver(client, req, backoff, abort).await, samples)
+                            let on_retry = || stats.failed(samples as u64);
+                            let delivery = deliver(client, req, backoff, abort, on_retry).await;
+                            (delivery, samples, bytes)
                         }));
                     }
                     None if !input_open => break,
                     None => {}
                 }
             }
+            SinkStats::set(
+                &self.stats.queued_items,
+                (self.queue.samples + in_flight_samples) as u64,
+            );
             tokio::select! {
                 _ = abort.cancelled() => break,
                 batch = input.recv(), if input_open => match batch {
                     Some(batch) => self.enqueue(batch),
                     None => input_open = false,
                 },
-                (delivery, samples) = poll_in_flight(&mut in_flight) => {
+                (delivery, samples, bytes) = poll_in_flight(&mut in_flight) => {
                     in_flight = None;
-                    self.record(delivery, samples);
+                    self.record(delivery, samples, bytes);
                 }
             }
         }
+        // Whatever is left now is counted as aborted below; nothing waits any more.
+        SinkStats::set(&self.stats.queued_items, 0);
         if in_flight.is_some() || !self.queue.is_empty() {
             SinkStats::add(&self.stats.aborted_requests, u64::from(in_flight.is_some()));
+            let in_flight_samples = in_flight.as_ref().map_or(0, |_| in_flight_samples);
+            SinkStats::add(
+                &self.stats.aborted_items,
+                (self.queue.samples + in_flight_samples) as u64,
+            );
             tracing::warn!(
                 queued_samples = self.queue.samples,
                 "remote write stopped before the queue drained"
@@ -197,23 +217,29 @@ impl RemoteWriteSink {
         Some((req, samples))
     }
 
-    fn record(&mut self, delivery: Delivery, samples: usize) {
+    fn record(&mut self, delivery: Delivery, samples: usize, bytes: usize) {
         match delivery {
             Delivery::Delivered { attempts } => {
                 SinkStats::add(&self.stats.delivered_requests, 1);
+                SinkStats::add(&self.stats.sent_items, samples as u64);
+                SinkStats::add(&self.stats.sent_bytes, bytes as u64);
                 tracing::debug!(samples, attempts, "remote write delivered");
             }
             Delivery::Rejected { status, body } => {
                 SinkStats::add(&self.stats.rejected_requests, 1);
+                SinkStats::add(&self.stats.rejected_items, samples as u64);
                 tracing::error!(status, samples, %body, "remote write rejected, batch dropped");
             }
-            Delivery::Aborted => SinkStats::add(&self.stats.aborted_requests, 1),
+            Delivery::Aborted => {
+                SinkStats::add(&self.stats.aborted_requests, 1);
+                SinkStats::add(&self.stats.aborted_items, samples as u64);
+            }
         }
     }
 }
 
 /// Awaits the request in flight, or never when there is none (so `select!` can poll it).
-async fn poll_in_flight(in_flight: &mut Option<InFlight>) -> (Delivery, usize) {
+async fn poll_in_flight(in_flight: &mut Option<InFlight>) -> (Delivery, usize, usize) {
     match in_flight.as_mut() {
         Some(f) => f.await,
         None => std::future::pending().await,
@@ -394,6 +420,16 @@ mod tests {
         );
         assert_eq!(reqs[1].headers["retry-attempt"], "1");
         assert_eq!(stats.delivered_requests.load(Ordering::Relaxed), 1);
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+        assert_eq!(load(&stats.failed_attempts), 1);
+        assert_eq!(
+            load(&stats.failed_items),
+            3,
+            "the failed attempt held 3 samples"
+        );
+        assert_eq!(load(&stats.sent_items), 3);
+        assert_eq!(load(&stats.sent_bytes), reqs[1].body.len() as u64);
+        assert_eq!(load(&stats.queued_items), 0, "nothing left waiting");
     }
 
     #[tokio::test]
@@ -409,6 +445,9 @@ mod tests {
         assert_ne!(reqs[2].body, reqs[1].body);
         assert_eq!(stats.rejected_requests.load(Ordering::Relaxed), 1);
         assert_eq!(stats.delivered_requests.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.rejected_items.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.failed_items.load(Ordering::Relaxed), 1, "the 429");
+        assert_eq!(stats.sent_items.load(Ordering::Relaxed), 1);
     }
 
     #[tokio::test]
@@ -430,5 +469,11 @@ mod tests {
             .unwrap();
         assert_eq!(stats.delivered_requests.load(Ordering::Relaxed), 0);
         assert_eq!(stats.aborted_requests.load(Ordering::Relaxed), 1);
+        assert_eq!(
+            stats.aborted_items.load(Ordering::Relaxed),
+            1,
+            "the sample in flight is counted as dropped at shutdown, once"
+        );
+        assert!(stats.failed_attempts.load(Ordering::Relaxed) >= 1);
     }
 }

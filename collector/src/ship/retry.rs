@@ -109,12 +109,14 @@ pub(crate) enum Delivery {
     Aborted,
 }
 
-/// Sends `req` until it is delivered, rejected, or `abort` fires.
+/// Sends `req` until it is delivered, rejected, or `abort` fires; `on_retry` runs after each
+/// attempt that failed and will be retried, so a sink can count failures while they happen.
 pub(crate) async fn deliver(
     client: reqwest::Client,
     req: Request,
     backoff: Backoff,
     abort: CancellationToken,
+    on_retry: impl Fn() + Send,
 ) -> Delivery {
     let mut attempt: u32 = 0;
     loop {
@@ -171,6 +173,7 @@ pub(crate) async fn deliver(
                 );
             }
         }
+        on_retry();
         tokio::select! {
             _ = abort.cancelled() => return Delivery::Aborted,
             _ = tokio::time::sleep(wait) => {}

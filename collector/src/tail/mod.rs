@@ -19,6 +19,8 @@ mod glob;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use model::{Labels, LogEntry, LogStream};
@@ -76,9 +78,17 @@ impl TailConfig {
         Ok(Tailer {
             positions: Positions::load(&self.state_path)?,
             files: BTreeMap::new(),
+            stats: Arc::default(),
             cfg: self,
         })
     }
+}
+
+/// What the tailer reports about itself, for the agent's `/metrics`.
+#[derive(Debug, Default)]
+pub struct TailStats {
+    /// Files followed after the latest rescan.
+    pub files: AtomicU64,
 }
 
 /// The running tailer; see the module docs.
@@ -87,6 +97,7 @@ pub struct Tailer {
     cfg: TailConfig,
     positions: Positions,
     files: BTreeMap<PathBuf, Tracked>,
+    stats: Arc<TailStats>,
 }
 
 /// A file being followed and what its lines need to become entries.
@@ -110,6 +121,11 @@ struct Step {
 }
 
 impl Tailer {
+    /// The counters [`Tailer::run`] keeps.
+    pub fn stats(&self) -> Arc<TailStats> {
+        self.stats.clone()
+    }
+
     /// Polls every rescan interval and sends batches to `out` until `shutdown` fires; records
     /// the positions that arrive on `acks`. After shutdown it keeps recording acks until the
     /// sink closes the channel (the sink is flushing what was sent before), then writes the
@@ -153,6 +169,8 @@ impl Tailer {
         acks: &mut mpsc::UnboundedReceiver<Vec<Position>>,
     ) -> bool {
         self.rescan().await;
+        let followed = self.files.len() as u64;
+        self.stats.files.store(followed, Ordering::Relaxed);
         let paths: Vec<PathBuf> = self.files.keys().cloned().collect();
         for path in paths {
             let Some(mut tracked) = self.files.remove(&path) else {
