@@ -7,78 +7,11 @@
 //! missing peer is a failure.
 
 use crate::harness::*;
+use crate::peers::Prometheus;
 use model::wire::prom::{Label, MetricMetadata, TimeSeries, WireSample, WriteRequest};
 use prost::Message;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
-const PROMETHEUS: &str = "/usr/bin/prometheus";
-
-/// A Prometheus 2.42 on a free loopback port with a temp dir, killed on drop.
-struct Prometheus {
-    child: Child,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Prometheus {
-    /// Starts the peer, or returns `None` (after saying so) when it is not installed outside CI.
-    async fn start() -> Option<Prometheus> {
-        if !std::path::Path::new(PROMETHEUS).exists() {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("{PROMETHEUS} is missing and CI=true: the Grafana contract needs it");
-            }
-            eprintln!("skipped: {PROMETHEUS} is not installed (set CI=true to make this fail)");
-            return None;
-        }
-        let dir = tempfile::tempdir().expect("temp dir");
-        let config = dir.path().join("prometheus.yml");
-        std::fs::write(&config, "global:\n  scrape_interval: 15s\n").expect("write config");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let child = Command::new(PROMETHEUS)
-            .arg("--web.enable-remote-write-receiver")
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address={addr}"))
-            .arg(format!("--config.file={}", config.display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus");
-        let p = Prometheus {
-            child,
-            addr,
-            _dir: dir,
-        };
-        let ready = eventually(Duration::from_secs(30), || async {
-            let r = client()
-                .get(format!("http://{addr}/-/ready"))
-                .send()
-                .await
-                .ok()?;
-            r.status().is_success().then_some(())
-        })
-        .await;
-        assert!(ready.is_some(), "prometheus did not become ready on {addr}");
-        Some(p)
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// One request as Grafana sends it: GET with a query string, or POST with a form body.
 #[derive(Clone, Debug)]
@@ -289,7 +222,7 @@ fn compare(ctx: &str, ours: &(u16, Value), theirs: &(u16, Value)) {
 
 #[tokio::test]
 async fn grafana_requests_answered_like_prometheus() {
-    let Some(prom) = Prometheus::start().await else {
+    let Some(prom) = Prometheus::receiver("the Grafana contract").await else {
         return;
     };
     let vigil = Vigil::server(&[]);

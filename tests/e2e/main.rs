@@ -16,6 +16,7 @@ mod grafana;
 mod logs;
 mod loki;
 mod metrics;
+mod peers;
 mod promql_diff;
 mod tsdb_lock;
 mod tsdb_status;

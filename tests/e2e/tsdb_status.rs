@@ -6,76 +6,9 @@
 //! missing peer is a failure.
 
 use crate::harness::*;
+use crate::peers::Prometheus;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
-const PROMETHEUS: &str = "/usr/bin/prometheus";
-
-/// A Prometheus on a free loopback port with a temp dir, killed on drop.
-struct Prometheus {
-    child: Child,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Prometheus {
-    /// Starts the peer, or returns `None` (after saying so) when it is not installed outside CI.
-    async fn start() -> Option<Prometheus> {
-        if !std::path::Path::new(PROMETHEUS).exists() {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("{PROMETHEUS} is missing and CI=true: the status comparison needs it");
-            }
-            eprintln!("skipped: {PROMETHEUS} is not installed (set CI=true to make this fail)");
-            return None;
-        }
-        let dir = tempfile::tempdir().expect("temp dir");
-        let config = dir.path().join("prometheus.yml");
-        std::fs::write(&config, "global:\n  scrape_interval: 15s\n").expect("write config");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let child = Command::new(PROMETHEUS)
-            .arg("--web.enable-remote-write-receiver")
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address={addr}"))
-            .arg(format!("--config.file={}", config.display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus");
-        let p = Prometheus {
-            child,
-            addr,
-            _dir: dir,
-        };
-        let ready = eventually(Duration::from_secs(30), || async {
-            let r = client()
-                .get(format!("http://{addr}/-/ready"))
-                .send()
-                .await
-                .ok()?;
-            r.status().is_success().then_some(())
-        })
-        .await;
-        assert!(ready.is_some(), "prometheus did not become ready on {addr}");
-        Some(p)
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// One owned series: label pairs and `(t_ms, value)` samples.
 type OwnedSeries = (Vec<(String, String)>, Vec<(i64, f64)>);
@@ -197,7 +130,7 @@ fn same_top_list(key: &str, ours: &Value, theirs: &Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tsdb_status_matches_prometheus() {
-    let Some(prom) = Prometheus::start().await else {
+    let Some(prom) = Prometheus::receiver("the status comparison").await else {
         return;
     };
     let vigil = Vigil::server(&[]);

@@ -1,0 +1,95 @@
+//! The real peers the differential tests compare Vigil against, started on a free loopback
+//! port with a temp dir and killed on drop.
+//!
+//! A missing peer skips the test with a printed line, unless `CI=true`, where it is a failure.
+
+use crate::harness::{client, eventually};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub const PROMETHEUS: &str = "/usr/bin/prometheus";
+
+/// A Prometheus 2.42 (Debian's package), killed on drop.
+pub struct Prometheus {
+    child: Child,
+    pub addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    /// A Prometheus that accepts remote write and scrapes nothing: the peer for comparing
+    /// answers on the same data. `purpose` names the test in the skip or failure message.
+    pub async fn receiver(purpose: &str) -> Option<Prometheus> {
+        Self::start(
+            purpose,
+            "global:\n  scrape_interval: 15s\n",
+            &[],
+            &["--web.enable-remote-write-receiver"],
+        )
+        .await
+    }
+
+    /// Starts Prometheus with `config` as its config file, `files` (name, content) written
+    /// beside it, and `flags`; `None` (after saying so) when it is not installed outside CI.
+    pub async fn start(
+        purpose: &str,
+        config: &str,
+        files: &[(&str, &str)],
+        flags: &[&str],
+    ) -> Option<Prometheus> {
+        if !std::path::Path::new(PROMETHEUS).exists() {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("{PROMETHEUS} is missing and CI=true: {purpose} needs it");
+            }
+            eprintln!("skipped: {PROMETHEUS} is not installed (set CI=true to make this fail)");
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config_path = dir.path().join("prometheus.yml");
+        std::fs::write(&config_path, config).expect("write config");
+        for (name, content) in files {
+            std::fs::write(dir.path().join(name), content).expect("write file");
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let child = Command::new(PROMETHEUS)
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .arg(format!("--config.file={}", config_path.display()))
+            .args(flags)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start prometheus");
+        let p = Prometheus {
+            child,
+            addr,
+            _dir: dir,
+        };
+        let ready = eventually(Duration::from_secs(30), || async {
+            let r = client()
+                .get(format!("http://{addr}/-/ready"))
+                .send()
+                .await
+                .ok()?;
+            r.status().is_success().then_some(())
+        })
+        .await;
+        assert!(ready.is_some(), "prometheus did not become ready on {addr}");
+        Some(p)
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
