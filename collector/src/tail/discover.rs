@@ -15,8 +15,8 @@ pub const PLAIN_FILE_JOB: &str = "varlogs";
 /// How a file's lines are framed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Format {
-    /// CRI: timestamp, stream and partial flag before each message.
-    Cri,
+    /// A container log: CRI or docker json-file, told apart by its lines.
+    Container,
     /// One message per line, stamped with the time it was read.
     Plain,
 }
@@ -26,7 +26,7 @@ pub(crate) enum Format {
 pub(crate) struct Target {
     pub path: PathBuf,
     pub format: Format,
-    /// `namespace, pod, container, node` for CRI (the line adds `stream`);
+    /// `namespace, pod, container, node` for container logs (the line adds `stream`);
     /// `job, filename, node` for plain files.
     pub labels: Labels,
 }
@@ -80,7 +80,7 @@ fn container_logs(pods: &Path, node: &str) -> Vec<Target> {
                 }
                 out.push(Target {
                     path: e.path(),
-                    format: Format::Cri,
+                    format: Format::Container,
                     labels: Labels::from_pairs([
                         ("namespace", namespace),
                         ("pod", pod),
@@ -171,7 +171,10 @@ mod tests {
         let globs = vec![format!("{}/*.log", var.display())];
         let targets = discover(&pods, &globs, "node-1");
         assert_eq!(targets.len(), 2, "{targets:?}");
-        let cri = targets.iter().find(|t| t.format == Format::Cri).unwrap();
+        let cri = targets
+            .iter()
+            .find(|t| t.format == Format::Container)
+            .unwrap();
         assert_eq!(
             cri.labels.to_string(),
             r#"{container="nginx", namespace="prod", node="node-1", pod="web-1"}"#

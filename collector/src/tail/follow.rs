@@ -14,7 +14,7 @@ use super::checkpoint::Position;
 /// Bytes read per step. A line longer than this is cut into pieces of this size, so one
 /// runaway line cannot hold memory without bound or stall the file (the same bound as the
 /// CRI joiner and Loki's default `max_line_size`).
-pub(crate) const READ_CHUNK_BYTES: usize = super::cri::MAX_JOINED_BYTES;
+pub(crate) const READ_CHUNK_BYTES: usize = super::join::MAX_JOINED_BYTES;
 
 /// A file's identity: it survives renames, and a new file at the same path has a new one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

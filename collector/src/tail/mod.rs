@@ -3,25 +3,28 @@
 //!
 //! - `discover.rs` lists the files every rescan (each second; inotify is a later step).
 //! - `follow.rs` reads complete lines from a file and notices truncation and replacement.
-//! - `cri.rs` parses CRI lines and joins partials; `glob.rs` expands plain-file patterns.
+//! - `cri.rs` and `docker.rs` parse the two container log formats, detected per file;
+//!   `join.rs` joins the pieces of a split line; `glob.rs` expands plain-file patterns.
 //! - `checkpoint.rs` keeps `positions.json`.
 //!
 //! Delivery is at-least-once: each [`LogBatch`] carries the position its lines end at, the
-//! Loki sink acknowledges it after a 2xx, and only then is the position recorded. While CRI
-//! partials of a line are waiting for their end, the recorded position stays before the
+//! Loki sink acknowledges it after a 2xx, and only then is the position recorded. While the
+//! pieces of a split line are waiting for their end, the recorded position stays before the
 //! first of them, so a restart re-reads the whole line.
 
 mod checkpoint;
 mod cri;
 mod discover;
+mod docker;
 mod follow;
 mod glob;
+mod join;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use model::{Labels, LogEntry, LogStream};
 use tokio::sync::mpsc;
@@ -35,12 +38,15 @@ pub use glob::expand as expand_glob;
 use crate::ship::LogBatch;
 use crate::Error;
 use checkpoint::Positions;
-use cri::Joiner;
 use discover::{Format, Target};
 use follow::{Follower, PathState, READ_CHUNK_BYTES};
+use join::{Joined, Joiner};
 
 /// Where kubelet keeps container logs unless configured.
 pub const DEFAULT_PODS_PATH: &str = "/var/log/pods";
+/// How long a file whose path vanished is still read before it counts as finished: the
+/// rename-to-reopen window of kubelet's rotation, and its rename back when the reopen fails.
+const GONE_GRACE: Duration = Duration::from_secs(2);
 /// How often the file list is refreshed and files are polled for new lines.
 pub const DEFAULT_RESCAN_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -106,8 +112,12 @@ struct Tracked {
     target: Target,
     follower: Follower,
     joiner: Joiner,
+    /// A container log's format, once a line showed it; `None` before and for plain files.
+    framing: Option<Framing>,
     /// The position sent with the last batch, so an unchanged position is not re-sent.
     sent: Option<Position>,
+    /// When the path was first seen naming nothing, while this file is still read.
+    gone_since: Option<Instant>,
 }
 
 /// The result of one read step on a file.
@@ -242,7 +252,9 @@ impl Tailer {
                             target,
                             follower,
                             joiner: Joiner::default(),
+                            framing: None,
                             sent: None,
+                            gone_since: None,
                         },
                     );
                 }
@@ -300,9 +312,9 @@ impl Tailer {
 
 impl Tracked {
     /// Reads one chunk and turns it into a batch. At the end of the data, checks whether the
-    /// path still names this file: when it was replaced or removed, the rest of this file
-    /// (a last unterminated line, unfinished partials) is flushed, and a replacement is then
-    /// followed from its start.
+    /// path still names this file: when it was replaced, or removed for [`GONE_GRACE`], the
+    /// rest of this file (a last unterminated line, unfinished partials) is flushed, and a
+    /// replacement is then followed from its start.
     fn step(&mut self) -> std::io::Result<Step> {
         let read_ns = now_ns();
         let chunk = self.follower.read(READ_CHUNK_BYTES, false)?;
@@ -317,8 +329,24 @@ impl Tracked {
         } else {
             self.follower.path_state()
         };
+        let moved_on = match state {
+            PathState::Same => {
+                self.gone_since = None;
+                false
+            }
+            // The runtime creates the new file when it reopens its log, so it writes no more
+            // to this one.
+            PathState::Replaced => true,
+            // Between kubelet's rename and the runtime's reopen the runtime still writes to
+            // this file, and a failed reopen renames it back: only a file gone for a while is
+            // done.
+            PathState::Gone => {
+                let since = *self.gone_since.get_or_insert_with(Instant::now);
+                since.elapsed() >= GONE_GRACE
+            }
+        };
         let mut done_with_file = false;
-        if state != PathState::Same {
+        if moved_on {
             // The writer has moved on, so whatever it left is final: read it with its last
             // unterminated line, one chunk at a time, before letting go of the file.
             let rest = self.follower.read(READ_CHUNK_BYTES, true)?;
@@ -347,7 +375,9 @@ impl Tracked {
                     tracing::info!(path = %self.target.path.display(), "file replaced, following the new one");
                     self.follower = f;
                     self.joiner.reset();
+                    self.framing = None;
                     self.sent = None;
+                    self.gone_since = None;
                     step.more = true;
                 }
                 _ => step.finished = true,
@@ -371,34 +401,63 @@ impl Tracked {
         }
     }
 
-    /// Turns raw lines into labelled entries: CRI lines are parsed and joined (an unparseable
-    /// one is kept whole, stamped with the read time); plain lines are stamped with the read
-    /// time. Invalid UTF-8 is replaced, never dropped.
+    /// Turns raw lines into labelled entries: container lines are parsed and joined (an
+    /// unparseable one is kept whole, stamped with the read time); plain lines are stamped
+    /// with the read time. Invalid UTF-8 is replaced, never dropped.
     fn entries_of(&mut self, lines: Vec<follow::RawLine>, read_ns: i64) -> Vec<(Labels, LogEntry)> {
         let mut out = Vec::new();
         for raw in lines {
             let text = String::from_utf8_lossy(&raw.bytes);
-            match self.target.format {
-                Format::Plain => out.push((
+            let joined = match self.target.format {
+                Format::Plain => None,
+                Format::Container => self.join_container_line(&text, raw.start),
+            };
+            match joined {
+                Some(done) => out.extend(done.into_iter().map(|j| {
+                    let labels = self.target.labels.with("stream", &j.stream);
+                    (labels, entry(j.ts_ns, j.text))
+                })),
+                None => out.push((
                     self.target.labels.clone(),
                     entry(read_ns, text.into_owned()),
                 )),
-                Format::Cri => match cri::parse_line(&text) {
-                    Some(line) => {
-                        for j in self.joiner.push(line, raw.start) {
-                            let labels = self.target.labels.with("stream", &j.stream);
-                            out.push((labels, entry(j.ts_ns, j.text)));
-                        }
-                    }
-                    None => out.push((
-                        self.target.labels.clone(),
-                        entry(read_ns, text.into_owned()),
-                    )),
-                },
             }
         }
         out
     }
+
+    /// Parses a container log line in this file's format and feeds it to the joiner; `None`
+    /// when it does not parse. Until a line has shown the format, CRI is tried first and
+    /// then docker json-file, the order kubelet's `getParseFunc` tries them.
+    fn join_container_line(&mut self, text: &str, start: u64) -> Option<Vec<Joined>> {
+        let joiner = &mut self.joiner;
+        match self.framing {
+            Some(Framing::Cri) => cri::parse_line(text).map(|p| joiner.push(p, start)),
+            Some(Framing::Docker) => {
+                docker::parse_line(text).map(|d| joiner.push(d.piece(), start))
+            }
+            None => {
+                if let Some(p) = cri::parse_line(text) {
+                    self.framing = Some(Framing::Cri);
+                    Some(joiner.push(p, start))
+                } else if let Some(d) = docker::parse_line(text) {
+                    self.framing = Some(Framing::Docker);
+                    Some(joiner.push(d.piece(), start))
+                } else {
+                    None
+                }
+            }
+        }
+    }
+}
+
+/// How a container log frames its lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Framing {
+    /// `<time> <stream> <P|F> <msg>` (containerd, CRI-O).
+    Cri,
+    /// `{"log":…,"stream":…,"time":…}` (docker's json-file).
+    Docker,
 }
 
 fn entry(ts_ns: i64, line: String) -> LogEntry {
