@@ -64,6 +64,11 @@ pub struct ServerCore {
     #[arg(long = "alertmanager.config.file")]
     pub alertmanager_config: Option<PathBuf>,
 
+    /// Directory where the in-process Alertmanager keeps its silences. Default: `alertmanager`
+    /// beside --storage.tsdb.path (data/alertmanager by default).
+    #[arg(long = "alertmanager.storage.path")]
+    pub alertmanager_storage: Option<PathBuf>,
+
     /// The URL under which Vigil is reached from outside, used in alert links
     /// (`generatorURL`, `externalURL`). Defaults to http://<listen address>.
     #[arg(long = "web.external-url")]

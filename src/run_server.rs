@@ -82,6 +82,11 @@ pub async fn start(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Res
                 am_config,
                 AlertmanagerOptions {
                     external_url: external_url.clone(),
+                    data_dir: Some(
+                        core.alertmanager_storage
+                            .clone()
+                            .unwrap_or_else(|| core.tsdb_path.with_file_name("alertmanager")),
+                    ),
                 },
             ));
             background.push(tokio::spawn(am.clone().run(shutdown.clone())));

@@ -1,5 +1,5 @@
 //! The in-process Alertmanager: takes posted alerts into the store, feeds them to the
-//! dispatcher, and runs the dispatcher and its housekeeping until shutdown.
+//! dispatcher, keeps the silences, and runs the dispatcher and its housekeeping until shutdown.
 
 use crate::alert::{Alert, PostableAlert};
 use crate::clock::Clock;
@@ -8,16 +8,18 @@ use crate::dispatch::route::RouteTree;
 use crate::dispatch::Dispatcher;
 use crate::notify::Pipeline;
 use crate::rules::AlertSink;
+use crate::silence::{PostableSilence, Silence, SilenceError, SilenceState, Silences};
 use crate::store::AlertStore;
 use crate::view::{AlertView, AlertViewState};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// How often ended alerts and expired notification-log entries are dropped
-/// (Alertmanager's `--alerts.gc-interval`).
+/// How often ended alerts, expired notification-log entries and silences past their retention
+/// are dropped (Alertmanager's `--alerts.gc-interval`).
 pub const GC_INTERVAL: Duration = Duration::from_secs(30 * 60);
 
 /// Settings the Alertmanager takes from the server's flags.
@@ -25,6 +27,9 @@ pub const GC_INTERVAL: Duration = Duration::from_secs(30 * 60);
 pub struct AlertmanagerOptions {
     /// The URL this Alertmanager is reached at; sent as `externalURL` in notifications.
     pub external_url: String,
+    /// Where silences are kept (`silences.json`, rewritten on every change). `None` keeps them
+    /// in memory only, lost at exit. The directory is created when missing.
+    pub data_dir: Option<PathBuf>,
 }
 
 /// Routes, groups and notifies alerts as Alertmanager 0.25 does.
@@ -33,6 +38,7 @@ pub struct Alertmanager {
     config: AlertmanagerConfig,
     store: AlertStore,
     dispatcher: Arc<Dispatcher>,
+    silences: Arc<Silences>,
     clock: Clock,
     incoming: mpsc::UnboundedSender<Alert>,
     started_at: chrono::DateTime<chrono::Utc>,
@@ -62,9 +68,11 @@ impl Alertmanager {
             RouteTree::empty()
         });
         let clock = Clock::new();
+        let silences = Arc::new(Silences::open_or_empty(opts.data_dir.as_deref()));
         let dispatcher = Arc::new(Dispatcher::new(
             routes,
             pipeline(&config),
+            Arc::clone(&silences),
             clock,
             opts.external_url,
         ));
@@ -73,6 +81,7 @@ impl Alertmanager {
             config,
             store: AlertStore::default(),
             dispatcher,
+            silences,
             clock,
             incoming,
             started_at: clock.now(),
@@ -126,22 +135,54 @@ impl Alertmanager {
         self.store
             .unresolved(now)
             .into_iter()
-            .map(|a| AlertView {
-                receivers: self.dispatcher.receivers_for(&a.labels),
-                labels: a.labels,
-                annotations: a.annotations,
-                starts_at: a.starts_at,
-                ends_at: a.ends_at,
-                updated_at: a.updated_at,
-                generator_url: a.generator_url,
-                fingerprint: a.fingerprint,
-                // Silences and inhibition are not applied yet (see the crate docs), so every
-                // routed alert is active.
-                state: AlertViewState::Active,
-                silenced_by: Vec::new(),
-                inhibited_by: Vec::new(),
+            .map(|a| {
+                let silenced_by = self.silences.silenced_by(&a.labels, now);
+                AlertView {
+                    receivers: self.dispatcher.receivers_for(&a.labels),
+                    state: if silenced_by.is_empty() {
+                        AlertViewState::Active
+                    } else {
+                        AlertViewState::Suppressed
+                    },
+                    silenced_by,
+                    labels: a.labels,
+                    annotations: a.annotations,
+                    starts_at: a.starts_at,
+                    ends_at: a.ends_at,
+                    updated_at: a.updated_at,
+                    generator_url: a.generator_url,
+                    fingerprint: a.fingerprint,
+                    // Inhibition is not applied yet (see the crate docs).
+                    inhibited_by: Vec::new(),
+                }
             })
             .collect()
+    }
+
+    /// Creates or updates a silence as `POST /api/v2/silences` does (see
+    /// [`PostableSilence`]); returns the id of the silence now in force.
+    pub fn set_silence(&self, silence: PostableSilence) -> Result<String, SilenceError> {
+        let id = self.silences.set(silence, self.clock.now())?;
+        tracing::info!(silence_id = %id, "silence set");
+        Ok(id)
+    }
+
+    /// Expires a silence now, as `DELETE /api/v2/silence/{id}` does.
+    pub fn expire_silence(&self, id: &str) -> Result<(), SilenceError> {
+        self.silences.expire(id, self.clock.now())?;
+        tracing::info!(silence_id = %id, "silence expired");
+        Ok(())
+    }
+
+    /// One silence with its state now.
+    pub fn silence(&self, id: &str) -> Option<(Silence, SilenceState)> {
+        self.silences.get(id, self.clock.now())
+    }
+
+    /// Every silence kept (expired ones until their retention ends) with its state now, in
+    /// the order `GET /api/v2/silences` lists them.
+    pub fn silences(&self) -> Vec<(Silence, SilenceState)> {
+        self.silences.list(self.clock.now())
     }
 
     /// The receivers' names, in config order.
@@ -181,7 +222,8 @@ impl Alertmanager {
                     let now = self.clock.now();
                     let dropped = self.store.gc(now);
                     self.dispatcher.pipeline().nflog().gc(now);
-                    tracing::debug!(dropped, "alert garbage collection");
+                    let silences = self.silences.gc(now);
+                    tracing::debug!(dropped, silences, "alert garbage collection");
                 }
                 _ = shutdown.cancelled() => break,
             }

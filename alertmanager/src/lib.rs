@@ -40,8 +40,12 @@
 //! alerts with their receivers ([`AlertView`]); [`redacted_config_yaml`] is the config with
 //! secrets hidden.
 //!
+//! Silences ([`Silence`], set through [`Alertmanager::set_silence`]) follow Alertmanager's
+//! validation and update rules, mute matching alerts in every flush and in the alert view, and
+//! persist as JSON in [`AlertmanagerOptions::data_dir`].
+//!
 //! Not applied yet (parsed, validated, and reported by one warning at startup): inhibition,
-//! silences, time intervals and the Slack receiver. Times in payloads, fingerprints, group keys
+//! time intervals and the Slack receiver. Times in payloads, fingerprints, group keys
 //! and JSON escaping follow Go's conventions (the private `goformat` module) so receivers
 //! written for Alertmanager see the same bytes.
 
@@ -55,6 +59,7 @@ mod error;
 mod goformat;
 mod notify;
 mod rules;
+mod silence;
 mod store;
 mod template;
 mod view;
@@ -75,5 +80,8 @@ pub use rules::{
     GroupStatus, QueryFn, RecordingRule, Rule, RuleGroup, RuleHealth, RuleManager,
     RuleManagerOptions, RuleStatus, DEFAULT_EVALUATION_INTERVAL, DEFAULT_RESEND_DELAY,
     RESOLVED_RETENTION_MS,
+};
+pub use silence::{
+    PostableSilence, Silence, SilenceError, SilenceMatcher, SilenceState, SILENCE_RETENTION,
 };
 pub use view::{redacted_config_yaml, AlertView, AlertViewState};

@@ -100,7 +100,7 @@ impl AlertStore {
     }
 }
 
-fn is_label_name(name: &str) -> bool {
+pub(crate) fn is_label_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars
         .next()

@@ -138,6 +138,7 @@ async fn rule_to_webhook_matches_alertmanager_v4() {
         config,
         AlertmanagerOptions {
             external_url: "http://127.0.0.1:19093".into(),
+            ..Default::default()
         },
     ));
     let shutdown = CancellationToken::new();

@@ -1,5 +1,6 @@
 //! The alerting APIs over HTTP: a rule firing in Vigil shows in `/api/v1/rules` and
-//! `/api/v1/alerts` in Prometheus's shape; Alertmanager's API v2 takes and lists alerts; and a
+//! `/api/v1/alerts` in Prometheus's shape; Alertmanager's API v2 takes and lists alerts and
+//! creates, updates and expires silences that mute them; and a
 //! real Prometheus 2.42, configured with Vigil as its Alertmanager, delivers its own alerts.
 //!
 //! The last test needs `/usr/bin/prometheus`. Without it the test skips, unless `CI=true`,
@@ -326,6 +327,188 @@ async fn alertmanager_api_v2_takes_lists_and_describes_alerts() {
     assert!(body["versionInfo"]["version"].is_string(), "{body}");
 }
 
+/// Posts a silence body and returns the status and the JSON answer.
+async fn post_silence(v: &Vigil, body: Value) -> (u16, Value) {
+    let resp = client()
+        .post(v.url("/api/v2/silences"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn silences_mute_alerts_until_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let am = write(&dir, "alertmanager.yml", ALERTMANAGER);
+    let v = Vigil::server(&[&format!("--alertmanager.config.file={am}")]);
+    let c = client();
+    let silence = |id: Option<&str>, ns: &str| {
+        let mut body = json!({
+            "matchers": [
+                {"name": "pod", "value": "cart-.*", "isRegex": true},
+                {"name": "namespace", "value": ns, "isRegex": false, "isEqual": true},
+            ],
+            "startsAt": "2020-01-01T00:00:00Z",
+            "endsAt": "2099-01-01T00:00:00Z",
+            "createdBy": "e2e",
+            "comment": "maintenance on cart",
+        });
+        if let Some(id) = id {
+            body["id"] = json!(id);
+        }
+        body
+    };
+
+    let (status, created) = post_silence(&v, silence(None, "shop")).await;
+    assert_eq!(status, 200, "{created}");
+    let id = created["silenceID"].as_str().unwrap().to_string();
+    assert_eq!(id.len(), 36, "a UUID: {id}");
+
+    // Listed in Alertmanager 0.25's shape, the past start clamped to now.
+    let (status, listed) = get_json(&v, "/api/v2/silences").await;
+    assert_eq!(status, 200);
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    let s = &listed[0];
+    let keys: Vec<&str> = s.as_object().unwrap().keys().map(String::as_str).collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        [
+            "comment",
+            "createdBy",
+            "endsAt",
+            "id",
+            "matchers",
+            "startsAt",
+            "status",
+            "updatedAt"
+        ],
+        "{s}"
+    );
+    assert_eq!(s["status"], json!({"state": "active"}));
+    assert_eq!(
+        s["matchers"][0],
+        json!({"isEqual": true, "isRegex": true, "name": "pod", "value": "cart-.*"})
+    );
+    assert!(s["startsAt"].as_str().unwrap() > "2025", "{s}");
+    for field in ["startsAt", "endsAt", "updatedAt"] {
+        assert!(go_time(s[field].as_str().unwrap(), Some(3)), "{field}: {s}");
+    }
+    let (status, one) = get_json(&v, &format!("/api/v2/silence/{id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(&one, s);
+    let (_, filtered) = get_json(&v, "/api/v2/silences?filter=namespace%3D%22other%22").await;
+    assert_eq!(filtered, json!([]));
+
+    // A matching alert shows suppressed by the silence; a non-matching one stays active.
+    let resp = c
+        .post(v.url("/api/v2/alerts"))
+        .json(&json!([
+            {"labels": {"alertname": "PodDown", "pod": "cart-7", "namespace": "shop"}},
+            {"labels": {"alertname": "PodDown", "pod": "web-1", "namespace": "shop"}},
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let status_of = |alerts: &Value, pod: &str| {
+        alerts
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["labels"]["pod"] == pod)
+            .map(|a| a["status"].clone())
+            .unwrap()
+    };
+    let (_, alerts) = get_json(&v, "/api/v2/alerts").await;
+    assert_eq!(
+        status_of(&alerts, "cart-7"),
+        json!({"inhibitedBy": [], "silencedBy": [id], "state": "suppressed"})
+    );
+    assert_eq!(status_of(&alerts, "web-1")["state"], "active");
+    let (_, unsilenced) = get_json(&v, "/api/v2/alerts?silenced=false").await;
+    assert_eq!(unsilenced.as_array().unwrap().len(), 1, "{unsilenced}");
+
+    // Extending keeps the id; changing a matcher replaces it and expires the old one.
+    let mut extended = silence(Some(&id), "shop");
+    extended["startsAt"] = one["startsAt"].clone();
+    let (status, same) = post_silence(&v, extended).await;
+    assert_eq!(
+        (status, same["silenceID"].as_str()),
+        (200, Some(id.as_str()))
+    );
+    let (status, replaced) = post_silence(&v, silence(Some(&id), "shop2")).await;
+    assert_eq!(status, 200);
+    let new_id = replaced["silenceID"].as_str().unwrap().to_string();
+    assert_ne!(new_id, id);
+    let (_, old) = get_json(&v, &format!("/api/v2/silence/{id}")).await;
+    assert_eq!(old["status"]["state"], "expired");
+    let (_, alerts) = get_json(&v, "/api/v2/alerts").await;
+    assert_eq!(status_of(&alerts, "cart-7")["state"], "active", "{alerts}");
+
+    // Delete expires the silence, which stays listed.
+    let resp = c
+        .delete(v.url(&format!("/api/v2/silence/{new_id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let (_, listed) = get_json(&v, "/api/v2/silences").await;
+    let states: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["status"]["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["expired", "expired"], "{listed}");
+
+    // Refusals, each in Alertmanager's form.
+    let mut empty = silence(None, "");
+    empty["matchers"] = json!([{"name": "namespace", "value": "", "isRegex": false}]);
+    let (status, body) = post_silence(&v, empty).await;
+    assert_eq!(status, 400);
+    assert!(
+        body.as_str()
+            .unwrap()
+            .contains("must not match the empty string"),
+        "{body}"
+    );
+    let mut no_comment = silence(None, "shop");
+    no_comment.as_object_mut().unwrap().remove("comment");
+    let (status, body) = post_silence(&v, no_comment).await;
+    assert_eq!(
+        (status, body),
+        (
+            422,
+            json!({"code": 602, "message": "comment in body is required"})
+        )
+    );
+    let (status, body) = post_silence(
+        &v,
+        silence(Some("4ffb5d2a-29db-4d2b-a1a5-f17ca0817dcd"), "x"),
+    )
+    .await;
+    assert_eq!((status, body), (404, json!("silence not found")));
+    let resp = c
+        .get(v.url("/api/v2/silence/4ffb5d2a-29db-4d2b-a1a5-f17ca0817dcd"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    assert_eq!(
+        resp.text().await.unwrap(),
+        "",
+        "go-swagger's 404 has no body"
+    );
+    let (status, body) = get_json(&v, "/api/v2/silence/not-a-uuid").await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["code"], 601);
+}
+
 /// A Prometheus 2.42 on a free loopback port with a temp dir, killed on drop.
 struct Prometheus {
     child: Child,
@@ -440,4 +623,36 @@ async fn real_prometheus_delivers_its_alerts_to_vigil() {
         "{alert}"
     );
     assert!(ends > starts, "{alert}");
+}
+
+#[tokio::test]
+async fn silences_survive_a_kill_9_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let am = write(&dir, "alertmanager.yml", ALERTMANAGER);
+    let storage = dir.path().join("am-state");
+    let flags = [
+        format!("--alertmanager.config.file={am}"),
+        format!("--alertmanager.storage.path={}", storage.display()),
+    ];
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let body = json!({
+        "matchers": [{"name": "alertname", "value": "Maintenance", "isRegex": false}],
+        "startsAt": "2020-01-01T00:00:00Z",
+        "endsAt": "2099-01-01T00:00:00Z",
+        "createdBy": "e2e",
+        "comment": "kept across restarts",
+    });
+    let id = {
+        let first = Vigil::server(&flags);
+        let (status, created) = post_silence(&first, body).await;
+        assert_eq!(status, 200, "{created}");
+        created["silenceID"].as_str().unwrap().to_string()
+        // `first` is killed with SIGKILL here, on drop: no shutdown path runs.
+    };
+    let second = Vigil::server(&flags);
+    let (status, got) = get_json(&second, &format!("/api/v2/silence/{id}")).await;
+    assert_eq!(status, 200, "the silence is gone after a restart: {got}");
+    assert_eq!(got["status"]["state"], "active", "{got}");
+    assert_eq!(got["comment"], "kept across restarts");
+    assert!(storage.join("silences.json").exists());
 }

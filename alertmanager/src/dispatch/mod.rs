@@ -11,6 +11,7 @@ mod tests;
 use crate::alert::Alert;
 use crate::clock::Clock;
 use crate::notify::{FlushContext, Pipeline};
+use crate::silence::Silences;
 use group::AggrGroup;
 use model::Labels;
 use route::RouteTree;
@@ -30,16 +31,26 @@ pub(crate) struct Dispatcher {
     pipeline: Pipeline,
     /// Groups by (route node, group labels).
     groups: Mutex<HashMap<(usize, Labels), Arc<AggrGroup>>>,
+    /// Consulted on every flush: a silenced alert is not notified (Alertmanager's silence
+    /// stage, ahead of the integrations).
+    silences: Arc<Silences>,
     clock: Clock,
     external_url: String,
 }
 
 impl Dispatcher {
-    pub fn new(routes: RouteTree, pipeline: Pipeline, clock: Clock, external_url: String) -> Self {
+    pub fn new(
+        routes: RouteTree,
+        pipeline: Pipeline,
+        silences: Arc<Silences>,
+        clock: Clock,
+        external_url: String,
+    ) -> Self {
         Dispatcher {
             routes,
             pipeline,
             groups: Mutex::new(HashMap::new()),
+            silences,
             clock,
             external_url,
         }
@@ -130,8 +141,18 @@ impl Dispatcher {
 
     async fn flush(&self, group: &AggrGroup) {
         let now = self.clock.now();
-        let snapshot = group.snapshot(now);
+        let mut snapshot = group.snapshot(now);
         if snapshot.alerts.is_empty() {
+            return;
+        }
+        // Silenced alerts, firing or resolved, are dropped before the integrations see them.
+        // A flush left with nothing to send succeeds, as Alertmanager's stages end early on an
+        // empty list: resolved alerts still leave the group and the notification log is kept.
+        snapshot
+            .alerts
+            .retain(|a| self.silences.silenced_by(&a.labels, now).is_empty());
+        if snapshot.alerts.is_empty() {
+            group.delete_resolved(&snapshot.resolved);
             return;
         }
         let span = tracing::debug_span!("flush", group_key = %group.key, receiver = %group.opts.receiver, alerts = snapshot.alerts.len());

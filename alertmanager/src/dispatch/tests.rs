@@ -26,6 +26,7 @@ impl Harness {
             config,
             AlertmanagerOptions {
                 external_url: "http://am".into(),
+                data_dir: None,
             },
             |_| recording_pipeline(receivers, send_resolved, &c),
         ));
@@ -255,5 +256,68 @@ async fn api_view_lists_unresolved_alerts_with_their_receivers() {
         .iter()
         .all(|a| a.state == crate::AlertViewState::Active));
     assert_eq!(h.am.receiver_names(), vec!["r", "s"]);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn silenced_alerts_are_not_notified_and_show_suppressed() {
+    use crate::{AlertViewState, PostableSilence, SilenceMatcher};
+    let h = Harness::start(DEFAULTS, &["r"], true);
+    let now = h.am.now();
+    let id =
+        h.am.set_silence(PostableSilence {
+            id: None,
+            matchers: vec![SilenceMatcher {
+                name: "i".into(),
+                value: "1|3".into(),
+                is_regex: true,
+                is_equal: true,
+            }],
+            starts_at: now,
+            ends_at: now + chrono::Duration::minutes(10),
+            created_by: "test".into(),
+            comment: "quiet".into(),
+        })
+        .unwrap();
+    h.firing(&[("alertname", "A"), ("i", "1")]);
+    h.firing(&[("alertname", "A"), ("i", "2")]);
+    h.firing(&[("alertname", "B"), ("i", "3")]);
+
+    let view = h.am.alerts();
+    let state = |i: &str| {
+        let a = view.iter().find(|a| a.labels.get("i") == Some(i)).unwrap();
+        (a.state, a.silenced_by.clone())
+    };
+    assert_eq!(state("1"), (AlertViewState::Suppressed, vec![id.clone()]));
+    assert_eq!(state("2"), (AlertViewState::Active, vec![]));
+
+    // Group A is sent without the silenced alert; group B, wholly silenced, sends nothing.
+    sleep(Duration::from_secs(31)).await;
+    let sent = h.sent();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(names(&sent[0].1), vec![("2".into(), false)]);
+
+    // Once the silence is expired, the next ticks notify what it muted.
+    h.am.expire_silence(&id).unwrap();
+    sleep(Duration::from_secs(5 * 60)).await;
+    let sent = h.sent();
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    let mut notified: Vec<_> = sent[1..].iter().flat_map(|(_, a)| names(a)).collect();
+    notified.sort();
+    assert_eq!(
+        notified,
+        vec![
+            ("1".into(), false),
+            ("2".into(), false),
+            ("3".into(), false)
+        ]
+    );
+    assert_eq!(
+        h.am.alerts()
+            .iter()
+            .filter(|a| a.state == AlertViewState::Suppressed)
+            .count(),
+        0
+    );
     h.stop().await;
 }

@@ -1,7 +1,8 @@
 //! The alerting HTTP surface: Prometheus's `/api/v1/rules` and `/api/v1/alerts` over the
 //! [`alertmanager::RuleManager`], and Alertmanager's API v2 (`/api/v2/alerts`,
-//! `/api/v2/receivers`, `/api/v2/status`) over the in-process [`alertmanager::Alertmanager`],
-//! so a real Prometheus can send its alerts to Vigil.
+//! `/api/v2/receivers`, `/api/v2/status`, `/api/v2/silences`, `/api/v2/silence/{id}`) over the
+//! in-process [`alertmanager::Alertmanager`], so a real Prometheus can send its alerts to Vigil
+//! and `amtool` can manage its silences.
 //!
 //! Without rule files the v1 endpoints answer empty lists, as a Prometheus without rules does.
 //! Without an Alertmanager config the v2 endpoints answer 404 with a sentence saying why:
@@ -9,6 +10,7 @@
 
 mod gofmt;
 mod rules;
+mod silences;
 mod v2;
 
 use crate::state::AppState;
@@ -24,4 +26,9 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v2/alerts", get(v2::get_alerts).post(v2::post_alerts))
         .route("/api/v2/receivers", get(v2::receivers))
         .route("/api/v2/status", get(v2::status))
+        .route("/api/v2/silences", get(silences::list).post(silences::post))
+        .route(
+            "/api/v2/silence/{id}",
+            get(silences::get).delete(silences::delete),
+        )
 }

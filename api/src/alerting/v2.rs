@@ -1,5 +1,5 @@
 //! Alertmanager API v2 over the in-process Alertmanager: `GET`/`POST /api/v2/alerts`,
-//! `GET /api/v2/receivers` and `GET /api/v2/status`, in Alertmanager 0.25's JSON (field order
+//! `GET /api/v2/receivers` and `GET /api/v2/status` (silences are in `silences.rs`), in Alertmanager 0.25's JSON (field order
 //! of go-swagger's models, `strfmt.DateTime` times, errors as a JSON string with status 400).
 
 use super::gofmt::{openapi_time, LabelMap};
@@ -32,6 +32,22 @@ pub(super) enum V2Error {
     /// A body that is not a list of alerts: go-swagger's `{code, message}` parse error.
     #[error("parsing alerts body from \"\" failed, because {0}")]
     BadBody(String),
+    /// A body that is not a silence, the same parse error for `POST /api/v2/silences`.
+    #[error("parsing silence body from \"\" failed, because {0}")]
+    BadSilenceBody(String),
+    /// A request breaking the OpenAPI spec (a missing field, a path id that is no UUID):
+    /// go-openapi's 422 with its numeric validation code.
+    #[error("{message}")]
+    Unprocessable { code: u16, message: String },
+    /// No such object: 404 with an empty body, as go-swagger answers.
+    #[error("not found")]
+    NotFound,
+    /// 404 with a reason (`POST /api/v2/silences` naming an unknown id).
+    #[error("{0}")]
+    NotFoundReason(String),
+    /// A failure the server answers 500 for, with the reason as a JSON string.
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl IntoResponse for V2Error {
@@ -44,23 +60,33 @@ impl IntoResponse for V2Error {
             )
                 .into_response(),
             V2Error::BadRequest(message) => json(StatusCode::BAD_REQUEST, message),
-            V2Error::BadBody(_) => json(
+            V2Error::BadBody(_) | V2Error::BadSilenceBody(_) => json(
                 StatusCode::BAD_REQUEST,
                 &ParseError {
                     code: 400,
                     message: self.to_string(),
                 },
             ),
+            V2Error::Unprocessable { code, message } => json(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &ParseError {
+                    code: *code,
+                    message: message.clone(),
+                },
+            ),
+            V2Error::NotFound => StatusCode::NOT_FOUND.into_response(),
+            V2Error::NotFoundReason(message) => json(StatusCode::NOT_FOUND, message),
+            V2Error::Internal(message) => json(StatusCode::INTERNAL_SERVER_ERROR, message),
         }
     }
 }
 
 /// The Alertmanager, or the 404 that says there is none.
-fn alertmanager(st: &AppState) -> Result<&Arc<Alertmanager>, V2Error> {
+pub(super) fn alertmanager(st: &AppState) -> Result<&Arc<Alertmanager>, V2Error> {
     st.alertmanager.as_ref().ok_or(V2Error::NotConfigured)
 }
 
-fn json(status: StatusCode, body: &impl Serialize) -> Response {
+pub(super) fn json(status: StatusCode, body: &impl Serialize) -> Response {
     match serde_json::to_vec(body) {
         Ok(bytes) => (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
         Err(e) => (
