@@ -7,12 +7,9 @@
 //! where a missing peer is a failure.
 
 use crate::harness::*;
+use crate::peers::Prometheus;
 use serde_json::{json, Value};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-
-const PROMETHEUS: &str = "/usr/bin/prometheus";
 
 const RULES: &str = r#"groups:
   - name: api
@@ -509,72 +506,6 @@ async fn silences_mute_alerts_until_deleted() {
     assert_eq!(body["code"], 601);
 }
 
-/// A Prometheus 2.42 on a free loopback port with a temp dir, killed on drop.
-struct Prometheus {
-    child: Child,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Prometheus {
-    /// Starts the peer with `config` and `rules`, or returns `None` (after saying so) when it
-    /// is not installed outside CI.
-    async fn start(config: &str, rules: &str) -> Option<Prometheus> {
-        if !std::path::Path::new(PROMETHEUS).exists() {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("{PROMETHEUS} is missing and CI=true: the Alertmanager API test needs it");
-            }
-            eprintln!("skipped: {PROMETHEUS} is not installed (set CI=true to make this fail)");
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let config = write(&dir, "prometheus.yml", config);
-        write(&dir, "rules.yml", rules);
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .unwrap()
-            .port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let child = Command::new(PROMETHEUS)
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address={addr}"))
-            .arg(format!("--config.file={config}"))
-            // The first evaluation can come before the Alertmanager is discovered, and that
-            // alert is dropped; resending every second keeps the test short.
-            .arg("--rules.alert.resend-delay=1s")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus");
-        let p = Prometheus {
-            child,
-            addr,
-            _dir: dir,
-        };
-        let ready = eventually(Duration::from_secs(30), || async {
-            let r = client()
-                .get(format!("http://{addr}/-/ready"))
-                .send()
-                .await
-                .ok()?;
-            r.status().is_success().then_some(())
-        })
-        .await;
-        assert!(ready.is_some(), "prometheus did not become ready on {addr}");
-        Some(p)
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test]
 async fn real_prometheus_delivers_its_alerts_to_vigil() {
     let dir = tempfile::tempdir().unwrap();
@@ -585,7 +516,16 @@ async fn real_prometheus_delivers_its_alerts_to_vigil() {
         v.addr
     );
     let rules = "groups:\n  - name: prom\n    rules:\n      - alert: FromPrometheus\n        expr: vector(3)\n        labels:\n          severity: page\n        annotations:\n          summary: 'value {{ $value }}'\n";
-    let Some(prom) = Prometheus::start(&config, rules).await else {
+    let Some(prom) = Prometheus::start(
+        "the Alertmanager API test",
+        &config,
+        &[("rules.yml", rules)],
+        // The first evaluation can come before the Alertmanager is discovered, and that
+        // alert is dropped; resending every second keeps the test short.
+        &["--rules.alert.resend-delay=1s"],
+    )
+    .await
+    else {
         return;
     };
 
