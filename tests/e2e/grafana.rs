@@ -112,22 +112,8 @@ async fn write(base: &str, req: &WriteRequest) {
     let body = snap::raw::Encoder::new()
         .compress_vec(&req.encode_to_vec())
         .expect("snappy");
-    let resp = client()
-        .post(format!("{base}/api/v1/write"))
-        .header("Content-Encoding", "snappy")
-        .header("Content-Type", "application/x-protobuf")
-        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
-        .body(body)
-        .send()
-        .await
-        .expect("remote write");
-    let status = resp.status().as_u16();
-    assert_eq!(
-        status,
-        204,
-        "{base}: {}",
-        resp.text().await.unwrap_or_default()
-    );
+    let (status, text) = remote_write_to(base, body).await;
+    assert_eq!(status, 204, "{base}: {text}");
 }
 
 /// Seconds with a millisecond fraction, as Grafana formats times.

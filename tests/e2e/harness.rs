@@ -172,8 +172,14 @@ pub fn write_body(series: &[TestSeries]) -> Vec<u8> {
 
 /// POSTs a remote-write body and returns the status and response text.
 pub async fn remote_write(v: &Vigil, body: Vec<u8>) -> (u16, String) {
+    remote_write_to(&v.url(""), body).await
+}
+
+/// POSTs a remote-write body to the server at `base` (`http://host:port`, Vigil or a peer)
+/// with the headers Prometheus sends, and returns the status and response text.
+pub async fn remote_write_to(base: &str, body: Vec<u8>) -> (u16, String) {
     let resp = client()
-        .post(v.url("/api/v1/write"))
+        .post(format!("{base}/api/v1/write"))
         .header("Content-Encoding", "snappy")
         .header("Content-Type", "application/x-protobuf")
         .header("X-Prometheus-Remote-Write-Version", "0.1.0")

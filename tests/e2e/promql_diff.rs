@@ -231,22 +231,8 @@ async fn write_all(v: &Vigil, prom: &str, data: &[Series], start: i64) {
         let body = write_body(&series);
         let (status, text) = remote_write(v, body.clone()).await;
         assert_eq!(status, 204, "vigil remote write: {text}");
-        let resp = client()
-            .post(format!("{prom}/api/v1/write"))
-            .header("Content-Encoding", "snappy")
-            .header("Content-Type", "application/x-protobuf")
-            .header("X-Prometheus-Remote-Write-Version", "0.1.0")
-            .body(body)
-            .send()
-            .await
-            .expect("prometheus remote write");
-        let status = resp.status().as_u16();
-        assert_eq!(
-            status,
-            204,
-            "prometheus: {}",
-            resp.text().await.unwrap_or_default()
-        );
+        let (status, text) = remote_write_to(prom, body).await;
+        assert_eq!(status, 204, "prometheus: {text}");
         from = to;
     }
 }

@@ -48,22 +48,8 @@ async fn write(base: &str, data: &[OwnedSeries]) {
         .zip(data)
         .map(|(p, (_, s))| (p.as_slice(), s.clone()))
         .collect();
-    let resp = client()
-        .post(format!("{base}/api/v1/write"))
-        .header("Content-Encoding", "snappy")
-        .header("Content-Type", "application/x-protobuf")
-        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
-        .body(write_body(&series))
-        .send()
-        .await
-        .expect("remote write");
-    let status = resp.status().as_u16();
-    assert_eq!(
-        status,
-        204,
-        "{base}: {}",
-        resp.text().await.unwrap_or_default()
-    );
+    let (status, text) = remote_write_to(base, write_body(&series)).await;
+    assert_eq!(status, 204, "{base}: {text}");
 }
 
 async fn status(base: &str, which: &str) -> Value {
