@@ -38,7 +38,7 @@ const FILES: &[(&str, &str)] = &[
     ),
 ];
 
-// Reasons for single evals. Those starting "TODO" are engine gaps to close (issue 4); the
+// Reasons for single evals. Those starting "ENGINE GAP" are engine gaps to close (issue 4); the
 // others are features Vigil does not have or cannot observe.
 const NATIVE_HISTOGRAM_SERIES: &str =
     "selects native-histogram series (by regex or by label), which Vigil cannot store; \
@@ -51,15 +51,15 @@ const POSITIONS: &str = "the expected annotation must end in the expression's po
      (line:col), and promql-parser gives no positions";
 const INVALID_UTF8: &str = "promql-parser turns the invalid-UTF-8 escape into a valid \
      character, so the invalid label name cannot be seen";
-const DELAYED_NAME: &str = "TODO: delayed __name__ removal is not implemented yet";
+const DELAYED_NAME: &str = "ENGINE GAP: delayed __name__ removal is not implemented yet";
 const SORT_RANGE_WARN: &str =
-    "TODO: the warning that sort functions are ineffective in range queries is not emitted";
-const TS_OF_MINMAX: &str = "TODO: ts_of_min_over_time/ts_of_max_over_time are not implemented";
-const LIMIT_RATIO: &str = "TODO: limit_ratio needs Prometheus's label hash (xxhash64)";
-const AVG_INF: &str = "TODO: avg over both +Inf and -Inf must be NaN";
-const CMP_MATCHING: &str = "TODO: filtering comparisons must refuse an implicit many-to-one match";
+    "ENGINE GAP: the warning that sort functions are ineffective in range queries is not emitted";
+const TS_OF_MINMAX: &str = "ENGINE GAP: ts_of_min_over_time/ts_of_max_over_time are not implemented";
+const LIMIT_RATIO: &str = "ENGINE GAP: limit_ratio needs Prometheus's label hash (xxhash64)";
+const AVG_INF: &str = "ENGINE GAP: avg over both +Inf and -Inf must be NaN";
+const CMP_MATCHING: &str = "ENGINE GAP: filtering comparisons must refuse an implicit many-to-one match";
 const FRACTION_NEGATIVE: &str =
-    "TODO: histogram_fraction interpolates differently below negative bucket bounds";
+    "ENGINE GAP: histogram_fraction interpolates differently below negative bucket bounds";
 
 /// Single evals: `(file, line of the eval, reason)`.
 const EVALS: &[(&str, usize, &str)] = &[
