@@ -54,10 +54,12 @@ const INVALID_UTF8: &str = "promql-parser turns the invalid-UTF-8 escape into a 
 const DELAYED_NAME: &str = "ENGINE GAP: delayed __name__ removal is not implemented yet";
 const SORT_RANGE_WARN: &str =
     "ENGINE GAP: the warning that sort functions are ineffective in range queries is not emitted";
-const TS_OF_MINMAX: &str = "ENGINE GAP: ts_of_min_over_time/ts_of_max_over_time are not implemented";
+const TS_OF_MINMAX: &str =
+    "ENGINE GAP: ts_of_min_over_time/ts_of_max_over_time are not implemented";
 const LIMIT_RATIO: &str = "ENGINE GAP: limit_ratio needs Prometheus's label hash (xxhash64)";
 const AVG_INF: &str = "ENGINE GAP: avg over both +Inf and -Inf must be NaN";
-const CMP_MATCHING: &str = "ENGINE GAP: filtering comparisons must refuse an implicit many-to-one match";
+const CMP_MATCHING: &str =
+    "ENGINE GAP: filtering comparisons must refuse an implicit many-to-one match";
 const FRACTION_NEGATIVE: &str =
     "ENGINE GAP: histogram_fraction interpolates differently below negative bucket bounds";
 
