@@ -21,7 +21,10 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-const CAPTURE: &str = "/work/shared/reference/alertmanager-captures/004_webhook.json";
+const CAPTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/reference/alertmanager-captures/004_webhook.json"
+);
 
 #[derive(Clone)]
 struct Sink {

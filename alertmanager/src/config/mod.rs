@@ -337,8 +337,10 @@ fn is_label_name(name: &str) -> bool {
 mod tests {
     use super::*;
 
-    const CAPTURE_CONFIG: &str =
-        "/work/shared/reference/alertmanager-captures/inputs/alertmanager.yml";
+    const CAPTURE_CONFIG: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/reference/alertmanager-captures/inputs/alertmanager.yml"
+    );
 
     #[test]
     fn loads_the_captured_alertmanager_config() {

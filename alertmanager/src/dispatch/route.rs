@@ -217,9 +217,10 @@ mod tests {
     use std::path::Path;
 
     fn captured_tree() -> RouteTree {
-        let c = AlertmanagerConfig::load(Path::new(
-            "/work/shared/reference/alertmanager-captures/inputs/alertmanager.yml",
-        ))
+        let c = AlertmanagerConfig::load(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/reference/alertmanager-captures/inputs/alertmanager.yml"
+        )))
         .unwrap();
         RouteTree::build(&c).unwrap()
     }

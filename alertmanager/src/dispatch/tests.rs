@@ -181,9 +181,10 @@ async fn send_resolved_false_skips_resolved_alerts() {
 
 #[tokio::test(start_paused = true)]
 async fn continue_routes_to_several_groups() {
-    let config = std::fs::read_to_string(
-        "/work/shared/reference/alertmanager-captures/inputs/alertmanager.yml",
-    )
+    let config = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/reference/alertmanager-captures/inputs/alertmanager.yml"
+    ))
     .unwrap();
     let h = Harness::start(&config, &["webhook", "slack", "errors"], true);
     h.firing(&[

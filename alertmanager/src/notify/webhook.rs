@@ -238,9 +238,11 @@ mod tests {
             ),
         ];
         let body = build_body(&ctx(), &alerts, 0).unwrap();
-        let want =
-            std::fs::read("/work/shared/reference/alertmanager-captures/raw-run/003_webhook.raw")
-                .unwrap();
+        let want = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/reference/alertmanager-captures/raw-run/003_webhook.raw"
+        ))
+        .unwrap();
         assert_eq!(
             String::from_utf8(body).unwrap().trim_end(),
             String::from_utf8(want).unwrap().trim_end()

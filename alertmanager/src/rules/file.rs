@@ -281,7 +281,10 @@ fn is_valid_metric_name(name: &str) -> bool {
 mod tests {
     use super::*;
 
-    const CAPTURE_RULES: &str = "/work/shared/reference/alertmanager-captures/inputs/rules.yml";
+    const CAPTURE_RULES: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/reference/alertmanager-captures/inputs/rules.yml"
+    );
 
     #[test]
     fn loads_the_captured_prometheus_rule_file() {
