@@ -9,52 +9,9 @@ use std::time::Duration;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct PromDuration(pub Duration);
 
-const UNITS: [(&str, u64); 7] = [
-    ("y", 365 * 24 * 3600 * 1000),
-    ("w", 7 * 24 * 3600 * 1000),
-    ("d", 24 * 3600 * 1000),
-    ("h", 3600 * 1000),
-    ("m", 60 * 1000),
-    ("s", 1000),
-    ("ms", 1),
-];
-
-/// Parses a Prometheus duration; the error text is Prometheus's.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let invalid = || format!("not a valid duration string: {text:?}");
-    if text.is_empty() {
-        return Err("empty duration string".to_string());
-    }
-    if text == "0" {
-        return Ok(Duration::ZERO);
-    }
-    let mut rest = text;
-    let mut next_unit = 0;
-    let mut total_ms: u64 = 0;
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return Err(invalid());
-        }
-        let n: u64 = rest[..digits].parse().map_err(|_| invalid())?;
-        rest = &rest[digits..];
-        // "m" is a prefix of "ms", so the longest unit that matches here wins.
-        let (offset, (unit, ms)) = UNITS
-            .iter()
-            .enumerate()
-            .skip(next_unit)
-            .filter(|(_, (u, _))| rest.starts_with(u))
-            .max_by_key(|(_, (u, _))| u.len())
-            .ok_or_else(invalid)?;
-        rest = &rest[unit.len()..];
-        next_unit = offset + 1;
-        total_ms = n
-            .checked_mul(*ms)
-            .and_then(|v| total_ms.checked_add(v))
-            .ok_or_else(|| format!("duration out of range: {text:?}"))?;
-    }
-    Ok(Duration::from_millis(total_ms))
-}
+/// Parses a Prometheus duration; the error text is Prometheus's. It lives in `model`, shared
+/// with the HTTP APIs.
+pub use model::parse_duration;
 
 impl<'de> Deserialize<'de> for PromDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -78,7 +35,7 @@ pub fn format_duration(d: Duration) -> String {
         return "0s".to_string();
     }
     let mut out = String::new();
-    for (unit, size) in UNITS {
+    for (unit, size) in model::DURATION_UNITS {
         if ms >= size {
             out.push_str(&format!("{}{unit}", ms / size));
             ms %= size;

@@ -154,52 +154,11 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
 }
 
 /// `[0-9]+(y|w|d|h|m|s|ms)` repeated with units in decreasing order, as Prometheus's
-/// `model.ParseDuration`.
+/// `model.ParseDuration` ([`model::parse_duration`]); milliseconds.
 pub fn parse_prometheus_duration(s: &str) -> Option<i64> {
-    const UNITS: [(&str, i64); 7] = [
-        ("y", 365 * 24 * 3_600_000),
-        ("w", 7 * 24 * 3_600_000),
-        ("d", 24 * 3_600_000),
-        ("h", 3_600_000),
-        ("ms", 1),
-        ("m", 60_000),
-        ("s", 1000),
-    ];
-    // Order of magnitude of each unit, to enforce decreasing order.
-    let rank = |u: &str| match u {
-        "y" => 6,
-        "w" => 5,
-        "d" => 4,
-        "h" => 3,
-        "m" => 2,
-        "s" => 1,
-        _ => 0,
-    };
-    if s.is_empty() {
-        return None;
-    }
-    let mut rest = s;
-    let mut total: i64 = 0;
-    let mut last_rank = i32::MAX;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        if digits == 0 {
-            return None;
-        }
-        let n: i64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let (unit, mult) = UNITS.iter().find(|(u, _)| rest.starts_with(u))?;
-        let r = rank(unit);
-        if r >= last_rank {
-            return None;
-        }
-        last_rank = r;
-        total = total.checked_add(n.checked_mul(*mult)?)?;
-        rest = &rest[unit.len()..];
-    }
-    Some(total)
+    model::parse_duration(s)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_millis()).ok())
 }
 
 /// Parses Prometheus's `limit` parameter: absent or empty means no limit (`None`), so does `0`;

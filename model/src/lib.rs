@@ -22,6 +22,7 @@
 //! ```
 
 pub mod conformance;
+mod duration;
 mod labels;
 mod logs;
 mod matcher;
@@ -30,6 +31,7 @@ mod sample;
 mod storage;
 pub mod wire;
 
+pub use duration::{parse_duration, DURATION_UNITS};
 pub use labels::{parse_label_set, Label, Labels, LabelsError, METRIC_NAME};
 pub use logs::{LogEntry, LogStream};
 pub use matcher::{MatchOp, Matcher, MatcherError};
