@@ -169,7 +169,7 @@ fn tsdb_status_fn(db: Arc<tsdb::Tsdb>) -> api::TsdbStatusFn {
             .collect()
     };
     Arc::new(move |limit| match db.status(limit) {
-        Ok(s) => api::TsdbStatus {
+        Ok(s) => Ok(api::TsdbStatus {
             head_stats: api::HeadStats {
                 num_series: s.num_series,
                 num_label_pairs: s.num_label_pairs,
@@ -181,13 +181,9 @@ fn tsdb_status_fn(db: Arc<tsdb::Tsdb>) -> api::TsdbStatusFn {
             label_value_count_by_label_name: convert(s.label_value_count_by_label_name),
             memory_in_bytes_by_label_name: convert(s.memory_in_bytes_by_label_name),
             series_count_by_label_value_pair: convert(s.series_count_by_label_value_pair),
-        },
-        // Only a panic elsewhere poisons the index; the status page then shows an empty
-        // head rather than failing, and the log says why.
-        Err(e) => {
-            tracing::error!(error = %e, "tsdb status unavailable");
-            api::TsdbStatus::default()
-        }
+        }),
+        // Only a panic elsewhere poisons the index; the status page answers 500 with why.
+        Err(e) => Err(format!("tsdb status unavailable: {e}")),
     })
 }
 

@@ -20,7 +20,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(prom::routes(&state))
         .merge(loki::routes(&state))
         .merge(crate::ui::routes())
-        .merge(crate::alerting::routes())
+        .merge(crate::alerting::routes(&state))
         .route("/-/healthy", get(healthy).head(healthy))
         .route("/-/ready", get(ready).head(ready))
         .route("/metrics", get(metrics))

@@ -596,3 +596,29 @@ async fn silences_survive_a_kill_9_restart() {
     assert_eq!(got["comment"], "kept across restarts");
     assert!(storage.join("silences.json").exists());
 }
+
+#[tokio::test]
+async fn posted_alerts_are_bounded_like_every_other_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let am = write(&dir, "alertmanager.yml", ALERTMANAGER);
+    let v = Vigil::server(&[&format!("--alertmanager.config.file={am}")]);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    // An empty JSON array padded to `size` bytes, so only the size decides.
+    let post = |size: usize| {
+        let mut body = vec![b' '; size];
+        body[0] = b'[';
+        body[size - 1] = b']';
+        client
+            .post(v.url("/api/v2/alerts"))
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+    };
+    // Above axum's 2 MiB default, within the server's 32 MiB bound: accepted.
+    assert_eq!(post(3 << 20).await.unwrap().status(), 200);
+    // One byte over the bound: refused before it is read.
+    assert_eq!(post((32 << 20) + 1).await.unwrap().status(), 413);
+}

@@ -14,16 +14,22 @@ mod silences;
 mod v2;
 
 use crate::state::AppState;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::Router;
 use std::sync::Arc;
 
 /// The routes of the rules API and of Alertmanager's API v2.
-pub fn routes() -> Router<Arc<AppState>> {
+pub fn routes(state: &AppState) -> Router<Arc<AppState>> {
     Router::new()
         .route("/api/v1/rules", get(rules::rules))
         .route("/api/v1/alerts", get(rules::alerts))
-        .route("/api/v2/alerts", get(v2::get_alerts).post(v2::post_alerts))
+        .route(
+            "/api/v2/alerts",
+            get(v2::get_alerts)
+                .post(v2::post_alerts)
+                .layer(DefaultBodyLimit::max(state.limits.max_body_bytes)),
+        )
         .route("/api/v2/receivers", get(v2::receivers))
         .route("/api/v2/status", get(v2::status))
         .route("/api/v2/silences", get(silences::list).post(silences::post))

@@ -19,8 +19,9 @@ use std::sync::Arc;
 /// How many entries each `/status/tsdb` top list has unless `limit` says otherwise.
 pub const DEFAULT_TSDB_STATUS_LIMIT: usize = 10;
 
-/// Computes [`TsdbStatus`] with top lists of the given length.
-pub type TsdbStatusFn = Arc<dyn Fn(usize) -> TsdbStatus + Send + Sync>;
+/// Computes [`TsdbStatus`] with top lists of the given length; an `Err` is the store's failure
+/// and answers 500. It may walk the whole index, so it is called on the blocking pool.
+pub type TsdbStatusFn = Arc<dyn Fn(usize) -> Result<TsdbStatus, String> + Send + Sync>;
 /// Reports the write-ahead log replay's progress.
 pub type WalReplayFn = Arc<dyn Fn() -> WalReplayStatus + Send + Sync>;
 
@@ -129,15 +130,14 @@ pub async fn tsdb(State(st): State<Arc<AppState>>, p: Params) -> Result<Response
             .ok_or_else(|| ApiError::bad_data("limit must be a positive number"))?,
         None => DEFAULT_TSDB_STATUS_LIMIT,
     };
-    let status = match st.tsdb_status.clone() {
-        Some(f) => f(limit),
-        None => {
-            let querier = st.querier.clone();
-            tokio::task::spawn_blocking(move || status_from_querier(querier.as_ref(), limit))
-                .await
-                .map_err(|e| ApiError::internal(format!("tsdb status task failed: {e}")))??
-        }
-    };
+    let provider = st.tsdb_status.clone();
+    let querier = st.querier.clone();
+    let status = tokio::task::spawn_blocking(move || match provider {
+        Some(f) => f(limit).map_err(ApiError::internal),
+        None => status_from_querier(querier.as_ref(), limit),
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("tsdb status task failed: {e}")))??;
     json(&status)
 }
 
