@@ -7,8 +7,12 @@
 
 #[path = "ui/chromium.rs"]
 mod chromium;
+#[path = "ui/pages.rs"]
+mod pages;
 #[path = "ui/spawn.rs"]
 mod spawn;
+#[path = "ui/webdriver.rs"]
+mod webdriver;
 
 use chromium::{artifact, browser};
 use spawn::*;
@@ -343,21 +347,83 @@ async fn a_bad_query_shows_the_apis_error_under_the_editor() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn pages_not_built_yet_say_so_in_the_shell() {
-    let Some(chrome) = browser("pages_not_built_yet_say_so_in_the_shell") else {
+async fn the_dashboards_page_lists_the_shipped_dashboards_and_draws_one() {
+    let Some(chrome) = browser("the_dashboards_page_lists_the_shipped_dashboards_and_draws_one")
+    else {
         return;
     };
     let v = Vigil::server();
-    let dom = chrome.dump_dom(&v.url("/alerts")).await;
+    let now = now_ms();
+    let series = |v: f64| -> Vec<(i64, f64)> {
+        (0..40)
+            .map(|i| (now - 600_000 + i * 15_000 + 123, v + i as f64 / 100.0))
+            .collect()
+    };
+    remote_write(
+        &v,
+        &[
+            (
+                vec![
+                    ("__name__", "node_uname_info"),
+                    ("instance", "n1"),
+                    ("nodename", "n1"),
+                ],
+                series(1.0),
+            ),
+            (
+                vec![("__name__", "node_load1"), ("instance", "n1")],
+                series(0.5),
+            ),
+            (
+                vec![("__name__", "node_load5"), ("instance", "n1")],
+                series(0.4),
+            ),
+            (
+                vec![("__name__", "node_load15"), ("instance", "n1")],
+                series(0.3),
+            ),
+        ],
+    )
+    .await;
+
+    let index = chrome.dump_dom(&v.url("/dashboards")).await;
+    for title in [
+        "Cluster / USE by node",
+        "Namespace / pods",
+        "Node",
+        "Logs / volume by namespace",
+    ] {
+        assert!(
+            index.contains(&format!(">{title}</a>")),
+            "{title} missing:\n{index}"
+        );
+    }
+
+    let url = v.url("/dashboards?d=node&range_input=30m");
+    let dom = chrome.dump_dom(&url).await;
+    chrome
+        .screenshot(&url, &artifact("dashboard-node.png"))
+        .await;
     assert!(
-        dom.contains(r#"<a href="/alerts" data-page="alerts" class="active" aria-current="page">"#),
+        dom.contains(r#"<option value="n1" selected="">n1</option>"#),
         "{dom}"
     );
-    assert!(
-        dom.contains(r#"<section class="planned" data-page="alerts">"#),
-        "{dom}"
+    let load = dom
+        .split(r#"data-panel="2""#)
+        .nth(1)
+        .and_then(|rest| rest.split("</section>").next())
+        .unwrap_or_else(|| panic!("no load panel:\n{dom}"));
+    assert_eq!(
+        count(load, r#"class="series""#),
+        3,
+        "three load averages drawn:\n{load}"
     );
-    assert!(dom.contains("Not built yet."), "{dom}");
+    for legend in [">1m<", ">5m<", ">15m<"] {
+        assert!(load.contains(legend), "legend {legend}:\n{load}");
+    }
+    // Panels whose metrics were not written say so instead of failing.
+    assert!(dom.contains("No data in this range."), "{dom}");
+    assert!(!dom.contains(r#"class="error""#), "{dom}");
 }
 
 #[tokio::test]

@@ -51,6 +51,17 @@ macro_rules! asset {
     };
 }
 
+/// A shipped Grafana dashboard, served at `dashboards/<name>.json` for the native renderer.
+macro_rules! dashboard {
+    ($name:literal) => {
+        Asset {
+            path: concat!("dashboards/", $name, ".json"),
+            content_type: "application/json",
+            body: include_bytes!(concat!("../../dashboards/grafana/", $name, ".json")),
+        }
+    };
+}
+
 const JS: &str = "text/javascript; charset=utf-8";
 
 /// Every file the UI loads besides the page shell.
@@ -69,6 +80,15 @@ static ASSETS: &[Asset] = &[
     asset!("js/rangepicker.js", JS),
     asset!("js/query.js", JS),
     asset!("js/logs.js", JS),
+    asset!("js/table.js", JS),
+    asset!("js/alerts.js", JS),
+    asset!("js/rules.js", JS),
+    asset!("js/targets.js", JS),
+    asset!("js/dashboards.js", JS),
+    dashboard!("cluster-use"),
+    dashboard!("namespace-pods"),
+    dashboard!("node"),
+    dashboard!("logs-volume"),
 ];
 
 const INDEX_TEMPLATE: &str = include_str!("../../dashboards/web/index.html");
@@ -327,6 +347,37 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn every_shipped_dashboard_is_embedded_and_listed_by_the_page() {
+        // The native Dashboards page renders the Grafana files; one missing from ASSETS or
+        // from the page's list would silently not be shown.
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../dashboards/grafana");
+        let page = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../dashboards/web/js/dashboards.js"),
+        )
+        .unwrap();
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            let name = path.file_stem().unwrap().to_str().unwrap().to_string();
+            let served = format!("dashboards/{name}.json");
+            assert!(
+                ASSETS.iter().any(|a| a.path == served),
+                "{served} is not in ASSETS"
+            );
+            assert!(
+                page.contains(&format!("\"{name}\"")),
+                "dashboards.js does not list {name}"
+            );
+            n += 1;
+        }
+        assert_eq!(n, 4, "the shipped dashboards");
     }
 
     #[test]

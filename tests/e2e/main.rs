@@ -12,6 +12,7 @@ mod alerting;
 mod alerting_api;
 mod cli;
 mod crash;
+mod dashboards;
 mod grafana;
 mod logs;
 mod loki;

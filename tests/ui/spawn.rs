@@ -17,7 +17,13 @@ pub struct Vigil {
 
 impl Vigil {
     pub fn server() -> Vigil {
+        Vigil::server_with(|_| Vec::new())
+    }
+
+    /// A server with extra flags, made from its temp dir (for config files written there).
+    pub fn server_with(extra: impl FnOnce(&std::path::Path) -> Vec<String>) -> Vigil {
         let dir = tempfile::tempdir().expect("temp dir");
+        let extra = extra(dir.path());
         let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
             .arg("server")
             .arg("--web.listen-address=127.0.0.1:0")
@@ -29,6 +35,7 @@ impl Vigil {
                 "--storage.logs.path={}",
                 dir.path().join("logs").display()
             ))
+            .args(&extra)
             .env("VIGIL_LOG", "info")
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())

@@ -48,6 +48,34 @@ async function request(url, init) {
   return body.data;
 }
 
+// Alertmanager's API v2 answers bare JSON (no `status`/`data` envelope) and plain-text or
+// `{"code","message"}` errors; these call it and return the parsed body.
+export async function v2(method, path, body) {
+  const init = { method };
+  if (body !== undefined) {
+    init.body = JSON.stringify(body);
+    init.headers = { "Content-Type": "application/json" };
+  }
+  let resp;
+  try {
+    resp = await fetch(path, init);
+  } catch (e) {
+    throw new ApiError(`cannot reach the server: ${e.message}`, 0);
+  }
+  const text = await resp.text();
+  let parsed = null;
+  try {
+    parsed = text ? JSON.parse(text) : null;
+  } catch {
+    // Errors may be plain text.
+  }
+  if (!resp.ok) {
+    const msg = (parsed && (parsed.message || parsed.error)) || text.trim() || `${resp.status} ${resp.statusText}`;
+    throw new ApiError(msg, resp.status);
+  }
+  return parsed;
+}
+
 // Lists cached per URL for the life of the page: completion asks for the same names often.
 const listCache = new Map();
 

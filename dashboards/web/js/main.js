@@ -4,16 +4,13 @@
 import { h, replace } from "./dom.js";
 import * as query from "./query.js";
 import * as logs from "./logs.js";
+import * as alerts from "./alerts.js";
+import * as rules from "./rules.js";
+import * as targets from "./targets.js";
+import * as dashboards from "./dashboards.js";
 
-// Pages that are not built yet say so plainly, and say what they will hold.
-const PLANNED = {
-  alerts: ["Alerts", "Not built yet. This page will list firing and pending alerts grouped as the router groups them, with their annotations, and the silences: list, create from an alert, expire."],
-  rules: ["Rules", "Not built yet. This page will list the rule groups with each rule's health, last evaluation, duration and last error, as Prometheus's rules page does."],
-  targets: ["Targets", "Not built yet. This page will list the scrape targets with their health, last scrape, duration and last error."],
-  dashboards: ["Dashboards", "Not built yet. This page will render the shipped Kubernetes dashboards: cluster USE, namespace and pod resources, nodes, and log volume by namespace."],
-};
-
-const PAGES = { query, graph: query, logs };
+const PAGES = { query, graph: query, logs, alerts, rules, targets, dashboards };
+const TITLES = { query: "Query", logs: "Logs", alerts: "Alerts", rules: "Rules", targets: "Targets", dashboards: "Dashboards" };
 
 function pageName(path) {
   const name = path.replace(/^\/+|\/+$/g, "") || "query";
@@ -31,13 +28,12 @@ function render() {
   }
   const page = PAGES[name];
   if (page) {
-    document.title = `Vigil · ${active === "query" ? "Query" : "Logs"}`;
+    document.title = `Vigil · ${TITLES[active]}`;
     page.mount(root, new URLSearchParams(location.search));
     return;
   }
-  const [title, text] = PLANNED[name] || ["Not found", `There is no page at ${location.pathname}.`];
-  document.title = `Vigil · ${title}`;
-  replace(root, h("section", { class: "planned", "data-page": name }, h("h2", null, title), h("p", null, text)));
+  document.title = "Vigil · Not found";
+  replace(root, h("section", { class: "planned", "data-page": name }, h("h2", null, "Not found"), h("p", null, `There is no page at ${location.pathname}.`)));
 }
 
 // Same-origin links to app pages are followed in place; everything else is left to the browser.
@@ -46,7 +42,7 @@ document.addEventListener("click", (e) => {
   const a = e.target.closest("a[href]");
   if (!a || a.target || a.origin !== location.origin) return;
   const name = pageName(a.pathname);
-  if (!PAGES[name] && !PLANNED[name]) return;
+  if (!PAGES[name]) return;
   e.preventDefault();
   history.pushState(null, "", a.pathname + a.search);
   render();
