@@ -9,8 +9,10 @@
 //! - `workloads`: the real `vigil` binary runs with the StatefulSet's and the DaemonSet's
 //!   arguments, mount paths mapped to temp dirs, and the agent's data reaches the server.
 //! - `image`: the Dockerfile builds with `deploy/build-binary.sh` and ships only the binary.
+//! - `helm`: the chart in `deploy/helm/vigil`, rendered by the real `helm template`, gives the
+//!   kustomize objects with default values and applies every value it documents.
 //!
-//! Tools that are not Rust (`kubectl`, `kubernetes-validate`) follow the suite's rule: a test
+//! Tools that are not Rust (`kubectl`, `kubernetes-validate`, `helm`) follow the suite's rule: a test
 //! needing one skips, saying so, only when it is missing and CI is not "true".
 
 // In a test harness a panic is a failed test with its message, which is what we want.
@@ -25,6 +27,8 @@
 mod checks;
 #[path = "deploy/config.rs"]
 mod config;
+#[path = "deploy/helm.rs"]
+mod helm;
 #[path = "deploy/image.rs"]
 mod image;
 #[path = "deploy/manifests.rs"]
