@@ -1,16 +1,18 @@
 //! The in-process Alertmanager: takes posted alerts into the store, feeds them to the
 //! dispatcher, keeps the silences, and runs the dispatcher and its housekeeping until shutdown.
 
-use crate::alert::{Alert, PostableAlert};
+use crate::alert::{fingerprint_hex, Alert, PostableAlert};
 use crate::clock::Clock;
 use crate::config::AlertmanagerConfig;
 use crate::dispatch::route::RouteTree;
-use crate::dispatch::Dispatcher;
-use crate::notify::Pipeline;
+use crate::dispatch::{Dispatcher, Mutes};
+use crate::inhibit::Inhibitor;
+use crate::notify::{NotificationLog, Pipeline};
 use crate::rules::AlertSink;
 use crate::silence::{PostableSilence, Silence, SilenceError, SilenceState, Silences};
 use crate::store::AlertStore;
-use crate::view::{AlertView, AlertViewState};
+use crate::view::{AlertGroupView, AlertView, AlertViewState};
+use model::Labels;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,8 +29,9 @@ pub const GC_INTERVAL: Duration = Duration::from_secs(30 * 60);
 pub struct AlertmanagerOptions {
     /// The URL this Alertmanager is reached at; sent as `externalURL` in notifications.
     pub external_url: String,
-    /// Where silences are kept (`silences.json`, rewritten on every change). `None` keeps them
-    /// in memory only, lost at exit. The directory is created when missing.
+    /// Where silences (`silences.json`) and the notification log (`nflog.json`) are kept, each
+    /// rewritten on every change. `None` keeps them in memory only, lost at exit. The directory
+    /// is created when missing.
     pub data_dir: Option<PathBuf>,
 }
 
@@ -36,9 +39,10 @@ pub struct AlertmanagerOptions {
 #[derive(Debug)]
 pub struct Alertmanager {
     config: AlertmanagerConfig,
-    store: AlertStore,
+    store: Arc<AlertStore>,
     dispatcher: Arc<Dispatcher>,
     silences: Arc<Silences>,
+    inhibitor: Arc<Inhibitor>,
     clock: Clock,
     incoming: mpsc::UnboundedSender<Alert>,
     started_at: chrono::DateTime<chrono::Utc>,
@@ -69,19 +73,33 @@ impl Alertmanager {
         });
         let clock = Clock::new();
         let silences = Arc::new(Silences::open_or_empty(opts.data_dir.as_deref()));
+        let inhibitor = Arc::new(
+            Inhibitor::new(&config.inhibit_rules).unwrap_or_else(|error| {
+                // Validated by `AlertmanagerConfig::parse` too; see the routing tree above.
+                tracing::error!(%error, "invalid inhibit rules; nothing will be inhibited");
+                Inhibitor::default()
+            }),
+        );
+        let store = Arc::new(AlertStore::default());
+        let mutes = Mutes {
+            silences: Arc::clone(&silences),
+            inhibitor: Arc::clone(&inhibitor),
+            store: Arc::clone(&store),
+        };
         let dispatcher = Arc::new(Dispatcher::new(
             routes,
-            pipeline(&config),
-            Arc::clone(&silences),
+            pipeline(&config).with_nflog(NotificationLog::open_or_empty(opts.data_dir.as_deref())),
+            mutes,
             clock,
             opts.external_url,
         ));
         let (incoming, pending) = mpsc::unbounded_channel();
         Alertmanager {
             config,
-            store: AlertStore::default(),
+            store,
             dispatcher,
             silences,
+            inhibitor,
             clock,
             incoming,
             started_at: clock.now(),
@@ -132,19 +150,27 @@ impl Alertmanager {
     /// The alerts that have not ended, by fingerprint, as `GET /api/v2/alerts` lists them.
     pub fn alerts(&self) -> Vec<AlertView> {
         let now = self.clock.now();
-        self.store
-            .unresolved(now)
-            .into_iter()
+        let alerts = self.store.unresolved(now);
+        alerts
+            .iter()
+            .cloned()
             .map(|a| {
                 let silenced_by = self.silences.silenced_by(&a.labels, now);
+                let inhibited_by: Vec<String> = self
+                    .inhibitor
+                    .inhibited_by(&a.labels, &alerts, now)
+                    .map(fingerprint_hex)
+                    .into_iter()
+                    .collect();
                 AlertView {
                     receivers: self.dispatcher.receivers_for(&a.labels),
-                    state: if silenced_by.is_empty() {
+                    state: if silenced_by.is_empty() && inhibited_by.is_empty() {
                         AlertViewState::Active
                     } else {
                         AlertViewState::Suppressed
                     },
                     silenced_by,
+                    inhibited_by,
                     labels: a.labels,
                     annotations: a.annotations,
                     starts_at: a.starts_at,
@@ -152,11 +178,47 @@ impl Alertmanager {
                     updated_at: a.updated_at,
                     generator_url: a.generator_url,
                     fingerprint: a.fingerprint,
-                    // Inhibition is not applied yet (see the crate docs).
-                    inhibited_by: Vec::new(),
                 }
             })
             .collect()
+    }
+
+    /// The alerts that have not ended, in the aggregation groups the router puts them in, as
+    /// `GET /api/v2/alerts/groups` lists them: only alerts `keep` accepts, only receivers
+    /// `receiver` accepts, no empty group; groups ordered by labels then receiver.
+    pub fn alert_groups(
+        &self,
+        keep: impl Fn(&AlertView) -> bool,
+        receiver: impl Fn(&str) -> bool,
+    ) -> Vec<AlertGroupView> {
+        let mut groups: std::collections::BTreeMap<(Labels, String, usize), Vec<AlertView>> =
+            std::collections::BTreeMap::new();
+        for view in self.alerts().into_iter().filter(|v| keep(v)) {
+            for (node, name, labels) in self.dispatcher.groups_for(&view.labels) {
+                if receiver(&name) {
+                    groups
+                        .entry((labels, name, node))
+                        .or_default()
+                        .push(view.clone());
+                }
+            }
+        }
+        let mut out: Vec<AlertGroupView> = groups
+            .into_iter()
+            .map(|((labels, receiver, _), mut alerts)| {
+                alerts.sort_by(crate::view::alert_order);
+                AlertGroupView {
+                    labels,
+                    receiver,
+                    alerts,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            crate::view::label_set_order(&a.labels, &b.labels)
+                .then_with(|| a.receiver.cmp(&b.receiver))
+        });
+        out
     }
 
     /// Creates or updates a silence as `POST /api/v2/silences` does (see

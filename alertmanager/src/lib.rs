@@ -11,7 +11,7 @@
 //!   ([`AlertmanagerConfig`]); alerts are stored and merged, routed down the tree (`continue`,
 //!   `matchers`, `match`, `match_re`), grouped by `group_by`, flushed on `group_wait` /
 //!   `group_interval` / `repeat_interval` timers, deduplicated against a notification log, and
-//!   sent to webhooks as Alertmanager's payload version 4, byte for byte.
+//!   sent to webhooks and Slack with Alertmanager 0.25's payloads, byte for byte.
 //!
 //! ```no_run
 //! use alertmanager::{
@@ -42,12 +42,14 @@
 //!
 //! Silences ([`Silence`], set through [`Alertmanager::set_silence`]) follow Alertmanager's
 //! validation and update rules, mute matching alerts in every flush and in the alert view, and
-//! persist as JSON in [`AlertmanagerOptions::data_dir`].
+//! persist as JSON in [`AlertmanagerOptions::data_dir`]. Inhibition rules mute targets while a
+//! matching source fires, in every flush and in the alert view (`inhibitedBy`).
 //!
-//! Not applied yet (parsed, validated, and reported by one warning at startup): inhibition,
-//! time intervals and the Slack receiver. Times in payloads, fingerprints, group keys
-//! and JSON escaping follow Go's conventions (the private `goformat` module) so receivers
-//! written for Alertmanager see the same bytes.
+//! Receivers: webhooks (payload version 4) and Slack incoming webhooks (Alertmanager 0.25's
+//! body, rendered with its default templates and the config's `templates:` files). Not applied
+//! yet (parsed, validated, and reported by one warning at startup): time intervals. Times in
+//! payloads, fingerprints, group keys and JSON escaping follow Go's conventions (the private
+//! `goformat` module) so receivers written for Alertmanager see the same bytes.
 
 mod alert;
 mod alertmanager;
@@ -57,6 +59,7 @@ mod dispatch;
 mod duration;
 mod error;
 mod goformat;
+mod inhibit;
 mod notify;
 mod rules;
 mod silence;
@@ -78,10 +81,10 @@ pub use error::Error;
 pub use rules::{
     load_rule_files, parse_rule_file, ActiveAlert, AlertSink, AlertState, AlertingRule,
     GroupStatus, QueryFn, RecordingRule, Rule, RuleGroup, RuleHealth, RuleManager,
-    RuleManagerOptions, RuleStatus, DEFAULT_EVALUATION_INTERVAL, DEFAULT_RESEND_DELAY,
-    RESOLVED_RETENTION_MS,
+    RuleManagerOptions, RuleStatus, ALERTS_FOR_STATE_METRIC, ALERTS_METRIC,
+    DEFAULT_EVALUATION_INTERVAL, DEFAULT_RESEND_DELAY, RESOLVED_RETENTION_MS,
 };
 pub use silence::{
     PostableSilence, Silence, SilenceError, SilenceMatcher, SilenceState, SILENCE_RETENTION,
 };
-pub use view::{redacted_config_yaml, AlertView, AlertViewState};
+pub use view::{redacted_config_yaml, AlertGroupView, AlertView, AlertViewState};

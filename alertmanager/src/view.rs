@@ -45,6 +45,59 @@ pub struct AlertView {
     pub inhibited_by: Vec<String>,
 }
 
+/// One aggregation group as API v2's `alertGroup` describes it: the route's receiver, the
+/// group labels and the group's alerts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertGroupView {
+    pub labels: Labels,
+    pub receiver: String,
+    pub alerts: Vec<AlertView>,
+}
+
+/// Alertmanager's order of alerts within a group: by `job`, then `instance`, then fingerprint.
+pub(crate) fn alert_order(a: &AlertView, b: &AlertView) -> std::cmp::Ordering {
+    let key = |v: &AlertView| {
+        (
+            v.labels.get("job").map(str::to_string),
+            v.labels.get("instance").map(str::to_string),
+        )
+    };
+    let (ka, kb) = (key(a), key(b));
+    // An alert with the label sorts before one without it, as Alertmanager's AlertSlice does.
+    let by = |x: &Option<String>, y: &Option<String>| match (x, y) {
+        (Some(x), Some(y)) => x.cmp(y),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => std::cmp::Ordering::Equal,
+    };
+    by(&ka.0, &kb.0)
+        .then_with(|| by(&ka.1, &kb.1))
+        .then_with(|| a.fingerprint.cmp(&b.fingerprint))
+}
+
+/// Alertmanager's order of group label sets (Prometheus's `LabelSet.Before`): smaller sets
+/// first; then, over the names of both in order, a set missing a name the other has comes
+/// first, else the smaller value.
+pub(crate) fn label_set_order(a: &Labels, b: &Labels) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let by_len = a.len().cmp(&b.len());
+    if by_len != Ordering::Equal {
+        return by_len;
+    }
+    let mut names: Vec<&str> = a.iter().chain(b.iter()).map(|l| l.name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    for name in names {
+        match (a.get(name), b.get(name)) {
+            (None, _) => return Ordering::Less,
+            (_, None) => return Ordering::Greater,
+            (Some(x), Some(y)) if x != y => return x.cmp(y),
+            _ => {}
+        }
+    }
+    Ordering::Equal
+}
+
 /// Config keys whose values Alertmanager 0.25 treats as secrets and shows as `<secret>`.
 const SECRET_KEYS: &[&str] = &[
     "slack_api_url",

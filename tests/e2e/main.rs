@@ -10,6 +10,8 @@ mod agent;
 mod agent_http;
 mod alerting;
 mod alerting_api;
+mod alerting_groups;
+mod alerting_nflog;
 mod cli;
 mod crash;
 mod dashboards;

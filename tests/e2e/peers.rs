@@ -93,3 +93,72 @@ impl Drop for Prometheus {
         let _ = self.child.wait();
     }
 }
+
+pub const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
+
+/// An Alertmanager 0.25 (Debian's package) without clustering, killed on drop.
+pub struct Alertmanager {
+    child: Child,
+    pub addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Alertmanager {
+    /// Starts Alertmanager with `config`; `None` (after saying so) when it is not installed
+    /// outside CI.
+    pub async fn start(purpose: &str, config: &str) -> Option<Alertmanager> {
+        if !std::path::Path::new(ALERTMANAGER).exists() {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("{ALERTMANAGER} is missing and CI=true: {purpose} needs it");
+            }
+            eprintln!("skipped: {ALERTMANAGER} is not installed (set CI=true to make this fail)");
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config_path = dir.path().join("alertmanager.yml");
+        std::fs::write(&config_path, config).expect("write config");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let child = Command::new(ALERTMANAGER)
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .arg("--cluster.listen-address=")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start alertmanager");
+        let am = Alertmanager {
+            child,
+            addr,
+            _dir: dir,
+        };
+        let ready = eventually(Duration::from_secs(30), || async {
+            let r = client()
+                .get(format!("http://{addr}/-/ready"))
+                .send()
+                .await
+                .ok()?;
+            r.status().is_success().then_some(())
+        })
+        .await;
+        assert!(
+            ready.is_some(),
+            "alertmanager did not become ready on {addr}"
+        );
+        Some(am)
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -79,7 +79,6 @@ fn alerting_server() -> Vigil {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs /api/v2/alerts/groups, which lands with the next alerting slice"]
 async fn a_firing_alert_is_silenced_from_the_alerts_page_and_the_silence_expired() {
     let Some(d) =
         Driver::start("a_firing_alert_is_silenced_from_the_alerts_page_and_the_silence_expired")

@@ -6,6 +6,7 @@ mod matchers;
 mod mute;
 mod receiver;
 mod route;
+mod templates;
 
 pub use matchers::{parse_matcher, parse_matchers};
 pub use mute::{InhibitRuleConfig, TimeIntervalConfig, TimeIntervalSpec, TimeRange};
@@ -19,7 +20,7 @@ use crate::duration::PromDuration;
 use crate::Error;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// `global.resolve_timeout` default: the end given to posted alerts that carry none.
@@ -49,6 +50,10 @@ pub struct AlertmanagerConfig {
     /// The file's text as read, for `/api/v2/status`.
     #[serde(skip)]
     pub original: String,
+    /// The files `templates` expanded to (relative to the config file's directory), each
+    /// checked to parse when the config was loaded.
+    #[serde(skip)]
+    pub(crate) template_files: Vec<PathBuf>,
 }
 
 /// The `global:` section (Alertmanager 0.25 keys). Only `resolve_timeout` and `http_config`
@@ -93,22 +98,40 @@ impl GlobalConfig {
 }
 
 impl AlertmanagerConfig {
-    /// Reads and validates a config file.
+    /// Reads and validates a config file; `templates` globs are relative to its directory.
     pub fn load(path: &Path) -> Result<Self, Error> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::parse(&text)
+        let dir = path.parent().unwrap_or(Path::new("."));
+        Self::parse_in(&text, dir)
     }
 
-    /// Parses and validates a config from its YAML text.
+    /// Parses and validates a config from its YAML text; `templates` globs are relative to the
+    /// working directory.
     pub fn parse(yaml: &str) -> Result<Self, Error> {
+        Self::parse_in(yaml, Path::new("."))
+    }
+
+    fn parse_in(yaml: &str, dir: &Path) -> Result<Self, Error> {
         let mut config: AlertmanagerConfig =
             serde_yaml::from_str(yaml).map_err(Error::ConfigYaml)?;
         config.original = yaml.to_string();
         config.validate()?;
+        config.template_files =
+            templates::expand_globs(dir, &config.templates).map_err(Error::InvalidConfig)?;
+        // Parsed now so a broken template refuses the config, as Alertmanager does.
+        config.notification_templates()?;
         Ok(config)
+    }
+
+    /// The default notification templates plus the config's template files.
+    pub(crate) fn notification_templates(
+        &self,
+    ) -> Result<crate::notify::NotificationTemplates, Error> {
+        let files: Vec<&Path> = self.template_files.iter().map(PathBuf::as_path).collect();
+        crate::notify::NotificationTemplates::load(&files).map_err(Error::InvalidConfig)
     }
 
     /// The root route; `parse` guarantees there is one.
@@ -124,12 +147,6 @@ impl AlertmanagerConfig {
     /// The sections this slice accepts but does not act on yet, by YAML key.
     pub fn unapplied_sections(&self) -> Vec<String> {
         let mut out = Vec::new();
-        if !self.inhibit_rules.is_empty() {
-            out.push("inhibit_rules".to_string());
-        }
-        if !self.templates.is_empty() {
-            out.push("templates".to_string());
-        }
         if !self.time_intervals.is_empty() || !self.mute_time_intervals.is_empty() {
             out.push("time_intervals".to_string());
         }
@@ -144,9 +161,6 @@ impl AlertmanagerConfig {
         {
             out.push("route time intervals".to_string());
         }
-        if self.receivers.iter().any(|r| !r.slack_configs.is_empty()) {
-            out.push("slack_configs".to_string());
-        }
         let http_configs = self
             .global
             .http_config
@@ -155,6 +169,11 @@ impl AlertmanagerConfig {
                 r.webhook_configs
                     .iter()
                     .filter_map(|w| w.http_config.as_ref())
+                    .chain(
+                        r.slack_configs
+                            .iter()
+                            .filter_map(|s| s.http_config.as_ref()),
+                    )
             }));
         for h in http_configs {
             for key in h.unapplied() {
@@ -201,12 +220,8 @@ impl AlertmanagerConfig {
                 }
             }
             for s in &r.slack_configs {
-                if s.api_url.is_some() && s.api_url_file.is_some() {
-                    return Err(invalid(format!(
-                        "receiver {:?}: at most one of api_url & api_url_file must be configured",
-                        r.name
-                    )));
-                }
+                s.validate(&self.global)
+                    .map_err(|e| invalid(format!("receiver {:?}: {e}", r.name)))?;
             }
         }
         let mut intervals = HashSet::new();
@@ -365,10 +380,7 @@ mod tests {
             2
         );
         assert_eq!(c.inhibit_rules[0].equal, vec!["service"]);
-        assert_eq!(
-            c.unapplied_sections(),
-            vec!["inhibit_rules", "templates", "slack_configs"]
-        );
+        assert!(c.unapplied_sections().is_empty());
     }
 
     fn parse_err(yaml: &str) -> String {

@@ -1,5 +1,6 @@
-//! The config sections that mute notifications: `inhibit_rules` and `time_intervals`. This slice
-//! parses and validates them; the inhibitor and the time-interval stages come later.
+//! The config sections that mute notifications: `inhibit_rules` (applied by the crate's
+//! `inhibit` module) and `time_intervals` (parsed and validated; the time-interval stages come
+//! later).
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -1,5 +1,5 @@
-//! Receivers and their integrations as Alertmanager 0.25 writes them: `webhook_configs` (run),
-//! `slack_configs` (accepted, run in a later slice), and the HTTP client settings both share.
+//! Receivers and their integrations as Alertmanager 0.25 writes them: `webhook_configs`,
+//! `slack_configs`, and the HTTP client settings both share.
 
 use crate::duration::PromDuration;
 use serde::{Deserialize, Serialize};
@@ -149,8 +149,8 @@ pub struct Authorization {
     pub credentials_file: Option<String>,
 }
 
-/// A Slack incoming-webhook integration (Alertmanager 0.25 fields). Parsed and validated; sent
-/// by a later slice.
+/// A Slack incoming-webhook integration (Alertmanager 0.25 fields). Every string is a
+/// notification template; an unset one takes Alertmanager's default (`slack.default.*`).
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SlackConfig {
@@ -183,19 +183,75 @@ pub struct SlackConfig {
     pub actions: Vec<SlackAction>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct SlackField {
-    pub title: String,
-    pub value: String,
-    pub short: Option<bool>,
+impl SlackConfig {
+    pub fn send_resolved(&self) -> bool {
+        self.send_resolved.unwrap_or(DEFAULT_SLACK_SEND_RESOLVED)
+    }
+
+    /// Alertmanager's checks, with its messages: a URL from somewhere, complete fields and
+    /// actions.
+    pub(crate) fn validate(&self, global: &super::GlobalConfig) -> Result<(), String> {
+        if self.api_url.is_some() && self.api_url_file.is_some() {
+            return Err("at most one of api_url & api_url_file must be configured".into());
+        }
+        if self.api_url.is_none()
+            && self.api_url_file.is_none()
+            && global.slack_api_url.is_none()
+            && global.slack_api_url_file.is_none()
+        {
+            return Err("no global Slack API URL set either inline or in a file".into());
+        }
+        if let Some(url) = self.api_url.as_ref().or(global.slack_api_url.as_ref()) {
+            // The URL holds the webhook's secret, so it is not quoted.
+            reqwest::Url::parse(url).map_err(|e| format!("invalid Slack API URL: {e}"))?;
+        }
+        for f in &self.fields {
+            if f.title.is_empty() {
+                return Err("missing title in Slack field configuration".into());
+            }
+            if f.value.is_empty() {
+                return Err("missing value in Slack field configuration".into());
+            }
+        }
+        for a in &self.actions {
+            if a.kind.is_empty() {
+                return Err("missing type in Slack action configuration".into());
+            }
+            if a.text.is_empty() {
+                return Err("missing text in Slack action configuration".into());
+            }
+            if a.url.as_deref().unwrap_or("").is_empty()
+                && a.name.as_deref().unwrap_or("").is_empty()
+            {
+                return Err("missing name or url in Slack action configuration".into());
+            }
+            if a.confirm.as_ref().is_some_and(|c| c.text.is_empty()) {
+                return Err("missing text in Slack confirmation configuration".into());
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
+pub struct SlackField {
+    #[serde(default)]
+    pub title: String,
+    #[serde(default)]
+    pub value: String,
+    /// Default: the config's `short_fields`.
+    pub short: Option<bool>,
+}
+
+/// A message button. With a `url` it is a link button (`name`, `value` and `confirm` are
+/// ignored, as in Alertmanager); otherwise `name` makes it an interactive action.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct SlackAction {
-    #[serde(rename = "type")]
+    #[serde(rename = "type", default)]
     pub kind: String,
+    #[serde(default)]
     pub text: String,
     pub url: Option<String>,
     pub style: Option<String>,
@@ -207,6 +263,7 @@ pub struct SlackAction {
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SlackConfirm {
+    #[serde(default)]
     pub text: String,
     pub title: Option<String>,
     pub ok_text: Option<String>,

@@ -10,8 +10,10 @@ mod tests;
 
 use crate::alert::Alert;
 use crate::clock::Clock;
+use crate::inhibit::Inhibitor;
 use crate::notify::{FlushContext, Pipeline};
 use crate::silence::Silences;
+use crate::store::AlertStore;
 use group::AggrGroup;
 use model::Labels;
 use route::RouteTree;
@@ -31,18 +33,26 @@ pub(crate) struct Dispatcher {
     pipeline: Pipeline,
     /// Groups by (route node, group labels).
     groups: Mutex<HashMap<(usize, Labels), Arc<AggrGroup>>>,
-    /// Consulted on every flush: a silenced alert is not notified (Alertmanager's silence
-    /// stage, ahead of the integrations).
-    silences: Arc<Silences>,
+    mutes: Mutes,
     clock: Clock,
     external_url: String,
+}
+
+/// What a flush consults before the integrations: an inhibited or silenced alert is not
+/// notified (Alertmanager's inhibit and silence stages).
+#[derive(Debug)]
+pub(crate) struct Mutes {
+    pub silences: Arc<Silences>,
+    pub inhibitor: Arc<Inhibitor>,
+    /// The inhibitor's sources: every alert the Alertmanager holds, not only this group's.
+    pub store: Arc<AlertStore>,
 }
 
 impl Dispatcher {
     pub fn new(
         routes: RouteTree,
         pipeline: Pipeline,
-        silences: Arc<Silences>,
+        mutes: Mutes,
         clock: Clock,
         external_url: String,
     ) -> Self {
@@ -50,7 +60,7 @@ impl Dispatcher {
             routes,
             pipeline,
             groups: Mutex::new(HashMap::new()),
-            silences,
+            mutes,
             clock,
             external_url,
         }
@@ -74,6 +84,23 @@ impl Dispatcher {
             }
         }
         out
+    }
+
+    /// The aggregation groups `labels` falls into: per matching route, its node, receiver and
+    /// group labels (the key the dispatcher groups by).
+    pub fn groups_for(&self, labels: &Labels) -> Vec<(usize, String, Labels)> {
+        self.routes
+            .match_labels(labels)
+            .into_iter()
+            .filter_map(|index| {
+                let node = self.routes.node(index)?;
+                Some((
+                    index,
+                    node.opts.receiver.clone(),
+                    node.opts.group_labels(labels),
+                ))
+            })
+            .collect()
     }
 
     pub fn pipeline(&self) -> &Pipeline {
@@ -131,7 +158,12 @@ impl Dispatcher {
                 continue;
             }
             next = Instant::now() + group.opts.group_interval;
-            self.flush(&group).await;
+            // Shutdown does not wait for a flush stuck retrying an unreachable receiver; an
+            // interrupted notification is not logged, so it is sent again (at least once).
+            tokio::select! {
+                _ = self.flush(&group) => {}
+                _ = shutdown.cancelled() => return,
+            }
             if self.remove_if_empty(route, &group) {
                 tracing::debug!(group_key = %group.key, "aggregation group empty, removed");
                 return;
@@ -145,12 +177,22 @@ impl Dispatcher {
         if snapshot.alerts.is_empty() {
             return;
         }
-        // Silenced alerts, firing or resolved, are dropped before the integrations see them.
-        // A flush left with nothing to send succeeds, as Alertmanager's stages end early on an
-        // empty list: resolved alerts still leave the group and the notification log is kept.
-        snapshot
-            .alerts
-            .retain(|a| self.silences.silenced_by(&a.labels, now).is_empty());
+        // Inhibited and silenced alerts, firing or resolved, are dropped before the
+        // integrations see them. A flush left with nothing to send succeeds, as Alertmanager's
+        // stages end early on an empty list: resolved alerts still leave the group and the
+        // notification log is kept. The inhibitor's sources are read once per flush.
+        let sources = if self.mutes.inhibitor.is_empty() {
+            Vec::new()
+        } else {
+            self.mutes.store.unresolved(now)
+        };
+        snapshot.alerts.retain(|a| {
+            self.mutes
+                .inhibitor
+                .inhibited_by(&a.labels, &sources, now)
+                .is_none()
+                && self.mutes.silences.silenced_by(&a.labels, now).is_empty()
+        });
         if snapshot.alerts.is_empty() {
             group.delete_resolved(&snapshot.resolved);
             return;

@@ -1,5 +1,6 @@
 //! Dispatcher timing and routing on tokio's paused clock, with a recording integration:
-//! group_wait, group_interval ticks, repeat_interval, resolved handling, `continue`, retries.
+//! group_wait, group_interval ticks, repeat_interval, resolved handling, `continue`, retries,
+//! inhibition.
 
 use crate::notify::test_support::{recording_pipeline, Calls};
 use crate::notify::NotifyAlert;
@@ -187,12 +188,15 @@ async fn continue_routes_to_several_groups() {
     ))
     .unwrap();
     let h = Harness::start(&config, &["webhook", "slack", "errors"], true);
+    // Different services, so the config's inhibit rule (equal: [service]) mutes neither.
     h.firing(&[
         ("alertname", "KubePodCrashLooping"),
+        ("service", "checkout"),
         ("severity", "critical"),
     ]);
     h.firing(&[
         ("alertname", "KubePodCrashLooping"),
+        ("service", "cart"),
         ("severity", "warning"),
     ]);
     h.firing(&[("alertname", "Boom"), ("demo", "errors")]);
@@ -320,5 +324,70 @@ async fn silenced_alerts_are_not_notified_and_show_suppressed() {
             .count(),
         0
     );
+    h.stop().await;
+}
+
+const INHIBITING: &str = "route:\n  receiver: r\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 5s\nreceivers:\n- name: r\ninhibit_rules:\n- source_matchers: ['severity=\"critical\"']\n  target_match: {severity: warning}\n  equal: [service]\n";
+
+#[tokio::test(start_paused = true)]
+async fn inhibited_alerts_wait_until_their_source_resolves() {
+    let h = Harness::start(INHIBITING, &["r"], true);
+    h.firing(&[
+        ("alertname", "Down"),
+        ("i", "crit"),
+        ("service", "a"),
+        ("severity", "critical"),
+    ]);
+    h.firing(&[
+        ("alertname", "Slow"),
+        ("i", "warn-a"),
+        ("service", "a"),
+        ("severity", "warning"),
+    ]);
+    h.firing(&[
+        ("alertname", "Slow"),
+        ("i", "warn-b"),
+        ("service", "b"),
+        ("severity", "warning"),
+    ]);
+    sleep(Duration::from_millis(1500)).await;
+    let mut first: Vec<_> = h.sent().iter().flat_map(|(_, a)| names(a)).collect();
+    first.sort();
+    assert_eq!(
+        first,
+        vec![("crit".into(), false), ("warn-b".into(), false)],
+        "warn-a is inhibited by crit (same service); warn-b is not"
+    );
+    let view = h.am.alerts();
+    let warn_a = view
+        .iter()
+        .find(|a| a.labels.get("i") == Some("warn-a"))
+        .unwrap();
+    let crit = view
+        .iter()
+        .find(|a| a.labels.get("i") == Some("crit"))
+        .unwrap();
+    assert_eq!(
+        warn_a.inhibited_by,
+        vec![crate::fingerprint_hex(crit.fingerprint)]
+    );
+    assert_eq!(warn_a.state, crate::AlertViewState::Suppressed);
+
+    // The source resolves: the next tick of warn-a's group notifies it.
+    h.resolve(&[
+        ("alertname", "Down"),
+        ("i", "crit"),
+        ("service", "a"),
+        ("severity", "critical"),
+    ]);
+    sleep(Duration::from_secs(5)).await;
+    let later: Vec<_> = h
+        .sent()
+        .iter()
+        .skip(2)
+        .flat_map(|(_, a)| names(a))
+        .collect();
+    assert!(later.contains(&("warn-a".into(), false)), "{later:?}");
+    assert!(h.am.alerts().iter().all(|a| a.inhibited_by.is_empty()));
     h.stop().await;
 }

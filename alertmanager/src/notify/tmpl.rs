@@ -37,6 +37,18 @@ pub(crate) struct NotificationTemplates {
 }
 
 impl NotificationTemplates {
+    /// Alertmanager's default templates alone: the fallback when the config's files fail to
+    /// load after the config was accepted.
+    pub fn defaults() -> Self {
+        let funcs = alertmanager_funcs();
+        let mut set = Templates::new();
+        // The constant is parsed by the tests, so this cannot fail in a release.
+        if let Err(error) = set.parse("default.tmpl", DEFAULT_TEMPLATES, &|n| funcs.contains(n)) {
+            tracing::error!(%error, "the default notification templates failed to parse");
+        }
+        NotificationTemplates { set, funcs }
+    }
+
     /// The defaults, then each file in order (a later `define` of a name wins, as in Go).
     pub fn load(files: &[&Path]) -> Result<Self, String> {
         let funcs = alertmanager_funcs();

@@ -3,6 +3,7 @@
 //! configured HTTP client settings.
 
 use super::data::Data;
+use super::http::{check_response, read_secret_file, HttpClient};
 use super::{FlushContext, NotifyAlert, NotifyError};
 use crate::config::{HttpConfig, WebhookConfig};
 use crate::goformat::to_json_go;
@@ -49,46 +50,26 @@ pub(crate) fn build_body(
 #[derive(Debug)]
 pub(crate) struct WebhookNotifier {
     config: WebhookConfig,
-    http: HttpConfig,
-    client: reqwest::Client,
+    client: HttpClient,
 }
 
 impl WebhookNotifier {
     /// `global_http` is `global.http_config`, which the entry's own `http_config` replaces.
     pub fn new(config: WebhookConfig, global_http: Option<&HttpConfig>) -> WebhookNotifier {
-        let http = config
-            .http_config
-            .clone()
-            .or_else(|| global_http.cloned())
-            .unwrap_or_default();
-        let redirect = if http.follow_redirects.unwrap_or(true) {
-            reqwest::redirect::Policy::limited(10)
-        } else {
-            reqwest::redirect::Policy::none()
-        };
-        let mut builder = reqwest::Client::builder()
-            .redirect(redirect)
-            .user_agent(concat!("Vigil-Alertmanager/", env!("CARGO_PKG_VERSION")));
-        if let Some(t) = config.timeout {
-            builder = builder.timeout(t.0);
-        }
-        let client = builder.build().unwrap_or_else(|error| {
-            tracing::error!(%error, "building the webhook HTTP client failed; using defaults");
-            reqwest::Client::new()
-        });
-        WebhookNotifier {
-            config,
-            http,
-            client,
-        }
+        let client = HttpClient::new(
+            config.http_config.as_ref(),
+            global_http,
+            config.timeout.map(|t| t.0),
+        );
+        WebhookNotifier { config, client }
     }
 
     pub fn send_resolved(&self) -> bool {
         self.config.send_resolved()
     }
 
-    /// Posts one notification. Network errors and 5xx answers are retryable; anything else
-    /// that is not 2xx is not (Alertmanager 0.25's rule).
+    /// Posts one notification. Network errors, 5xx and 429 answers are retryable; anything
+    /// else that is not 2xx is not (see [`check_response`]).
     pub async fn notify(
         &self,
         ctx: &FlushContext,
@@ -96,72 +77,13 @@ impl WebhookNotifier {
     ) -> Result<(), NotifyError> {
         let url = match (&self.config.url, &self.config.url_file) {
             (Some(url), _) => url.clone(),
-            (None, Some(file)) => tokio::fs::read_to_string(file)
-                .await
-                .map(|s| s.trim().to_string())
-                .map_err(|e| NotifyError::permanent(format!("reading url_file {file:?}: {e}")))?,
+            (None, Some(file)) => read_secret_file(file).await?,
             (None, None) => return Err(NotifyError::permanent("no url configured".into())),
         };
         let body = build_body(ctx, alerts, self.config.max_alerts)
             .map_err(|e| NotifyError::permanent(format!("encoding webhook message: {e}")))?;
-        let mut request = self
-            .client
-            .post(&url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body);
-        request = self.authorize(request).await?;
-        let response = request
-            .send()
-            .await
-            // The URL may carry a secret, so only the error kind is reported.
-            .map_err(|e| NotifyError::retryable(format!("posting webhook: {}", e.without_url())))?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let message = format!("unexpected status code {}", status.as_u16());
-        if status.is_server_error() {
-            Err(NotifyError::retryable(message))
-        } else {
-            Err(NotifyError::permanent(message))
-        }
-    }
-
-    async fn authorize(
-        &self,
-        request: reqwest::RequestBuilder,
-    ) -> Result<reqwest::RequestBuilder, NotifyError> {
-        let read = |path: String| async move {
-            tokio::fs::read_to_string(&path)
-                .await
-                .map(|s| s.trim().to_string())
-                .map_err(|e| NotifyError::permanent(format!("reading {path:?}: {e}")))
-        };
-        if let Some(basic) = &self.http.basic_auth {
-            let password = match (&basic.password, &basic.password_file) {
-                (Some(p), _) => Some(p.clone()),
-                (None, Some(f)) => Some(read(f.clone()).await?),
-                (None, None) => None,
-            };
-            return Ok(request.basic_auth(&basic.username, password));
-        }
-        if let Some(auth) = &self.http.authorization {
-            let credentials = match (&auth.credentials, &auth.credentials_file) {
-                (Some(c), _) => c.clone(),
-                (None, Some(f)) => read(f.clone()).await?,
-                (None, None) => String::new(),
-            };
-            let scheme = auth.kind.as_deref().unwrap_or("Bearer");
-            return Ok(request.header(
-                reqwest::header::AUTHORIZATION,
-                format!("{scheme} {credentials}"),
-            ));
-        }
-        match (&self.http.bearer_token, &self.http.bearer_token_file) {
-            (Some(t), _) => Ok(request.bearer_auth(t)),
-            (None, Some(f)) => Ok(request.bearer_auth(read(f.clone()).await?)),
-            (None, None) => Ok(request),
-        }
+        let response = self.client.post_json(&url, body).await?;
+        check_response(response).await
     }
 }
 

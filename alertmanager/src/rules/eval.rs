@@ -8,6 +8,12 @@ use super::QueryFn;
 use model::{Appender, Labels, Sample, Series, STALE_NAN_BITS};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// The series of every pending or firing alert: value 1, labels plus `alertstate`.
+pub const ALERTS_METRIC: &str = "ALERTS";
+/// The series remembering when each pending or firing alert became active (Unix seconds), so
+/// the `for` state can be restored after a restart.
+pub const ALERTS_FOR_STATE_METRIC: &str = "ALERTS_FOR_STATE";
+
 /// How long a resolved alert is kept and re-sent, so every Alertmanager hears it resolved
 /// (Prometheus's `resolvedRetention`).
 pub const RESOLVED_RETENTION_MS: i64 = 15 * 60 * 1000;
@@ -95,6 +101,9 @@ pub(crate) struct EvalContext<'a> {
 #[derive(Debug, Default)]
 pub(crate) struct AlertingState {
     active: BTreeMap<Labels, AlertInstance>,
+    /// The `ALERTS`/`ALERTS_FOR_STATE` series written last time, so the ones that disappear
+    /// get a staleness marker.
+    written: BTreeSet<Labels>,
 }
 
 impl AlertingState {
@@ -221,6 +230,45 @@ impl AlertingState {
             }
         }
         due
+    }
+
+    /// Prometheus's `ALERTS{alertstate}` (1) and `ALERTS_FOR_STATE` (active since, in whole
+    /// Unix seconds) samples at `t` for every pending or firing alert, plus a staleness marker
+    /// for each series written last time and gone now (a state change moves `ALERTS` to a new
+    /// series).
+    pub fn state_series(&mut self, t: i64) -> Vec<Series> {
+        let mut out = Vec::new();
+        let mut current = BTreeSet::new();
+        for a in self
+            .active
+            .values()
+            .filter(|a| a.state != AlertState::Inactive)
+        {
+            let alerts = a
+                .labels
+                .with(model::METRIC_NAME, ALERTS_METRIC)
+                .with("alertstate", a.state.as_str());
+            let for_state = a.labels.with(model::METRIC_NAME, ALERTS_FOR_STATE_METRIC);
+            let active_since = a.active_at.div_euclid(1000) as f64;
+            for (labels, v) in [(alerts, 1.0), (for_state, active_since)] {
+                current.insert(labels.clone());
+                out.push(Series {
+                    labels,
+                    samples: vec![Sample { t, v }],
+                });
+            }
+        }
+        for gone in self.written.difference(&current) {
+            out.push(Series {
+                labels: gone.clone(),
+                samples: vec![Sample {
+                    t,
+                    v: f64::from_bits(STALE_NAN_BITS),
+                }],
+            });
+        }
+        self.written = current;
+        out
     }
 
     /// Pending and firing alerts.

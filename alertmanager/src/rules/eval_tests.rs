@@ -384,3 +384,58 @@ fn group_statuses_report_health_last_error_and_alerts() {
     );
     assert_eq!(st[0].rules[1].health, RuleHealth::Ok, "health is per rule");
 }
+
+#[test]
+fn alerts_and_for_state_series_follow_the_alert() {
+    // The captured run: ALERTS_FOR_STATE{alertname="DemoServiceDown",…} = 1795804038 (the
+    // activeAt in whole seconds), without external labels (prom_query_ALERTS_FOR_STATE.json).
+    let (m, script, _, store) = setup(DEMO);
+    script.set(EXPR, down());
+    for s in 0..4 {
+        m.eval_group_at(0, T0 + s * 1000);
+    }
+    script.set(EXPR, vec![]);
+    m.eval_group_at(0, T0 + 4000);
+
+    let series = store.select(0, i64::MAX, &[]).unwrap();
+    let alert = Labels::from_pairs([
+        ("alertname", "DemoServiceDown"),
+        ("service", "checkout"),
+        ("severity", "critical"),
+        ("team", "checkout-team"),
+    ]);
+    let find = |labels: Labels| {
+        let s = series
+            .iter()
+            .find(|s| s.labels == labels)
+            .unwrap_or_else(|| panic!("no series {labels}"));
+        s.samples
+            .iter()
+            .map(|x| (x.t - T0, if model::is_stale_nan(x.v) { -1.0 } else { x.v }))
+            .collect::<Vec<_>>()
+    };
+    let pending = alert
+        .with("__name__", ALERTS_METRIC)
+        .with("alertstate", "pending");
+    let firing = alert
+        .with("__name__", ALERTS_METRIC)
+        .with("alertstate", "firing");
+    let for_state = alert.with("__name__", ALERTS_FOR_STATE_METRIC);
+    assert_eq!(
+        find(pending),
+        vec![(0, 1.0), (1000, 1.0), (2000, 1.0), (3000, -1.0)],
+        "pending until `for` (3s) passed, then stale"
+    );
+    assert_eq!(find(firing), vec![(3000, 1.0), (4000, -1.0)]);
+    assert_eq!(
+        find(for_state),
+        vec![
+            (0, 1_795_804_038.0),
+            (1000, 1_795_804_038.0),
+            (2000, 1_795_804_038.0),
+            (3000, 1_795_804_038.0),
+            (4000, -1.0)
+        ]
+    );
+    assert_eq!(series.len(), 3);
+}

@@ -203,6 +203,14 @@ impl RuleManager {
                                     .into_iter()
                                     .map(|a| self.postable(&r.expr, a)),
                             );
+                            // As in Prometheus, a failed write of the state series is logged
+                            // and does not fail the rule.
+                            let series = s.state_series(ctx.query_ts_ms);
+                            if !series.is_empty() {
+                                if let Err(error) = self.appender.append(&series) {
+                                    tracing::warn!(rule = %r.name, %error, "writing ALERTS series failed");
+                                }
+                            }
                             Ok(())
                         }
                         Err(error) => {

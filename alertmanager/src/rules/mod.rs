@@ -14,7 +14,9 @@ mod template;
 #[cfg(test)]
 mod eval_tests;
 
-pub use eval::{ActiveAlert, AlertState, RESOLVED_RETENTION_MS};
+pub use eval::{
+    ActiveAlert, AlertState, ALERTS_FOR_STATE_METRIC, ALERTS_METRIC, RESOLVED_RETENTION_MS,
+};
 pub use file::{load_rule_files, parse_rule_file, AlertingRule, RecordingRule, Rule, RuleGroup};
 pub use manager::{
     AlertSink, RuleManager, RuleManagerOptions, DEFAULT_EVALUATION_INTERVAL, DEFAULT_RESEND_DELAY,

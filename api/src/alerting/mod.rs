@@ -30,6 +30,7 @@ pub fn routes(state: &AppState) -> Router<Arc<AppState>> {
                 .post(v2::post_alerts)
                 .layer(DefaultBodyLimit::max(state.limits.max_body_bytes)),
         )
+        .route("/api/v2/alerts/groups", get(v2::get_alert_groups))
         .route("/api/v2/receivers", get(v2::receivers))
         .route("/api/v2/status", get(v2::status))
         .route("/api/v2/silences", get(silences::list).post(silences::post))

@@ -1,6 +1,7 @@
 //! Alertmanager API v2 over the in-process Alertmanager: `GET`/`POST /api/v2/alerts`,
-//! `GET /api/v2/receivers` and `GET /api/v2/status` (silences are in `silences.rs`), in Alertmanager 0.25's JSON (field order
-//! of go-swagger's models, `strfmt.DateTime` times, errors as a JSON string with status 400).
+//! `GET /api/v2/alerts/groups`, `GET /api/v2/receivers` and `GET /api/v2/status` (silences are
+//! in `silences.rs`), in Alertmanager 0.25's JSON (field order of go-swagger's models,
+//! `strfmt.DateTime` times, errors as a JSON string with status 400).
 
 use super::gofmt::{openapi_time, LabelMap};
 use crate::params::Params;
@@ -140,6 +141,15 @@ impl AlertFilter {
     }
 
     fn keeps(&self, a: &AlertView) -> bool {
+        self.keeps_ignoring_receiver(a)
+            && self
+                .receiver
+                .as_ref()
+                .is_none_or(|r| a.receivers.iter().any(|name| r.matches(name)))
+    }
+
+    /// The state, silence, inhibition and label filters, without the receiver one.
+    fn keeps_ignoring_receiver(&self, a: &AlertView) -> bool {
         let state_ok = match a.state {
             AlertViewState::Active => self.active,
             AlertViewState::Unprocessed => self.unprocessed,
@@ -149,10 +159,6 @@ impl AlertFilter {
             && (self.silenced || a.silenced_by.is_empty())
             && (self.inhibited || a.inhibited_by.is_empty())
             && self.matchers.iter().all(|m| m.matches_labels(&a.labels))
-            && self
-                .receiver
-                .as_ref()
-                .is_none_or(|r| a.receivers.iter().any(|name| r.matches(name)))
     }
 }
 
@@ -199,6 +205,24 @@ struct Receiver<'a> {
     name: &'a str,
 }
 
+fn gettable(a: &AlertView) -> GettableAlert<'_> {
+    GettableAlert {
+        annotations: LabelMap(&a.annotations),
+        ends_at: openapi_time(&a.ends_at),
+        fingerprint: fingerprint_hex(a.fingerprint),
+        receivers: a.receivers.iter().map(|name| Receiver { name }).collect(),
+        starts_at: openapi_time(&a.starts_at),
+        status: AlertStatus {
+            inhibited_by: &a.inhibited_by,
+            silenced_by: &a.silenced_by,
+            state: a.state.as_str(),
+        },
+        updated_at: openapi_time(&a.updated_at),
+        generator_url: &a.generator_url,
+        labels: LabelMap(&a.labels),
+    }
+}
+
 pub async fn get_alerts(
     State(st): State<Arc<AppState>>,
     params: Params,
@@ -212,22 +236,37 @@ pub async fn get_alerts(
         .collect();
     // Alertmanager sorts by the fingerprint's hex string, which is numeric order.
     views.sort_by_key(|a| a.fingerprint);
-    let body: Vec<GettableAlert> = views
+    let body: Vec<GettableAlert> = views.iter().map(gettable).collect();
+    Ok(json(StatusCode::OK, &body))
+}
+
+/// API v2's `alertGroup`, fields in go-swagger's order.
+#[derive(Serialize)]
+struct AlertGroup<'a> {
+    alerts: Vec<GettableAlert<'a>>,
+    labels: LabelMap<'a>,
+    receiver: Receiver<'a>,
+}
+
+/// `GET /api/v2/alerts/groups`: the alerts in the aggregation groups the router puts them in.
+/// The alert filters apply to each alert; `receiver` applies to the group's route, and a group
+/// left without alerts is not shown, as in Alertmanager 0.25.
+pub async fn get_alert_groups(
+    State(st): State<Arc<AppState>>,
+    params: Params,
+) -> Result<Response, V2Error> {
+    let am = alertmanager(&st)?;
+    let filter = AlertFilter::parse(&params)?;
+    let groups = am.alert_groups(
+        |a| filter.keeps_ignoring_receiver(a),
+        |name| filter.receiver.as_ref().is_none_or(|r| r.matches(name)),
+    );
+    let body: Vec<AlertGroup> = groups
         .iter()
-        .map(|a| GettableAlert {
-            annotations: LabelMap(&a.annotations),
-            ends_at: openapi_time(&a.ends_at),
-            fingerprint: fingerprint_hex(a.fingerprint),
-            receivers: a.receivers.iter().map(|name| Receiver { name }).collect(),
-            starts_at: openapi_time(&a.starts_at),
-            status: AlertStatus {
-                inhibited_by: &a.inhibited_by,
-                silenced_by: &a.silenced_by,
-                state: a.state.as_str(),
-            },
-            updated_at: openapi_time(&a.updated_at),
-            generator_url: &a.generator_url,
-            labels: LabelMap(&a.labels),
+        .map(|g| AlertGroup {
+            alerts: g.alerts.iter().map(gettable).collect(),
+            labels: LabelMap(&g.labels),
+            receiver: Receiver { name: &g.receiver },
         })
         .collect();
     Ok(json(StatusCode::OK, &body))
