@@ -45,9 +45,41 @@ pub struct ServerCore {
     #[arg(long = "storage.tsdb.path", default_value = "data/tsdb")]
     pub tsdb_path: PathBuf,
 
+    /// How long samples are kept: blocks whose every sample is older than this (counted back
+    /// from the newest sample) are deleted. Default 15d when no retention flag is given; 0
+    /// sets no time limit.
+    #[arg(long = "storage.tsdb.retention.time", value_parser = parse_duration)]
+    pub tsdb_retention_time: Option<Duration>,
+
+    /// Most bytes blocks and WAL may take (B, KB, MB, GB, TB, PB, EB, each 1024 times the
+    /// last, as Prometheus); the oldest blocks are deleted beyond it. Unset sets no bound.
+    #[arg(long = "storage.tsdb.retention.size", value_parser = tsdb::parse_bytes)]
+    pub tsdb_retention_size: Option<u64>,
+
+    /// Time range of a block cut from the head (Prometheus's flag of the same name); for
+    /// tests, which need blocks within seconds.
+    #[arg(long = "storage.tsdb.min-block-duration", default_value = "2h", value_parser = parse_duration, hide = true)]
+    pub tsdb_min_block_duration: Duration,
+
     /// Directory of the log store (tantivy indexes).
     #[arg(long = "storage.logs.path", default_value = "data/logs")]
     pub storage_logs_path: PathBuf,
+
+    /// Time window of one log partition (one tantivy index). Queries open only the partitions
+    /// overlapping their range, and retention deletes whole partitions.
+    #[arg(long = "storage.logs.partition", default_value = "1h", value_parser = parse_duration)]
+    pub storage_logs_partition: Duration,
+
+    /// How long log lines are kept: partitions entirely older than this are deleted. Unset or
+    /// 0 keeps them forever, as Loki does by default.
+    #[arg(long = "storage.logs.retention.time", value_parser = parse_duration)]
+    pub storage_logs_retention_time: Option<Duration>,
+
+    /// Most bytes the log partitions may take (B, KB, MB, GB, TB, PB, EB, each 1024 times the
+    /// last, as --storage.tsdb.retention.size); the oldest partitions are deleted beyond it,
+    /// never the newest. Unset or 0B sets no bound.
+    #[arg(long = "storage.logs.retention.size", value_parser = tsdb::parse_bytes)]
+    pub storage_logs_retention_size: Option<u64>,
 
     /// Prometheus rule file to load; repeat the flag for several files. Added to the
     /// `rule_files` of --config.file.
@@ -64,8 +96,8 @@ pub struct ServerCore {
     #[arg(long = "alertmanager.config.file")]
     pub alertmanager_config: Option<PathBuf>,
 
-    /// Directory where the in-process Alertmanager keeps its silences. Default: `alertmanager`
-    /// beside --storage.tsdb.path (data/alertmanager by default).
+    /// Directory where the in-process Alertmanager keeps its silences and notification log.
+    /// Default: `alertmanager` beside --storage.tsdb.path (data/alertmanager by default).
     #[arg(long = "alertmanager.storage.path")]
     pub alertmanager_storage: Option<PathBuf>,
 
@@ -159,6 +191,18 @@ pub struct AgentArgs {
     )]
     pub listen: Option<SocketAddr>,
 
+    /// Prometheus-format config file whose `global` scrape settings and `scrape_configs` the
+    /// agent scrapes (static targets, relabeling, limits); their health is served at
+    /// /api/v1/targets on --web.listen-address.
+    #[arg(long = "config.file")]
+    pub config_file: Option<PathBuf>,
+
+    /// Also scrape this node's pods annotated prometheus.io/scrape: "true" (with
+    /// prometheus.io/port, /path, /scheme), found through the Kubernetes API server with the
+    /// pod's ServiceAccount; the job is named kubernetes-pods.
+    #[arg(long = "scrape.kubernetes-pods")]
+    pub kubernetes_pods: bool,
+
     #[command(flatten)]
     pub sources: AgentSources,
 }
@@ -198,7 +242,22 @@ impl UpArgs {
             logs_push_url: format!("{base}/loki/api/v1/push"),
             // The server of `vigil up` answers the probes; a second listener would only clash.
             listen: None,
+            // The server of `vigil up` reads --config.file; it does not scrape yet.
+            config_file: None,
+            kubernetes_pods: false,
             sources,
+        }
+    }
+}
+
+impl ServerCore {
+    /// The log store's options from the `--storage.logs.*` flags; zero means "no bound".
+    pub fn log_store_options(&self) -> logstore::LogStoreOptions {
+        logstore::LogStoreOptions {
+            partition: self.storage_logs_partition,
+            retention_time: self.storage_logs_retention_time.filter(|d| !d.is_zero()),
+            retention_bytes: self.storage_logs_retention_size.filter(|b| *b > 0),
+            ..logstore::LogStoreOptions::default()
         }
     }
 }
@@ -228,6 +287,40 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn log_store_flags_become_its_options() {
+        let cli = Cli::try_parse_from([
+            "vigil",
+            "server",
+            "--storage.logs.partition=2h",
+            "--storage.logs.retention.time=7d",
+            "--storage.logs.retention.size=50GB",
+        ])
+        .unwrap();
+        let Command::Server(server) = cli.command else {
+            panic!("not the server command")
+        };
+        let options = server.core.log_store_options();
+        assert_eq!(options.partition, Duration::from_secs(7200));
+        assert_eq!(options.retention_time, Some(Duration::from_secs(7 * 86400)));
+        assert_eq!(options.retention_bytes, Some(50 << 30));
+
+        let cli =
+            Cli::try_parse_from(["vigil", "server", "--storage.logs.retention.time=0s"]).unwrap();
+        let Command::Server(server) = cli.command else {
+            panic!("not the server command")
+        };
+        let options = server.core.log_store_options();
+        assert_eq!(options.partition, logstore::DEFAULT_PARTITION);
+        assert_eq!(
+            (options.retention_time, options.retention_bytes),
+            (None, None)
+        );
+        assert!(
+            Cli::try_parse_from(["vigil", "server", "--storage.logs.retention.size=10XB"]).is_err()
+        );
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! The server's configuration file, in Prometheus's format so existing files load unchanged.
 //!
 //! Applied now: `global.evaluation_interval`, `global.external_labels`, `rule_files` (paths
-//! relative to the file, `*` and `?` allowed in the last component). Other sections Prometheus
+//! relative to the file, `*` and `?` allowed in the last component), `remote_write` (every
+//! accepted sample forwarded, see `collector::ForwardConfig`). Other sections Prometheus
 //! defines are accepted and named in a warning; keys Prometheus does not know are errors.
+
+mod remote_write;
 
 use anyhow::{bail, Context};
 use std::collections::BTreeMap;
@@ -14,7 +17,6 @@ const UNAPPLIED_SECTIONS: &[&str] = &[
     "scrape_configs",
     "scrape_config_files",
     "alerting",
-    "remote_write",
     "remote_read",
     "storage",
     "tracing",
@@ -60,6 +62,8 @@ pub struct ServerConfig {
     pub evaluation_interval: Option<Duration>,
     pub external_labels: BTreeMap<String, String>,
     pub rule_files: Vec<PathBuf>,
+    /// `remote_write`, with `external_labels` already attached to each entry.
+    pub remote_write: Vec<collector::ForwardConfig>,
     /// The file as parsed, for showing it back with secrets redacted.
     document: Option<serde_yaml::Value>,
 }
@@ -94,6 +98,9 @@ impl ServerConfig {
                         cfg.rule_files.extend(expand_glob(&base.join(p))?);
                     }
                 }
+                "remote_write" => {
+                    cfg.remote_write = remote_write::parse(&value, base)?;
+                }
                 k if UNAPPLIED_SECTIONS.contains(&k) => {
                     tracing::warn!(
                         section = k,
@@ -102,6 +109,10 @@ impl ServerConfig {
                 }
                 other => bail!("field {other} not found in type config.plain"),
             }
+        }
+        let external = model::Labels::from_pairs(cfg.external_labels.clone());
+        for rw in &mut cfg.remote_write {
+            rw.external_labels = external.clone();
         }
         Ok(cfg)
     }
@@ -207,7 +218,7 @@ mod tests {
     #[test]
     fn secrets_are_redacted_when_shown() {
         let cfg = ServerConfig::parse(
-            "remote_write:\n  - url: http://x\n    basic_auth: {username: u, password: hunter2}\n    authorization: {credentials: tok}\n",
+            "remote_write:\n  - url: http://x\n    basic_auth: {username: u, password: hunter2}\n  - url: http://y\n    authorization: {credentials: tok}\n",
             Path::new("."),
         )
         .unwrap();
@@ -219,6 +230,25 @@ mod tests {
         assert!(shown.contains("password: <secret>"), "{shown}");
         assert!(shown.contains("username: u"), "{shown}");
         assert!(ServerConfig::default().redacted_yaml().is_empty());
+    }
+
+    #[test]
+    fn remote_write_gets_external_labels_and_secrets_stay_hidden() {
+        let cfg = ServerConfig::parse(
+            "remote_write:\n  - url: http://r/api/v1/write\n    bearer_token: s3cret\nglobal:\n  external_labels: {cluster: eu}\n",
+            Path::new("."),
+        )
+        .unwrap();
+        assert_eq!(cfg.remote_write.len(), 1);
+        assert_eq!(
+            cfg.remote_write[0].external_labels.get("cluster"),
+            Some("eu")
+        );
+        let shown = cfg.redacted_yaml();
+        assert!(
+            shown.contains("bearer_token: <secret>") && !shown.contains("s3cret"),
+            "{shown}"
+        );
     }
 
     #[test]

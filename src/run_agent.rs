@@ -15,6 +15,14 @@ pub async fn run(args: AgentArgs, shutdown: CancellationToken) -> anyhow::Result
     cfg.state_path = s.state_path;
     cfg.scrape_interval = s.interval;
     cfg.web_listen_address = args.listen;
+    if let Some(path) = &args.config_file {
+        cfg.scrape = collector::ScrapeFile::load(path)?;
+    }
+    if args.kubernetes_pods {
+        cfg.scrape
+            .scrape_configs
+            .push(collector::ScrapeConfig::annotated_pods()?);
+    }
     collector::run_agent(cfg, shutdown).await?;
     Ok(())
 }

@@ -20,12 +20,16 @@ pub struct Started {
     pub address: SocketAddr,
     serving: JoinHandle<std::io::Result<()>>,
     background: Vec<JoinHandle<()>>,
+    /// Stops the remote-write queues once the HTTP server has drained, so what the last
+    /// requests appended is still forwarded.
+    forward_stop: CancellationToken,
 }
 
 impl Started {
     /// Waits until the HTTP server has stopped (after shutdown) and background tasks finished.
     pub async fn wait(self) -> anyhow::Result<()> {
         let served = self.serving.await.context("HTTP server task")?;
+        self.forward_stop.cancel();
         for task in self.background {
             let _ = task.await;
         }
@@ -49,7 +53,7 @@ pub async fn start(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Res
     // Replays the WAL before the server listens, so every acknowledged sample is queryable
     // from the first request on.
     let head = Arc::new(
-        tsdb::Tsdb::open(&core.tsdb_path, tsdb::TsdbOptions::default())
+        tsdb::Tsdb::open(&core.tsdb_path, tsdb_options(core))
             .with_context(|| format!("open tsdb at {}", core.tsdb_path.display()))?,
     );
     let engine_options = promql::EngineOptions {
@@ -59,7 +63,7 @@ pub async fn start(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Res
     };
     let engine = Arc::new(promql::Engine::new(head.clone(), engine_options.clone()));
     let logs = Arc::new(
-        LogStore::open(&core.storage_logs_path)
+        LogStore::open_with(&core.storage_logs_path, core.log_store_options())
             .with_context(|| format!("open log store at {}", core.storage_logs_path.display()))?,
     );
 
@@ -73,6 +77,32 @@ pub async fn start(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Res
         .unwrap_or_else(|| format!("http://{address}"));
 
     let mut background = Vec::new();
+    // Remote write out: every sample the store accepts (remote write in, rule results) is
+    // queued for each `remote_write` receiver.
+    let forward_queues = config
+        .remote_write
+        .iter()
+        .cloned()
+        .map(collector::ForwardConfig::build)
+        .collect::<Result<Vec<_>, _>>()
+        .context("remote_write")?;
+    let forward_stop = CancellationToken::new();
+    for q in &forward_queues {
+        tracing::info!(
+            remote_name = q.name(),
+            url = q.url(),
+            "remote write enabled"
+        );
+        background.push(tokio::spawn(q.clone().run(forward_stop.clone())));
+    }
+    let appender: Arc<dyn model::Appender> = if forward_queues.is_empty() {
+        head.clone()
+    } else {
+        Arc::new(collector::ForwardingAppender::new(
+            head.clone(),
+            forward_queues.clone(),
+        ))
+    };
     let mut alertmanager = None;
     let sink: Arc<dyn AlertSink> = match &core.alertmanager_config {
         Some(path) => {
@@ -104,7 +134,7 @@ pub async fn start(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Res
     let rules = Arc::new(RuleManager::new(
         groups,
         query_fn(engine.clone()),
-        head.clone(),
+        appender.clone(),
         sink,
         RuleManagerOptions {
             evaluation_interval: config
@@ -117,10 +147,16 @@ pub async fn start(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Res
     ));
     background.push(tokio::spawn(rules.clone().run(shutdown.clone())));
 
-    let mut state = api::AppState::new(head.clone(), head.clone(), engine, logs);
+    let mut state = api::AppState::new(head.clone(), appender, engine, logs);
+    if !forward_queues.is_empty() {
+        state.text_metrics.push(Arc::new(move || {
+            collector::render_forward_metrics(&forward_queues)
+        }));
+    }
     state.engine_options = engine_options;
     state.config_yaml = config.redacted_yaml();
     state.tsdb_status = Some(tsdb_status_fn(head.clone()));
+    state.storage_retention = tsdb_options(core).retention.to_string();
     // Replay finishes before the server listens, so the figures are final from the start.
     let replay = head.replay_stats();
     let last = replay.last_segment.unwrap_or(0);
@@ -154,7 +190,25 @@ pub async fn start(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Res
         address,
         serving,
         background,
+        forward_stop,
     })
+}
+
+/// The TSDB's options from the `--storage.tsdb.*` flags. As in Prometheus, the retention
+/// time defaults to 15d only when neither retention flag is given, and 0 means no limit.
+fn tsdb_options(core: &crate::cli::ServerCore) -> tsdb::TsdbOptions {
+    let time = match (core.tsdb_retention_time, core.tsdb_retention_size) {
+        (None, None) => Some(tsdb::DEFAULT_RETENTION_TIME),
+        (t, _) => t.filter(|d| !d.is_zero()),
+    };
+    tsdb::TsdbOptions {
+        block_range: core.tsdb_min_block_duration,
+        retention: tsdb::Retention {
+            time,
+            size_bytes: core.tsdb_retention_size.filter(|b| *b > 0),
+        },
+        ..tsdb::TsdbOptions::default()
+    }
 }
 
 /// `/api/v1/status/tsdb` from the TSDB's own report, which has the chunk count a `Querier`

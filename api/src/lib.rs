@@ -49,4 +49,4 @@ pub use prom::status::{
 };
 pub use selfmetrics::SelfMetrics;
 pub use server::{router, serve};
-pub use state::{AppState, GaugeFn, Limits};
+pub use state::{AppState, GaugeFn, Limits, TextMetricsFn};

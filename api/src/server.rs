@@ -70,12 +70,14 @@ async fn ready(State(st): State<Arc<AppState>>) -> Response {
 
 async fn metrics(State(st): State<Arc<AppState>>) -> Response {
     let gauges: Vec<_> = st.gauges.iter().flat_map(|g| g()).collect();
+    let mut body = st.metrics.render(&gauges);
+    body.extend(st.text_metrics.iter().map(|f| f()));
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        st.metrics.render(&gauges),
+        body,
     )
         .into_response()
 }

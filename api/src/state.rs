@@ -45,6 +45,10 @@ impl Default for Limits {
 /// A gauge read when `/metrics` is scraped: name, help, current value.
 pub type GaugeFn = Arc<dyn Fn() -> Vec<(&'static str, &'static str, f64)> + Send + Sync>;
 
+/// Metric families rendered by another component in the text format (with their own labels,
+/// HELP and TYPE), appended to `/metrics` at scrape time.
+pub type TextMetricsFn = Arc<dyn Fn() -> String + Send + Sync>;
+
 /// The server's shared state.
 pub struct AppState {
     pub querier: Arc<dyn Querier>,
@@ -55,6 +59,8 @@ pub struct AppState {
     pub metrics: SelfMetrics,
     /// Gauges owned by other components (head series, …), read at scrape time.
     pub gauges: Vec<GaugeFn>,
+    /// Labelled families owned by other components (remote write queues, …).
+    pub text_metrics: Vec<TextMetricsFn>,
     /// False until startup (WAL replay, rule loading) is done; `/-/ready` answers 503 until then.
     pub ready: AtomicBool,
     /// The options `engine` was built with; queries that carry `timeout`, `lookback_delta` or
@@ -104,6 +110,7 @@ impl AppState {
             limits: Limits::default(),
             metrics: SelfMetrics::new(),
             gauges: Vec::new(),
+            text_metrics: Vec::new(),
             ready: AtomicBool::new(true),
             engine_options: promql::EngineOptions::default(),
             metadata: MetadataStore::default(),

@@ -8,9 +8,9 @@
 //! [`SHUTDOWN_FLUSH_TIMEOUT`] the sinks are aborted: unsent metrics are lost (the on-disk
 //! queue is a later step), unacknowledged log lines are read again on the next start.
 //!
-//! With a [`AgentConfig::web_listen_address`], the agent also serves `/-/healthy`, `/-/ready`
-//! and its own `/metrics` (`http.rs`); it is ready once every component has started, and
-//! stops answering when shutdown begins.
+//! With a [`AgentConfig::web_listen_address`], the agent also serves `/-/healthy`, `/-/ready`,
+//! its own `/metrics` (`http.rs`) and the scraper's `/api/v1/targets`; it is ready once every
+//! component has started, and stops answering when shutdown begins.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::http::{self, WebState};
 use crate::node::{NodeConfig, DEFAULT_JOB, DEFAULT_PROCFS, DEFAULT_SCRAPE_INTERVAL};
+use crate::scrape::{targets_router, ScrapeFile, Scraper};
 use crate::selfmetrics::AgentMetrics;
 use crate::ship::{LokiConfig, RemoteWriteConfig};
 use crate::tail::{TailConfig, DEFAULT_PODS_PATH};
@@ -72,6 +73,9 @@ pub struct AgentConfig {
     /// in `vigil up`, whose server already answers). `vigil agent` sets
     /// [`DEFAULT_WEB_LISTEN_ADDRESS`]. Port 0 picks a free port, logged as `listening`.
     pub web_listen_address: Option<SocketAddr>,
+    /// Targets to scrape, in Prometheus's `scrape_configs` format; default none. Their
+    /// samples ship with the node metrics; their health is at `/api/v1/targets`.
+    pub scrape: ScrapeFile,
 }
 
 impl AgentConfig {
@@ -94,6 +98,7 @@ impl AgentConfig {
             scrape_interval: DEFAULT_SCRAPE_INTERVAL,
             job: DEFAULT_JOB.to_string(),
             web_listen_address: None,
+            scrape: ScrapeFile::default(),
         }
     }
 
@@ -140,6 +145,11 @@ pub async fn run_agent(cfg: AgentConfig, shutdown: CancellationToken) -> Result<
         ..TailConfig::new(&cfg.node_name, &cfg.state_path)
     }
     .build()?;
+    let scraper = Scraper::new(&cfg.scrape, &cfg.node_name).map_err(|e| Error::Config {
+        field: "scrape_configs",
+        reason: e.to_string(),
+    })?;
+    let targets = scraper.targets();
     let web = Arc::new(WebState {
         metrics: AgentMetrics {
             remote_write: remote_write.stats(),
@@ -166,6 +176,10 @@ pub async fn run_agent(cfg: AgentConfig, shutdown: CancellationToken) -> Result<
     let abort = CancellationToken::new();
 
     let tasks: Vec<(&'static str, JoinHandle<()>)> = vec![
+        (
+            "scrape",
+            tokio::spawn(scraper.run(shutdown.clone(), metrics_tx.clone())),
+        ),
         ("node", tokio::spawn(node.run(shutdown.clone(), metrics_tx))),
         (
             "tailer",
@@ -183,11 +197,8 @@ pub async fn run_agent(cfg: AgentConfig, shutdown: CancellationToken) -> Result<
     let serving = match listener {
         Some((listener, address)) => {
             tracing::info!(%address, "listening");
-            Some(tokio::spawn(http::serve(
-                listener,
-                web.clone(),
-                shutdown.clone(),
-            )))
+            let app = http::router(web.clone()).merge(targets_router(targets));
+            Some(tokio::spawn(http::serve(listener, app, shutdown.clone())))
         }
         None => None,
     };

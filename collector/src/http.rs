@@ -38,13 +38,14 @@ pub(crate) fn router(state: Arc<WebState>) -> Router {
         .with_state(state)
 }
 
-/// Serves `router` on `listener` until `shutdown` fires, then finishes requests in flight.
+/// Serves `app` (`router` plus other components' routes) on `listener` until `shutdown`
+/// fires, then finishes requests in flight.
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
-    state: Arc<WebState>,
+    app: Router,
     shutdown: CancellationToken,
 ) {
-    let served = axum::serve(listener, router(state))
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await;
     if let Err(error) = served {
@@ -90,7 +91,7 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
-        tokio::spawn(serve(listener, state.clone(), shutdown.clone()));
+        tokio::spawn(serve(listener, router(state.clone()), shutdown.clone()));
         (base, state, shutdown)
     }
 

@@ -20,6 +20,10 @@
 //!   replacement, with checkpoints in `positions.json`.
 //! - [`RemoteWriteConfig`] → [`RemoteWriteSink`] and [`LokiConfig`] → [`LokiSink`]: batching,
 //!   snappy-compressed protobuf, retries with backoff on network errors, 5xx and 429.
+//! - [`ScrapeFile`] → [`Scraper`]: Prometheus's `scrape_configs` (static targets and this
+//!   node's pods from [`KubernetesSdConfig`], `relabel_configs`, `metric_relabel_configs`,
+//!   `honor_labels`, limits), scraped at a jittered phase with the report series and
+//!   staleness markers, target health served by [`targets_router`] at `/api/v1/targets`.
 //! - [`expo`]: the exposition parser for text format 0.0.4 and OpenMetrics 1.0, pure
 //!   functions from a scraped body to families and samples, with a line-numbered error.
 //! - [`run_agent`] wires them from one [`AgentConfig`] and stops them in order on shutdown;
@@ -43,11 +47,13 @@
 //! ```
 
 mod agent;
+mod discovery;
 mod error;
 pub mod expo;
 mod family;
 mod http;
 mod node;
+mod scrape;
 pub mod selfmetrics;
 mod ship;
 mod tail;
@@ -55,12 +61,22 @@ mod tail;
 pub use agent::{
     run_agent, AgentConfig, DEFAULT_STATE_PATH, DEFAULT_WEB_LISTEN_ADDRESS, SHUTDOWN_FLUSH_TIMEOUT,
 };
+pub use discovery::{KubernetesSdConfig, Selector, ANNOTATED_PODS_JOB, SERVICE_ACCOUNT_DIR};
 pub use error::Error;
 pub use node::{
     NodeConfig, NodeSource, NodeStats, DEFAULT_DISKSTATS_EXCLUDE, DEFAULT_FS_TYPES_EXCLUDE,
     DEFAULT_JOB, DEFAULT_MOUNT_POINTS_EXCLUDE, DEFAULT_NETDEV_EXCLUDE, DEFAULT_NETSTAT_FIELDS,
     DEFAULT_PROCFS, DEFAULT_ROOTFS, DEFAULT_SCRAPE_INTERVAL, DEFAULT_SYSFS, DEFAULT_UDEV_DATA,
     DEFAULT_VMSTAT_FIELDS, NODE_COLLECTORS,
+};
+pub use scrape::{
+    targets_router, GlobalConfig, GroupUpdate, PoolConfig, ScrapeConfig, ScrapeError, ScrapeFile,
+    Scraper, StaticConfig, TargetGroup, TargetsView, ACCEPT_HEADER, DEFAULT_GLOBAL_SCRAPE_INTERVAL,
+    DEFAULT_METRICS_PATH, DEFAULT_SCHEME, DEFAULT_SCRAPE_TIMEOUT, MAX_BODY_SIZE,
+};
+pub use ship::{
+    render_forward_metrics, Auth, ForwardConfig, ForwardingAppender, QueueConfig, RemoteWriteQueue,
+    Secret,
 };
 pub use ship::{
     Backoff, LogBatch, LokiConfig, LokiSink, MetricBatch, RemoteWriteConfig, RemoteWriteSink,
@@ -69,6 +85,7 @@ pub use ship::{
     DEFAULT_QUEUE_CAPACITY, DEFAULT_REQUEST_TIMEOUT, MAX_RETRY_AFTER, USER_AGENT,
 };
 pub use tail::{
-    expand_glob, Position, TailConfig, TailStats, Tailer, DEFAULT_PODS_PATH,
-    DEFAULT_RESCAN_INTERVAL, PLAIN_FILE_JOB, POSITIONS_FILE,
+    expand_glob, Position, TailConfig, TailStats, Tailer, DEFAULT_MAX_LINE_BYTES,
+    DEFAULT_PODS_PATH, DEFAULT_RESCAN_INTERVAL, MIN_MAX_LINE_BYTES, PLAIN_FILE_JOB, POSITIONS_FILE,
+    SPLIT_METADATA,
 };

@@ -1,6 +1,7 @@
 //! The log store's error type, and how each variant maps to an HTTP status.
 
 use crate::logql::QueryError;
+use std::path::PathBuf;
 
 /// Everything the log store can fail with.
 #[derive(thiserror::Error, Debug)]
@@ -23,6 +24,12 @@ pub enum Error {
     Index(String),
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+    /// Another log store (in this or another process) holds the directory.
+    #[error("log store directory {} is locked by another process", dir.display())]
+    Locked { dir: PathBuf },
+    /// A WAL segment this build cannot read (not ours, or a newer format).
+    #[error("log WAL segment {}: {reason}", path.display())]
+    Wal { path: PathBuf, reason: String },
 }
 
 impl Error {
@@ -30,7 +37,7 @@ impl Error {
     pub fn http_status(&self) -> u16 {
         match self {
             Error::Parse(_) | Error::Unsupported(_) | Error::Invalid(_) | Error::Eval(_) => 400,
-            Error::Index(_) | Error::Io(_) => 500,
+            Error::Index(_) | Error::Io(_) | Error::Locked { .. } | Error::Wal { .. } => 500,
         }
     }
 }

@@ -1,7 +1,13 @@
 //! Vigil's log store: log streams indexed with tantivy, queried with LogQL.
 //!
-//! - [`LogStore`] owns one tantivy index in a directory. [`LogStore::push`] writes
-//!   [`model::LogStream`]s and returns once they are committed to disk and visible.
+//! - [`LogStore`] owns a directory: a write-ahead log and one tantivy index per time partition
+//!   ([`LogStoreOptions::partition`], default an hour). [`LogStore::push`] returns once the
+//!   entries are fsync'd to the WAL (group commit: one fsync for all pushes in flight); they
+//!   reach tantivy at the next commit (every second, or before any query), and replay after a
+//!   crash re-indexes what was not committed. An entry identical to a stored one (stream,
+//!   timestamp, line) is stored once. Retention deletes whole partitions by age and size; a
+//!   partition that fails to open is moved aside and the store still opens. On-disk formats
+//!   are in `FORMAT.md`.
 //! - Queries: [`LogStore::range_query`] answers any LogQL query over a range (streams for log
 //!   queries, a matrix for metric queries), [`LogStore::instant_query`] metric queries at one
 //!   instant, [`LogStore::query_range`] log queries alone; [`LogStore::label_names`],
@@ -12,7 +18,7 @@
 //!   filters, templates) as functions over one line.
 //! - `metric` evaluates metric expressions over samples, independently of storage.
 //! - [`Error`] separates the caller's mistakes (`Parse`, `Unsupported`, `Invalid`, `Eval`:
-//!   HTTP 400) from ours (`Index`, `Io`: 500); [`Error::http_status`] does the mapping.
+//!   HTTP 400) from ours (`Index`, `Io`, `Locked`, `Wal`: 500); [`Error::http_status`] maps them.
 //!
 //! How a query runs: the stream selector and the time range become one tantivy query, every
 //! label matcher pushed down exactly onto `name=value` terms (see `plan.rs`); `|=` needles at
@@ -42,21 +48,26 @@
 //! assert_eq!(store.label_values("app", &[], 0, 10).unwrap(), ["api"]);
 //! ```
 //!
-//! Not yet here (see DESIGN.md §5): the ingest WAL with group commit, time partitions and
-//! retention, duplicate suppression.
-
+mod dedup;
 mod error;
 mod fetch;
+mod lock;
 pub mod logql;
 mod metric;
+mod partition;
 mod plan;
 mod query;
 mod scan;
 mod schema;
 mod store;
+mod wal;
 
 pub use error::Error;
 pub use logql::{parse_expr, parse_selector, Expr, LineFilter, LineFilterOp, LogQuery, QueryError};
 pub use metric::{EvalError, MetricSeries};
 pub use query::{IndexStats, QueryResult, RangeParams, INSTANT_LOG_QUERY, MAX_SAMPLES_PER_QUERY};
-pub use store::{Direction, LogStore, PushOutcome};
+pub use store::{
+    Direction, LogStore, LogStoreOptions, PushOutcome, DEFAULT_COMMIT_INTERVAL, DEFAULT_PARTITION,
+    RETENTION_CHECK_INTERVAL,
+};
+pub use wal::DEFAULT_WAL_SEGMENT_BYTES;

@@ -132,18 +132,20 @@ impl LogStore {
         start_ns: i64,
         end_ns: i64,
     ) -> Result<IndexStats, Error> {
-        let searcher = self.reader.searcher();
-        let Some(q) = self.selector_query(&searcher, matchers, start_ns, end_ns)? else {
-            return Ok(IndexStats::default());
-        };
-        let hits = all_hits(&searcher, &q)?;
-        let streams: BTreeSet<&str> = hits.iter().map(|h| &*h.stream).collect();
-        Ok(IndexStats {
-            streams: streams.len() as u64,
-            chunks: streams.len() as u64,
-            entries: hits.len() as u64,
-            bytes: hits.iter().map(|h| h.bytes).sum(),
-        })
+        let mut streams: BTreeSet<std::sync::Arc<str>> = BTreeSet::new();
+        let mut stats = IndexStats::default();
+        for searcher in self.searchers(start_ns, end_ns)? {
+            let Some(q) = self.selector_query(&searcher, matchers, start_ns, end_ns)? else {
+                continue;
+            };
+            let hits = all_hits(&searcher, &q)?;
+            stats.entries += hits.len() as u64;
+            stats.bytes += hits.iter().map(|h| h.bytes).sum::<u64>();
+            streams.extend(hits.into_iter().map(|h| h.stream));
+        }
+        stats.streams = streams.len() as u64;
+        stats.chunks = stats.streams;
+        Ok(stats)
     }
 
     fn log_query(
@@ -158,50 +160,62 @@ impl LogStore {
             return Ok(Vec::new());
         }
         let pushed = q.leading_line_filters();
-        let searcher = self.reader.searcher();
         let mut analyzer = self.line_analyzer()?;
-        let Some(tq) = entries_query(
-            &searcher,
-            &self.fields,
-            &mut analyzer,
-            &q.matchers,
-            &pushed,
-            start_ns,
-            end_ns,
-        )?
-        else {
-            return Ok(Vec::new());
-        };
         let mut streams: HashMap<String, Labels> = HashMap::new();
         let mut groups: HashMap<Labels, Vec<LogEntry>> = HashMap::new();
         let filtered = !q.pipeline.is_empty();
-        ordered_entries(
-            &searcher,
-            &self.fields,
-            &tq,
-            filtered,
-            limit,
-            direction,
-            &mut |ts, stored| {
-                let labels = stream_labels(&mut streams, &stored.stream)?;
-                let mut row = Row::new(ts, &stored.line, &labels, &stored.metadata);
-                if !pipeline::run(&q.pipeline, &mut row) {
-                    return Ok(false);
-                }
-                // Structured metadata stays on the entry rather than in the stream labels.
-                for (k, v) in &stored.metadata {
-                    if labels.get(k).is_none() && row.get(k) == Some(v.as_str()) {
-                        row.labels.remove(k);
+        let mut searchers = self.searchers(start_ns, end_ns)?;
+        // Partitions never overlap in time, so reading them one after the other in the
+        // query's direction yields the entries in order, and the limit carries across.
+        if direction == Direction::Backward {
+            searchers.reverse();
+        }
+        let mut accepted = 0usize;
+        for searcher in searchers {
+            if accepted == limit {
+                break;
+            }
+            let Some(tq) = entries_query(
+                &searcher,
+                &self.core.fields,
+                &mut analyzer,
+                &q.matchers,
+                &pushed,
+                start_ns,
+                end_ns,
+            )?
+            else {
+                continue;
+            };
+            ordered_entries(
+                &searcher,
+                &self.core.fields,
+                &tq,
+                filtered,
+                limit - accepted,
+                direction,
+                &mut |ts, stored| {
+                    let labels = stream_labels(&mut streams, &stored.stream)?;
+                    let mut row = Row::new(ts, &stored.line, &labels, &stored.metadata);
+                    if !pipeline::run(&q.pipeline, &mut row) {
+                        return Ok(false);
                     }
-                }
-                groups.entry(row.label_set()).or_default().push(LogEntry {
-                    ts_ns: ts,
-                    line: row.line,
-                    metadata: stored.metadata,
-                });
-                Ok(true)
-            },
-        )?;
+                    // Structured metadata stays on the entry rather than in the stream labels.
+                    for (k, v) in &stored.metadata {
+                        if labels.get(k).is_none() && row.get(k) == Some(v.as_str()) {
+                            row.labels.remove(k);
+                        }
+                    }
+                    groups.entry(row.label_set()).or_default().push(LogEntry {
+                        ts_ns: ts,
+                        line: row.line,
+                        metadata: stored.metadata,
+                    });
+                    accepted += 1;
+                    Ok(true)
+                },
+            )?;
+        }
         let mut out: Vec<LogStream> = groups
             .into_iter()
             .map(|(labels, entries)| LogStream { labels, entries })
@@ -217,7 +231,6 @@ impl LogStore {
         let mut ranges = Vec::new();
         collect_ranges(m, &mut ranges);
         let mut inputs = Inputs::new();
-        let searcher = self.reader.searcher();
         let mut analyzer = self.line_analyzer()?;
         for (id, op, range, grouping) in ranges {
             // Windows are (t - offset - range, t - offset]; the store's bounds are [start, end).
@@ -228,32 +241,37 @@ impl LogStore {
             let end = last_t.saturating_sub(range.offset_ns).saturating_add(1);
             let mut ex = Extractor::new(op, range, grouping, MAX_SAMPLES_PER_QUERY);
             let pushed = range.query.leading_line_filters();
-            let query = entries_query(
-                &searcher,
-                &self.fields,
-                &mut analyzer,
-                &range.query.matchers,
-                &pushed,
-                start,
-                end,
-            )?;
-            if let Some(q) = query {
+            // Counting needs neither the line nor its metadata when no stage runs.
+            let needs_doc = !range.query.pipeline.is_empty()
+                || range.unwrap.is_some()
+                || !range.post_unwrap.is_empty();
+            let mut streams: HashMap<String, Labels> = HashMap::new();
+            let mut read = 0usize;
+            for searcher in self.searchers(start, end)? {
+                let Some(q) = entries_query(
+                    &searcher,
+                    &self.core.fields,
+                    &mut analyzer,
+                    &range.query.matchers,
+                    &pushed,
+                    start,
+                    end,
+                )?
+                else {
+                    continue;
+                };
                 let hits = all_hits(&searcher, &q)?;
-                if hits.len() > MAX_SAMPLES_PER_QUERY {
+                read += hits.len();
+                if read > MAX_SAMPLES_PER_QUERY {
                     return Err(Error::Eval(format!(
                         "the query reads more than {MAX_SAMPLES_PER_QUERY} log lines; narrow the selector or the time range"
                     )));
                 }
-                // Counting needs neither the line nor its metadata when no stage runs.
-                let needs_doc = !range.query.pipeline.is_empty()
-                    || range.unwrap.is_some()
-                    || !range.post_unwrap.is_empty();
-                let mut streams: HashMap<String, Labels> = HashMap::new();
                 for hit in hits {
                     let labels = stream_labels(&mut streams, &hit.stream)?;
                     let entry = if needs_doc {
                         let doc: TantivyDocument = searcher.doc(hit.address)?;
-                        let stored = self.fields.decode(&doc)?;
+                        let stored = self.core.fields.decode(&doc)?;
                         LogEntry {
                             ts_ns: hit.ts,
                             line: stored.line,

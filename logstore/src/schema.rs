@@ -11,6 +11,7 @@
 //! | `metadata` | stored only                   | structured metadata as a JSON array of pairs   |
 //! | `bytes`    | u64, fast                     | the line's length: `bytes_over_time` and index |
 //! |            |                               | stats read it without loading the line         |
+//! | `hash`     | u64, indexed                  | hash of (stream, ts, line): duplicate lookup   |
 //!
 //! Stored fields go through tantivy's doc store, which compresses blocks of documents (lz4, the
 //! crate's default codec). Structured metadata is stored so queries return it, but not indexed:
@@ -30,6 +31,7 @@ pub(crate) const STREAM: &str = "stream";
 pub(crate) const LINE: &str = "line";
 pub(crate) const METADATA: &str = "metadata";
 pub(crate) const BYTES: &str = "bytes";
+pub(crate) const HASH: &str = "hash";
 
 /// The analyzer of the `line` field: tantivy's default (split on non-alphanumerics, drop tokens
 /// of 40 bytes or more, lowercase). The `|=` pre-filter must tokenize needles with the same one.
@@ -44,6 +46,7 @@ pub(crate) struct Fields {
     pub line: Field,
     pub metadata: Field,
     pub bytes: Field,
+    pub hash: Field,
 }
 
 impl Fields {
@@ -71,6 +74,9 @@ impl Fields {
         );
         b.add_text_field(METADATA, STORED);
         b.add_u64_field(BYTES, NumericOptions::default().set_fast());
+        // Indexed, so a push finds the documents that may duplicate its entries with one term
+        // lookup per entry; never read back (the duplicate check recomputes it).
+        b.add_u64_field(HASH, NumericOptions::default().set_indexed());
         b.build()
     }
 
@@ -83,19 +89,23 @@ impl Fields {
             line: schema.get_field(LINE)?,
             metadata: schema.get_field(METADATA)?,
             bytes: schema.get_field(BYTES)?,
+            hash: schema.get_field(HASH)?,
         })
     }
 
     /// The document for one entry of a stream. `stream` is the canonical label string and
-    /// `label_terms` the stream's `name=value` terms, both computed once per stream.
+    /// `label_terms` the stream's `name=value` terms, both computed once per stream; `hash`
+    /// is the entry's [`crate::dedup::entry_hash`].
     pub fn document(
         &self,
         stream: &str,
         label_terms: &[String],
         entry: &LogEntry,
+        hash: u64,
     ) -> Result<TantivyDocument, Error> {
         let mut doc = TantivyDocument::new();
         doc.add_i64(self.ts, entry.ts_ns);
+        doc.add_u64(self.hash, hash);
         for term in label_terms {
             doc.add_text(self.labels, term);
         }
@@ -182,7 +192,7 @@ mod tests {
             metadata: vec![("trace_id".into(), "abc".into())],
         };
         let doc = fields
-            .document(&labels.to_string(), &label_terms(&labels), &entry)
+            .document(&labels.to_string(), &label_terms(&labels), &entry, 7)
             .unwrap();
         let stored = fields.decode(&doc).unwrap();
         assert_eq!(stored.line, entry.line);

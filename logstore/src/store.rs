@@ -1,25 +1,37 @@
-//! [`LogStore`]: one tantivy index in a directory, one writer, and the query entry points.
+//! [`LogStore`]: the WAL and the time partitions of a directory, the push path, and the
+//! selector helpers the query entry points share.
+//!
+//! ```text
+//! <storage.logs.path>/
+//!   lock                   flock'd while a store has the directory open
+//!   wal/00000001 ...       log WAL segments (`FORMAT.md`)
+//!   partitions/<start>_<end>/   one tantivy index per time window
+//!   corrupt/               partitions that failed to open, moved aside
+//! ```
+
+mod background;
+mod ingest;
 
 use crate::fetch::distinct_streams;
+use crate::lock::DirLock;
+use crate::partition::Partitions;
 use crate::plan::entries_query;
-use crate::schema::{label_terms, parse_stream, Fields, LINE_TOKENIZER};
+use crate::schema::{parse_stream, Fields, LINE_TOKENIZER};
+use crate::wal::{self, Wal, DEFAULT_WAL_SEGMENT_BYTES};
 use crate::Error;
+use background::Background;
 use model::{Labels, LogStream, MatchOp, Matcher};
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Mutex;
-use tantivy::directory::MmapDirectory;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 use tantivy::query::BooleanQuery;
-use tantivy::tokenizer::{TextAnalyzer, MAX_TOKEN_LEN};
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument};
+use tantivy::tokenizer::{TextAnalyzer, TokenizerManager, MAX_TOKEN_LEN};
+use tantivy::Searcher;
 
-/// Indexing threads of the writer. One is enough at agent batch sizes and leaves the cores to
-/// queries; more threads also mean more, smaller segments per commit.
-const WRITER_THREADS: usize = 1;
-/// The writer's memory budget, shared by its threads; tantivy needs at least 15 MB per thread.
-const WRITER_MEMORY_BYTES: usize = 64 * 1024 * 1024;
+const WAL_DIR: &str = "wal";
 
 /// The order of entries in a log query result.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,101 +64,215 @@ impl FromStr for Direction {
 pub struct PushOutcome {
     /// Entries written.
     pub entries: usize,
+    /// Entries not written because an identical one (stream, timestamp, line) is stored.
+    pub duplicates: usize,
     /// Distinct streams (label sets) that received entries.
     pub streams: usize,
 }
 
-/// A log store over one tantivy index. `Send + Sync`: share it in an `Arc`. Pushes are
-/// serialised on the writer; queries run concurrently on the last committed state.
+/// How a [`LogStore`] partitions, keeps and commits its data. Every default is a named
+/// constant; `Default` gives them all.
+#[derive(Debug, Clone)]
+pub struct LogStoreOptions {
+    /// The time window of one partition (one tantivy index); default [`DEFAULT_PARTITION`].
+    pub partition: Duration,
+    /// Partitions entirely older than this are deleted; `None` keeps them forever (Loki's
+    /// default).
+    pub retention_time: Option<Duration>,
+    /// The oldest partitions are deleted while all of them take more bytes than this; `None`
+    /// sets no bound.
+    pub retention_bytes: Option<u64>,
+    /// How often pending entries are committed to tantivy and the WAL trimmed; default
+    /// [`DEFAULT_COMMIT_INTERVAL`]. Queries commit pending entries themselves, so this bounds
+    /// the WAL's size and the replay after a crash, not what queries see.
+    pub commit_interval: Duration,
+    /// WAL segment size; default [`DEFAULT_WAL_SEGMENT_BYTES`].
+    pub wal_segment_bytes: u64,
+}
+
+/// One partition per hour, as Loki cuts its index tables per period and Quickwit its splits.
+pub const DEFAULT_PARTITION: Duration = Duration::from_secs(3600);
+/// Commit to tantivy every second, the low end of what tantivy's docs advise.
+pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_secs(1);
+/// How often retention is applied, besides at open.
+pub const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(60);
+
+impl Default for LogStoreOptions {
+    fn default() -> Self {
+        LogStoreOptions {
+            partition: DEFAULT_PARTITION,
+            retention_time: None,
+            retention_bytes: None,
+            commit_interval: DEFAULT_COMMIT_INTERVAL,
+            wal_segment_bytes: DEFAULT_WAL_SEGMENT_BYTES,
+        }
+    }
+}
+
+/// A log store: a WAL and time-partitioned tantivy indexes in a directory. `Send + Sync`:
+/// share it in an `Arc`. A push returns once its entries are fsync'd to the WAL; queries see
+/// every push that returned (they commit pending entries before searching).
 pub struct LogStore {
+    pub(crate) core: Arc<Core>,
+    background: Option<Background>,
+    /// Cleared by tests that stop the store as a killed process would.
+    checkpoint_on_drop: bool,
+}
+
+/// The state shared by the store's handle and its background thread.
+pub(crate) struct Core {
     dir: PathBuf,
-    index: Index,
+    options: LogStoreOptions,
     pub(crate) fields: Fields,
-    writer: Mutex<IndexWriter<TantivyDocument>>,
-    pub(crate) reader: IndexReader,
+    tokenizers: TokenizerManager,
+    wal: Wal,
+    parts: Mutex<Partitions>,
+    _lock: DirLock,
 }
 
 impl fmt::Debug for LogStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LogStore")
-            .field("dir", &self.dir)
+            .field("dir", &self.core.dir)
             .finish_non_exhaustive()
     }
 }
 
+impl Drop for LogStore {
+    fn drop(&mut self) {
+        if let Some(bg) = self.background.take() {
+            bg.stop();
+        }
+        // A clean stop leaves nothing to replay.
+        if !self.checkpoint_on_drop {
+            return;
+        }
+        if let Err(e) = self.core.checkpoint() {
+            tracing::error!(error = %e, "final log store commit failed; the WAL keeps the entries");
+        }
+    }
+}
+
 impl LogStore {
-    /// Opens the index in `dir`, creating the directory and an empty index if missing.
-    ///
-    /// Fails if another `LogStore` (in this or another process) holds the index's writer lock,
-    /// or if the index was created with a different schema.
+    /// Opens the store in `dir` with default options; see [`LogStore::open_with`].
     pub fn open(dir: &Path) -> Result<LogStore, Error> {
+        LogStore::open_with(dir, LogStoreOptions::default())
+    }
+
+    /// Opens the store in `dir`, creating it if missing: takes the directory's lock, opens
+    /// every partition (moving aside, with a warning, any that fails), replays the WAL into
+    /// them, commits, trims the WAL, applies retention and starts the background committer.
+    ///
+    /// Fails if another store holds the directory, or if the WAL cannot be read.
+    pub fn open_with(dir: &Path, options: LogStoreOptions) -> Result<LogStore, Error> {
+        if options.partition.is_zero() {
+            return Err(Error::Invalid(
+                "the log partition window must be longer than zero".into(),
+            ));
+        }
         std::fs::create_dir_all(dir)?;
-        let index = Index::open_or_create(MmapDirectory::open(dir)?, Fields::schema())?;
-        let fields = Fields::from_schema(&index.schema())?;
-        let writer = index.writer_with_num_threads(WRITER_THREADS, WRITER_MEMORY_BYTES)?;
-        // Manual reloads give read-your-writes: `push` reloads before returning.
-        let reader = index
-            .reader_builder()
-            .reload_policy(ReloadPolicy::Manual)
-            .try_into()?;
-        tracing::info!(dir = %dir.display(), docs = reader.searcher().num_docs(), "log store opened");
-        Ok(LogStore {
+        let lock = DirLock::acquire(dir)?;
+        let window_ns = i64::try_from(options.partition.as_nanos()).unwrap_or(i64::MAX);
+        let mut parts = Partitions::open(dir, window_ns)?;
+        let fields = Fields::from_schema(&Fields::schema())?;
+        let mut replay = ingest::Replay::default();
+        let (wal, wal_stats) =
+            Wal::open(&dir.join(WAL_DIR), options.wal_segment_bytes, |streams| {
+                replay.record(&mut parts, &fields, &streams)
+            })?;
+        parts.commit()?;
+        wal.remove_sealed()?;
+        let core = Arc::new(Core {
             dir: dir.to_path_buf(),
-            index,
+            options,
             fields,
-            writer: Mutex::new(writer),
-            reader,
+            tokenizers: TokenizerManager::default(),
+            wal,
+            parts: Mutex::new(parts),
+            _lock: lock,
+        });
+        core.apply_retention(unix_now_ns())?;
+        tracing::info!(
+            dir = %dir.display(),
+            partitions = core.lock_parts()?.len(),
+            wal_segments = wal_stats.segments,
+            wal_records = wal_stats.records,
+            wal_repaired = wal_stats.repaired,
+            replayed_entries = replay.entries,
+            replayed_duplicates = replay.duplicates,
+            "log store opened"
+        );
+        let background = Some(Background::start(core.clone()));
+        Ok(LogStore {
+            core,
+            background,
+            checkpoint_on_drop: true,
         })
     }
 
-    /// Stores the streams; when this returns `Ok`, the entries are committed to disk and
-    /// visible to queries.
+    /// Stores the streams; when this returns `Ok`, the entries are fsync'd to the WAL and
+    /// visible to queries. Entries identical to a stored one (stream, timestamp and line) are
+    /// counted as duplicates and not stored again.
     ///
-    /// Streams without entries are skipped. The push is all or nothing: every stream is
-    /// validated (non-empty label set, valid label names) before anything is written, and a
-    /// failed write is rolled back so that no later commit publishes part of it.
+    /// Streams without entries are skipped. Every stream is validated (non-empty label set,
+    /// valid label names) before anything is written, so an invalid push stores nothing.
     pub fn push(&self, streams: &[LogStream]) -> Result<PushOutcome, Error> {
-        let mut docs = Vec::new();
-        let mut distinct: HashSet<&Labels> = HashSet::new();
         for s in streams.iter().filter(|s| !s.entries.is_empty()) {
-            let canonical = s.labels.to_string();
-            validate_stream_labels(&s.labels, &canonical)?;
-            distinct.insert(&s.labels);
-            let terms = label_terms(&s.labels);
-            for entry in &s.entries {
-                docs.push(self.fields.document(&canonical, &terms, entry)?);
-            }
+            validate_stream_labels(&s.labels, &s.labels.to_string())?;
         }
-        let outcome = PushOutcome {
-            entries: docs.len(),
-            streams: distinct.len(),
+        if streams.iter().all(|s| s.entries.is_empty()) {
+            return Ok(PushOutcome::default());
+        }
+        let framed = wal::encode_push(streams).ok_or_else(|| {
+            Error::Invalid("the push is too large for one WAL record; send smaller batches".into())
+        })?;
+        let ticket = self.core.wal.log(&framed)?;
+        let indexed = match self.core.wal.wait_durable(ticket) {
+            Err(e) => Err(Error::from(e)),
+            Ok(()) => match self.core.lock_parts() {
+                Err(e) => Err(e),
+                Ok(mut parts) => {
+                    let outcome = ingest::index(&mut parts, &self.core.fields, streams);
+                    // Released under the partitions lock, so a checkpoint never sees the
+                    // segment released before its entries are indexed.
+                    self.core.wal.finish(ticket);
+                    return outcome.inspect(|o| {
+                        tracing::debug!(
+                            entries = o.entries,
+                            duplicates = o.duplicates,
+                            streams = o.streams,
+                            "push logged"
+                        );
+                    });
+                }
+            },
         };
-        if docs.is_empty() {
-            return Ok(outcome);
-        }
+        // Not acknowledged: the record stays in the WAL (replay may still index it, which a
+        // client's retry then finds as a duplicate) but no longer pins its segment.
+        self.core.wal.finish(ticket);
+        indexed
+    }
 
-        let mut writer = self
-            .writer
-            .lock()
-            .map_err(|_| Error::Index("index writer lock poisoned".to_string()))?;
-        let written = docs
-            .into_iter()
-            .try_for_each(|doc| writer.add_document(doc).map(drop))
-            .and_then(|()| writer.commit().map(drop));
-        if let Err(e) = written {
-            if let Err(rollback) = writer.rollback() {
-                tracing::error!(error = %rollback, "rollback after a failed push failed");
-            }
-            return Err(e.into());
-        }
-        self.reader.reload()?;
-        drop(writer);
-        tracing::debug!(
-            entries = outcome.entries,
-            streams = outcome.streams,
-            "push committed"
-        );
-        Ok(outcome)
+    /// Commits pending entries to tantivy and trims the WAL of what they made redundant. The
+    /// background thread does this every [`LogStoreOptions::commit_interval`].
+    pub fn checkpoint(&self) -> Result<(), Error> {
+        self.core.checkpoint()
+    }
+
+    /// Applies the retention options as of `now_ns`; the names of the deleted partitions. The
+    /// background thread does this every [`RETENTION_CHECK_INTERVAL`].
+    pub fn apply_retention(&self, now_ns: i64) -> Result<Vec<String>, Error> {
+        self.core.apply_retention(now_ns)
+    }
+
+    /// Number of time partitions.
+    pub fn partitions(&self) -> Result<usize, Error> {
+        Ok(self.core.lock_parts()?.len())
+    }
+
+    /// WAL fsyncs since open: with group commit, fewer than the pushes when they overlap.
+    pub fn wal_fsyncs(&self) -> u64 {
+        self.core.wal.fsyncs()
     }
 
     /// The label names of the streams with entries in `[start_ns, end_ns)`, sorted, distinct;
@@ -198,14 +324,26 @@ impl LogStore {
         start_ns: i64,
         end_ns: i64,
     ) -> Result<Vec<Labels>, Error> {
-        let searcher = self.reader.searcher();
-        let Some(q) = self.selector_query(&searcher, matchers, start_ns, end_ns)? else {
-            return Ok(Vec::new());
-        };
-        distinct_streams(&searcher, &q)?
-            .iter()
-            .map(|s| parse_stream(s))
-            .collect()
+        let mut streams = BTreeSet::new();
+        for searcher in self.searchers(start_ns, end_ns)? {
+            if let Some(q) = self.selector_query(&searcher, matchers, start_ns, end_ns)? {
+                streams.extend(distinct_streams(&searcher, &q)?);
+            }
+        }
+        streams.iter().map(|s| parse_stream(s)).collect()
+    }
+
+    /// Searchers over the partitions overlapping `[start_ns, end_ns)`, oldest first, after
+    /// committing pending entries so that every acknowledged push is seen.
+    pub(crate) fn searchers(&self, start_ns: i64, end_ns: i64) -> Result<Vec<Searcher>, Error> {
+        let mut parts = self.core.lock_parts()?;
+        if parts.dirty() {
+            parts.commit()?;
+        }
+        Ok(parts
+            .overlapping(start_ns, end_ns)
+            .map(|p| p.reader.searcher())
+            .collect())
     }
 
     /// The query for every entry of the streams matching `matchers` in `[start_ns, end_ns)`,
@@ -224,7 +362,7 @@ impl LogStore {
         let mut analyzer = self.line_analyzer()?;
         entries_query(
             searcher,
-            &self.fields,
+            &self.core.fields,
             &mut analyzer,
             matchers,
             &[],
@@ -234,18 +372,64 @@ impl LogStore {
     }
 
     pub(crate) fn line_analyzer(&self) -> Result<TextAnalyzer, Error> {
-        self.index
-            .tokenizers()
+        self.core
+            .tokenizers
             .get(LINE_TOKENIZER)
             .ok_or_else(|| Error::Index(format!("tokenizer {LINE_TOKENIZER:?} is not registered")))
     }
+}
+
+impl Core {
+    fn lock_parts(&self) -> Result<MutexGuard<'_, Partitions>, Error> {
+        self.parts
+            .lock()
+            .map_err(|_| Error::Index("log partitions lock poisoned".into()))
+    }
+
+    /// Seals the WAL's current segment, commits every partition, closes idle writers and
+    /// deletes the WAL segments whose entries are now all committed. Under the partitions
+    /// lock, so no push indexes between the commit and the trim.
+    fn checkpoint(&self) -> Result<(), Error> {
+        let mut parts = self.lock_parts()?;
+        self.wal.rotate()?;
+        parts.commit()?;
+        parts.close_idle_writers();
+        self.wal.remove_sealed()?;
+        Ok(())
+    }
+
+    fn apply_retention(&self, now_ns: i64) -> Result<Vec<String>, Error> {
+        let keep = self
+            .options
+            .retention_time
+            .filter(|d| !d.is_zero())
+            .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+        let max_bytes = self.options.retention_bytes.filter(|b| *b > 0);
+        if keep.is_none() && max_bytes.is_none() {
+            return Ok(Vec::new());
+        }
+        let removed = self
+            .lock_parts()?
+            .apply_retention(now_ns, keep, max_bytes)?;
+        for name in &removed {
+            tracing::info!(partition = %name, "log partition deleted by retention");
+        }
+        Ok(removed)
+    }
+}
+
+/// Nanoseconds since the epoch, by the system clock.
+pub(crate) fn unix_now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 /// Stream labels must be non-empty with valid names: the identity of a stream is its labels,
 /// and the `labels` terms rely on names never holding `=`. The canonical form must also fit in
 /// one index term: tantivy silently drops longer terms, which would make the stream unfindable.
 /// (Loki's tighter per-label length limits belong to the ingestion limits, not to storage.)
-fn validate_stream_labels(labels: &Labels, canonical: &str) -> Result<(), Error> {
+pub(crate) fn validate_stream_labels(labels: &Labels, canonical: &str) -> Result<(), Error> {
     if labels.is_empty() {
         return Err(Error::Invalid(
             "error parsing labels: stream has no labels; at least one label is required"
@@ -263,5 +447,18 @@ fn validate_stream_labels(labels: &Labels, canonical: &str) -> Result<(), Error>
     Ok(())
 }
 
+#[cfg(test)]
+impl LogStore {
+    /// Stops the store as `kill -9` would: no final commit, pending entries only in the WAL.
+    pub(crate) fn abandon(mut self) {
+        if let Some(bg) = self.background.take() {
+            bg.stop();
+        }
+        self.checkpoint_on_drop = false;
+    }
+}
+
+#[cfg(test)]
+mod durability_tests;
 #[cfg(test)]
 mod tests;

@@ -1,24 +1,35 @@
-//! [`Tsdb`]: the durable store, a head whose every accepted sample is in the fsync'd WAL
-//! before the append returns, rebuilt from that WAL on open.
+//! [`Tsdb`]: the durable store. A head whose every accepted sample is in the fsync'd WAL
+//! before the append returns, immutable blocks the head's older samples are cut into, and a
+//! background worker that cuts, compacts and applies retention.
 //!
 //! Layout of the data directory (`FORMAT.md`): `lock` is held with `flock` while the store
-//! is open, `wal/` holds the segments. Blocks, cut from
-//! the head every two hours, are the next slice and will sit beside it.
+//! is open, `wal/` holds the segments, `<ULID>/` the blocks, `corrupted/` the blocks that
+//! failed their checks. Queries (`querier.rs`) merge blocks and head; cuts, compaction and
+//! retention are in `compact.rs`, WAL replay in `replay.rs`.
 
+use crate::block::writer::TMP_SUFFIX;
+use crate::block::{meta, writer, Block, BlockMeta};
 use crate::error::Error;
 use crate::head::Head;
 use crate::lock::DirLock;
-use crate::postings::SeriesRef;
-use crate::series::{BatchStats, MemSeries};
+use crate::replay::Replayer;
+use crate::retention::Retention;
+use crate::series::MemSeries;
 use crate::stats::HeadStatus;
-use crate::wal::{self, Record, ReplayStats, SamplesEncoder, Wal};
-use model::{
-    AppendError, AppendOutcome, Appender, Labels, Matcher, Querier, Sample, Series, StorageError,
-};
-use std::collections::HashMap;
+use crate::wal::{self, ReplayStats, SamplesEncoder, Wal};
+use model::{AppendError, AppendOutcome, Appender, Series, StorageError};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Condvar, Mutex, RwLock, RwLockReadGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Prometheus's block range (`--storage.tsdb.min-block-duration`): two hours.
+pub const DEFAULT_BLOCK_RANGE: Duration = Duration::from_secs(2 * 3600);
+
+/// How often the background worker looks for work without being woken (Prometheus runs
+/// its compaction check every minute).
+pub const DEFAULT_COMPACTION_INTERVAL: Duration = Duration::from_secs(60);
 
 /// How a [`Tsdb`] is opened.
 #[derive(Clone, Debug)]
@@ -26,41 +37,81 @@ pub struct TsdbOptions {
     /// Size at which a WAL segment is closed and the next one started; default
     /// [`wal::DEFAULT_SEGMENT_BYTES`] (128 MiB, as Prometheus).
     pub wal_segment_bytes: u64,
+    /// The time range of a block cut from the head; default [`DEFAULT_BLOCK_RANGE`]. The
+    /// head is cut once it spans one and a half of these; compaction merges three adjacent
+    /// blocks into one of three times the range, twice (2h → 6h → 18h).
+    pub block_range: Duration,
+    /// Which blocks are deleted; default 15 days, no size limit.
+    pub retention: Retention,
+    /// How often the background worker runs when nothing wakes it; `None` starts no worker,
+    /// leaving cuts, compaction and retention to [`Tsdb::compact`] (tests do this).
+    pub compaction_interval: Option<Duration>,
 }
 
 impl Default for TsdbOptions {
     fn default() -> Self {
         TsdbOptions {
             wal_segment_bytes: wal::DEFAULT_SEGMENT_BYTES,
+            block_range: DEFAULT_BLOCK_RANGE,
+            retention: Retention::default(),
+            compaction_interval: Some(DEFAULT_COMPACTION_INTERVAL),
         }
     }
 }
 
-/// The durable time-series store: implements [`Querier`] and [`Appender`], and an
+/// The durable time-series store: implements [`model::Querier`] and [`Appender`], and an
 /// acknowledged append survives a crash of the process or the machine.
 #[derive(Debug)]
 pub struct Tsdb {
-    dir: PathBuf,
-    head: Head,
-    wal: Wal,
+    pub(crate) inner: Arc<Inner>,
+    worker: Option<JoinHandle<()>>,
+}
+
+/// Wakes and stops the background worker.
+#[derive(Debug, Default)]
+pub(crate) struct Signal {
+    state: Mutex<(bool, bool)>,
+    cond: Condvar,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) dir: PathBuf,
+    pub(crate) head: Head,
+    pub(crate) wal: Wal,
     replay: ReplayStats,
+    pub(crate) options: TsdbOptions,
+    /// Block range in milliseconds.
+    pub(crate) range_ms: i64,
+    /// Open blocks, ascending by time. A query holds the read side while it reads blocks
+    /// and head, and a cut holds the write side while it adds a block and truncates the
+    /// head, so a query sees every sample exactly once (or, merged away, twice).
+    pub(crate) blocks: RwLock<Vec<Arc<Block>>>,
+    /// Serializes cuts, compactions and retention.
+    pub(crate) compacting: Mutex<()>,
+    signal: Signal,
     /// Declared last so it is dropped last: the directory stays locked until the WAL's
-    /// files are closed.
+    /// and blocks' files are closed.
     _lock: DirLock,
 }
 
 impl Tsdb {
-    /// Opens the store in `dir` (created if missing), locking the directory and replaying
-    /// its WAL. A torn or corrupt WAL tail is cut at the last good record with a warning;
-    /// only I/O errors, files of another format version, and a directory another open
-    /// store holds ([`Error::Locked`]) fail the open.
+    /// Opens the store in `dir` (created if missing): locks the directory, opens its blocks
+    /// (moving any that fail their checks into `corrupted/` with a warning), and replays its
+    /// WAL, skipping samples the blocks hold. A torn or corrupt WAL tail is cut at the last
+    /// good record with a warning; only I/O errors, files of another format version, and a
+    /// directory another open store holds ([`Error::Locked`]) fail the open.
     pub fn open(dir: impl AsRef<Path>, options: TsdbOptions) -> Result<Tsdb, Error> {
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
-        // Taken before the WAL is read: another process may be writing it.
+        // Taken before anything is read: another process may be writing.
         let lock = DirLock::acquire(&dir)?;
         let started = Instant::now();
+        let blocks = open_blocks(&dir)?;
         let head = Head::new();
+        if let Some(end) = blocks.iter().map(|b| b.meta.max_time).max() {
+            head.set_min_valid_time(end);
+        }
         let mut replay = Replayer::new(&head);
         let (wal, stats) = Wal::open(
             &dir.join("wal"),
@@ -68,8 +119,14 @@ impl Tsdb {
             |segment, rec| replay.record(segment, rec),
         )?;
         replay.finish();
+        if !blocks.is_empty() {
+            // Series whose WAL samples were all in blocks were created empty; drop them.
+            head.truncate(head.min_valid_time())
+                .map_err(|e| Error::io("replay", &dir)(std::io::Error::other(e.to_string())))?;
+        }
         tracing::info!(
             dir = %dir.display(),
+            blocks = blocks.len(),
             segments = stats.segments,
             records = stats.records,
             repaired = stats.repaired,
@@ -78,66 +135,246 @@ impl Tsdb {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "tsdb opened, WAL replayed"
         );
-        Ok(Tsdb {
+        let range_ms = i64::try_from(options.block_range.as_millis())
+            .unwrap_or(i64::MAX)
+            .max(1);
+        let inner = Arc::new(Inner {
             dir,
             head,
             wal,
             replay: stats,
+            range_ms,
+            blocks: RwLock::new(blocks),
+            compacting: Mutex::new(()),
+            signal: Signal::default(),
+            options,
             _lock: lock,
-        })
+        });
+        let worker = match inner.options.compaction_interval {
+            Some(every) => Some(spawn_worker(Arc::clone(&inner), every)?),
+            None => None,
+        };
+        Ok(Tsdb { inner, worker })
     }
 
     pub fn dir(&self) -> &Path {
-        &self.dir
+        &self.inner.dir
+    }
+
+    pub(crate) fn head(&self) -> &Head {
+        &self.inner.head
+    }
+
+    pub(crate) fn read_blocks(&self) -> Result<RwLockReadGuard<'_, Vec<Arc<Block>>>, StorageError> {
+        self.inner
+            .blocks
+            .read()
+            .map_err(|_| StorageError::Other("block list lock poisoned by an earlier panic".into()))
     }
 
     /// What the WAL replay at open found.
     pub fn replay_stats(&self) -> &ReplayStats {
-        &self.replay
+        &self.inner.replay
     }
 
     /// The head's totals and cardinality top lists, each at most `limit` long: what
     /// Prometheus's `/api/v1/status/tsdb` reports. Fails only if an earlier panic poisoned
     /// the index.
     pub fn status(&self, limit: usize) -> Result<HeadStatus, StorageError> {
-        self.head.status(limit)
+        self.inner.head.status(limit)
     }
 
     /// Series in the head.
     pub fn num_series(&self) -> usize {
-        self.head.num_series()
+        self.inner.head.num_series()
     }
 
     /// Samples in the head.
     pub fn num_samples(&self) -> usize {
-        self.head.num_samples()
+        self.inner.head.num_samples()
     }
 
-    /// The oldest sample's timestamp, if any sample is stored.
+    /// The oldest sample's timestamp in the head and blocks, if any sample is stored.
     pub fn min_time(&self) -> Option<i64> {
-        self.head.min_time()
+        let blocks = self.read_blocks().ok()?;
+        blocks
+            .first()
+            .map(|b| b.meta.min_time)
+            .or_else(|| self.inner.head.min_time())
     }
 
     /// The newest sample's timestamp, if any sample is stored.
     pub fn max_time(&self) -> Option<i64> {
-        self.head.max_time()
+        let from_blocks = self
+            .read_blocks()
+            .ok()
+            .and_then(|b| b.last().map(|b| b.meta.max_time - 1));
+        self.inner.head.max_time().or(from_blocks)
     }
 
     /// Chunks in the head, open ones included.
     pub fn num_chunks(&self) -> usize {
-        self.head.num_chunks()
+        self.inner.head.num_chunks()
     }
 
     /// WAL fsyncs since open; with group commit, fewer than the appends they served.
     pub fn wal_fsyncs(&self) -> u64 {
-        self.wal.fsyncs()
+        self.inner.wal.fsyncs()
     }
+
+    /// The blocks, oldest first.
+    pub fn blocks(&self) -> Vec<BlockMeta> {
+        self.read_blocks()
+            .map(|b| b.iter().map(|b| b.meta.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Bytes of blocks and WAL on disk: what size-based retention counts.
+    pub fn disk_size(&self) -> u64 {
+        self.inner.disk_size()
+    }
+
+    /// Runs now what the background worker runs: cuts the head into blocks while it spans
+    /// more than one and a half block ranges, compacts, and applies retention.
+    pub fn compact(&self) -> Result<(), Error> {
+        self.inner.compact()
+    }
+}
+
+impl Drop for Tsdb {
+    fn drop(&mut self) {
+        if let Some(worker) = self.worker.take() {
+            self.inner.signal.send(true);
+            // A worker that panicked has nothing left to clean up.
+            let _ = worker.join();
+        }
+    }
+}
+
+impl Signal {
+    /// Wakes the worker; with `stop`, for good.
+    fn send(&self, stop: bool) {
+        if let Ok(mut st) = self.state.lock() {
+            st.0 |= stop;
+            st.1 = true;
+        }
+        self.cond.notify_all();
+    }
+
+    /// Waits for a wake-up or `every`; `false` once stopped.
+    fn wait(&self, every: Duration) -> bool {
+        let Ok(mut st) = self.state.lock() else {
+            return false;
+        };
+        let deadline = Instant::now() + every;
+        while !st.1 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            st = match self.cond.wait_timeout(st, left) {
+                Ok((st, _)) => st,
+                Err(_) => return false,
+            };
+        }
+        st.1 = false;
+        !st.0
+    }
+}
+
+fn spawn_worker(inner: Arc<Inner>, every: Duration) -> Result<JoinHandle<()>, Error> {
+    let dir = inner.dir.clone();
+    std::thread::Builder::new()
+        .name("tsdb-compact".into())
+        .spawn(move || {
+            // A first round right away: a replayed head may be due a cut.
+            loop {
+                if let Err(e) = inner.compact() {
+                    tracing::error!(error = %e, "tsdb compaction failed; retrying later");
+                }
+                if !inner.signal.wait(every) {
+                    return;
+                }
+            }
+        })
+        .map_err(Error::io("spawn compaction thread for", dir))
+}
+
+/// Opens every block in `dir`: removes the leftovers of interrupted writes and deletions,
+/// moves blocks that fail their checks into `corrupted/`, and deletes blocks a finished
+/// compaction replaced (a crash can come between writing the new block and deleting its
+/// parents). Blocks of an unknown format version fail the open.
+fn open_blocks(dir: &Path) -> Result<Vec<Arc<Block>>, Error> {
+    let mut blocks = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(Error::io("list", dir))? {
+        let entry = entry.map_err(Error::io("list", dir))?;
+        let path = entry.path();
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        if !path.is_dir() {
+            continue;
+        }
+        if name.ends_with(TMP_SUFFIX) || name.ends_with(".tmp-for-deletion") {
+            tracing::info!(dir = %path.display(), "removing an unfinished block directory");
+            std::fs::remove_dir_all(&path).map_err(Error::io("remove", &path))?;
+            continue;
+        }
+        if !meta::is_ulid(&name) {
+            continue;
+        }
+        match Block::open(&path) {
+            Ok(b) => blocks.push(Arc::new(b)),
+            Err(e @ Error::UnsupportedVersion { .. }) => return Err(e),
+            Err(e) => move_aside(dir, &path, &name, &e)?,
+        }
+    }
+    let replaced: HashSet<String> = blocks
+        .iter()
+        .flat_map(|b| b.meta.compaction.parents.iter().map(|p| p.ulid.clone()))
+        .collect();
+    let (gone, mut kept): (Vec<_>, Vec<_>) = blocks
+        .into_iter()
+        .partition(|b| replaced.contains(&b.meta.ulid));
+    for b in gone {
+        tracing::info!(block = %b.meta.ulid, "deleting a block that a compaction replaced");
+        writer::delete(b.dir())?;
+    }
+    kept.sort_by_key(|b| (b.meta.min_time, b.meta.max_time));
+    Ok(kept)
+}
+
+fn move_aside(dir: &Path, path: &Path, name: &str, why: &Error) -> Result<(), Error> {
+    let aside = dir.join("corrupted");
+    std::fs::create_dir_all(&aside).map_err(Error::io("create", &aside))?;
+    let dest = aside.join(name);
+    tracing::warn!(
+        block = %path.display(),
+        moved_to = %dest.display(),
+        error = %why,
+        "block failed its checks; moved aside, the store opens without it"
+    );
+    if dest.exists() {
+        std::fs::remove_dir_all(&dest).map_err(Error::io("remove", &dest))?;
+    }
+    std::fs::rename(path, &dest).map_err(Error::io("rename", path))?;
+    writer::sync_dir(dir)
 }
 
 impl Appender for Tsdb {
     /// Applies the batch to the head, logs what was accepted, and returns once it is
     /// fsync'd. The head shows the samples a moment before they are durable; if the WAL
     /// fails, the error is returned and the request is not acknowledged.
+    fn append(&self, batch: &[Series]) -> Result<AppendOutcome, AppendError> {
+        let outcome = self.inner.append(batch)?;
+        if self.inner.cut_due() {
+            self.inner.signal.send(false);
+        }
+        Ok(outcome)
+    }
+}
+
+impl Inner {
     fn append(&self, batch: &[Series]) -> Result<AppendOutcome, AppendError> {
         let mut records = SamplesEncoder::default();
         // Each series logged, with the time range of what was logged for it.
@@ -152,9 +389,14 @@ impl Appender for Tsdb {
             return Ok(outcome);
         }
         let series: Vec<Arc<MemSeries>> = touched.iter().map(|(s, _, _)| Arc::clone(s)).collect();
+        let max_t = touched
+            .iter()
+            .map(|(_, _, hi)| *hi)
+            .max()
+            .unwrap_or(i64::MIN);
         let logged = self
             .wal
-            .log(&series, &records.finish())
+            .log(&series, &records.finish(), max_t)
             .and_then(|pos| self.wal.wait_durable(pos));
         match logged {
             Ok(()) => {
@@ -175,148 +417,8 @@ impl Appender for Tsdb {
     }
 }
 
-impl Querier for Tsdb {
-    fn select(
-        &self,
-        mint: i64,
-        maxt: i64,
-        matchers: &[Matcher],
-    ) -> Result<Vec<Series>, StorageError> {
-        self.head.select(mint, maxt, matchers)
-    }
-
-    fn series(
-        &self,
-        mint: i64,
-        maxt: i64,
-        matchers: &[Matcher],
-    ) -> Result<Vec<Labels>, StorageError> {
-        self.head.series(mint, maxt, matchers)
-    }
-
-    fn label_names(
-        &self,
-        mint: i64,
-        maxt: i64,
-        matchers: &[Matcher],
-    ) -> Result<Vec<String>, StorageError> {
-        self.head.label_names(mint, maxt, matchers)
-    }
-
-    fn label_values(
-        &self,
-        name: &str,
-        mint: i64,
-        maxt: i64,
-        matchers: &[Matcher],
-    ) -> Result<Vec<String>, StorageError> {
-        self.head.label_values(name, mint, maxt, matchers)
-    }
-}
-
-/// Rebuilds the head from WAL records.
-struct Replayer<'a> {
-    head: &'a Head,
-    /// The segment being read; ids are local to a segment.
-    segment: u64,
-    ids: HashMap<u64, Arc<MemSeries>>,
-    stats: BatchStats,
-    /// Samples met after a newer sample of their series (see [`MemSeries::merge_late`]).
-    late: HashMap<SeriesRef, (Arc<MemSeries>, Vec<Sample>)>,
-    accepted: Vec<Sample>,
-    /// Samples naming a series id no record of their segment defined, and series records
-    /// the head refused: both mean damage the CRCs did not catch, so they are counted and
-    /// logged rather than failing the start.
-    orphaned: usize,
-    refused: usize,
-}
-
-impl<'a> Replayer<'a> {
-    fn new(head: &'a Head) -> Self {
-        Replayer {
-            head,
-            segment: 0,
-            ids: HashMap::new(),
-            stats: BatchStats::default(),
-            late: HashMap::new(),
-            accepted: Vec::new(),
-            orphaned: 0,
-            refused: 0,
-        }
-    }
-
-    fn record(&mut self, segment: u64, rec: Record) {
-        if segment != self.segment {
-            self.segment = segment;
-            self.ids.clear();
-        }
-        match rec {
-            Record::Series(list) => {
-                for (id, labels) in list {
-                    match self.head.get_or_create(&labels) {
-                        Ok(s) => {
-                            self.ids.insert(id, s);
-                        }
-                        Err(_) => self.refused += 1,
-                    }
-                }
-            }
-            Record::Samples(entries) => {
-                for (id, samples) in entries {
-                    match self.ids.get(&id) {
-                        Some(series) => {
-                            let series = Arc::clone(series);
-                            self.samples(&series, &samples);
-                        }
-                        None => self.orphaned += samples.len(),
-                    }
-                }
-            }
-        }
-    }
-
-    fn samples(&mut self, series: &Arc<MemSeries>, samples: &[Sample]) {
-        let last = series.last_time();
-        let split = samples.partition_point(|s| last.is_some_and(|l| s.t <= l));
-        if split > 0 {
-            self.late
-                .entry(series.id)
-                .or_insert_with(|| (Arc::clone(series), Vec::new()))
-                .1
-                .extend_from_slice(&samples[..split]);
-        }
-        if series
-            .append(&samples[split..], &mut self.stats, &mut self.accepted)
-            .is_err()
-        {
-            self.refused += 1;
-        }
-    }
-
-    fn finish(mut self) {
-        for (series, mut late) in self.late.into_values() {
-            let (Some(lo), Some(hi)) = (
-                late.iter().map(|s| s.t).min(),
-                late.iter().map(|s| s.t).max(),
-            ) else {
-                continue;
-            };
-            if let Ok(added) = series.merge_late(&mut late) {
-                self.stats.outcome.appended += added;
-                self.stats.min_t = self.stats.min_t.min(lo);
-                self.stats.max_t = self.stats.max_t.max(hi);
-            }
-        }
-        self.head.account(&self.stats);
-        if self.orphaned > 0 || self.refused > 0 {
-            tracing::warn!(
-                orphaned_samples = self.orphaned,
-                refused = self.refused,
-                "WAL replay skipped damaged entries"
-            );
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod block_tests;

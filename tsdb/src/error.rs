@@ -29,6 +29,10 @@ pub enum Error {
     /// A file is not one of ours at all.
     #[error("{path}: not a Vigil WAL segment (bad magic bytes)")]
     BadMagic { path: PathBuf },
+    /// A block file fails its checks (checksum, structure, references); the block is moved
+    /// aside rather than read.
+    #[error("{path}: corrupt block file: {reason}")]
+    CorruptBlock { path: PathBuf, reason: String },
 }
 
 impl Error {

@@ -9,7 +9,7 @@
 
 use crate::index::MemPostings;
 use crate::postings::SeriesRef;
-use crate::series::{BatchStats, MemSeries, Poisoned};
+use crate::series::{Appended, BatchStats, MemSeries, Poisoned};
 use crate::stats::{postings_stats, HeadStatus};
 use model::{
     AppendError, AppendOutcome, Appender, Labels, Matcher, Querier, Sample, Series, StorageError,
@@ -32,6 +32,9 @@ pub struct Head {
     /// `i64::MAX` / `i64::MIN` while the head is empty.
     min_time: AtomicI64,
     max_time: AtomicI64,
+    /// Samples older than this are refused: their time is covered by a block already.
+    /// `i64::MIN` until the first block.
+    min_valid_time: AtomicI64,
 }
 
 /// Everything that changes when a series is created, behind one lock so the three views
@@ -39,15 +42,17 @@ pub struct Head {
 #[derive(Debug, Default)]
 struct Registry {
     refs: HashMap<Arc<Labels>, SeriesRef>,
-    /// Indexed by `SeriesRef`.
-    series: Vec<Arc<MemSeries>>,
+    series: HashMap<SeriesRef, Arc<MemSeries>>,
     postings: MemPostings,
+    /// The id the next new series gets; ids are never reused, so postings stay sorted by
+    /// a plain push after series are dropped.
+    next_id: u64,
 }
 
 impl Registry {
     fn get(&self, labels: &Labels) -> Option<&Arc<MemSeries>> {
         let id = *self.refs.get(labels)?;
-        self.series.get(id as usize)
+        self.series.get(&id)
     }
 
     /// The series for `labels`, created and indexed if new.
@@ -55,7 +60,7 @@ impl Registry {
         if let Some(s) = self.get(labels) {
             return Ok(Arc::clone(s));
         }
-        let id = SeriesRef::try_from(self.series.len()).map_err(|_| {
+        let id = SeriesRef::try_from(self.next_id).map_err(|_| {
             AppendError::Other(format!(
                 "head is full: cannot create series {labels}, ids are exhausted"
             ))
@@ -64,7 +69,8 @@ impl Registry {
         let series = Arc::new(MemSeries::new(id, Arc::clone(&labels)));
         self.postings.add(id, &labels);
         self.refs.insert(labels, id);
-        self.series.push(Arc::clone(&series));
+        self.series.insert(id, Arc::clone(&series));
+        self.next_id += 1;
         Ok(series)
     }
 }
@@ -98,7 +104,24 @@ impl Head {
             num_samples: AtomicUsize::new(0),
             min_time: AtomicI64::new(i64::MAX),
             max_time: AtomicI64::new(i64::MIN),
+            min_valid_time: AtomicI64::new(i64::MIN),
         }
+    }
+
+    /// Samples older than this are refused (the end of the newest block).
+    pub(crate) fn min_valid_time(&self) -> i64 {
+        self.min_valid_time.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn min_valid_atomic(&self) -> &AtomicI64 {
+        &self.min_valid_time
+    }
+
+    /// Raises the time below which samples are refused. Called before a block's samples are
+    /// read from the head: an append checks it under its series' lock, so every sample
+    /// accepted below `t` is in the series when the block writer reads it.
+    pub(crate) fn set_min_valid_time(&self, t: i64) {
+        self.min_valid_time.fetch_max(t, Ordering::SeqCst);
     }
 
     /// Series created so far, counting those whose first sample is still being written.
@@ -195,7 +218,7 @@ impl Head {
                 .postings
                 .for_matchers(matchers)
                 .into_iter()
-                .filter_map(|id| registry.series.get(id as usize))
+                .filter_map(|id| registry.series.get(&id))
                 .filter(|s| s.overlaps(mint, maxt))
                 .map(Arc::clone)
                 .collect()
@@ -314,18 +337,31 @@ impl Head {
         let mut stats = BatchStats::default();
         let mut to_log = Vec::new();
         for (s, target) in batch.iter().zip(targets) {
-            if let Some(series) = target {
-                series
-                    .append(&s.samples, &mut stats, &mut to_log)
-                    .map_err(|Poisoned| {
-                        AppendError::Other(format!(
-                            "series {} is unwritable after a panic",
-                            s.labels
-                        ))
-                    })?;
-                if !to_log.is_empty() {
-                    sink(&series, &to_log);
+            let Some(mut series) = target else { continue };
+            let poisoned = |Poisoned| {
+                AppendError::Other(format!("series {} is unwritable after a panic", s.labels))
+            };
+            // A block cut may drop the series between its lookup and this append; the
+            // labels are then looked up (and the series created) again. The cut cannot
+            // drop the fresh series before this append writes to it unless it races
+            // another cut, so a few rounds always suffice.
+            let mut rounds = 0;
+            while series
+                .append(&s.samples, &self.min_valid_time, &mut stats, &mut to_log)
+                .map_err(poisoned)?
+                == Appended::Removed
+            {
+                rounds += 1;
+                if rounds > 8 {
+                    return Err(AppendError::Other(format!(
+                        "series {} was dropped by block cuts {rounds} times in a row",
+                        s.labels
+                    )));
                 }
+                series = self.get_or_create(&s.labels)?;
+            }
+            if !to_log.is_empty() {
+                sink(&series, &to_log);
             }
         }
         self.account(&stats);
@@ -363,9 +399,63 @@ impl Head {
     /// Every series, in id order.
     #[cfg(test)]
     pub(crate) fn all_for_test(&self) -> Vec<Arc<MemSeries>> {
-        self.read_registry()
-            .map(|r| r.series.clone())
-            .unwrap_or_default()
+        let mut all: Vec<Arc<MemSeries>> = self
+            .read_registry()
+            .map(|r| r.series.values().cloned().collect())
+            .unwrap_or_default();
+        all.sort_by_key(|s| s.id);
+        all
+    }
+
+    /// Every series, sorted by labels: what a block cut reads, one series at a time.
+    pub(crate) fn sorted_series(&self) -> Result<Vec<Arc<MemSeries>>, StorageError> {
+        let mut all: Vec<Arc<MemSeries>> = self.read_registry()?.series.values().cloned().collect();
+        all.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(all)
+    }
+
+    /// Drops every sample older than `t` (now in a block), and every series left without
+    /// samples, from the series, the postings and the counters. Holds the registry's write
+    /// lock throughout, so no lookup finds a series being dropped; an append that found one
+    /// earlier sees it marked removed and looks its labels up again.
+    pub(crate) fn truncate(&self, t: i64) -> Result<Truncated, AppendError> {
+        let mut registry = self.write_registry()?;
+        let mut out = Truncated::default();
+        let mut dead = Vec::new();
+        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+        for (id, s) in &registry.series {
+            let (dropped, removed) = s.truncate_before(t).map_err(|Poisoned| {
+                AppendError::Other(format!("series {} is unwritable after a panic", s.labels))
+            })?;
+            out.samples += dropped;
+            if removed {
+                dead.push(*id);
+            } else if let (Some(a), Some(b)) = (s.first_time(), s.last_time()) {
+                lo = lo.min(a);
+                hi = hi.max(b);
+            }
+        }
+        dead.sort_unstable();
+        for id in &dead {
+            if let Some(s) = registry.series.remove(id) {
+                registry.refs.remove(&*s.labels);
+            }
+        }
+        registry.postings.remove(&dead);
+        out.series = dead.len();
+        self.num_series.fetch_sub(out.series, Ordering::Relaxed);
+        self.num_samples.fetch_sub(out.samples, Ordering::Relaxed);
+        // An append to a surviving series racing this loop may have its fetch_min
+        // overwritten here; its samples are at or after `t`, so the bound can only be late
+        // by that race, and the bounds steer planning (cuts, index-only label queries),
+        // never which samples a query returns.
+        self.min_time.store(lo, Ordering::Release);
+        if lo == i64::MAX {
+            self.max_time.store(i64::MIN, Ordering::Release);
+        } else {
+            self.max_time.fetch_max(hi, Ordering::AcqRel);
+        }
+        Ok(out)
     }
 
     /// The head's totals and its cardinality top lists, each at most `limit` long. Holds the
@@ -374,7 +464,11 @@ impl Head {
     pub fn status(&self, limit: usize) -> Result<HeadStatus, StorageError> {
         let registry = self.read_registry()?;
         let postings = postings_stats(&registry.postings, limit);
-        let num_chunks = registry.series.iter().map(|s| s.num_chunks() as u64).sum();
+        let num_chunks = registry
+            .series
+            .values()
+            .map(|s| s.num_chunks() as u64)
+            .sum();
         Ok(HeadStatus {
             num_series: registry.series.len() as u64,
             num_label_pairs: postings.num_label_pairs,
@@ -391,9 +485,16 @@ impl Head {
     /// Chunks held over all series, open ones included.
     pub fn num_chunks(&self) -> usize {
         self.read_registry()
-            .map(|r| r.series.iter().map(|s| s.num_chunks()).sum())
+            .map(|r| r.series.values().map(|s| s.num_chunks()).sum())
             .unwrap_or(0)
     }
+}
+
+/// What [`Head::truncate`] dropped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Truncated {
+    pub(crate) series: usize,
+    pub(crate) samples: usize,
 }
 
 #[cfg(test)]

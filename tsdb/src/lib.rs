@@ -5,6 +5,14 @@
 //!   are fsync'd in the WAL (group commit: one fsync serves all appends in flight). It
 //!   implements [`model::Querier`] and [`model::Appender`] and passes the shared storage
 //!   suite ([`model::conformance`]).
+//! - Blocks: once the head spans 1.5 block ranges ([`TsdbOptions::block_range`], 2h by
+//!   default), its oldest window is written as an immutable block (`<ULID>/` with a
+//!   Prometheus-shaped `meta.json` ([`BlockMeta`]), an index of symbols, series and
+//!   postings, and CRC-framed chunk files), and head and WAL let go of those samples. A
+//!   background worker cuts, compacts three adjacent blocks into one (2h → 6h → 18h) and
+//!   applies [`Retention`] by time and size; [`Tsdb::compact`] does the same on demand.
+//!   Queries merge blocks (read through mmap) and head by label set. A block that fails its
+//!   checks on open is moved into `corrupted/` and the store opens without it.
 //! - [`Head`] is the in-memory part on its own (no WAL), for tests and tools. Series get
 //!   stable [`SeriesRef`] ids; an inverted index (label name → value → sorted ids) resolves
 //!   label matchers with the pure set operations of [`postings`].
@@ -41,21 +49,29 @@
 //! through the `Querier` trait, so the engine can be tested on `model::MemStorage` and run
 //! on this.
 
+mod block;
 pub mod chunk;
+mod compact;
 mod db;
 mod error;
 mod head;
 mod index;
 mod lock;
+mod mmap;
 pub mod postings;
+mod querier;
+mod replay;
+mod retention;
 mod series;
 mod stats;
 mod varint;
 mod wal;
 
-pub use db::{Tsdb, TsdbOptions};
+pub use block::{BlockDesc, BlockMeta, BlockStats, Compaction};
+pub use db::{Tsdb, TsdbOptions, DEFAULT_BLOCK_RANGE, DEFAULT_COMPACTION_INTERVAL};
 pub use error::{ChunkError, Error};
 pub use head::Head;
 pub use postings::SeriesRef;
+pub use retention::{format_bytes, parse_bytes, Retention, DEFAULT_RETENTION_TIME};
 pub use stats::{HeadStatus, Stat};
 pub use wal::{ReplayStats, DEFAULT_SEGMENT_BYTES};

@@ -48,6 +48,10 @@ struct Chunks {
     /// The time range of samples this series holds whose WAL write failed. They are
     /// logged again with the series' next append (see [`MemSeries::append`]).
     unsynced: Option<(i64, i64)>,
+    /// Set when a block cut emptied the series and the head dropped it: an append that
+    /// resolved the series just before must resolve its labels again rather than write
+    /// here, where no query would find the samples.
+    removed: bool,
 }
 
 impl Chunks {
@@ -101,6 +105,66 @@ impl Chunks {
     fn num_chunks(&self) -> usize {
         self.closed.len() + usize::from(!self.open.is_empty())
     }
+
+    /// The oldest sample's timestamp.
+    fn first_time(&self) -> Option<i64> {
+        match self.closed.first() {
+            Some(c) => Some(c.min_t),
+            None => (!self.open.is_empty()).then_some(self.open_min_t),
+        }
+    }
+
+    /// Drops every sample older than `t`; returns how many. Whole chunks go without being
+    /// read; only the one chunk that straddles `t` is decoded and re-encoded.
+    fn truncate_before(&mut self, t: i64) -> usize {
+        let whole = self.closed.iter().take_while(|c| c.max_t < t).count();
+        let mut dropped: usize = self.closed[..whole]
+            .iter()
+            .map(|c| chunk::header(&c.bytes).map_or(0, |(_, n)| n))
+            .sum();
+        self.closed.drain(..whole);
+        if let Some(first) = self.closed.first_mut() {
+            if first.min_t < t {
+                // Chunks this process wrote decode; one that did not would be kept whole.
+                if let Ok(samples) = chunk::decode(&first.bytes) {
+                    let keep = samples.partition_point(|s| s.t < t);
+                    dropped += keep;
+                    let kept = &samples[keep..];
+                    if let Some(min) = kept.first() {
+                        first.min_t = min.t;
+                        first.bytes = chunk::encode(kept).into_boxed_slice();
+                    }
+                }
+            }
+        } else if !self.open.is_empty() && self.open_min_t < t {
+            if let Ok(samples) = chunk::decode(self.open.bytes()) {
+                let keep = samples.partition_point(|s| s.t < t);
+                dropped += keep;
+                self.open = XorAppender::new();
+                for s in &samples[keep..] {
+                    if self.open.is_empty() {
+                        self.open_min_t = s.t;
+                    }
+                    self.open.append(s.t, s.v);
+                }
+            }
+        }
+        self.unsynced = match self.unsynced {
+            // Samples below `t` are in a block now, durable without the WAL.
+            Some((_, hi)) if hi < t => None,
+            Some((lo, hi)) => Some((lo.max(t), hi)),
+            None => None,
+        };
+        dropped
+    }
+}
+
+/// What [`MemSeries::append`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Appended {
+    Done,
+    /// The series was dropped from the head; nothing was written.
+    Removed,
 }
 
 /// What appending one batch did, summed over its series.
@@ -141,7 +205,10 @@ impl MemSeries {
 
     /// Appends in order, refusing what the `AppendOutcome` docs say to refuse: a sample older
     /// than the newest is out of order; one at the newest timestamp is a silent no-op when its
-    /// value has the same bits (a re-send) and a conflicting duplicate otherwise.
+    /// value has the same bits (a re-send) and a conflicting duplicate otherwise. A sample
+    /// older than `min_valid` (the end of the newest block, read under the series lock so a
+    /// block cut sees every sample it must write) is counted out of order too: its time is
+    /// in a block already, which is immutable.
     ///
     /// `to_log` (cleared first) receives what the WAL must record: the samples stored and,
     /// before them, any whose earlier WAL write failed. Without the latter, a client retrying
@@ -150,11 +217,16 @@ impl MemSeries {
     pub(crate) fn append(
         &self,
         samples: &[Sample],
+        min_valid: &AtomicI64,
         stats: &mut BatchStats,
         to_log: &mut Vec<Sample>,
-    ) -> Result<(), Poisoned> {
+    ) -> Result<Appended, Poisoned> {
         to_log.clear();
         let mut data = self.data.lock().map_err(|_| Poisoned)?;
+        if data.removed {
+            return Ok(Appended::Removed);
+        }
+        let min_valid = min_valid.load(Ordering::SeqCst);
         if let Some((from, to)) = data.unsynced {
             // Chunks this process wrote decode; if they did not, there would be nothing to
             // re-log either.
@@ -164,6 +236,7 @@ impl MemSeries {
         let was_empty = data.last.is_none();
         for &sample in samples {
             match data.last {
+                _ if sample.t < min_valid => stats.outcome.out_of_order += 1,
                 Some(last) if sample.t < last.t => stats.outcome.out_of_order += 1,
                 Some(last) if sample.t == last.t => {
                     if last.v.to_bits() != sample.v.to_bits() {
@@ -186,7 +259,43 @@ impl MemSeries {
             }
             self.max_time.store(last.t, Ordering::Release);
         }
-        Ok(())
+        Ok(Appended::Done)
+    }
+
+    /// Drops the samples older than `t` (they are in a block now). When none is left (or
+    /// there was none: a series whose WAL samples were all in blocks already) the series is
+    /// marked removed and `true` returned; the head, holding its registry lock, then drops
+    /// it. Also returns the number of samples dropped.
+    pub(crate) fn truncate_before(&self, t: i64) -> Result<(usize, bool), Poisoned> {
+        let mut data = self.data.lock().map_err(|_| Poisoned)?;
+        if data.removed {
+            return Ok((0, true));
+        }
+        let dropped = if data.first_time().is_some_and(|first| first < t) {
+            data.truncate_before(t)
+        } else {
+            0
+        };
+        match data.first_time() {
+            Some(first) => {
+                self.min_time.store(first, Ordering::Release);
+                Ok((dropped, false))
+            }
+            None => {
+                *data = Chunks {
+                    removed: true,
+                    ..Chunks::default()
+                };
+                self.min_time.store(NO_MIN, Ordering::Release);
+                self.max_time.store(NO_MAX, Ordering::Release);
+                Ok((dropped, true))
+            }
+        }
+    }
+
+    /// The oldest sample's timestamp, without locking.
+    pub(crate) fn first_time(&self) -> Option<i64> {
+        Some(self.min_time.load(Ordering::Acquire)).filter(|&t| t != NO_MIN)
     }
 
     /// Records that the WAL write of this series' samples in `[lo, hi]` failed.
@@ -283,6 +392,8 @@ impl MemSeries {
 mod tests {
     use super::*;
 
+    static NO_LIMIT: AtomicI64 = AtomicI64::new(i64::MIN);
+
     fn samples(ts: &[i64]) -> Vec<Sample> {
         ts.iter().map(|&t| Sample { t, v: t as f64 }).collect()
     }
@@ -297,8 +408,13 @@ mod tests {
         assert!(!s.overlaps(i64::MIN, i64::MAX), "no samples yet");
         let mut stats = BatchStats::default();
         let mut accepted = Vec::new();
-        s.append(&samples(&[10, 20, 5, 30]), &mut stats, &mut accepted)
-            .unwrap();
+        s.append(
+            &samples(&[10, 20, 5, 30]),
+            &NO_LIMIT,
+            &mut stats,
+            &mut accepted,
+        )
+        .unwrap();
         assert_eq!(accepted, samples(&[10, 20, 30]));
         assert_eq!((stats.outcome.appended, stats.outcome.out_of_order), (3, 1));
         assert_eq!((stats.min_t, stats.max_t), (10, 30));
@@ -314,7 +430,7 @@ mod tests {
         let ts: Vec<i64> = (0..1000).map(|i| i * 15).collect();
         let mut stats = BatchStats::default();
         for part in ts.chunks(7) {
-            s.append(&samples(part), &mut stats, &mut Vec::new())
+            s.append(&samples(part), &NO_LIMIT, &mut stats, &mut Vec::new())
                 .unwrap();
         }
         assert_eq!(s.num_chunks(), 1000 / SAMPLES_PER_CHUNK + 1);
@@ -329,11 +445,62 @@ mod tests {
     }
 
     #[test]
+    fn truncation_drops_whole_chunks_and_trims_the_straddling_one() {
+        let s = new_series();
+        let mut stats = BatchStats::default();
+        let ts: Vec<i64> = (0..300).collect();
+        s.append(&samples(&ts), &NO_LIMIT, &mut stats, &mut Vec::new())
+            .unwrap();
+        // Chunks hold 0..120, 120..240 and the open 240..300; 150 falls in the second.
+        assert_eq!(s.truncate_before(150).unwrap(), (150, false));
+        assert_eq!(
+            s.samples_in(i64::MIN, i64::MAX).unwrap(),
+            samples(&ts[150..])
+        );
+        assert_eq!((s.first_time(), s.num_chunks()), (Some(150), 2));
+        assert_eq!(
+            s.truncate_before(250).unwrap(),
+            (100, false),
+            "into the open chunk"
+        );
+        assert_eq!(s.samples_in(0, 1000).unwrap(), samples(&ts[250..]));
+        // Appends carry on after the trimmed open chunk.
+        s.append(&samples(&[300]), &NO_LIMIT, &mut stats, &mut Vec::new())
+            .unwrap();
+        assert_eq!(s.samples_in(299, 300).unwrap(), samples(&[299, 300]));
+        assert_eq!(s.truncate_before(1000).unwrap(), (51, true));
+        assert!(!s.overlaps(i64::MIN, i64::MAX));
+        let out = s.append(&samples(&[2000]), &NO_LIMIT, &mut stats, &mut Vec::new());
+        assert_eq!(
+            out.unwrap(),
+            Appended::Removed,
+            "a removed series takes no samples"
+        );
+    }
+
+    #[test]
+    fn samples_below_min_valid_are_refused() {
+        let s = new_series();
+        let min_valid = AtomicI64::new(100);
+        let mut stats = BatchStats::default();
+        let mut logged = Vec::new();
+        s.append(
+            &samples(&[50, 100, 150]),
+            &min_valid,
+            &mut stats,
+            &mut logged,
+        )
+        .unwrap();
+        assert_eq!(logged, samples(&[100, 150]));
+        assert_eq!(stats.outcome.out_of_order, 1);
+    }
+
+    #[test]
     fn late_samples_merge_into_order() {
         let s = new_series();
         let mut stats = BatchStats::default();
         let even: Vec<i64> = (0..300).map(|i| i * 2).collect();
-        s.append(&samples(&even), &mut stats, &mut Vec::new())
+        s.append(&samples(&even), &NO_LIMIT, &mut stats, &mut Vec::new())
             .unwrap();
         let mut late = samples(&[1, 3, 4, 599, 1000]);
         assert_eq!(s.merge_late(&mut late).unwrap(), 4, "4 is already there");

@@ -1,7 +1,8 @@
 //! `POST /loki/api/v1/push`: protobuf in a snappy block, or JSON; gzip and deflate accepted.
 //!
 //! The whole request is validated before anything is stored, so a 400 or 413 means nothing of
-//! it was kept, and 204 means every entry is committed.
+//! it was kept, and 204 means every entry is fsync'd to the log WAL (and visible to queries).
+//! Entries identical to stored ones are accepted and not stored again, so a client may retry.
 
 use super::{store_error, task_failed};
 use crate::error::PlainError;

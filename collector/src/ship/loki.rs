@@ -201,6 +201,7 @@ impl LokiSink {
                 url: self.cfg.url.clone(),
                 headers: self.headers.clone(),
                 body: encode(pending.streams),
+                retry_429: true,
             };
             let on_retry = || self.stats.failed(entries as u64);
             let delivery = deliver(

@@ -4,12 +4,17 @@
 //!   in-memory queue that drops the oldest samples when the server is away too long.
 //! - [`LokiSink`] sends [`LogBatch`]es as Loki pushes, batched by size and time, and
 //!   acknowledges each batch's file positions only after the server accepted it.
-//! - Both retry through one policy ([`Backoff`], `retry.rs`): network errors, 5xx and 429 are
-//!   retried with backoff and jitter, any other 4xx drops the batch.
+//! - [`RemoteWriteQueue`] (`forward/`) is the server's remote write out: sharded queues fed by
+//!   [`ForwardingAppender`] with what the store accepted, configured like Prometheus's
+//!   `remote_write`.
+//! - All of them retry through one policy ([`Backoff`], `retry.rs`): network errors and 5xx are
+//!   retried with backoff and jitter, and 429 too (the forward queue only with
+//!   `retry_on_http_429`, as Prometheus); any other 4xx drops the batch.
 //!
 //! A sink runs until its input channel closes (its sources stopped), flushes what it holds,
 //! and returns; `abort` cuts a flush short when the server does not come back in time.
 
+mod forward;
 mod loki;
 mod remote_write;
 mod retry;
@@ -17,6 +22,10 @@ mod retry;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+pub use forward::{
+    render_metrics as render_forward_metrics, Auth, ForwardConfig, ForwardingAppender, QueueConfig,
+    RemoteWriteQueue, Secret,
+};
 pub use loki::{LogBatch, LokiConfig, LokiSink, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_WAIT};
 pub use remote_write::{
     MetricBatch, RemoteWriteConfig, RemoteWriteSink, DEFAULT_MAX_SAMPLES_PER_SEND,

@@ -213,6 +213,7 @@ impl RemoteWriteSink {
             url: self.cfg.url.clone(),
             headers: self.headers.clone(),
             body,
+            retry_429: true,
         };
         Some((req, samples))
     }

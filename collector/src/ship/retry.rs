@@ -63,10 +63,12 @@ pub(crate) enum Verdict {
     Reject,
 }
 
-pub(crate) fn classify(status: StatusCode) -> Verdict {
+/// Maps a response status to a verdict; `retry_429` says whether 429 is retried (the agent's
+/// sinks and Promtail always do; Prometheus's remote write only with `retry_on_http_429`).
+pub(crate) fn classify(status: StatusCode, retry_429: bool) -> Verdict {
     if status.is_success() {
         Verdict::Delivered
-    } else if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+    } else if status.is_server_error() || (retry_429 && status == StatusCode::TOO_MANY_REQUESTS) {
         Verdict::Retry
     } else {
         Verdict::Reject
@@ -96,6 +98,8 @@ pub(crate) struct Request {
     pub url: String,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
+    /// Whether a 429 is retried (true) or drops the request like any other 4xx (false).
+    pub retry_429: bool,
 }
 
 /// How a delivery ended.
@@ -134,7 +138,7 @@ pub(crate) async fn deliver(
         };
         let mut wait = backoff.delay(attempt);
         match sent {
-            Ok(resp) => match classify(resp.status()) {
+            Ok(resp) => match classify(resp.status(), req.retry_429) {
                 Verdict::Delivered => {
                     return Delivery::Delivered {
                         attempts: attempt + 1,
@@ -213,13 +217,26 @@ mod tests {
 
     #[test]
     fn statuses_map_to_verdicts() {
-        assert_eq!(classify(StatusCode::NO_CONTENT), Verdict::Delivered);
-        assert_eq!(classify(StatusCode::INTERNAL_SERVER_ERROR), Verdict::Retry);
-        assert_eq!(classify(StatusCode::SERVICE_UNAVAILABLE), Verdict::Retry);
-        assert_eq!(classify(StatusCode::TOO_MANY_REQUESTS), Verdict::Retry);
-        assert_eq!(classify(StatusCode::BAD_REQUEST), Verdict::Reject);
+        assert_eq!(classify(StatusCode::NO_CONTENT, true), Verdict::Delivered);
         assert_eq!(
-            classify(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+            classify(StatusCode::INTERNAL_SERVER_ERROR, true),
+            Verdict::Retry
+        );
+        assert_eq!(
+            classify(StatusCode::SERVICE_UNAVAILABLE, false),
+            Verdict::Retry
+        );
+        assert_eq!(
+            classify(StatusCode::TOO_MANY_REQUESTS, true),
+            Verdict::Retry
+        );
+        assert_eq!(
+            classify(StatusCode::TOO_MANY_REQUESTS, false),
+            Verdict::Reject
+        );
+        assert_eq!(classify(StatusCode::BAD_REQUEST, true), Verdict::Reject);
+        assert_eq!(
+            classify(StatusCode::UNSUPPORTED_MEDIA_TYPE, true),
             Verdict::Reject
         );
     }

@@ -1,6 +1,11 @@
 //! Finding the files to tail: container logs in kubelet's layout
-//! `<pods>/<namespace>_<pod>_<uid>/<container>/<restart>.log`, and plain files matched by
-//! globs, each with the labels its lines will carry.
+//! `<pods>/<namespace>_<pod>_<uid>/<container>/<restart>.log` with their rotated siblings
+//! (`<restart>.log.<YYYYMMDD-HHMMSS>` and its `.gz`), and plain files matched by globs, each
+//! with the labels its lines will carry.
+//!
+//! Rotated files are listed so that a file rotated away before the tailer ever opened it (two
+//! rotations between looks, or a restart) is still read; which of them are already read is
+//! decided by their identity, not here.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,10 +26,25 @@ pub(crate) enum Format {
     Plain,
 }
 
+/// Where a file stands in its writer's life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum FileKind {
+    /// Renamed away by rotation; the writer may still append until it reopens.
+    Rotated,
+    /// Rotated and gzipped: complete and immutable, read decompressed.
+    Gzip,
+    /// The file the writer appends to (`<n>.log`, or a plain file).
+    Live,
+}
+
 /// A file to tail and the labels of its streams.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Target {
     pub path: PathBuf,
+    /// The path the writer of this file appends to: `path` itself for a live file, `<n>.log`
+    /// for a rotated one. When it names another file, the writer has moved on.
+    pub live_path: PathBuf,
+    pub kind: FileKind,
     pub format: Format,
     /// `namespace, pod, container, node` for container logs (the line adds `stream`);
     /// `job, filename, node` for plain files.
@@ -44,7 +64,9 @@ pub(crate) fn discover(pods: &Path, globs: &[String], node: &str) -> Vec<Target>
             out.insert(
                 path.clone(),
                 Target {
+                    live_path: path.clone(),
                     path,
+                    kind: FileKind::Live,
                     format: Format::Plain,
                     labels,
                 },
@@ -74,12 +96,17 @@ fn container_logs(pods: &Path, node: &str) -> Vec<Target> {
                 continue;
             };
             for e in entries.filter_map(Result::ok) {
-                let is_current = e.file_name().to_str().is_some_and(is_current_log_name);
-                if !is_current || !e.path().is_file() {
+                let name = e.file_name();
+                let Some((live_name, kind)) = name.to_str().and_then(classify) else {
+                    continue;
+                };
+                if !e.path().is_file() {
                     continue;
                 }
                 out.push(Target {
                     path: e.path(),
+                    live_path: container_dir.join(live_name),
+                    kind,
                     format: Format::Container,
                     labels: Labels::from_pairs([
                         ("namespace", namespace),
@@ -118,11 +145,35 @@ pub(crate) fn parse_pod_dir(name: &str) -> Option<(&str, &str, &str)> {
     Some((namespace, pod, uid))
 }
 
-/// `<restart count>.log`: the file the runtime writes to. Rotated files (`0.log.20240101-…`,
-/// `.gz`) do not match; following them through rotation is the follower's job.
+/// `<restart count>.log`: the file the runtime writes to.
 fn is_current_log_name(name: &str) -> bool {
     name.strip_suffix(".log")
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// A container log file name as the name of its live file and its kind: `0.log` is live,
+/// `0.log.20240101-120000` rotated, `0.log.20240101-120000.gz` gzipped. kubelet's
+/// temporaries (`….tmp`, a gzip in progress) and anything else are not log files.
+fn classify(name: &str) -> Option<(&str, FileKind)> {
+    if is_current_log_name(name) {
+        return Some((name, FileKind::Live));
+    }
+    let at = name.find(".log.")? + ".log".len();
+    let (live, suffix) = name.split_at(at);
+    if !is_current_log_name(live) {
+        return None;
+    }
+    let (stamp, kind) = match suffix[1..].strip_suffix(".gz") {
+        Some(stamp) => (stamp, FileKind::Gzip),
+        None => (&suffix[1..], FileKind::Rotated),
+    };
+    // kubelet's `20060102-150405`.
+    let is_stamp = stamp.len() == 15
+        && stamp.bytes().enumerate().all(|(i, b)| match i {
+            8 => b == b'-',
+            _ => b.is_ascii_digit(),
+        });
+    is_stamp.then_some((live, kind))
 }
 
 #[cfg(test)]
@@ -152,6 +203,24 @@ mod tests {
         assert!(!is_current_log_name("0.log.20240101-120000.gz"));
         assert!(!is_current_log_name(".log"));
         assert!(!is_current_log_name("app.log"));
+        assert_eq!(classify("0.log"), Some(("0.log", FileKind::Live)));
+        assert_eq!(
+            classify("3.log.20240101-120000"),
+            Some(("3.log", FileKind::Rotated))
+        );
+        assert_eq!(
+            classify("0.log.20240101-120000.gz"),
+            Some(("0.log", FileKind::Gzip))
+        );
+        for not_log in [
+            "0.log.20240101-120000.tmp",
+            "0.log.20240101-120000.gz.tmp",
+            "0.log.2024",
+            "x.log.20240101-120000",
+            "0.log.20240101_120000",
+        ] {
+            assert_eq!(classify(not_log), None, "{not_log}");
+        }
     }
 
     #[test]
@@ -170,15 +239,17 @@ mod tests {
 
         let globs = vec![format!("{}/*.log", var.display())];
         let targets = discover(&pods, &globs, "node-1");
-        assert_eq!(targets.len(), 2, "{targets:?}");
-        let cri = targets
-            .iter()
-            .find(|t| t.format == Format::Container)
-            .unwrap();
+        assert_eq!(targets.len(), 3, "{targets:?}");
+        let rotated = &targets[1];
+        assert_eq!(rotated.kind, FileKind::Rotated);
+        assert_eq!(rotated.live_path, c.join("0.log"));
+        let cri = &targets[0];
+        assert_eq!((cri.kind, &cri.live_path), (FileKind::Live, &cri.path));
         assert_eq!(
             cri.labels.to_string(),
             r#"{container="nginx", namespace="prod", node="node-1", pod="web-1"}"#
         );
+        assert_eq!(rotated.labels, cri.labels);
         let plain = targets.iter().find(|t| t.format == Format::Plain).unwrap();
         assert_eq!(plain.labels.get("job"), Some("varlogs"));
         assert_eq!(

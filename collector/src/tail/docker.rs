@@ -115,7 +115,7 @@ mod tests {
             stream: "stdout".into(),
             log: log.to_string(),
         };
-        let mut j = Joiner::default();
+        let mut j = Joiner::new(256 * 1024);
         assert!(j.push(line(&big, 1).piece(), 0).is_empty());
         assert!(j.push(line(&big, 2).piece(), 100).is_empty());
         assert_eq!(j.holds_from(), Some(0));
@@ -126,6 +126,7 @@ mod tests {
                 stream: "stdout".into(),
                 ts_ns: 1,
                 text: format!("{big}{big}end"),
+                split: None,
             }]
         );
         let out = j.push(line("no newline at exit", 4).piece(), 300);

@@ -1,9 +1,9 @@
 //! Joining the pieces of a line that a container runtime split (CRI `P` lines, docker's
 //! 16 KiB json-file pieces) back into the line the container wrote, up to a bound.
-
-/// The longest line the joiner builds: Loki's default `max_line_size` (256 KiB). A longer
-/// run of partials is emitted in pieces of at most this size rather than held without bound.
-pub(crate) const MAX_JOINED_BYTES: usize = 256 * 1024;
+//!
+//! A line longer than the bound is emitted in pieces, cut where the runtime cut it (never
+//! inside a piece), each numbered by [`Joined::split`]. Cutting only at piece boundaries keeps
+//! the checkpoint exact: what is still held always starts at one piece's first byte.
 
 /// One parsed line of a container log, whatever its format.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,6 +22,8 @@ pub(crate) struct Joined {
     /// The timestamp of the first piece.
     pub ts_ns: i64,
     pub text: String,
+    /// For a line longer than the bound: which piece of it this is, from 1.
+    pub split: Option<u32>,
 }
 
 /// Pieces waiting for the one that ends their line, per stream.
@@ -33,53 +35,73 @@ struct Partial {
     /// The file offset of the first piece: a checkpoint must not pass it, or a restart
     /// would lose the start of the line.
     start: u64,
+    /// Pieces of this line already emitted because it outgrew the bound.
+    emitted: u32,
+}
+
+impl Partial {
+    fn into_joined(self, last: bool) -> Joined {
+        let split = (!last || self.emitted > 0).then_some(self.emitted + 1);
+        Joined {
+            stream: self.stream,
+            ts_ns: self.ts_ns,
+            text: self.text,
+            split,
+        }
+    }
 }
 
 /// Joins partial pieces per stream until the piece that ends them.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Joiner {
     pending: Vec<Partial>,
+    /// The longest line built, in bytes (`--logs.max-line-size`).
+    max: usize,
 }
 
 impl Joiner {
+    pub fn new(max: usize) -> Self {
+        Joiner {
+            pending: Vec::new(),
+            max,
+        }
+    }
+
     /// Feeds one line that starts at file offset `start`; returns the lines completed by it
-    /// (none, one, or two when the 256 KiB bound forced out the pieces before it).
+    /// (none, one, or two when the bound forced out the pieces before it).
     pub fn push(&mut self, line: Piece<'_>, start: u64) -> Vec<Joined> {
         let mut out = Vec::new();
         let idx = self.pending.iter().position(|p| p.stream == line.stream);
+        let mut emitted = 0;
         if let Some(i) = idx {
-            if self.pending[i].text.len() + line.msg.len() > MAX_JOINED_BYTES {
+            if self.pending[i].text.len() + line.msg.len() > self.max {
                 let p = self.pending.remove(i);
-                out.push(Joined {
-                    stream: p.stream,
-                    ts_ns: p.ts_ns,
-                    text: p.text,
-                });
+                emitted = p.emitted + 1;
+                out.push(p.into_joined(false));
             }
         }
         let idx = self.pending.iter().position(|p| p.stream == line.stream);
-        match (idx, line.partial) {
-            (Some(i), true) => self.pending[i].text.push_str(line.msg),
-            (Some(i), false) => {
-                let mut p = self.pending.remove(i);
-                p.text.push_str(line.msg);
-                out.push(Joined {
-                    stream: p.stream,
-                    ts_ns: p.ts_ns,
-                    text: p.text,
-                });
+        match idx {
+            Some(i) => {
+                self.pending[i].text.push_str(line.msg);
+                if !line.partial {
+                    out.push(self.pending.remove(i).into_joined(true));
+                }
             }
-            (None, true) => self.pending.push(Partial {
-                stream: line.stream.to_string(),
-                ts_ns: line.ts_ns,
-                text: line.msg.to_string(),
-                start,
-            }),
-            (None, false) => out.push(Joined {
-                stream: line.stream.to_string(),
-                ts_ns: line.ts_ns,
-                text: line.msg.to_string(),
-            }),
+            None => {
+                let p = Partial {
+                    stream: line.stream.to_string(),
+                    ts_ns: line.ts_ns,
+                    text: line.msg.to_string(),
+                    start,
+                    emitted,
+                };
+                if line.partial {
+                    self.pending.push(p);
+                } else {
+                    out.push(p.into_joined(true));
+                }
+            }
         }
         out
     }
@@ -98,11 +120,7 @@ impl Joiner {
     pub fn drain(&mut self) -> Vec<Joined> {
         self.pending
             .drain(..)
-            .map(|p| Joined {
-                stream: p.stream,
-                ts_ns: p.ts_ns,
-                text: p.text,
-            })
+            .map(|p| p.into_joined(true))
             .collect()
     }
 }
@@ -113,7 +131,7 @@ mod tests {
 
     #[test]
     fn joins_partials_per_stream() {
-        let mut j = Joiner::default();
+        let mut j = Joiner::new(1024);
         let p = |s: &'static str, partial, msg: &'static str, ts| Piece {
             ts_ns: ts,
             stream: s,
@@ -129,7 +147,8 @@ mod tests {
             vec![Joined {
                 stream: "stdout".into(),
                 ts_ns: 1,
-                text: "hello".into()
+                text: "hello".into(),
+                split: None,
             }]
         );
         assert_eq!(j.holds_from(), Some(10));
@@ -139,9 +158,10 @@ mod tests {
     }
 
     #[test]
-    fn joining_is_bounded() {
-        let mut j = Joiner::default();
-        let big = "x".repeat(MAX_JOINED_BYTES / 2 + 1);
+    fn joining_is_bounded_and_numbers_the_pieces() {
+        const MAX: usize = 1000;
+        let mut j = Joiner::new(MAX);
+        let big = "x".repeat(MAX / 2 + 1);
         let line = |partial| Piece {
             ts_ns: 0,
             stream: "stdout",
@@ -151,10 +171,16 @@ mod tests {
         assert!(j.push(line(true), 0).is_empty());
         let out = j.push(line(true), 1);
         assert_eq!(out.len(), 1, "the first piece is forced out");
-        assert_eq!(out[0].text.len(), big.len());
+        assert_eq!((out[0].text.len(), out[0].split), (big.len(), Some(1)));
+        assert_eq!(
+            j.holds_from(),
+            Some(1),
+            "held from the piece not yet emitted"
+        );
         let out = j.push(line(false), 2);
         assert_eq!(out.len(), 2, "the pending piece, then the final one");
         assert!(out.iter().all(|l| l.text.len() == big.len()));
+        assert_eq!((out[0].split, out[1].split), (Some(2), Some(3)));
         assert_eq!(j.holds_from(), None);
 
         let small = Piece {
@@ -172,5 +198,6 @@ mod tests {
             4,
         );
         assert_eq!(out[0].text, "abab", "pieces under the bound join whole");
+        assert_eq!(out[0].split, None);
     }
 }

@@ -1,32 +1,41 @@
 //! The log tailer: finds container logs and plain files, follows each by identity, turns its
 //! complete lines into log entries, and keeps checkpoints of what the server acknowledged.
 //!
-//! - `discover.rs` lists the files every rescan (each second; inotify is a later step).
-//! - `follow.rs` reads complete lines from a file and notices truncation and replacement.
+//! - `discover.rs` lists the files every rescan: live logs, and kubelet's rotated files
+//!   (`0.log.<timestamp>`, `.gz`) so a file rotated away before it was opened is still read.
+//! - `fingerprint.rs` says which file a file is: inode, and a hash of its first bytes that
+//!   survives gzip and tells a reused inode apart; `rescan.rs` matches what it finds to the
+//!   files followed, the files finished and the checkpoints.
+//! - `follow.rs` reads complete lines from a file (or a `.gz`, decompressed) and notices
+//!   truncation (copytruncate) and its writer moving on; `tracked.rs` turns them into entries.
 //! - `cri.rs` and `docker.rs` parse the two container log formats, detected per file;
 //!   `join.rs` joins the pieces of a split line; `glob.rs` expands plain-file patterns.
 //! - `checkpoint.rs` keeps `positions.json`.
 //!
-//! Delivery is at-least-once: each [`LogBatch`] carries the position its lines end at, the
-//! Loki sink acknowledges it after a 2xx, and only then is the position recorded. While the
-//! pieces of a split line are waiting for their end, the recorded position stays before the
-//! first of them, so a restart re-reads the whole line.
+//! Delivery is at-least-once, and exactly once while nothing crashes: each [`LogBatch`]
+//! carries the position its lines end at, the Loki sink acknowledges it after a 2xx, and only
+//! then is the position recorded. While the pieces of a split line are waiting for their end,
+//! the recorded position stays before the first of them, so a restart re-reads the whole line.
+//! Files are read oldest first within a container (rotated before live), each to its end once
+//! its writer moved on, so two rotations between polls lose nothing.
 
 mod checkpoint;
 mod cri;
 mod discover;
 mod docker;
+mod fingerprint;
 mod follow;
 mod glob;
 mod join;
+mod rescan;
+mod tracked;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use model::{Labels, LogEntry, LogStream};
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
@@ -34,21 +43,25 @@ use tokio_util::sync::CancellationToken;
 pub use checkpoint::{Position, POSITIONS_FILE};
 pub use discover::PLAIN_FILE_JOB;
 pub use glob::expand as expand_glob;
+pub use tracked::SPLIT_METADATA;
 
 use crate::ship::LogBatch;
 use crate::Error;
-use checkpoint::Positions;
-use discover::{Format, Target};
-use follow::{Follower, PathState, READ_CHUNK_BYTES};
-use join::{Joined, Joiner};
+use checkpoint::{Checkpoint, Checkpoints, InFlight};
+use fingerprint::FileId;
+use tracked::Tracked;
 
 /// Where kubelet keeps container logs unless configured.
 pub const DEFAULT_PODS_PATH: &str = "/var/log/pods";
-/// How long a file whose path vanished is still read before it counts as finished: the
-/// rename-to-reopen window of kubelet's rotation, and its rename back when the reopen fails.
-const GONE_GRACE: Duration = Duration::from_secs(2);
 /// How often the file list is refreshed and files are polled for new lines.
 pub const DEFAULT_RESCAN_INTERVAL: Duration = Duration::from_secs(1);
+/// The longest line shipped whole (`--logs.max-line-size`): Loki's default `max_line_size`,
+/// so a line the tailer ships is one Loki accepts. Longer lines are split (see
+/// [`SPLIT_METADATA`]).
+pub const DEFAULT_MAX_LINE_BYTES: usize = 256 * 1024;
+/// The smallest accepted line bound: below this a CRI line's own prefix (about 40 bytes)
+/// would dominate its pieces.
+pub const MIN_MAX_LINE_BYTES: usize = 1024;
 
 /// The tailer's settings.
 #[derive(Clone, Debug)]
@@ -63,6 +76,9 @@ pub struct TailConfig {
     pub state_path: PathBuf,
     /// Time between rescans and polls; default [`DEFAULT_RESCAN_INTERVAL`].
     pub rescan_interval: Duration,
+    /// The longest line shipped whole, in bytes; default [`DEFAULT_MAX_LINE_BYTES`], at
+    /// least [`MIN_MAX_LINE_BYTES`].
+    pub max_line_bytes: usize,
 }
 
 impl TailConfig {
@@ -73,17 +89,31 @@ impl TailConfig {
             node: node.into(),
             state_path: state_path.into(),
             rescan_interval: DEFAULT_RESCAN_INTERVAL,
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
         }
     }
 
-    /// Loads the checkpoints; fails when the state directory cannot be created or read.
+    /// Loads the checkpoints; fails on a line bound below [`MIN_MAX_LINE_BYTES`] and when the
+    /// state directory cannot be created or read.
     pub fn build(self) -> Result<Tailer, Error> {
+        if self.max_line_bytes < MIN_MAX_LINE_BYTES {
+            return Err(Error::Config {
+                field: "max_line_bytes",
+                reason: format!(
+                    "{} is below the minimum of {MIN_MAX_LINE_BYTES} bytes",
+                    self.max_line_bytes
+                ),
+            });
+        }
         for g in self.globs.iter().filter(|g| !glob::is_supported(g)) {
             tracing::warn!(glob = %g, "wildcards are only expanded in the last path component; this glob matches nothing");
         }
         Ok(Tailer {
-            positions: Positions::load(&self.state_path)?,
-            files: BTreeMap::new(),
+            checkpoints: Checkpoints::load(&self.state_path)?,
+            in_flight: InFlight::default(),
+            files: Vec::new(),
+            finished: HashMap::new(),
+            seen: HashMap::new(),
             stats: Arc::default(),
             cfg: self,
         })
@@ -101,33 +131,17 @@ pub struct TailStats {
 #[derive(Debug)]
 pub struct Tailer {
     cfg: TailConfig,
-    positions: Positions,
-    files: BTreeMap<PathBuf, Tracked>,
+    checkpoints: Checkpoints,
+    in_flight: InFlight,
+    /// The files followed.
+    files: Vec<Tracked>,
+    /// Files finished in this run that still exist, as checkpoints marked done (their last
+    /// ack may still be on its way), with their size on disk then.
+    finished: HashMap<FileId, (Checkpoint, Option<u64>)>,
+    /// Files found and not followed (copies of files read), with their size then and the
+    /// checkpoint or file they matched; looked at again only when their size changes.
+    seen: HashMap<FileId, rescan::Seen>,
     stats: Arc<TailStats>,
-}
-
-/// A file being followed and what its lines need to become entries.
-#[derive(Debug)]
-struct Tracked {
-    target: Target,
-    follower: Follower,
-    joiner: Joiner,
-    /// A container log's format, once a line showed it; `None` before and for plain files.
-    framing: Option<Framing>,
-    /// The position sent with the last batch, so an unchanged position is not re-sent.
-    sent: Option<Position>,
-    /// When the path was first seen naming nothing, while this file is still read.
-    gone_since: Option<Instant>,
-}
-
-/// The result of one read step on a file.
-#[derive(Debug)]
-struct Step {
-    batch: LogBatch,
-    /// More may be readable right away.
-    more: bool,
-    /// The file is gone and fully read: stop following it.
-    finished: bool,
 }
 
 impl Tailer {
@@ -152,7 +166,7 @@ impl Tailer {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 Some(acked) = acks.recv() => {
-                    self.positions.apply(acked);
+                    self.apply_acks(acked);
                     self.save().await;
                 }
                 _ = tick.tick() => {
@@ -164,28 +178,52 @@ impl Tailer {
         }
         drop(out);
         while let Some(acked) = acks.recv().await {
-            self.positions.apply(acked);
+            self.apply_acks(acked);
         }
         self.save().await;
         tracing::debug!("tailer stopped");
     }
 
-    /// Rescans, then reads every file until it has nothing more. False when shutdown fired
-    /// or the sink is gone.
+    /// Rescans, then reads every file until it has nothing more, oldest first within a
+    /// container. When a file finished because its writer moved on, rescans once more so the
+    /// writer's new file is read in the same poll. False when shutdown fired or the sink is
+    /// gone.
     async fn poll(
         &mut self,
         shutdown: &CancellationToken,
         out: &mpsc::Sender<LogBatch>,
         acks: &mut mpsc::UnboundedReceiver<Vec<Position>>,
     ) -> bool {
-        self.rescan().await;
-        let followed = self.files.len() as u64;
-        self.stats.files.store(followed, Ordering::Relaxed);
-        let paths: Vec<PathBuf> = self.files.keys().cloned().collect();
-        for path in paths {
-            let Some(mut tracked) = self.files.remove(&path) else {
-                continue;
-            };
+        for _ in 0..2 {
+            self.rescan().await;
+            self.stats
+                .files
+                .store(self.files.len() as u64, Ordering::Relaxed);
+            match self.read_all(shutdown, out, acks).await {
+                None => return false,
+                Some(false) => break,
+                Some(true) => {}
+            }
+        }
+        true
+    }
+
+    /// Reads every followed file until it has nothing more. `None` when shutdown fired or
+    /// the sink is gone, else whether a file finished.
+    async fn read_all(
+        &mut self,
+        shutdown: &CancellationToken,
+        out: &mpsc::Sender<LogBatch>,
+        acks: &mut mpsc::UnboundedReceiver<Vec<Position>>,
+    ) -> Option<bool> {
+        let mut files = std::mem::take(&mut self.files);
+        files.sort_by_cached_key(|t| rescan::read_order(&t.target));
+        let mut kept = Vec::with_capacity(files.len());
+        let mut any_finished = false;
+        let mut files = files.into_iter();
+        while let Some(mut tracked) = files.next() {
+            tracked.start_poll();
+            let path = tracked.follower.path().to_path_buf();
             loop {
                 let stepped = tokio::task::spawn_blocking(move || {
                     let step = tracked.step();
@@ -203,64 +241,45 @@ impl Tailer {
                     Ok(s) => s,
                     Err(error) => {
                         tracing::warn!(path = %path.display(), %error, "reading log file failed");
-                        self.files.insert(path.clone(), tracked);
+                        kept.push(tracked);
                         break;
                     }
                 };
-                let (more, finished) = (step.more, step.finished);
+                let id = tracked.follower.id();
+                for p in &step.batch.positions {
+                    self.in_flight.sent(id, p.offset, tracked.fp, step.finished);
+                }
                 let has_news = !step.batch.streams.is_empty() || !step.batch.positions.is_empty();
                 if has_news && !self.send(step.batch, shutdown, out, acks).await {
-                    self.files.insert(path.clone(), tracked);
-                    return false;
+                    kept.push(tracked);
+                    kept.extend(files);
+                    self.files = kept;
+                    return None;
                 }
-                if finished {
-                    tracing::info!(path = %path.display(), "stopped following removed file");
+                if step.finished {
+                    tracing::info!(path = %path.display(), "finished log file");
+                    let size = std::fs::metadata(&path).ok().map(|m| m.len());
+                    let mut done = tracked.as_checkpoint();
+                    done.done = true;
+                    self.finished.insert(id, (done, size));
+                    any_finished = true;
                     break;
                 }
-                if !more {
-                    self.files.insert(path.clone(), tracked);
+                if !step.more {
+                    kept.push(tracked);
                     break;
                 }
             }
         }
-        true
+        self.files = kept;
+        Some(any_finished)
     }
 
-    /// Starts following files that appeared. Files that disappeared are finished by their
-    /// follower, which still holds them open.
-    async fn rescan(&mut self) {
-        let (pods, globs, node) = (
-            self.cfg.pods_path.clone(),
-            self.cfg.globs.clone(),
-            self.cfg.node.clone(),
-        );
-        let targets = tokio::task::spawn_blocking(move || discover::discover(&pods, &globs, &node))
-            .await
-            .unwrap_or_default();
-        let known: HashSet<PathBuf> = self.files.keys().cloned().collect();
-        for target in targets.into_iter().filter(|t| !known.contains(&t.path)) {
-            match Follower::open(&target.path, self.positions.get(&target.path)) {
-                Ok(follower) => {
-                    tracing::info!(
-                        path = %target.path.display(),
-                        offset = follower.offset(),
-                        "following log file"
-                    );
-                    self.files.insert(
-                        target.path.clone(),
-                        Tracked {
-                            target,
-                            follower,
-                            joiner: Joiner::default(),
-                            framing: None,
-                            sent: None,
-                            gone_since: None,
-                        },
-                    );
-                }
-                Err(error) => {
-                    tracing::debug!(path = %target.path.display(), %error, "cannot open log file yet")
-                }
+    /// Turns acknowledged positions into checkpoints.
+    fn apply_acks(&mut self, acked: Vec<Position>) {
+        for p in acked {
+            if let Some(c) = self.in_flight.acked(p) {
+                self.checkpoints.record(c);
             }
         }
     }
@@ -278,7 +297,7 @@ impl Tailer {
             tokio::select! {
                 _ = shutdown.cancelled() => return false,
                 Some(acked) = acks.recv() => {
-                    self.positions.apply(acked);
+                    self.apply_acks(acked);
                     self.save().await;
                 }
                 // `reserve` is cancel-safe, unlike `send`: losing the race loses no batch.
@@ -295,10 +314,9 @@ impl Tailer {
 
     /// Writes the checkpoint file, logging (not failing) on error: the next ack retries.
     async fn save(&mut self) {
-        self.positions.prune_missing();
         let (path, bytes) = (
-            self.positions.file().to_path_buf(),
-            self.positions.to_json(),
+            self.checkpoints.file().to_path_buf(),
+            self.checkpoints.to_json(),
         );
         let written =
             tokio::task::spawn_blocking(move || checkpoint::write_atomic(&path, &bytes)).await;
@@ -310,179 +328,7 @@ impl Tailer {
     }
 }
 
-impl Tracked {
-    /// Reads one chunk and turns it into a batch. At the end of the data, checks whether the
-    /// path still names this file: when it was replaced, or removed for [`GONE_GRACE`], the
-    /// rest of this file (a last unterminated line, unfinished partials) is flushed, and a
-    /// replacement is then followed from its start.
-    fn step(&mut self) -> std::io::Result<Step> {
-        let read_ns = now_ns();
-        let chunk = self.follower.read(READ_CHUNK_BYTES, false)?;
-        if chunk.truncated {
-            tracing::info!(path = %self.follower.path().display(), "file truncated, reading from the start");
-            self.joiner.reset();
-        }
-        let mut entries = self.entries_of(chunk.lines, read_ns);
-        let mut more = chunk.more;
-        let state = if more {
-            PathState::Same
-        } else {
-            self.follower.path_state()
-        };
-        let moved_on = match state {
-            PathState::Same => {
-                self.gone_since = None;
-                false
-            }
-            // The runtime creates the new file when it reopens its log, so it writes no more
-            // to this one.
-            PathState::Replaced => true,
-            // Between kubelet's rename and the runtime's reopen the runtime still writes to
-            // this file, and a failed reopen renames it back: only a file gone for a while is
-            // done.
-            PathState::Gone => {
-                let since = *self.gone_since.get_or_insert_with(Instant::now);
-                since.elapsed() >= GONE_GRACE
-            }
-        };
-        let mut done_with_file = false;
-        if moved_on {
-            // The writer has moved on, so whatever it left is final: read it with its last
-            // unterminated line, one chunk at a time, before letting go of the file.
-            let rest = self.follower.read(READ_CHUNK_BYTES, true)?;
-            entries.extend(self.entries_of(rest.lines, read_ns));
-            more = rest.more;
-            if !more {
-                entries.extend(self.joiner.drain().into_iter().map(|j| {
-                    let labels = self.target.labels.with("stream", &j.stream);
-                    (labels, entry(j.ts_ns, j.text))
-                }));
-                done_with_file = true;
-            }
-        }
-        let mut step = Step {
-            batch: LogBatch {
-                streams: group(entries),
-                positions: Vec::new(),
-            },
-            more,
-            finished: false,
-        };
-        self.push_position(&mut step.batch);
-        if done_with_file {
-            match (state, Follower::open(&self.target.path, None)) {
-                (PathState::Replaced, Ok(f)) => {
-                    tracing::info!(path = %self.target.path.display(), "file replaced, following the new one");
-                    self.follower = f;
-                    self.joiner.reset();
-                    self.framing = None;
-                    self.sent = None;
-                    self.gone_since = None;
-                    step.more = true;
-                }
-                _ => step.finished = true,
-            }
-        }
-        Ok(step)
-    }
-
-    /// Adds this file's checkpointable position to `batch` when it moved.
-    fn push_position(&mut self, batch: &mut LogBatch) {
-        let id = self.follower.id();
-        let pos = Position {
-            path: self.target.path.clone(),
-            dev: id.dev,
-            inode: id.inode,
-            offset: self.joiner.holds_from().unwrap_or(self.follower.offset()),
-        };
-        if self.sent.as_ref() != Some(&pos) {
-            self.sent = Some(pos.clone());
-            batch.positions.push(pos);
-        }
-    }
-
-    /// Turns raw lines into labelled entries: container lines are parsed and joined (an
-    /// unparseable one is kept whole, stamped with the read time); plain lines are stamped
-    /// with the read time. Invalid UTF-8 is replaced, never dropped.
-    fn entries_of(&mut self, lines: Vec<follow::RawLine>, read_ns: i64) -> Vec<(Labels, LogEntry)> {
-        let mut out = Vec::new();
-        for raw in lines {
-            let text = String::from_utf8_lossy(&raw.bytes);
-            let joined = match self.target.format {
-                Format::Plain => None,
-                Format::Container => self.join_container_line(&text, raw.start),
-            };
-            match joined {
-                Some(done) => out.extend(done.into_iter().map(|j| {
-                    let labels = self.target.labels.with("stream", &j.stream);
-                    (labels, entry(j.ts_ns, j.text))
-                })),
-                None => out.push((
-                    self.target.labels.clone(),
-                    entry(read_ns, text.into_owned()),
-                )),
-            }
-        }
-        out
-    }
-
-    /// Parses a container log line in this file's format and feeds it to the joiner; `None`
-    /// when it does not parse. Until a line has shown the format, CRI is tried first and
-    /// then docker json-file, the order kubelet's `getParseFunc` tries them.
-    fn join_container_line(&mut self, text: &str, start: u64) -> Option<Vec<Joined>> {
-        let joiner = &mut self.joiner;
-        match self.framing {
-            Some(Framing::Cri) => cri::parse_line(text).map(|p| joiner.push(p, start)),
-            Some(Framing::Docker) => {
-                docker::parse_line(text).map(|d| joiner.push(d.piece(), start))
-            }
-            None => {
-                if let Some(p) = cri::parse_line(text) {
-                    self.framing = Some(Framing::Cri);
-                    Some(joiner.push(p, start))
-                } else if let Some(d) = docker::parse_line(text) {
-                    self.framing = Some(Framing::Docker);
-                    Some(joiner.push(d.piece(), start))
-                } else {
-                    None
-                }
-            }
-        }
-    }
-}
-
-/// How a container log frames its lines.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Framing {
-    /// `<time> <stream> <P|F> <msg>` (containerd, CRI-O).
-    Cri,
-    /// `{"log":…,"stream":…,"time":…}` (docker's json-file).
-    Docker,
-}
-
-fn entry(ts_ns: i64, line: String) -> LogEntry {
-    LogEntry {
-        ts_ns,
-        line,
-        metadata: Vec::new(),
-    }
-}
-
-/// Groups entries into streams by labels, keeping each stream's entries in file order.
-fn group(entries: Vec<(Labels, LogEntry)>) -> Vec<LogStream> {
-    let mut by_labels: BTreeMap<Labels, Vec<LogEntry>> = BTreeMap::new();
-    for (labels, e) in entries {
-        by_labels.entry(labels).or_default().push(e);
-    }
-    by_labels
-        .into_iter()
-        .map(|(labels, entries)| LogStream { labels, entries })
-        .collect()
-}
-
-fn now_ns() -> i64 {
-    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
-}
-
+#[cfg(test)]
+mod rotation_tests;
 #[cfg(test)]
 mod tests;

@@ -6,20 +6,21 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicUsize;
 
+use super::tracked::now_ns;
 use super::*;
 
-const TS: &str = "2024-01-02T03:04:05.123456789Z";
-const TS_NS: i64 = 1_704_164_645_123_456_789;
+pub(super) const TS: &str = "2024-01-02T03:04:05.123456789Z";
+pub(super) const TS_NS: i64 = 1_704_164_645_123_456_789;
 
-struct Fixture {
+pub(super) struct Fixture {
     _dir: tempfile::TempDir,
-    pods: PathBuf,
-    state: PathBuf,
-    root: PathBuf,
+    pub(super) pods: PathBuf,
+    pub(super) state: PathBuf,
+    pub(super) root: PathBuf,
 }
 
 impl Fixture {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
         Fixture {
@@ -31,13 +32,13 @@ impl Fixture {
     }
 
     /// The log file of container `c` in pod `prod/web`.
-    fn container_log(&self, c: &str) -> PathBuf {
+    pub(super) fn container_log(&self, c: &str) -> PathBuf {
         let d = self.pods.join("prod_web_uid-1").join(c);
         std::fs::create_dir_all(&d).unwrap();
         d.join("0.log")
     }
 
-    fn tailer(&self, globs: Vec<String>) -> Tailer {
+    pub(super) fn tailer(&self, globs: Vec<String>) -> Tailer {
         let mut cfg = TailConfig::new("node-1", &self.state);
         cfg.pods_path = self.pods.clone();
         cfg.globs = globs;
@@ -45,7 +46,7 @@ impl Fixture {
     }
 }
 
-fn append(path: &Path, text: &[u8]) {
+pub(super) fn append(path: &Path, text: &[u8]) {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -55,7 +56,7 @@ fn append(path: &Path, text: &[u8]) {
 }
 
 /// Runs one poll and returns the batches it sent.
-async fn poll(t: &mut Tailer) -> Vec<LogBatch> {
+pub(super) async fn poll(t: &mut Tailer) -> Vec<LogBatch> {
     let (tx, mut rx) = mpsc::channel(64);
     let (_ack_tx, mut ack_rx) = mpsc::unbounded_channel();
     assert!(t.poll(&CancellationToken::new(), &tx, &mut ack_rx).await);
@@ -68,7 +69,7 @@ async fn poll(t: &mut Tailer) -> Vec<LogBatch> {
 }
 
 /// `(labels, line)` of every entry, in order.
-fn lines(batches: &[LogBatch]) -> Vec<(String, String)> {
+pub(super) fn lines(batches: &[LogBatch]) -> Vec<(String, String)> {
     batches
         .iter()
         .flat_map(|b| &b.streams)
@@ -80,7 +81,7 @@ fn lines(batches: &[LogBatch]) -> Vec<(String, String)> {
         .collect()
 }
 
-fn last_offset(batches: &[LogBatch]) -> Option<u64> {
+pub(super) fn last_offset(batches: &[LogBatch]) -> Option<u64> {
     batches
         .iter()
         .flat_map(|b| &b.positions)

@@ -55,6 +55,7 @@ fn fixture() -> (tempfile::TempDir, LogStore) {
         outcome,
         PushOutcome {
             entries: 7,
+            duplicates: 0,
             streams: 3
         }
     );
@@ -173,7 +174,9 @@ fn pushed_down_query_only_hits_matching_streams() {
     // The tantivy query alone (before any line filter) must already be exact for the selector:
     // no document of a non-matching stream is ever a hit, hence never loaded.
     let (_dir, store) = fixture();
-    let searcher = store.reader.searcher();
+    let searchers = store.searchers(0, 100).unwrap();
+    assert_eq!(searchers.len(), 1, "all entries are in the first hour");
+    let searcher = &searchers[0];
     let mut analyzer = store.line_analyzer().unwrap();
     let cases = [
         (r#"{app="api"}"#, 5),
@@ -184,8 +187,8 @@ fn pushed_down_query_only_hits_matching_streams() {
     for (query, want) in cases {
         let parsed = crate::logql::parse(query).unwrap();
         let q = entries_query(
-            &searcher,
-            &store.fields,
+            searcher,
+            &store.core.fields,
             &mut analyzer,
             &parsed.matchers,
             &[],
@@ -459,7 +462,9 @@ fn open_creates_nested_directories() {
     let nested = dir.path().join("a/b/logs");
     let store = LogStore::open(&nested).unwrap();
     assert!(store.label_names(&[], 0, 10).unwrap().is_empty());
-    assert!(nested.join("meta.json").exists());
+    for part in ["lock", "wal", "partitions"] {
+        assert!(nested.join(part).exists(), "{part}");
+    }
 }
 
 #[test]
@@ -481,13 +486,15 @@ fn invalid_pushes_write_nothing() {
     assert!(matches!(store.push(&[too_long]), Err(Error::Invalid(_))));
     assert!(store.label_names(&[], 0, 10).unwrap().is_empty());
 
-    // Streams without entries are skipped, even unlabelled ones; a repeated stream counts once.
+    // Streams without entries are skipped, even unlabelled ones; a repeated stream counts
+    // once, and its repeated entry is a duplicate.
     let empty = stream(&[], Vec::new());
     let outcome = store.push(&[empty, good.clone(), good]).unwrap();
     assert_eq!(
         outcome,
         PushOutcome {
-            entries: 2,
+            entries: 1,
+            duplicates: 1,
             streams: 1
         }
     );

@@ -2,7 +2,7 @@
 //! and WAL write failures.
 
 use super::*;
-use model::{MatchOp, STALE_NAN_BITS};
+use model::{Labels, MatchOp, Matcher, Querier, Sample, STALE_NAN_BITS};
 use std::fs::OpenOptions;
 use std::io::{Seek, SeekFrom, Write};
 
@@ -140,6 +140,7 @@ fn small_segments_rotate_and_each_replays_on_its_own() {
     let dir = tempfile::tempdir().unwrap();
     let opts = TsdbOptions {
         wal_segment_bytes: 1024,
+        ..TsdbOptions::default()
     };
     let before = {
         let db = Tsdb::open(dir.path(), opts.clone()).unwrap();
@@ -243,18 +244,23 @@ fn failed_wal_write_is_an_error_and_a_retry_makes_it_durable() {
     {
         let db = open(dir.path());
         db.append(&batch("a", 2, 0..10)).unwrap();
-        db.wal.fail_next_write();
+        db.inner.wal.fail_next_write();
         match db.append(&batch("a", 2, 10..20)) {
             Err(AppendError::Io(_)) => {}
             other => panic!("{other:?}"),
         }
         // The retry of the same request finds its samples in memory already; they are
         // logged again rather than taken as re-sends.
-        assert!(db.head.all_for_test().iter().all(|s| s.is_unsynced()));
+        assert!(db.inner.head.all_for_test().iter().all(|s| s.is_unsynced()));
         let retry = db.append(&batch("a", 2, 10..20)).unwrap();
         assert_eq!(retry.appended, 0);
-        assert!(db.head.all_for_test().iter().all(|s| !s.is_unsynced()));
-        db.wal.fail_next_write();
+        assert!(db
+            .inner
+            .head
+            .all_for_test()
+            .iter()
+            .all(|s| !s.is_unsynced()));
+        db.inner.wal.fail_next_write();
         assert!(db.append(&batch("b", 1, 0..5)).is_err());
     }
     let db = open(dir.path());
@@ -282,6 +288,7 @@ fn segment_that_cannot_be_created_fails_the_append_until_it_can() {
     let dir = tempfile::tempdir().unwrap();
     let opts = TsdbOptions {
         wal_segment_bytes: 256,
+        ..TsdbOptions::default()
     };
     let db = Tsdb::open(dir.path(), opts.clone()).unwrap();
     db.append(&batch("a", 1, 0..20)).unwrap();
@@ -338,7 +345,7 @@ fn replay_merges_samples_logged_out_of_order() {
     {
         let db = open(dir.path());
         db.append(&batch("a", 1, 0..1)).unwrap();
-        let series = db.head.all_for_test();
+        let series = db.inner.head.all_for_test();
         let s = &series[0];
         let mut late = SamplesEncoder::default();
         late.add(
@@ -348,8 +355,8 @@ fn replay_merges_samples_logged_out_of_order() {
         let mut early = SamplesEncoder::default();
         early.add(s.id, &[Sample { t: 3000, v: 3.0 }]);
         for rec in [late.finish(), early.finish()] {
-            let pos = db.wal.log(&series, &rec).unwrap();
-            db.wal.wait_durable(pos).unwrap();
+            let pos = db.inner.wal.log(&series, &rec, 9000).unwrap();
+            db.inner.wal.wait_durable(pos).unwrap();
         }
     }
     let db = open(dir.path());

@@ -23,6 +23,7 @@ pub(crate) use record::{Record, SamplesEncoder};
 
 use crate::error::Error;
 use crate::series::MemSeries;
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -52,6 +53,10 @@ struct Writer {
     /// Set when the current segment can no longer be trusted; the next write starts a new
     /// one first.
     retire: bool,
+    /// The newest sample timestamp logged in each segment that holds samples: a segment
+    /// whose newest sample is older than the end of the newest block is all in blocks and
+    /// can go ([`Wal::truncate`]).
+    max_times: BTreeMap<u64, i64>,
     /// Makes the next write fail, to test the failure path.
     #[cfg(test)]
     fail_next_write: bool,
@@ -105,6 +110,7 @@ impl Wal {
     ) -> Result<(Wal, ReplayStats), Error> {
         std::fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
         let mut stats = ReplayStats::default();
+        let mut max_times = BTreeMap::new();
         let segments = segment::list(dir)?;
         for (index, path) in &segments {
             stats.segments += 1;
@@ -112,6 +118,15 @@ impl Wal {
             stats.last_segment = Some(*index);
             let end = segment::read(path, |rec| {
                 stats.records += 1;
+                if let Record::Samples(entries) = &rec {
+                    let newest = entries
+                        .iter()
+                        .filter_map(|(_, s)| s.iter().map(|s| s.t).max());
+                    if let Some(t) = newest.max() {
+                        let slot = max_times.entry(*index).or_insert(t);
+                        *slot = (*slot).max(t);
+                    }
+                }
                 on_record(*index, rec);
             })?;
             match end {
@@ -140,6 +155,7 @@ impl Wal {
                 len: segment::HEADER_LEN,
                 written: 0,
                 retire: false,
+                max_times,
                 #[cfg(test)]
                 fail_next_write: false,
             }),
@@ -163,10 +179,16 @@ impl Wal {
         self.fsyncs.load(Ordering::Relaxed)
     }
 
-    /// Writes `samples` (framed samples records) preceded by a series record for each of
-    /// `series` not yet recorded in the current segment, and returns the position to pass to
-    /// [`Wal::wait_durable`]. Nothing is durable yet when this returns.
-    pub(crate) fn log(&self, series: &[Arc<MemSeries>], samples: &[u8]) -> std::io::Result<u64> {
+    /// Writes `samples` (framed samples records, whose newest timestamp is `max_t`) preceded
+    /// by a series record for each of `series` not yet recorded in the current segment, and
+    /// returns the position to pass to [`Wal::wait_durable`]. Nothing is durable yet when
+    /// this returns.
+    pub(crate) fn log(
+        &self,
+        series: &[Arc<MemSeries>],
+        samples: &[u8],
+        max_t: i64,
+    ) -> std::io::Result<u64> {
         let mut w = self.lock_writer()?;
         if w.retire
             || (w.len > segment::HEADER_LEN && w.len + samples.len() as u64 > self.segment_bytes)
@@ -198,7 +220,53 @@ impl Wal {
         }
         w.len += buf.len() as u64;
         w.written += buf.len() as u64;
+        let slot = w.max_times.entry(index).or_insert(max_t);
+        *slot = (*slot).max(max_t);
         Ok(w.written)
+    }
+
+    /// Seals the current segment and deletes every segment whose samples are all older
+    /// than `t` (all in blocks, the newest of which ends at `t`); returns how many went.
+    ///
+    /// No checkpoint is needed: segments are self-describing, so the ones that stay
+    /// replay without those that went. Samples older than `t` in the segments that stay
+    /// are skipped on replay (the blocks hold them).
+    pub(crate) fn truncate(&self, t: i64) -> Result<usize, Error> {
+        let mut w = self
+            .lock_writer()
+            .map_err(Error::io("lock", self.dir.clone()))?;
+        if w.len > segment::HEADER_LEN || w.max_times.contains_key(&w.index) {
+            self.start_segment(&mut w)
+                .map_err(Error::io("create", segment::path(&self.dir, w.index + 1)))?;
+        }
+        let current = w.index;
+        let mut removed = 0;
+        for (index, path) in segment::list(&self.dir)? {
+            let all_in_blocks = w.max_times.get(&index).is_none_or(|&newest| newest < t);
+            if index < current && all_in_blocks {
+                std::fs::remove_file(&path).map_err(Error::io("remove", &path))?;
+                w.max_times.remove(&index);
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(Error::io("sync", &self.dir))?;
+        }
+        Ok(removed)
+    }
+
+    /// Bytes of every segment, for size-based retention.
+    pub(crate) fn size(&self) -> u64 {
+        segment::list(&self.dir)
+            .map(|list| {
+                list.iter()
+                    .filter_map(|(_, p)| std::fs::metadata(p).ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0)
     }
 
     fn write(&self, w: &mut Writer, buf: &[u8]) -> std::io::Result<()> {

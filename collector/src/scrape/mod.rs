@@ -1,0 +1,66 @@
+//! Scraping: Prometheus-style pull of `/metrics` endpoints, configured with Prometheus's own
+//! `scrape_configs` and shipped through the agent's remote-write sink.
+//!
+//! ```text
+//!  ScrapeFile ──▶ Scraper ── one pool per job ── one loop per target ──▶ MetricBatch
+//!  (config.rs)  (manager.rs)   ▲ relabel_configs   (scrape_loop.rs)       (to the sink)
+//!                              │ (target.rs)        fetch.rs → process.rs
+//!  discovery ── GroupUpdate ───┘                    metric_relabel_configs, staleness
+//! ```
+//!
+//! - `config.rs`: the file (`global`, `scrape_configs`) with Prometheus's defaults.
+//! - `target.rs`: discovered labels → target labels and URL; the jittered phase.
+//! - `fetch.rs`: the GET with Prometheus's `Accept`, gzip, timeout and body bound.
+//! - `process.rs`: body → series, `honor_labels`, limits, staleness, report series.
+//! - `scrape_loop.rs`: the timing of one target and its end-of-run staleness.
+//! - `manager.rs`: pools and target sync; `api.rs`: `/api/v1/targets`.
+
+mod api;
+mod config;
+mod fetch;
+mod manager;
+mod process;
+mod scrape_loop;
+mod target;
+
+pub use api::targets_router;
+pub use config::{
+    GlobalConfig, PoolConfig, ScrapeConfig, ScrapeFile, StaticConfig,
+    DEFAULT_GLOBAL_SCRAPE_INTERVAL, DEFAULT_METRICS_PATH, DEFAULT_SCHEME, DEFAULT_SCRAPE_TIMEOUT,
+    MAX_BODY_SIZE,
+};
+pub use fetch::ACCEPT_HEADER;
+pub use manager::{GroupUpdate, Scraper, TargetsView};
+pub use target::TargetGroup;
+
+/// Why a scrape configuration could not be used.
+#[derive(thiserror::Error, Debug)]
+pub enum ScrapeError {
+    /// The file is not valid YAML, has an unknown key, or a value out of range.
+    #[error("scrape config: {0}")]
+    Config(String),
+    /// The file could not be read.
+    #[error("reading scrape config {path}")]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The HTTP client could not be built.
+    #[error("building the scrape http client")]
+    HttpClient(#[source] reqwest::Error),
+}
+
+impl ScrapeFile {
+    /// Reads and validates a config file.
+    pub fn load(path: &std::path::Path) -> Result<ScrapeFile, ScrapeError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ScrapeError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        ScrapeFile::parse(&text)
+    }
+}
+
+#[cfg(test)]
+mod tests;

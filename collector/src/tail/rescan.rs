@@ -1,0 +1,159 @@
+//! The rescan: matching the files discovery lists to what the tailer knows of them.
+//!
+//! Each file found is, in this order: a file followed (perhaps renamed by rotation: it is
+//! followed on under its new name); a file finished or skipped before, unchanged since; a
+//! copy of a file followed (kubelet gzipped a rotated file that is still being read from its
+//! open descriptor); a copy of a finished file (skipped: its `.gz` is not read again); or a
+//! file to follow, from the checkpoint it matches or from its start. Then what is gone is
+//! forgotten: files no longer present, and checkpoints no present file can resume from.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use super::checkpoint::{best_match, Checkpoint};
+use super::discover::{self, FileKind, Target};
+use super::fingerprint::{FileId, Fingerprint, Head};
+use super::follow::Follower;
+use super::tracked::Tracked;
+use super::Tailer;
+
+/// A file found and not followed.
+#[derive(Debug)]
+pub(crate) struct Seen {
+    /// Its size when it was looked at: a change means a second look.
+    size: u64,
+    /// The file or checkpoint it is a copy of, whose checkpoint must be kept while it exists.
+    matched: Option<FileId>,
+}
+
+/// The order files are read in: per writer, rotated files (oldest first: kubelet's
+/// timestamps sort as text) before the live one.
+pub(crate) fn read_order(t: &Target) -> (PathBuf, bool, String) {
+    let name = t.path.to_string_lossy();
+    let name = name.strip_suffix(".gz").unwrap_or(&name).to_string();
+    (t.live_path.clone(), t.kind == FileKind::Live, name)
+}
+
+impl Tailer {
+    /// Starts following files that appeared (see the module docs) and forgets what is gone.
+    pub(crate) async fn rescan(&mut self) {
+        let (pods, globs, node) = (
+            self.cfg.pods_path.clone(),
+            self.cfg.globs.clone(),
+            self.cfg.node.clone(),
+        );
+        let targets = tokio::task::spawn_blocking(move || {
+            discover::discover(&pods, &globs, &node)
+                .into_iter()
+                .filter_map(|t| {
+                    let meta = std::fs::metadata(&t.path).ok()?;
+                    Some((t, FileId::of(&meta), meta.len()))
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+
+        let mut present = HashSet::new();
+        let mut listed_dirs = HashSet::new();
+        for (target, id, size) in targets {
+            present.insert(id);
+            if let Some(dir) = target.path.parent() {
+                listed_dirs.insert(dir.to_path_buf());
+            }
+            if let Some(t) = self.files.iter_mut().find(|t| t.follower.id() == id) {
+                if t.follower.path() != target.path {
+                    tracing::debug!(from = %t.follower.path().display(), to = %target.path.display(), "followed file renamed");
+                    t.follower.renamed(&target.path);
+                    t.target.path = target.path;
+                    t.target.kind = target.kind;
+                }
+                continue;
+            }
+            let unchanged = match (self.finished.get(&id), self.seen.get(&id)) {
+                (Some((_, finished_size)), _) => *finished_size == Some(size),
+                (None, Some(seen)) => seen.size == size,
+                (None, None) => false,
+            };
+            if !unchanged {
+                self.consider(target, id, size);
+            }
+        }
+
+        self.seen.retain(|id, _| present.contains(id));
+        self.finished.retain(|id, _| present.contains(id));
+        let mut keep: HashSet<FileId> = present;
+        keep.extend(
+            self.files
+                .iter()
+                .flat_map(|t| [Some(t.follower.id()), t.resumed_from])
+                .flatten(),
+        );
+        keep.extend(self.seen.values().filter_map(|s| s.matched));
+        // A checkpoint is kept while a file that can resume from it exists. Its directory gone
+        // (the pod was deleted), nothing can; a directory that exists but listed no file at
+        // all (unreadable for a moment) keeps its checkpoints rather than re-reading later.
+        self.checkpoints.retain(|c| {
+            keep.contains(&c.id)
+                || c.path
+                    .parent()
+                    .is_some_and(|d| d.is_dir() && !listed_dirs.contains(d))
+        });
+    }
+
+    /// Decides what to do with a file not followed and not looked at in its current size.
+    fn consider(&mut self, target: Target, id: FileId, size: u64) {
+        let gz = target.kind == FileKind::Gzip;
+        let head = match Head::read(&target.path, gz) {
+            Ok(h) => h,
+            Err(error) => {
+                tracing::debug!(path = %target.path.display(), %error, "cannot read log file yet");
+                return;
+            }
+        };
+        let path = target.path.as_path();
+        if let Some(original) = self
+            .files
+            .iter()
+            .find(|t| t.as_checkpoint().matches(path, id, &head))
+        {
+            // Followed through its open descriptor, which reads what the copy holds.
+            let matched = Some(original.follower.id());
+            self.seen.insert(id, Seen { size, matched });
+            return;
+        }
+        let finished = self.finished.values().map(|(c, _)| c);
+        let resume = best_match(finished.chain(self.checkpoints.iter()), path, id, &head).cloned();
+        // A finished file comes back as its `.gz`, or, after a restart, still rotated and
+        // unchanged: either way there is nothing left to read. (A finished file that is live
+        // again, renamed back by a failed reopen, is followed on from its checkpoint.)
+        let unchanged_rotated =
+            |c: &&Checkpoint| target.kind == FileKind::Rotated && c.offset == size;
+        if let Some(c) = resume
+            .as_ref()
+            .filter(|c| c.done && (gz || unchanged_rotated(c)))
+        {
+            tracing::debug!(path = %path.display(), "already read");
+            let matched = Some(c.id);
+            self.seen.insert(id, Seen { size, matched });
+            return;
+        }
+        let live = (!gz).then_some(target.live_path.as_path());
+        match Follower::open(path, live, gz, resume.as_ref()) {
+            Ok(follower) => {
+                tracing::info!(path = %path.display(), offset = follower.offset(), "following log file");
+                let mut t = Tracked::new(
+                    target,
+                    follower,
+                    Fingerprint::of(&head.bytes),
+                    self.cfg.max_line_bytes,
+                );
+                t.resumed_from = resume.map(|c| c.id).filter(|c| *c != id);
+                self.files.push(t);
+            }
+            Err(error) => {
+                tracing::debug!(path = %path.display(), %error, "cannot open log file yet");
+            }
+        }
+    }
+}

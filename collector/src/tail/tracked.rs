@@ -1,0 +1,331 @@
+//! One followed file: a read step, the turning of its raw lines into labelled entries
+//! (format detection, joining, splitting of over-long lines), and the position a batch
+//! carries.
+//!
+//! Lines longer than the bound (`--logs.max-line-size`) are shipped in pieces, each with the
+//! structured metadata [`SPLIT_METADATA`] set to its number from 1. Structured metadata rather
+//! than a stream label, so the pieces stay in the stream of the line (and in its order) and a
+//! query finds them with `| split != ""`.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use model::{Labels, LogEntry, LogStream};
+
+use super::checkpoint::{Checkpoint, Position};
+use super::cri;
+use super::discover::{Format, Target};
+use super::docker;
+use super::fingerprint::{FileId, Fingerprint};
+use super::follow::{Follower, PathState, RawLine};
+use super::join::{Joined, Joiner, Piece};
+use crate::ship::LogBatch;
+
+/// The structured-metadata key on each piece of a line longer than the bound; its value is
+/// the piece's number, from 1.
+pub const SPLIT_METADATA: &str = "split";
+
+/// How long a file whose writer's path names nothing is still read before it counts as
+/// finished: the rename-to-reopen window of kubelet's rotation, and its rename back when the
+/// reopen fails.
+const GONE_GRACE: Duration = Duration::from_secs(2);
+
+/// A file being followed and what its lines need to become entries.
+#[derive(Debug)]
+pub(crate) struct Tracked {
+    pub target: Target,
+    pub follower: Follower,
+    /// What identifies the file's content; refreshed while the file is shorter than a full
+    /// fingerprint, and after a truncation.
+    pub fp: Fingerprint,
+    /// The checkpoint this file resumed from when it was another file's (a `.gz` resuming
+    /// where its original was left): kept while this file exists.
+    pub resumed_from: Option<FileId>,
+    joiner: Joiner,
+    /// The longest line shipped whole; longer ones are split.
+    max_line: usize,
+    /// A container log's format, once a line showed it; `None` before and for plain files.
+    framing: Option<Framing>,
+    /// The CRI line the follower is cutting into buffer-sized pieces, if any.
+    cut: Option<CutLine>,
+    /// Pieces of an over-long line that did not parse, shipped so far.
+    unparsed_pieces: u32,
+    /// The position sent with the last batch, so an unchanged position is not re-sent.
+    sent: Option<Position>,
+    /// When the writer's path was first seen naming nothing, while this file is still read.
+    gone_since: Option<Instant>,
+    /// Check for copytruncate before the next read (once per poll).
+    check_truncation: bool,
+}
+
+/// The CRI line a cut began in: its continuation pieces belong to the same stream and time.
+#[derive(Debug)]
+struct CutLine {
+    stream: String,
+    ts_ns: i64,
+    /// The line's own tag was `P`: it continues after its last cut piece.
+    partial: bool,
+}
+
+/// The result of one read step on a file.
+#[derive(Debug)]
+pub(crate) struct Step {
+    pub batch: LogBatch,
+    /// More may be readable right away.
+    pub more: bool,
+    /// The writer moved on and the file is fully read: stop following it.
+    pub finished: bool,
+}
+
+impl Tracked {
+    pub fn new(target: Target, follower: Follower, fp: Fingerprint, max_line: usize) -> Self {
+        // Where it starts is known (the checkpoint, or the start): nothing to send until it
+        // moves.
+        let id = follower.id();
+        let sent = Some(Position {
+            path: follower.path().to_path_buf(),
+            dev: id.dev,
+            inode: id.inode,
+            offset: follower.offset(),
+        });
+        Tracked {
+            target,
+            follower,
+            fp,
+            resumed_from: None,
+            joiner: Joiner::new(max_line),
+            max_line,
+            framing: None,
+            cut: None,
+            unparsed_pieces: 0,
+            sent,
+            gone_since: None,
+            check_truncation: false,
+        }
+    }
+
+    /// Asks the next step to look for copytruncate first.
+    pub fn start_poll(&mut self) {
+        self.check_truncation = true;
+    }
+
+    /// What this file would be as a checkpoint now, to recognise copies of it.
+    pub fn as_checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            path: self.follower.path().to_path_buf(),
+            id: self.follower.id(),
+            fp: self.fp,
+            offset: self.follower.offset(),
+            done: false,
+        }
+    }
+
+    /// Reads one chunk and turns it into a batch. At the end of the data, checks whether the
+    /// writer's path still names this file: when it names another (the writer reopened) or,
+    /// for [`GONE_GRACE`], nothing, the rest of this file (a last unterminated line,
+    /// unfinished partials) is flushed and the file is finished.
+    pub fn step(&mut self) -> std::io::Result<Step> {
+        let read_ns = now_ns();
+        let mut truncated = false;
+        if std::mem::take(&mut self.check_truncation) {
+            truncated = self.follower.check_truncated(&self.fp)?;
+        }
+        let chunk = self.follower.read(self.max_line, false)?;
+        if truncated || chunk.truncated {
+            tracing::info!(path = %self.follower.path().display(), "file truncated, reading from the start");
+            self.reset_lines();
+            self.sent = None;
+            if let Some(fp) = self.follower.fingerprint()? {
+                self.fp = fp;
+            }
+        }
+        let mut entries = self.entries_of(chunk.lines, read_ns);
+        let mut more = chunk.more;
+        let state = if more {
+            PathState::Same
+        } else {
+            self.follower.path_state()
+        };
+        let moved_on = match state {
+            PathState::Same => {
+                self.gone_since = None;
+                false
+            }
+            // The runtime creates the new file when it reopens its log, so it writes no more
+            // to this one.
+            PathState::Replaced => true,
+            // Between kubelet's rename and the runtime's reopen the runtime still writes to
+            // this file, and a failed reopen renames it back: only a file gone for a while is
+            // done.
+            PathState::Gone => {
+                let since = *self.gone_since.get_or_insert_with(Instant::now);
+                since.elapsed() >= GONE_GRACE
+            }
+        };
+        let mut finished = false;
+        if moved_on {
+            // The writer has moved on, so whatever it left is final: read it with its last
+            // unterminated line, one chunk at a time, before letting go of the file.
+            let rest = self.follower.read(self.max_line, true)?;
+            entries.extend(self.entries_of(rest.lines, read_ns));
+            more = rest.more;
+            if !more {
+                let drained = self.joiner.drain();
+                entries.extend(drained.into_iter().map(|j| self.joined_entry(j)));
+                self.cut = None;
+                finished = true;
+            }
+        }
+        let mut batch = LogBatch {
+            streams: group(entries),
+            positions: Vec::new(),
+        };
+        self.push_position(&mut batch, finished)?;
+        Ok(Step {
+            batch,
+            more,
+            finished,
+        })
+    }
+
+    fn reset_lines(&mut self) {
+        self.joiner.reset();
+        self.cut = None;
+        self.unparsed_pieces = 0;
+    }
+
+    /// Adds this file's checkpointable position to `batch` when it moved, or when the file
+    /// is finished (its last position marks it done), refreshing a short fingerprint first so
+    /// the checkpoint identifies the file as well as it can.
+    fn push_position(&mut self, batch: &mut LogBatch, last: bool) -> std::io::Result<()> {
+        if !self.fp.is_full() {
+            if let Some(fp) = self.follower.fingerprint()? {
+                self.fp = fp;
+            }
+        }
+        let id = self.follower.id();
+        let pos = Position {
+            path: self.follower.path().to_path_buf(),
+            dev: id.dev,
+            inode: id.inode,
+            offset: self.joiner.holds_from().unwrap_or(self.follower.offset()),
+        };
+        if last || self.sent.as_ref().map(|s| s.offset) != Some(pos.offset) {
+            self.sent = Some(pos.clone());
+            batch.positions.push(pos);
+        }
+        Ok(())
+    }
+
+    /// Turns raw lines into labelled entries: container lines are parsed and joined (an
+    /// unparseable one is kept whole, stamped with the read time); plain lines are stamped
+    /// with the read time. Invalid UTF-8 is replaced, never dropped.
+    fn entries_of(&mut self, lines: Vec<RawLine>, read_ns: i64) -> Vec<(Labels, LogEntry)> {
+        let mut out = Vec::new();
+        for raw in lines {
+            let text = String::from_utf8_lossy(&raw.bytes);
+            let joined = match self.target.format {
+                Format::Plain => None,
+                Format::Container => self.join_container_line(&text, &raw),
+            };
+            match joined {
+                Some(done) => out.extend(done.into_iter().map(|j| self.joined_entry(j))),
+                None => {
+                    let n = self.unparsed_pieces;
+                    let split = (raw.cut || n > 0).then_some(n + 1);
+                    self.unparsed_pieces = if raw.cut { n + 1 } else { 0 };
+                    out.push((
+                        self.target.labels.clone(),
+                        entry(read_ns, text.into_owned(), split),
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    fn joined_entry(&self, j: Joined) -> (Labels, LogEntry) {
+        let labels = self.target.labels.with("stream", &j.stream);
+        (labels, entry(j.ts_ns, j.text, j.split))
+    }
+
+    /// Parses a container log line in this file's format and feeds it to the joiner; `None`
+    /// when it does not parse. Until a line has shown the format, CRI is tried first and
+    /// then docker json-file, the order kubelet's `getParseFunc` tries them. The pieces of a
+    /// line the follower cut continue the CRI line they began in.
+    fn join_container_line(&mut self, text: &str, raw: &RawLine) -> Option<Vec<Joined>> {
+        if let Some(cut) = &self.cut {
+            let piece = Piece {
+                ts_ns: cut.ts_ns,
+                stream: &cut.stream,
+                partial: raw.cut || cut.partial,
+                msg: text,
+            };
+            let out = self.joiner.push(piece, raw.start);
+            if !raw.cut {
+                self.cut = None;
+            }
+            return Some(out);
+        }
+        if self.unparsed_pieces > 0 {
+            // The rest of an over-long line that did not parse: not a line of its own.
+            return None;
+        }
+        if self.framing != Some(Framing::Docker) {
+            if let Some(mut p) = cri::parse_line(text) {
+                self.framing = Some(Framing::Cri);
+                if raw.cut {
+                    self.cut = Some(CutLine {
+                        stream: p.stream.to_string(),
+                        ts_ns: p.ts_ns,
+                        partial: p.partial,
+                    });
+                    p.partial = true;
+                }
+                return Some(self.joiner.push(p, raw.start));
+            }
+        }
+        if self.framing != Some(Framing::Cri) {
+            if let Some(d) = docker::parse_line(text) {
+                self.framing = Some(Framing::Docker);
+                return Some(self.joiner.push(d.piece(), raw.start));
+            }
+        }
+        None
+    }
+}
+
+/// How a container log frames its lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Framing {
+    /// `<time> <stream> <P|F> <msg>` (containerd, CRI-O).
+    Cri,
+    /// `{"log":…,"stream":…,"time":…}` (docker's json-file).
+    Docker,
+}
+
+fn entry(ts_ns: i64, line: String, split: Option<u32>) -> LogEntry {
+    LogEntry {
+        ts_ns,
+        line,
+        metadata: split
+            .map(|n| vec![(SPLIT_METADATA.to_string(), n.to_string())])
+            .unwrap_or_default(),
+    }
+}
+
+/// Groups entries into streams by labels, keeping each stream's entries in file order.
+fn group(entries: Vec<(Labels, LogEntry)>) -> Vec<LogStream> {
+    let mut by_labels: BTreeMap<Labels, Vec<LogEntry>> = BTreeMap::new();
+    for (labels, e) in entries {
+        by_labels.entry(labels).or_default().push(e);
+    }
+    by_labels
+        .into_iter()
+        .map(|(labels, entries)| LogStream { labels, entries })
+        .collect()
+}
+
+pub(crate) fn now_ns() -> i64 {
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
+}

@@ -1,0 +1,115 @@
+//! Indexing accepted entries into their partitions, with duplicates suppressed: the second
+//! half of a live push (after its WAL fsync) and the whole of WAL replay.
+
+use crate::dedup::{self, Candidate};
+use crate::partition::Partitions;
+use crate::schema::{label_terms, Fields};
+use crate::store::PushOutcome;
+use crate::Error;
+use model::{Labels, LogEntry, LogStream};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+/// Replay commits once this many line bytes are pending, so a long WAL never holds all of
+/// its entries in writer memory and pending sets at once.
+const REPLAY_COMMIT_BYTES: usize = 256 << 20;
+
+/// Adds the entries of `streams` to the partitions their timestamps fall in, skipping every
+/// entry identical (stream, timestamp, line) to one stored, pending, or earlier in the same
+/// push. The entries become searchable at the partitions' next commit.
+pub(super) fn index(
+    parts: &mut Partitions,
+    fields: &Fields,
+    streams: &[LogStream],
+) -> Result<PushOutcome, Error> {
+    struct Prepared<'a> {
+        labels: &'a Labels,
+        canonical: Arc<str>,
+        terms: Vec<String>,
+    }
+    let prepared: Vec<Prepared<'_>> = streams
+        .iter()
+        .map(|s| {
+            let canonical: Arc<str> = s.labels.to_string().into();
+            Prepared {
+                labels: &s.labels,
+                terms: label_terms(&s.labels),
+                canonical,
+            }
+        })
+        .collect();
+    // Entries grouped by the partition they belong in, so each partition is searched once.
+    let mut by_partition: BTreeMap<i64, Vec<(usize, &LogEntry, u64)>> = BTreeMap::new();
+    for (i, s) in streams.iter().enumerate() {
+        for entry in &s.entries {
+            let hash = dedup::entry_hash(&prepared[i].canonical, entry.ts_ns, &entry.line);
+            by_partition
+                .entry(parts.route(entry.ts_ns)?)
+                .or_default()
+                .push((i, entry, hash));
+        }
+    }
+    let mut outcome = PushOutcome::default();
+    let mut receiving: HashSet<&Labels> = HashSet::new();
+    for (start, entries) in by_partition {
+        let Some(partition) = parts.get_mut(start) else {
+            return Err(Error::Index(format!("partition {start} vanished")));
+        };
+        let candidates: Vec<Candidate<'_>> = entries
+            .iter()
+            .map(|(i, e, hash)| Candidate {
+                hash: *hash,
+                stream: &prepared[*i].canonical,
+                ts_ns: e.ts_ns,
+                line: &e.line,
+            })
+            .collect();
+        let stored = dedup::stored(&partition.reader.searcher(), fields, &candidates)?;
+        for (((i, entry, hash), c), stored) in entries.iter().zip(&candidates).zip(stored) {
+            // `pending` also holds the entries of this push added a moment ago.
+            if stored || partition.pending.contains(c) {
+                outcome.duplicates += 1;
+                continue;
+            }
+            let p = &prepared[*i];
+            partition.add(fields.document(&p.canonical, &p.terms, entry, *hash)?)?;
+            partition.pending.insert(c, &p.canonical);
+            receiving.insert(p.labels);
+            outcome.entries += 1;
+        }
+    }
+    outcome.streams = receiving.len();
+    Ok(outcome)
+}
+
+/// WAL replay's running totals.
+#[derive(Debug, Default)]
+pub(super) struct Replay {
+    pub entries: usize,
+    pub duplicates: usize,
+    pending_bytes: usize,
+}
+
+impl Replay {
+    /// Indexes one WAL record; entries already committed before the crash are duplicates.
+    pub fn record(
+        &mut self,
+        parts: &mut Partitions,
+        fields: &Fields,
+        streams: &[LogStream],
+    ) -> Result<(), Error> {
+        let outcome = index(parts, fields, streams)?;
+        self.entries += outcome.entries;
+        self.duplicates += outcome.duplicates;
+        self.pending_bytes += streams
+            .iter()
+            .flat_map(|s| &s.entries)
+            .map(|e| e.line.len())
+            .sum::<usize>();
+        if self.pending_bytes > REPLAY_COMMIT_BYTES {
+            parts.commit()?;
+            self.pending_bytes = 0;
+        }
+        Ok(())
+    }
+}
