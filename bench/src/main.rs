@@ -1,0 +1,57 @@
+//! `vigil-bench`: benchmarks that run Vigil beside the real peer it replaces, on the same
+//! input in one run, and print Vigil/peer ratios. Each subcommand is one benchmark named in
+//! the README.
+//!
+//! - `tsdb`: ingest CPU, memory per series, bytes per sample on disk, WAL replay and query
+//!   latency against Prometheus 2.42 (issue 3).
+//! - `promql`: range and instant query latency against Prometheus 2.42, answers compared
+//!   (issue 4).
+//!
+//! Shared parts: [`gen`] (the data), [`server`] (the processes), [`procfs`] (what they
+//! used), [`http`] and [`ingest`] (remote write), [`queries`] (the query set, timing and
+//! answer comparison), [`blocks`] (on-disk size), [`report`] (tables).
+
+// The benchmark's product is the table it prints.
+#![allow(clippy::print_stdout)]
+
+mod blocks;
+mod gen;
+mod http;
+mod ingest;
+mod procfs;
+mod promql_bench;
+mod queries;
+mod report;
+mod server;
+mod setup;
+mod tsdb_bench;
+
+use clap::Parser;
+
+/// Vigil's same-run benchmarks against the peers it replaces.
+#[derive(Debug, Parser)]
+#[command(name = "vigil-bench")]
+enum Bench {
+    /// Storage: CPU per sample, memory per series, bytes per sample in blocks, WAL replay
+    /// after kill -9 and query latency, Vigil against Prometheus 2.42 on the same stream.
+    Tsdb(tsdb_bench::TsdbArgs),
+    /// Query engine: range and instant query latency, Vigil against Prometheus 2.42 on the
+    /// same data, with the answers compared.
+    Promql(promql_bench::PromqlArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let bench = Bench::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let command: Vec<String> = std::env::args().collect();
+    let report = runtime.block_on(async {
+        match bench {
+            Bench::Tsdb(args) => tsdb_bench::run(args).await,
+            Bench::Promql(args) => promql_bench::run(args).await,
+        }
+    })?;
+    println!("$ {}\n\n{report}", command.join(" "));
+    Ok(())
+}
