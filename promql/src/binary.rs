@@ -279,6 +279,18 @@ pub(crate) fn vector_vector(
             continue;
         };
         let partner = &one[j];
+        // A second match of a one-to-one group is an error even when the comparison would
+        // filter either element out: whether a query fails must not depend on the values.
+        if matching.card == Card::OneToOne {
+            let seen = matched.entry(sig.clone()).or_default();
+            if !seen.is_empty() {
+                return Err(Error::exec(
+                    "multiple matches for labels: many-to-one matching must be explicit \
+                     (group_left/group_right)",
+                ));
+            }
+            seen.insert(Labels::empty());
+        }
         let (l, r) = if one_to_many {
             (partner.v, e.v)
         } else {
@@ -291,16 +303,9 @@ pub(crate) fn vector_vector(
             continue;
         }
         let labels = matching.result_labels(&e.labels, &partner.labels, op, return_bool);
-        let seen = matched.entry(sig).or_default();
-        if matching.card == Card::OneToOne {
-            if !seen.is_empty() {
-                return Err(Error::exec(
-                    "multiple matches for labels: many-to-one matching must be explicit \
-                     (group_left/group_right)",
-                ));
-            }
-            seen.insert(Labels::empty());
-        } else if !seen.insert(labels.clone()) {
+        if matching.card != Card::OneToOne
+            && !matched.entry(sig).or_default().insert(labels.clone())
+        {
             return Err(Error::exec(
                 "multiple matches for labels: grouping labels must ensure unique matches",
             ));

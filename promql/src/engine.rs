@@ -1,6 +1,7 @@
 //! The entry point: [`Engine`] runs instant and range queries with [`EngineOptions`], and
 //! shapes the evaluator's per-step values into a [`QueryResult`].
 
+use crate::allsteps::Grid;
 use crate::error::Error;
 use crate::eval::Evaluator;
 use crate::limits::Limits;
@@ -84,7 +85,8 @@ impl Engine {
             self.lookback(),
             &mut limits,
         )?;
-        let mut ev = Evaluator::new(&fetched, times, self.lookback());
+        let grid = Grid::of_query(t_ms, t_ms, 1);
+        let mut ev = Evaluator::new(&fetched, times, self.lookback(), grid, limits.deadline());
         let value = match ev.eval(&expr, t_ms)? {
             StepValue::Scalar(v) => Value::Scalar { t: t_ms, v },
             StepValue::String(s) => Value::String { t: t_ms, s },
@@ -165,7 +167,17 @@ impl Engine {
             self.lookback(),
             &mut limits,
         )?;
-        let mut ev = Evaluator::new(&fetched, times, self.lookback());
+        let grid = Grid::of_query(start_ms, end_ms, step_ms);
+        let mut ev = Evaluator::new(&fetched, times, self.lookback(), grid, limits.deadline());
+        if let Some(matrix) = ev.root_matrix(&expr)? {
+            limits.add_samples(matrix.iter().map(|s| s.samples.len()).sum())?;
+            limits.check_deadline()?;
+            return Ok(QueryResult {
+                value: Value::Matrix(matrix),
+                warnings: ev.annotations.warnings,
+                infos: ev.annotations.infos,
+            });
+        }
         let mut series: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
         let mut ts = start_ms;
         while ts <= end_ms {

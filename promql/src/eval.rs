@@ -1,44 +1,126 @@
 //! The evaluator: computes one expression node at one step from the data the fetch pass
 //! loaded. A range query calls it once per step on the root; nothing here reads storage.
+//! Range functions of range selectors are the exception that makes range queries fast: they
+//! are computed for all their steps at once on first use (`allsteps`).
 
 use crate::aggregate::eval_aggregate;
+use crate::allsteps::{AllSteps, Grid};
 use crate::annotations::Annotations;
 use crate::binary::{self, BinOp};
-use crate::error::Error;
+use crate::error::{Error, TIMEOUT};
 use crate::functions;
 use crate::prepare::subquery_step;
 use crate::selector::{
     duration_ms, pinned_time, reference_time, sample_at, window, Fetched, QueryTimes,
 };
 use crate::value::{Elem, StepValue, Window};
-use model::{Labels, Sample};
-use promql_parser::parser::{Expr, MatrixSelector, SubqueryExpr, VectorSelector};
+use model::{Labels, Sample, Series};
+use promql_parser::parser::{Call, Expr, MatrixSelector, SubqueryExpr, VectorSelector};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Instant;
 
 /// A subquery's inner results by inner step, so that the steps of a range query, whose
 /// subquery windows overlap, compute each inner step once.
 type SubqueryCache = HashMap<*const Expr, HashMap<i64, Vec<Elem>>>;
 
-/// Evaluation state for one query: the fetched data, the query's time range, and the
-/// annotations gathered so far.
+/// Evaluation state for one query: the fetched data, the query's time range, the steps the
+/// node being evaluated runs at, results computed for all steps, and the annotations
+/// gathered so far.
 #[derive(Debug)]
 pub(crate) struct Evaluator<'a> {
     data: &'a Fetched,
     times: QueryTimes,
     lookback: i64,
+    /// The steps the current node is evaluated at: the query's, or inside a subquery its
+    /// inner steps.
+    grid: Grid,
+    deadline: Instant,
     subqueries: SubqueryCache,
+    /// Range calls computed for every step of their grid, by node.
+    range_calls: HashMap<*const Call, AllSteps>,
     pub annotations: Annotations,
 }
 
 impl<'a> Evaluator<'a> {
-    pub fn new(data: &'a Fetched, times: QueryTimes, lookback: i64) -> Self {
+    /// An evaluator for a query over `times` whose root is evaluated at the steps of `grid`,
+    /// giving up at `deadline`.
+    pub fn new(
+        data: &'a Fetched,
+        times: QueryTimes,
+        lookback: i64,
+        grid: Grid,
+        deadline: Instant,
+    ) -> Self {
         Evaluator {
             data,
             times,
             lookback,
+            grid,
+            deadline,
             subqueries: SubqueryCache::new(),
+            range_calls: HashMap::new(),
             annotations: Annotations::default(),
+        }
+    }
+
+    /// Fails once the query's deadline has passed; called inside long loops (series of a
+    /// range function, steps of a subquery) so a query cannot outrun its timeout by much.
+    pub fn check_deadline(&self) -> Result<(), Error> {
+        if Instant::now() >= self.deadline {
+            return Err(Error::Timeout(TIMEOUT.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Whether the current node is evaluated at more than one step.
+    pub fn in_range(&self) -> bool {
+        self.grid.count > 1
+    }
+
+    /// The value at `ts` of the range call `call`, read from its result for all steps
+    /// (computed on first use). `None` when the call is not evaluated that way: it is not a
+    /// range function of a range selector, or `ts` is not a step of the current grid.
+    pub fn all_steps_at(&mut self, call: &'a Call, ts: i64) -> Result<Option<Vec<Elem>>, Error> {
+        let key = std::ptr::from_ref(call);
+        if let Some(all) = self.range_calls.get(&key) {
+            return match all.grid.index(ts) {
+                Some(i) => all.at(i).map(Some),
+                None => Ok(None),
+            };
+        }
+        // A single step gains nothing from the sliding pass.
+        let grid = self.grid;
+        let Some(i) = grid.index(ts).filter(|_| grid.count > 1) else {
+            return Ok(None);
+        };
+        let Some(all) = functions::all_steps(self, call, grid)? else {
+            return Ok(None);
+        };
+        let out = all.at(i)?;
+        self.range_calls.insert(key, all);
+        Ok(Some(out))
+    }
+
+    /// The whole result of a range query whose root is a range call that can be computed for
+    /// all steps at once, without evaluating step by step; `None` for any other root.
+    pub fn root_matrix(&mut self, expr: &'a Expr) -> Result<Option<Vec<Series>>, Error> {
+        let Expr::Call(call) = unparen(expr) else {
+            return Ok(None);
+        };
+        let grid = self.grid;
+        let Some(all) = functions::all_steps(self, call, grid)? else {
+            return Ok(None);
+        };
+        // `into_matrix` refuses when output series collide; the step-by-step path then
+        // finds the steps where that is an error, from the result kept here.
+        let kept = std::ptr::from_ref(call);
+        match all.into_matrix() {
+            Ok(m) => Ok(Some(m)),
+            Err(all) => {
+                self.range_calls.insert(kept, all);
+                Ok(None)
+            }
         }
     }
 
@@ -141,13 +223,21 @@ impl<'a> Evaluator<'a> {
             .saturating_mul(step);
         let key = std::ptr::from_ref(sq.expr.as_ref());
         let mut series: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
+        // The inner expression runs at the subquery's steps over the whole of the outer
+        // grid; range calls inside compute all of those at once.
+        let outer = self.grid;
+        let inner = outer.subquery(sq, step, self.times);
         let mut t = first;
         while t <= end {
             let cached = self.subqueries.get(&key).and_then(|m| m.get(&t)).cloned();
             let elems = match cached {
                 Some(v) => v,
                 None => {
-                    let v = self.eval_vector(&sq.expr, t)?;
+                    self.check_deadline()?;
+                    self.grid = inner;
+                    let v = self.eval_vector(&sq.expr, t);
+                    self.grid = outer;
+                    let v = v?;
                     self.subqueries.entry(key).or_default().insert(t, v.clone());
                     v
                 }
@@ -167,6 +257,13 @@ impl<'a> Evaluator<'a> {
                 samples: Cow::Owned(samples),
             })
             .collect())
+    }
+}
+
+fn unparen(e: &Expr) -> &Expr {
+    match e {
+        Expr::Paren(p) => unparen(&p.expr),
+        other => other,
     }
 }
 

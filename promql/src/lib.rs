@@ -31,18 +31,21 @@
 //! storage once for every step it will be evaluated at (subqueries widen that span); the
 //! evaluator then computes the tree step by step from those samples (`eval` for nodes and
 //! subqueries, `aggregate/` and `binary` for the operators, `functions/` for calls, with the
-//! pure kernels in `functions/range.rs`, `math.rs`, `time.rs`, `labels.rs`, `histogram.rs`).
+//! pure kernels in `functions/range.rs`, `math.rs`, `time.rs`, `labels.rs`, `histogram.rs`),
+//! except that a range function of a range selector is computed for all its steps at once,
+//! series by series (`allsteps`, over the sliding kernels of `functions/sliding.rs`).
 //!
 //! Supported: the float language of Prometheus 3.x — selectors with all matcher types,
-//! `offset` and `@`, range selectors, subqueries aligned to their step, every aggregation but
-//! `limit_ratio`, every binary operator with vector matching, and the float functions
-//! (`info`, `ts_of_min/max_over_time` and the experimental duration functions excepted).
+//! `offset` and `@`, range selectors, subqueries aligned to their step, every aggregation
+//! (`limit_ratio` with Prometheus's label hash), every binary operator with vector matching,
+//! and the float functions (`info` and the experimental duration functions excepted).
 //! Anything else fails with an [`Error::Execution`] that names it. Native histograms are not
 //! stored, so the `histogram_*` functions of native histograms return nothing.
 //!
 //! `promql/tests/promqltest/` runs Prometheus's promqltest files against this engine.
 
 mod aggregate;
+mod allsteps;
 mod annotations;
 mod binary;
 mod engine;

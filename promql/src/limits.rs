@@ -32,6 +32,11 @@ impl Limits {
         Ok(())
     }
 
+    /// When the query must give up.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
     /// Fails once the deadline has passed. Called between units of work (a fetch, a step), so
     /// a query overruns by at most one unit.
     pub fn check_deadline(&self) -> Result<(), Error> {

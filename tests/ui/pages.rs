@@ -178,3 +178,60 @@ async fn the_rules_page_lists_each_rule_with_its_health() {
         "every rule has been evaluated:\n{dom}"
     );
 }
+
+/// Render time: from the browser receiving the last byte of the range query's answer to the
+/// frame after the graph is drawn, for 200 series × 240 points, median of 5 loads. A
+/// measurement, not a check: `cargo test --test ui -- --ignored --nocapture render_time`.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a measurement; run with --ignored --nocapture"]
+async fn render_time_of_a_range_query_result() {
+    let Some(d) = Driver::start("render_time_of_a_range_query_result").await else {
+        return;
+    };
+    let v = Vigil::server();
+    let now = now_ms();
+    let pods: Vec<String> = (0..200).map(|i| format!("pod-{i:03}")).collect();
+    let series: Vec<TestSeries> = pods
+        .iter()
+        .enumerate()
+        .map(|(i, pod)| {
+            (
+                vec![("__name__", "cpu_seconds_total"), ("pod", pod.as_str())],
+                (0..240)
+                    .map(|k| {
+                        (
+                            now - 3_600_000 + k * 15_000 + 37,
+                            (k * (i as i64 + 1)) as f64,
+                        )
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    remote_write(&v, &series).await;
+    let url = v.url("/query?g0.expr=rate(cpu_seconds_total%5B1m%5D)&g0.tab=0&g0.range_input=1h");
+    let mut samples = Vec::new();
+    for _ in 0..5 {
+        d.goto(&url).await;
+        d.wait_until(
+            "the result painted",
+            "return performance.getEntriesByName('vigil:result-painted').length > 0",
+        )
+        .await;
+        let ms = d
+            .script(
+                "const api = performance.getEntriesByType('resource').filter(e => e.name.includes('/api/v1/query_range'));
+                 const mark = performance.getEntriesByName('vigil:result-painted')[0];
+                 return mark.startTime - api[api.length - 1].responseEnd;",
+            )
+            .await;
+        samples.push(ms.as_f64().expect("a number"));
+    }
+    samples.sort_by(f64::total_cmp);
+    let paths = d.find_all("svg.graph path.series").await.len();
+    assert_eq!(paths, 200, "every series drawn");
+    println!(
+        "render time (API answer received → graph painted), 200 series × 240 points: median {:.0} ms (min {:.0}, max {:.0})",
+        samples[2], samples[0], samples[4]
+    );
+}

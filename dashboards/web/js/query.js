@@ -122,6 +122,8 @@ function panelView(state, { save, remove }) {
         const data = await post("/api/v1/query", { query: state.expr, time: r.end / 1000 }, controller.signal);
         showTable(data, r);
       }
+      // For the render-time measurement: the moment the result is on screen (next frame).
+      requestAnimationFrame(() => performance.mark("vigil:result-painted"));
       const n = dataCount(result);
       replace(stats, `Load time: ${Math.round(performance.now() - began)}ms · Resolution: ${formatDuration(r.step)} · Result series: ${n}`);
       result.dataset.state = "done";

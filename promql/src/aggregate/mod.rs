@@ -1,11 +1,13 @@
 //! Aggregation operators over one step's instant vector, with `by` / `without` grouping:
 //! the folding ones (`sum`, `avg`, `min`, `max`, `count`, `group`, `stddev`, `stdvar`) here,
 //! `quantile` and `count_values` in [`values`], and the selecting ones (`topk`, `bottomk`,
-//! `limitk`, `limit_ratio`) in [`select`].
+//! `limitk`, `limit_ratio`) in [`select`], with `limit_ratio`'s label hash in [`labelhash`].
 
+mod labelhash;
 mod select;
 mod values;
 
+use crate::annotations::go_float;
 use crate::error::Error;
 use crate::eval::Evaluator;
 use crate::summation::{KahanSum, Mean};
@@ -71,7 +73,24 @@ pub(crate) fn eval_aggregate<'a>(
     let op = AggOp::from_token(a.op)?;
     let modifier = a.modifier.as_ref();
     let out = match op {
-        AggOp::Topk | AggOp::Bottomk | AggOp::Limitk | AggOp::LimitRatio => {
+        AggOp::LimitRatio => {
+            let ratio = scalar_param(ev, a, ts)?;
+            if ratio.is_nan() {
+                return Err(Error::exec("Ratio value is NaN"));
+            }
+            let capped = ratio.clamp(-1.0, 1.0);
+            if capped != ratio {
+                ev.annotations.warning(format!(
+                    "PromQL warning: ratio value should be between -1 and 1, got {}, capping \
+                     to {}",
+                    go_float(ratio),
+                    go_float(capped)
+                ));
+            }
+            let input = ev.eval_vector(&a.expr, ts)?;
+            select::limit_ratio(capped, input)
+        }
+        AggOp::Topk | AggOp::Bottomk | AggOp::Limitk => {
             let param = scalar_param(ev, a, ts)?;
             let input = ev.eval_vector(&a.expr, ts)?;
             select::select(op, param, modifier, input)?

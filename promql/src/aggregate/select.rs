@@ -1,6 +1,7 @@
-//! The aggregations that select elements rather than fold them: `topk`, `bottomk` and
-//! `limitk`. Selected elements keep all their labels, the metric name included.
+//! The aggregations that select elements rather than fold them: `topk`, `bottomk`, `limitk`
+//! and `limit_ratio`. Selected elements keep all their labels, the metric name included.
 
+use super::labelhash::label_hash;
 use super::{group_labels, AggOp};
 use crate::error::Error;
 use crate::value::Elem;
@@ -18,9 +19,6 @@ pub(super) fn select(
     modifier: Option<&LabelModifier>,
     input: Vec<Elem>,
 ) -> Result<Vec<Elem>, Error> {
-    if op == AggOp::LimitRatio {
-        return Err(Error::unsupported("limit_ratio"));
-    }
     if param.is_nan() {
         return Err(Error::exec("Parameter value is NaN"));
     }
@@ -53,6 +51,22 @@ pub(super) fn select(
         out.extend(g);
     }
     Ok(out)
+}
+
+/// `limit_ratio`: keeps each element whose label hash, as a fraction of 2^64, lies below
+/// `ratio` (for a positive ratio) or at or above `1 + ratio` (for a negative one), so that
+/// `limit_ratio(r, v)` and `limit_ratio(-(1 - r), v)` split `v` in two, and a series is kept
+/// at every step or none. Grouping cannot change that choice, so it is ignored. `ratio` is
+/// already capped to [-1, 1].
+pub(super) fn limit_ratio(ratio: f64, input: Vec<Elem>) -> Vec<Elem> {
+    input
+        .into_iter()
+        .filter(|e| {
+            // Go converts both to float64 the same way, rounding included.
+            let offset = label_hash(&e.labels) as f64 / u64::MAX as f64;
+            (ratio >= 0.0 && offset < ratio) || (ratio < 0.0 && offset >= 1.0 + ratio)
+        })
+        .collect()
 }
 
 /// Compares `x` with `y`, but puts NaN (judged on the unswapped `a`, `b`) last.

@@ -640,7 +640,6 @@ fn unsupported_features_fail_before_reading_storage() {
     let s = counting_store();
     let e = Engine::new(s.clone(), EngineOptions::default());
     for (q, name) in [
-        ("ts_of_max_over_time(c_total[5m])", "ts_of_max_over_time"),
         ("info(c_total)", "info"),
         ("max_over_time(info(c_total)[5m:1m])", "info"),
         ("c_total + fill(0) c_total", "fill"),

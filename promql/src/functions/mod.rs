@@ -6,8 +6,10 @@ mod histogram;
 mod labels;
 mod math;
 pub(crate) mod range;
+pub(crate) mod sliding;
 mod time;
 
+use crate::allsteps::{AllSteps, Grid, StepSeries};
 use crate::annotations::looks_like_counter;
 use crate::error::Error;
 use crate::eval::{check_unique_labels, Evaluator};
@@ -18,7 +20,7 @@ use promql_parser::parser::{Call, Expr};
 use std::collections::HashMap;
 
 /// A function of a window's samples and its bounds `(start, end]` in ms.
-type RangeKernel = fn(&[Sample], i64, i64) -> Option<f64>;
+pub(crate) type RangeKernel = fn(&[Sample], i64, i64) -> Option<f64>;
 
 /// The range functions that take nothing but the range vector.
 fn range_kernel(name: &str) -> Option<RangeKernel> {
@@ -41,11 +43,89 @@ fn range_kernel(name: &str) -> Option<RangeKernel> {
         "mad_over_time" => |s, _, _| range::mad_over_time(s),
         "ts_of_first_over_time" => |s, _, _| range::ts_of_first(s),
         "ts_of_last_over_time" => |s, _, _| range::ts_of_last(s),
+        "ts_of_min_over_time" => |s, _, _| range::ts_of_extreme(s, false),
+        "ts_of_max_over_time" => |s, _, _| range::ts_of_extreme(s, true),
         "changes" => |s, _, _| range::changes(s),
         "resets" => |s, _, _| range::resets(s),
         "deriv" => |s, _, _| range::deriv(s),
         _ => return None,
     })
+}
+
+/// How a range function is computed over all steps at once: the functions with a sliding
+/// form of their own, and every other [`range_kernel`] on each step's window.
+fn sliding_kind(name: &str) -> Option<sliding::Sliding> {
+    use sliding::Sliding;
+    Some(match name {
+        "rate" | "increase" | "delta" => Sliding::Rate {
+            is_counter: name != "delta",
+            is_rate: name == "rate",
+        },
+        "sum_over_time" => Sliding::Sum,
+        "avg_over_time" => Sliding::Avg,
+        "min_over_time" => Sliding::Min,
+        "max_over_time" => Sliding::Max,
+        "changes" => Sliding::Changes,
+        "resets" => Sliding::Resets,
+        _ => Sliding::Window(range_kernel(name)?),
+    })
+}
+
+/// A range function of a range selector (`rate(x[5m])`) evaluated for every step of `grid`
+/// at once, series by series; `None` for any other call, which is evaluated step by step.
+pub(crate) fn all_steps(
+    ev: &mut Evaluator<'_>,
+    call: &Call,
+    grid: Grid,
+) -> Result<Option<AllSteps>, Error> {
+    let name = call.func.name;
+    let Some(kind) = sliding_kind(name) else {
+        return Ok(None);
+    };
+    let Expr::MatrixSelector(ms) = unparen(arg(call, 0)?) else {
+        return Ok(None);
+    };
+    let range = duration_ms(ms.range);
+    let times = ev.times();
+    let ends: Vec<i64> = grid
+        .times()
+        .map(|t| reference_time(&ms.vs, t, times))
+        .collect();
+    let keep_name = keeps_metric_name(name);
+    let counter_fn = matches!(name, "rate" | "increase");
+    let mut out = Vec::new();
+    for (i, s) in ev.fetched(&ms.vs)?.iter().enumerate() {
+        if i % DEADLINE_EVERY_SERIES == 0 {
+            ev.check_deadline()?;
+        }
+        let mut points = Vec::new();
+        sliding::eval_steps(kind, &s.samples, &ends, range, &mut points);
+        if points.is_empty() {
+            continue;
+        }
+        if counter_fn {
+            if let Some(metric) = s.labels.metric_name() {
+                if !looks_like_counter(metric) {
+                    ev.annotations.possible_non_counter(metric);
+                }
+            }
+        }
+        let labels = if keep_name {
+            s.labels.clone()
+        } else {
+            s.labels.without_metric_name()
+        };
+        out.push(StepSeries { labels, points });
+    }
+    Ok(Some(AllSteps::new(grid, out)))
+}
+
+/// How many series a range function evaluates between two looks at the query's deadline.
+const DEADLINE_EVERY_SERIES: usize = 256;
+
+/// Whether a range function's result keeps the metric name of its input.
+fn keeps_metric_name(name: &str) -> bool {
+    matches!(name, "last_over_time" | "first_over_time")
 }
 
 /// Every function name evaluated here besides [`range_kernel`]'s.
@@ -109,7 +189,10 @@ pub(crate) fn eval_call<'a>(
 ) -> Result<StepValue<'a>, Error> {
     let name = call.func.name;
     if let Some(kernel) = range_kernel(name) {
-        let keep_name = matches!(name, "last_over_time" | "first_over_time");
+        if let Some(v) = ev.all_steps_at(call, ts)? {
+            return Ok(StepValue::Vector(v));
+        }
+        let keep_name = keeps_metric_name(name);
         return range_function(ev, call, 0, ts, keep_name, kernel).map(StepValue::Vector);
     }
     if let Some(f) = math::unary(name) {
@@ -201,6 +284,7 @@ pub(crate) fn eval_call<'a>(
             return map_values(ev, call, ts, move |v| math::go_min(hi, v));
         }
         "sort" | "sort_desc" => {
+            warn_sort_in_range(ev);
             let mut v = ev.eval_vector(arg(call, 0)?, ts)?;
             let desc = name == "sort_desc";
             // NaN sorts last either way.
@@ -214,6 +298,7 @@ pub(crate) fn eval_call<'a>(
             v
         }
         "sort_by_label" | "sort_by_label_desc" => {
+            warn_sort_in_range(ev);
             let mut v = ev.eval_vector(arg(call, 0)?, ts)?;
             let names = string_args(call, 1)?;
             v.sort_by(|a, b| labels::cmp_by_labels(&a.labels, &b.labels, &names));
@@ -463,6 +548,18 @@ fn timestamp<'a>(ev: &mut Evaluator<'a>, arg: &'a Expr, ts: i64) -> Result<Vec<E
             v: ts as f64 / 1000.0,
         })
         .collect())
+}
+
+/// A range query's result is ordered by labels whatever its steps' order, so sorting there
+/// is wasted; Prometheus says so (for every sort function, in the same words).
+fn warn_sort_in_range(ev: &mut Evaluator<'_>) {
+    if ev.in_range() {
+        ev.annotations.warning(
+            "PromQL warning: sort is ineffective for range queries since results are always \
+             ordered by labels"
+                .to_string(),
+        );
+    }
 }
 
 fn warn_quantile(ev: &mut Evaluator<'_>, q: f64) {

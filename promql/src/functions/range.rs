@@ -32,7 +32,24 @@ pub(crate) fn extrapolated_rate(
             }
         }
     }
+    extrapolate(samples, result, range_start, range_end, is_counter, is_rate)
+}
 
+/// The extrapolation step of [`extrapolated_rate`]: `result` is the change between the
+/// window's first and last sample, counter resets already added back. `None` for fewer than
+/// two samples.
+pub(crate) fn extrapolate(
+    samples: &[Sample],
+    result: f64,
+    range_start: i64,
+    range_end: i64,
+    is_counter: bool,
+    is_rate: bool,
+) -> Option<f64> {
+    let (first, last) = match samples {
+        [first, .., last] => (*first, *last),
+        _ => return None,
+    };
     let sampled_interval = (last.t - first.t) as f64 / 1000.0;
     let average_spacing = sampled_interval / (samples.len() - 1) as f64;
     let threshold = average_spacing * 1.1;
@@ -148,6 +165,22 @@ pub(crate) fn ts_of_first(samples: &[Sample]) -> Option<f64> {
 
 pub(crate) fn ts_of_last(samples: &[Sample]) -> Option<f64> {
     samples.last().map(|s| s.t as f64 / 1000.0)
+}
+
+/// `ts_of_max_over_time` (`max`) / `ts_of_min_over_time`: the time in seconds of the last
+/// sample holding the window's largest (smallest) value. NaN loses to any number; a window of
+/// NaNs only gives its last sample's time.
+pub(crate) fn ts_of_extreme(samples: &[Sample], max: bool) -> Option<f64> {
+    let first = samples.first()?;
+    let (mut best, mut t) = (first.v, first.t);
+    for s in samples {
+        let better = if max { s.v >= best } else { s.v <= best };
+        if better || best.is_nan() {
+            best = s.v;
+            t = s.t;
+        }
+    }
+    Some(t as f64 / 1000.0)
 }
 
 /// `stdvar_over_time`: the population variance, by Welford's update with compensated sums so

@@ -52,14 +52,6 @@ const POSITIONS: &str = "the expected annotation must end in the expression's po
 const INVALID_UTF8: &str = "promql-parser turns the invalid-UTF-8 escape into a valid \
      character, so the invalid label name cannot be seen";
 const DELAYED_NAME: &str = "ENGINE GAP: delayed __name__ removal is not implemented yet";
-const SORT_RANGE_WARN: &str =
-    "ENGINE GAP: the warning that sort functions are ineffective in range queries is not emitted";
-const TS_OF_MINMAX: &str =
-    "ENGINE GAP: ts_of_min_over_time/ts_of_max_over_time are not implemented";
-const LIMIT_RATIO: &str = "ENGINE GAP: limit_ratio needs Prometheus's label hash (xxhash64)";
-const AVG_INF: &str = "ENGINE GAP: avg over both +Inf and -Inf must be NaN";
-const CMP_MATCHING: &str =
-    "ENGINE GAP: filtering comparisons must refuse an implicit many-to-one match";
 const FRACTION_NEGATIVE: &str =
     "ENGINE GAP: histogram_fraction interpolates differently below negative bucket bounds";
 
@@ -75,16 +67,11 @@ const EVALS: &[(&str, usize, &str)] = &[
     ("aggregators.test", 408, NATIVE_HISTOGRAM_SERIES),
     ("aggregators.test", 412, NATIVE_HISTOGRAM_SERIES),
     ("aggregators.test", 416, NATIVE_HISTOGRAM_SERIES),
-    ("aggregators.test", 428, LIMIT_RATIO),
     ("aggregators.test", 520, NATIVE_HISTOGRAM_SERIES),
     ("aggregators.test", 544, POSITIONS),
-    ("aggregators.test", 636, AVG_INF),
-    ("aggregators.test", 645, AVG_INF),
     ("aggregators.test", 814, NATIVE_HISTOGRAM_SERIES),
     ("aggregators.test", 817, NATIVE_HISTOGRAM_SERIES),
     ("functions.test", 523, INVALID_UTF8),
-    ("functions.test", 1324, TS_OF_MINMAX),
-    ("functions.test", 1327, TS_OF_MINMAX),
     ("functions.test", 1649, NATIVE_HISTOGRAM_SERIES),
     ("functions.test", 2081, DURATION_FUNCTIONS),
     ("functions.test", 2084, DURATION_FUNCTIONS),
@@ -152,13 +139,6 @@ const EVALS: &[(&str, usize, &str)] = &[
     ("name_label_dropping.test", 119, DELAYED_NAME),
     ("name_label_dropping.test", 123, DELAYED_NAME),
     ("operators.test", 292, NATIVE_HISTOGRAM_SERIES),
-    ("operators.test", 329, CMP_MATCHING),
-    ("operators.test", 333, CMP_MATCHING),
-    ("range_queries.test", 109, SORT_RANGE_WARN),
-    ("range_queries.test", 112, SORT_RANGE_WARN),
-    ("range_queries.test", 115, SORT_RANGE_WARN),
-    ("range_queries.test", 118, SORT_RANGE_WARN),
-    ("range_queries.test", 121, SORT_RANGE_WARN),
 ];
 
 /// Why `ev` in `file` is excluded, if it is. `histogram_metrics` are the metric names that

@@ -84,6 +84,9 @@ fn run_file(name: &str, text: &str) -> Tally {
                             Point::Omitted => {}
                         }
                     }
+                    // Prometheus's loader keys a load's series by label set, so a series
+                    // defined twice in one load takes its last definition.
+                    batch.retain(|b: &Series| b.labels != s.labels);
                     batch.push(Series {
                         labels: s.labels,
                         samples,
