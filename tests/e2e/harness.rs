@@ -13,8 +13,9 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_vigil");
 pub struct Vigil {
     child: Child,
     pub addr: SocketAddr,
-    /// Kept so the data directory lives as long as the process.
-    _dir: tempfile::TempDir,
+    /// Kept so the data directory lives as long as the process (none for `server_in`, whose
+    /// directory outlives the process so a restart finds it).
+    _dir: Option<tempfile::TempDir>,
     log: Arc<Mutex<String>>,
 }
 
@@ -31,6 +32,19 @@ impl Vigil {
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
         Self::spawn(args, dir)
+    }
+
+    /// Starts `vigil server` with its storage under `dir`, which outlives the process: crash
+    /// tests kill it (drop sends SIGKILL) and start another on the same directory.
+    pub fn server_in(dir: &std::path::Path, extra: &[&str]) -> Vigil {
+        let mut args: Vec<String> = vec![
+            "server".into(),
+            "--web.listen-address=127.0.0.1:0".into(),
+            format!("--storage.tsdb.path={}", dir.join("tsdb").display()),
+            format!("--storage.logs.path={}", dir.join("logs").display()),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Self::spawn_with(args, None)
     }
 
     /// Starts `vigil up` with all data under a fresh temp dir, plus `extra` flags.
@@ -59,6 +73,10 @@ impl Vigil {
     }
 
     fn spawn(args: Vec<String>, dir: tempfile::TempDir) -> Vigil {
+        Self::spawn_with(args, Some(dir))
+    }
+
+    fn spawn_with(args: Vec<String>, dir: Option<tempfile::TempDir>) -> Vigil {
         let mut child = Command::new(BIN)
             .args(&args)
             .env("VIGIL_LOG", "info")

@@ -3,77 +3,17 @@
 //! whose push was acknowledged must come back exactly once, including the batch each writer
 //! sends again after the restart (a client retrying what it may not have seen acknowledged).
 
-use crate::harness::{enc, BIN};
+use crate::harness::{enc, Vigil};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 const ROUNDS: usize = 4;
 const WRITERS: usize = 4;
 const LINES_PER_PUSH: i64 = 10;
 const NS_PER_WRITER: i64 = 10_000_000_000;
-
-/// A `vigil server` whose log directory outlives it, killed with SIGKILL on drop.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    log: Arc<Mutex<String>>,
-}
-
-impl Server {
-    fn start(dir: &Path) -> Server {
-        let mut child = Command::new(BIN)
-            .args([
-                "server".to_string(),
-                "--web.listen-address=127.0.0.1:0".to_string(),
-                format!("--storage.tsdb.path={}", dir.join("tsdb").display()),
-                format!("--storage.logs.path={}", dir.join("logs").display()),
-            ])
-            .env("VIGIL_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start vigil");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let log_w = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let addr = line
-                    .contains("listening")
-                    .then(|| line.split("address=").nth(1))
-                    .flatten()
-                    .and_then(|rest| rest.split_whitespace().next())
-                    .and_then(|a| a.parse::<SocketAddr>().ok());
-                if let Some(a) = addr {
-                    let _ = tx.send(a);
-                }
-                let mut l = log_w.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-        let Ok(addr) = rx.recv_timeout(Duration::from_secs(30)) else {
-            let _ = child.kill();
-            panic!("vigil did not start; log:\n{}", log.lock().unwrap());
-        };
-        Server { child, addr, log }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The lines of push `k` of `writer`, with their timestamps (unique across the test).
 fn batch(base: i64, writer: usize, k: i64) -> Vec<(i64, String)> {
@@ -210,14 +150,14 @@ async fn acknowledged_log_lines_survive_kill_9_exactly_once() {
     let mut last_acked: Vec<Option<i64>> = vec![None; WRITERS];
     let mut next_k = 0i64;
     for round in 0..=ROUNDS {
-        let server = Server::start(dir.path());
+        let server = Vigil::server_in(dir.path(), &[]);
         let (have, counted) = stored(server.addr, base).await;
         for (ts, line) in &acked {
             assert_eq!(
                 have.get(ts),
                 Some(line),
                 "round {round}: acknowledged line {line:?} lost after kill -9; log:\n{}",
-                server.log.lock().unwrap()
+                server.log()
             );
         }
         assert_eq!(
@@ -251,7 +191,7 @@ async fn acknowledged_log_lines_survive_kill_9_exactly_once() {
         assert!(
             flowing.is_some(),
             "pushes did not flow; log:\n{}",
-            server.log.lock().unwrap()
+            server.log()
         );
         tokio::time::sleep(Duration::from_millis(20 + below(300))).await;
         drop(server); // SIGKILL

@@ -10,6 +10,42 @@ use std::time::Duration;
 
 pub const PROMETHEUS: &str = "/usr/bin/prometheus";
 
+/// True when the peer at `path` is installed; otherwise says the test skipped, or panics
+/// under `CI=true`, where a missing peer is a failure.
+fn present(path: &str, purpose: &str) -> bool {
+    if std::path::Path::new(path).exists() {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{path} is missing and CI=true: {purpose} needs it");
+    }
+    eprintln!("skipped: {path} is not installed (set CI=true to make this fail)");
+    false
+}
+
+/// A free loopback address for a peer that takes its listen address as a flag.
+fn free_addr() -> SocketAddr {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// Waits until `http://addr/-/ready` answers 2xx, as Prometheus and Alertmanager do once up.
+async fn wait_ready(addr: SocketAddr, what: &str) {
+    let ready = eventually(Duration::from_secs(30), || async {
+        let r = client()
+            .get(format!("http://{addr}/-/ready"))
+            .send()
+            .await
+            .ok()?;
+        r.status().is_success().then_some(())
+    })
+    .await;
+    assert!(ready.is_some(), "{what} did not become ready on {addr}");
+}
+
 /// A Prometheus 2.42 (Debian's package), killed on drop.
 pub struct Prometheus {
     child: Child,
@@ -38,11 +74,7 @@ impl Prometheus {
         files: &[(&str, &str)],
         flags: &[&str],
     ) -> Option<Prometheus> {
-        if !std::path::Path::new(PROMETHEUS).exists() {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("{PROMETHEUS} is missing and CI=true: {purpose} needs it");
-            }
-            eprintln!("skipped: {PROMETHEUS} is not installed (set CI=true to make this fail)");
+        if !present(PROMETHEUS, purpose) {
             return None;
         }
         let dir = tempfile::tempdir().expect("temp dir");
@@ -51,11 +83,7 @@ impl Prometheus {
         for (name, content) in files {
             std::fs::write(dir.path().join(name), content).expect("write file");
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let addr = free_addr();
         let child = Command::new(PROMETHEUS)
             .arg(format!(
                 "--storage.tsdb.path={}",
@@ -73,16 +101,7 @@ impl Prometheus {
             addr,
             _dir: dir,
         };
-        let ready = eventually(Duration::from_secs(30), || async {
-            let r = client()
-                .get(format!("http://{addr}/-/ready"))
-                .send()
-                .await
-                .ok()?;
-            r.status().is_success().then_some(())
-        })
-        .await;
-        assert!(ready.is_some(), "prometheus did not become ready on {addr}");
+        wait_ready(addr, "prometheus").await;
         Some(p)
     }
 }
@@ -107,21 +126,13 @@ impl Alertmanager {
     /// Starts Alertmanager with `config`; `None` (after saying so) when it is not installed
     /// outside CI.
     pub async fn start(purpose: &str, config: &str) -> Option<Alertmanager> {
-        if !std::path::Path::new(ALERTMANAGER).exists() {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("{ALERTMANAGER} is missing and CI=true: {purpose} needs it");
-            }
-            eprintln!("skipped: {ALERTMANAGER} is not installed (set CI=true to make this fail)");
+        if !present(ALERTMANAGER, purpose) {
             return None;
         }
         let dir = tempfile::tempdir().expect("temp dir");
         let config_path = dir.path().join("alertmanager.yml");
         std::fs::write(&config_path, config).expect("write config");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let addr = free_addr();
         let child = Command::new(ALERTMANAGER)
             .arg(format!("--config.file={}", config_path.display()))
             .arg(format!(
@@ -139,19 +150,7 @@ impl Alertmanager {
             addr,
             _dir: dir,
         };
-        let ready = eventually(Duration::from_secs(30), || async {
-            let r = client()
-                .get(format!("http://{addr}/-/ready"))
-                .send()
-                .await
-                .ok()?;
-            r.status().is_success().then_some(())
-        })
-        .await;
-        assert!(
-            ready.is_some(),
-            "alertmanager did not become ready on {addr}"
-        );
+        wait_ready(addr, "alertmanager").await;
         Some(am)
     }
 }
