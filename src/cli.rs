@@ -31,6 +31,12 @@ pub enum Command {
     Server(ServerArgs),
     /// The agent: node metrics and container logs, shipped to a server.
     Agent(AgentArgs),
+    /// Validates rule files and configs as promtool and amtool do (exit code 1 on failure).
+    #[command(subcommand)]
+    Check(crate::check::CheckCommand),
+    /// Runs rule unit tests in promtool's format (exit code 1 on failure).
+    #[command(subcommand)]
+    Test(crate::check::TestCommand),
 }
 
 /// Flags of the server's storage, queries and alerting, shared by `server` and `up`.
@@ -61,6 +67,29 @@ pub struct ServerCore {
     #[arg(long = "storage.tsdb.min-block-duration", default_value = "2h", value_parser = parse_duration, hide = true)]
     pub tsdb_min_block_duration: Duration,
 
+    /// How far behind the newest sample an out-of-order sample is still stored; 0 (the
+    /// default) refuses every sample older than its series' newest, as Prometheus does.
+    #[arg(long = "storage.tsdb.out-of-order-time-window", default_value = "0s", value_parser = parse_duration)]
+    pub tsdb_out_of_order_window: Duration,
+
+    /// Most labels on one ingested series, `__name__` included; a series with more is
+    /// refused (a 400 naming this flag, the rest of the request stored). 0: no limit.
+    #[arg(long = "storage.tsdb.max-labels-per-series", default_value_t = 0)]
+    pub tsdb_max_labels_per_series: usize,
+
+    /// Longest label name of an ingested series, in bytes; longer is refused. 0: no limit.
+    #[arg(long = "storage.tsdb.max-label-name-length", default_value_t = 0)]
+    pub tsdb_max_label_name_length: usize,
+
+    /// Longest label value of an ingested series, in bytes; longer is refused. 0: no limit.
+    #[arg(long = "storage.tsdb.max-label-value-length", default_value_t = 0)]
+    pub tsdb_max_label_value_length: usize,
+
+    /// Most series in the head with one metric name; new series beyond it are refused.
+    /// 0: no limit.
+    #[arg(long = "storage.tsdb.max-series-per-metric", default_value_t = 0)]
+    pub tsdb_max_series_per_metric: usize,
+
     /// Directory of the log store (tantivy indexes).
     #[arg(long = "storage.logs.path", default_value = "data/logs")]
     pub storage_logs_path: PathBuf,
@@ -90,6 +119,16 @@ pub struct ServerCore {
     /// file's `global.evaluation_interval` says otherwise.
     #[arg(long = "rules.evaluation-interval", default_value = "1m", value_parser = parse_duration)]
     pub evaluation_interval: Duration,
+
+    /// Longest outage after which a pending or firing alert's `for` state is still restored
+    /// from ALERTS_FOR_STATE when the server starts.
+    #[arg(long = "rules.alert.for-outage-tolerance", default_value = "1h", value_parser = parse_duration)]
+    pub for_outage_tolerance: Duration,
+
+    /// Least time an alert whose `for` is at least this long stays pending after a restart
+    /// (rules with a shorter `for` start over).
+    #[arg(long = "rules.alert.for-grace-period", default_value = "10m", value_parser = parse_duration)]
+    pub for_grace_period: Duration,
 
     /// Alertmanager configuration file (Alertmanager's format, unchanged): alerts that fire are
     /// routed, grouped and sent to its receivers by the server itself.
@@ -149,6 +188,12 @@ pub struct AgentSources {
     #[arg(long = "path.rootfs", default_value = "/")]
     pub rootfs: PathBuf,
 
+    /// Collect container metrics from the cgroup tree under --path.sysfs, with the kubelet's
+    /// /metrics/cadvisor names and labels; --collector.cadvisor=false turns it off.
+    #[arg(long = "collector.cadvisor", default_value_t = true, num_args = 0..=1,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub cadvisor: bool,
+
     /// Directory of Kubernetes container logs (<namespace>_<pod>_<uid>/<container>/<n>.log).
     #[arg(long = "logs.path", default_value = "/var/log/pods")]
     pub logs_path: PathBuf,
@@ -157,6 +202,11 @@ pub struct AgentSources {
     /// repeat the flag for several.
     #[arg(long = "logs.files")]
     pub log_files: Vec<String>,
+
+    /// The longest log line shipped whole (Loki's default max_line_size); a longer line is
+    /// shipped in pieces of at most this size, each with the structured metadata split=<n>.
+    #[arg(long = "logs.max-line-size", default_value = "256KB", value_parser = tsdb::parse_bytes)]
+    pub max_line_size: u64,
 
     /// Directory of the agent's state: log positions (checkpoints) that survive restarts.
     #[arg(long = "state.path", default_value = "data/agent")]

@@ -4,6 +4,7 @@
 //! - `vigil agent`: node metrics and log tailing, shipped to a server.
 //! - `vigil up`: both in one process, watching this machine.
 
+mod check;
 mod cli;
 mod config;
 mod run_agent;
@@ -26,6 +27,12 @@ fn main() -> anyhow::Result<()> {
         // eprintln and kill whichever task was logging, e.g. the shipper.
         .log_internal_errors(false)
         .init();
+    // Offline checks need no runtime and end with promtool's exit codes.
+    match &cli.command {
+        cli::Command::Check(cmd) => std::process::exit(check::check(cmd)),
+        cli::Command::Test(cmd) => std::process::exit(check::test(cmd)),
+        _ => {}
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -36,6 +43,8 @@ fn main() -> anyhow::Result<()> {
             cli::Command::Server(args) => run_server::run(args, shutdown).await,
             cli::Command::Agent(args) => run_agent::run(args, shutdown).await,
             cli::Command::Up(args) => run_up(args, shutdown).await,
+            // Handled above, before the runtime starts.
+            cli::Command::Check(_) | cli::Command::Test(_) => Ok(()),
         }
     })
 }

@@ -10,8 +10,10 @@ pub async fn run(args: AgentArgs, shutdown: CancellationToken) -> anyhow::Result
     cfg.procfs = s.procfs;
     cfg.sysfs = s.sysfs;
     cfg.rootfs = s.rootfs;
+    cfg.cadvisor = s.cadvisor;
     cfg.logs_path = s.logs_path;
     cfg.log_files = s.log_files;
+    cfg.max_line_bytes = usize::try_from(s.max_line_size).unwrap_or(usize::MAX);
     cfg.state_path = s.state_path;
     cfg.scrape_interval = s.interval;
     cfg.web_listen_address = args.listen;

@@ -131,20 +131,30 @@ pub async fn start(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Res
     let groups = alertmanager::load_rule_files(&rule_files).context("load rule files")?;
     check_rule_queries(&groups)?;
     let group_count = groups.len();
-    let rules = Arc::new(RuleManager::new(
-        groups,
-        query_fn(engine.clone()),
-        appender.clone(),
-        sink,
-        RuleManagerOptions {
-            evaluation_interval: config
-                .evaluation_interval
-                .unwrap_or(core.evaluation_interval),
-            external_url: external_url.clone(),
-            external_labels: Labels::from_pairs(config.external_labels.clone()),
-            ..RuleManagerOptions::default()
-        },
-    ));
+    let rules = Arc::new(
+        RuleManager::new(
+            groups,
+            query_fn(engine.clone()),
+            appender.clone(),
+            sink,
+            RuleManagerOptions {
+                evaluation_interval: config
+                    .evaluation_interval
+                    .unwrap_or(core.evaluation_interval),
+                external_url: external_url.clone(),
+                external_labels: Labels::from_pairs(config.external_labels.clone()),
+                ..RuleManagerOptions::default()
+            },
+        )
+        // `for` state survives restarts: each group's first evaluation reads ALERTS_FOR_STATE.
+        .with_for_restore(
+            head.clone(),
+            alertmanager::ForRestoreOptions {
+                outage_tolerance: core.for_outage_tolerance,
+                grace_period: core.for_grace_period,
+            },
+        ),
+    );
     background.push(tokio::spawn(rules.clone().run(shutdown.clone())));
 
     let mut state = api::AppState::new(head.clone(), appender, engine, logs);
@@ -170,19 +180,16 @@ pub async fn start(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Res
     state.alertmanager = alertmanager;
     let gauge_head = head.clone();
     state.gauges.push(Arc::new(move || {
-        vec![
-            (
-                "vigil_tsdb_head_series",
-                "Series in the head block.",
-                gauge_head.num_series() as f64,
-            ),
-            (
-                "vigil_tsdb_head_samples",
-                "Samples in the head block.",
-                gauge_head.num_samples() as f64,
-            ),
-        ]
+        vec![(
+            "vigil_tsdb_head_samples",
+            "Samples in the head block.",
+            gauge_head.num_samples() as f64,
+        )]
     }));
+    let metrics_head = head.clone();
+    state
+        .text_metrics
+        .push(Arc::new(move || metrics_head.render_metrics()));
     let app = api::router(Arc::new(state));
     tracing::info!(%address, rule_groups = group_count, "listening");
     let serving = tokio::spawn(api::serve(listener, app, shutdown));
@@ -207,6 +214,13 @@ fn tsdb_options(core: &crate::cli::ServerCore) -> tsdb::TsdbOptions {
             time,
             size_bytes: core.tsdb_retention_size.filter(|b| *b > 0),
         },
+        limits: tsdb::Limits {
+            max_labels_per_series: core.tsdb_max_labels_per_series,
+            max_label_name_length: core.tsdb_max_label_name_length,
+            max_label_value_length: core.tsdb_max_label_value_length,
+            max_series_per_metric: core.tsdb_max_series_per_metric,
+        },
+        out_of_order_window: core.tsdb_out_of_order_window,
         ..tsdb::TsdbOptions::default()
     }
 }
@@ -243,7 +257,7 @@ fn tsdb_status_fn(db: Arc<tsdb::Tsdb>) -> api::TsdbStatusFn {
 
 /// Refuses a rule whose expression does not parse or that the engine cannot evaluate, so the
 /// mistake surfaces at load, naming the file, group and rule, as Prometheus does.
-fn check_rule_queries(groups: &[alertmanager::RuleGroup]) -> anyhow::Result<()> {
+pub(crate) fn check_rule_queries(groups: &[alertmanager::RuleGroup]) -> anyhow::Result<()> {
     for g in groups {
         for rule in &g.rules {
             let (name, expr) = match rule {
@@ -259,7 +273,7 @@ fn check_rule_queries(groups: &[alertmanager::RuleGroup]) -> anyhow::Result<()> 
 }
 
 /// How rules reach the PromQL engine: an instant query at a time, answered as a vector.
-fn query_fn(engine: Arc<promql::Engine>) -> QueryFn {
+pub(crate) fn query_fn(engine: Arc<promql::Engine>) -> QueryFn {
     Arc::new(move |query: &str, t_ms: i64| {
         let res = engine
             .instant_query(query, t_ms)

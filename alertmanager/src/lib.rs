@@ -45,6 +45,10 @@
 //! persist as JSON in [`AlertmanagerOptions::data_dir`]. Inhibition rules mute targets while a
 //! matching source fires, in every flush and in the alert view (`inhibitedBy`).
 //!
+//! Rule unit tests in promtool's format ([`run_rule_test_file`]) evaluate rule files over a
+//! `model::MemStorage` with the same [`RuleManager`], the query engine handed in through a
+//! [`RuleTestEngine`]; `vigil test rules` is this function plus promtool's output.
+//!
 //! Receivers: webhooks (payload version 4) and Slack incoming webhooks (Alertmanager 0.25's
 //! body, rendered with its default templates and the config's `templates:` files). Not applied
 //! yet (parsed, validated, and reported by one warning at startup): time intervals. Times in
@@ -65,6 +69,7 @@ mod rules;
 mod silence;
 mod store;
 mod template;
+mod unittest;
 mod view;
 
 pub use crate::alertmanager::{Alertmanager, AlertmanagerOptions, GC_INTERVAL};
@@ -80,11 +85,13 @@ pub use duration::{format_duration, parse_duration, PromDuration};
 pub use error::Error;
 pub use rules::{
     load_rule_files, parse_rule_file, ActiveAlert, AlertSink, AlertState, AlertingRule,
-    GroupStatus, QueryFn, RecordingRule, Rule, RuleGroup, RuleHealth, RuleManager,
-    RuleManagerOptions, RuleStatus, ALERTS_FOR_STATE_METRIC, ALERTS_METRIC,
-    DEFAULT_EVALUATION_INTERVAL, DEFAULT_RESEND_DELAY, RESOLVED_RETENTION_MS,
+    ForRestoreOptions, GroupStatus, QueryFn, RecordingRule, Rule, RuleGroup, RuleHealth,
+    RuleManager, RuleManagerOptions, RuleStatus, ALERTS_FOR_STATE_METRIC, ALERTS_METRIC,
+    DEFAULT_EVALUATION_INTERVAL, DEFAULT_FOR_GRACE_PERIOD, DEFAULT_FOR_OUTAGE_TOLERANCE,
+    DEFAULT_RESEND_DELAY, RESOLVED_RETENTION_MS,
 };
 pub use silence::{
     PostableSilence, Silence, SilenceError, SilenceMatcher, SilenceState, SILENCE_RETENTION,
 };
+pub use unittest::{run_rule_test_file, RuleTestEngine, DEFAULT_TEST_EVALUATION_INTERVAL};
 pub use view::{redacted_config_yaml, AlertGroupView, AlertView, AlertViewState};

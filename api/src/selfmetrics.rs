@@ -26,6 +26,9 @@ pub struct SelfMetrics {
     pub remote_write_samples: AtomicU64,
     pub remote_write_out_of_order: AtomicU64,
     pub remote_write_duplicate: AtomicU64,
+    /// Samples of series over a storage limit (labels per series, name or value length,
+    /// series per metric).
+    pub remote_write_over_limit: AtomicU64,
     pub loki_entries: AtomicU64,
     start_time: f64,
 }
@@ -43,6 +46,7 @@ impl SelfMetrics {
             remote_write_samples: AtomicU64::new(0),
             remote_write_out_of_order: AtomicU64::new(0),
             remote_write_duplicate: AtomicU64::new(0),
+            remote_write_over_limit: AtomicU64::new(0),
             loki_entries: AtomicU64::new(0),
             start_time: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -115,6 +119,11 @@ impl SelfMetrics {
             out,
             "{REMOTE_WRITE_REJECTED_TOTAL}{{reason=\"out_of_order\"}} {}",
             self.remote_write_out_of_order.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "{REMOTE_WRITE_REJECTED_TOTAL}{{reason=\"over_limit\"}} {}",
+            self.remote_write_over_limit.load(Ordering::Relaxed)
         );
         header(
             &mut out,

@@ -22,12 +22,13 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::cadvisor::{CadvisorConfig, CadvisorSource};
 use crate::http::{self, WebState};
 use crate::node::{NodeConfig, DEFAULT_JOB, DEFAULT_PROCFS, DEFAULT_SCRAPE_INTERVAL};
 use crate::scrape::{targets_router, ScrapeFile, Scraper};
 use crate::selfmetrics::AgentMetrics;
 use crate::ship::{LokiConfig, RemoteWriteConfig};
-use crate::tail::{TailConfig, DEFAULT_PODS_PATH};
+use crate::tail::{TailConfig, DEFAULT_MAX_LINE_BYTES, DEFAULT_PODS_PATH};
 use crate::Error;
 
 /// Where checkpoints live unless configured.
@@ -63,6 +64,9 @@ pub struct AgentConfig {
     pub logs_path: PathBuf,
     /// Plain-file globs such as `/var/log/*.log`; default none.
     pub log_files: Vec<String>,
+    /// The longest log line shipped whole, in bytes; default [`DEFAULT_MAX_LINE_BYTES`]
+    /// (256 KiB), at least [`crate::MIN_MAX_LINE_BYTES`].
+    pub max_line_bytes: usize,
     /// The directory of `positions.json`; default [`DEFAULT_STATE_PATH`].
     pub state_path: PathBuf,
     /// Time between node metric collections; default [`DEFAULT_SCRAPE_INTERVAL`] (15 s).
@@ -76,6 +80,9 @@ pub struct AgentConfig {
     /// Targets to scrape, in Prometheus's `scrape_configs` format; default none. Their
     /// samples ship with the node metrics; their health is at `/api/v1/targets`.
     pub scrape: ScrapeFile,
+    /// Whether container metrics are read from the cgroup tree under `<sysfs>/fs/cgroup`, as
+    /// the kubelet's `/metrics/cadvisor` reports them; default true.
+    pub cadvisor: bool,
 }
 
 impl AgentConfig {
@@ -94,11 +101,13 @@ impl AgentConfig {
             rootfs: PathBuf::from(crate::DEFAULT_ROOTFS),
             logs_path: PathBuf::from(DEFAULT_PODS_PATH),
             log_files: Vec::new(),
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
             state_path: PathBuf::from(DEFAULT_STATE_PATH),
             scrape_interval: DEFAULT_SCRAPE_INTERVAL,
             job: DEFAULT_JOB.to_string(),
             web_listen_address: None,
             scrape: ScrapeFile::default(),
+            cadvisor: true,
         }
     }
 
@@ -139,9 +148,22 @@ pub async fn run_agent(cfg: AgentConfig, shutdown: CancellationToken) -> Result<
         ..NodeConfig::new(&cfg.node_name)
     }
     .build()?;
+    let cadvisor = match cfg.cadvisor {
+        true => Some(
+            CadvisorConfig {
+                sysfs: cfg.sysfs.clone(),
+                procfs: cfg.procfs.clone(),
+                interval: cfg.scrape_interval,
+                ..CadvisorConfig::new(&cfg.node_name)
+            }
+            .build()?,
+        ),
+        false => None,
+    };
     let tailer = TailConfig {
         pods_path: cfg.logs_path.clone(),
         globs: cfg.log_files.clone(),
+        max_line_bytes: cfg.max_line_bytes,
         ..TailConfig::new(&cfg.node_name, &cfg.state_path)
     }
     .build()?;
@@ -179,6 +201,14 @@ pub async fn run_agent(cfg: AgentConfig, shutdown: CancellationToken) -> Result<
         (
             "scrape",
             tokio::spawn(scraper.run(shutdown.clone(), metrics_tx.clone())),
+        ),
+        (
+            "cadvisor",
+            tokio::spawn(cadvisor_task(
+                cadvisor,
+                shutdown.clone(),
+                metrics_tx.clone(),
+            )),
         ),
         ("node", tokio::spawn(node.run(shutdown.clone(), metrics_tx))),
         (
@@ -233,6 +263,18 @@ pub async fn run_agent(cfg: AgentConfig, shutdown: CancellationToken) -> Result<
     }
     tracing::info!("agent stopped");
     result
+}
+
+/// The container collector's task; with the collector off it ends at once, dropping its
+/// sender so the remote-write sink still sees the channel close.
+async fn cadvisor_task(
+    source: Option<CadvisorSource>,
+    shutdown: CancellationToken,
+    out: mpsc::Sender<crate::ship::MetricBatch>,
+) {
+    if let Some(source) = source {
+        source.run(shutdown, out).await;
+    }
 }
 
 /// Binds the HTTP endpoint's listener; returns it with the address it got (port 0 resolved).

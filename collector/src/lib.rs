@@ -47,6 +47,7 @@
 //! ```
 
 mod agent;
+mod cadvisor;
 mod discovery;
 mod error;
 pub mod expo;
@@ -60,6 +61,10 @@ mod tail;
 
 pub use agent::{
     run_agent, AgentConfig, DEFAULT_STATE_PATH, DEFAULT_WEB_LISTEN_ADDRESS, SHUTDOWN_FLUSH_TIMEOUT,
+};
+pub use cadvisor::{
+    CadvisorConfig, CadvisorSource, CadvisorStats, PodIndex, SharedPods, CADVISOR_METRICS_PATH,
+    DEFAULT_CADVISOR_JOB,
 };
 pub use discovery::{KubernetesSdConfig, Selector, ANNOTATED_PODS_JOB, SERVICE_ACCOUNT_DIR};
 pub use error::Error;

@@ -11,8 +11,12 @@
 //! - Queries: [`LogStore::range_query`] answers any LogQL query over a range (streams for log
 //!   queries, a matrix for metric queries), [`LogStore::instant_query`] metric queries at one
 //!   instant, [`LogStore::query_range`] log queries alone; [`LogStore::label_names`],
-//!   [`LogStore::label_values`], [`LogStore::series`] and [`LogStore::index_stats`] answer
-//!   Loki's metadata endpoints.
+//!   [`LogStore::label_values`], [`LogStore::series`], [`LogStore::index_stats`] and
+//!   [`LogStore::volume`]/[`LogStore::volume_range`] answer Loki's metadata endpoints.
+//! - [`LogStore::tail`] opens a live [`Tail`] of a log query: pushes hand their stored entries
+//!   to every open tail whose selector matches, into a bounded queue (a slow reader loses
+//!   entries, reported as [`DroppedEntry`]s, never memory); the tail runs the pipeline and
+//!   releases entries with Loki's `delay_for` and response size.
 //! - [`logql`] is the query language front end and the pure half of the engine: the parser
 //!   with Loki's error messages, the AST ([`Expr`]), and the pipeline stages (parsers, label
 //!   filters, templates) as functions over one line.
@@ -60,6 +64,8 @@ mod query;
 mod scan;
 mod schema;
 mod store;
+mod tail;
+mod volume;
 mod wal;
 
 pub use error::Error;
@@ -70,4 +76,10 @@ pub use store::{
     Direction, LogStore, LogStoreOptions, PushOutcome, DEFAULT_COMMIT_INTERVAL, DEFAULT_PARTITION,
     RETENTION_CHECK_INTERVAL,
 };
+pub use tail::{
+    DroppedEntry, Tail, TailResponse, MAX_BUFFERED_TAIL_BYTES, MAX_BUFFERED_TAIL_ENTRIES,
+    MAX_CONCURRENT_TAILS, MAX_DROPPED_ENTRIES_PER_TAIL_RESPONSE, MAX_ENTRIES_PER_TAIL_RESPONSE,
+    MAX_TAIL_DELAY_SECONDS,
+};
+pub use volume::{VolumeBy, VolumeName, VolumeRequest, VolumeSeries, DEFAULT_VOLUME_LIMIT};
 pub use wal::DEFAULT_WAL_SEGMENT_BYTES;

@@ -148,7 +148,7 @@ impl LogStore {
         Ok(stats)
     }
 
-    fn log_query(
+    pub(crate) fn log_query(
         &self,
         q: &LogQuery,
         start_ns: i64,

@@ -17,6 +17,7 @@ use crate::lock::DirLock;
 use crate::partition::Partitions;
 use crate::plan::entries_query;
 use crate::schema::{parse_stream, Fields, LINE_TOKENIZER};
+use crate::tail::TailHub;
 use crate::wal::{self, Wal, DEFAULT_WAL_SEGMENT_BYTES};
 use crate::Error;
 use background::Background;
@@ -127,6 +128,8 @@ pub(crate) struct Core {
     tokenizers: TokenizerManager,
     wal: Wal,
     parts: Mutex<Partitions>,
+    /// The open live tails, which every push publishes its stored entries to.
+    pub(crate) tail: TailHub,
     _lock: DirLock,
 }
 
@@ -189,6 +192,7 @@ impl LogStore {
             tokenizers: TokenizerManager::default(),
             wal,
             parts: Mutex::new(parts),
+            tail: TailHub::default(),
             _lock: lock,
         });
         core.apply_retention(unix_now_ns())?;
@@ -227,15 +231,22 @@ impl LogStore {
             Error::Invalid("the push is too large for one WAL record; send smaller batches".into())
         })?;
         let ticket = self.core.wal.log(&framed)?;
+        // Collected only while a tail is open: pushes pay nothing for tailing otherwise.
+        let mut stored = self.core.tail.is_active().then(Vec::new);
         let indexed = match self.core.wal.wait_durable(ticket) {
             Err(e) => Err(Error::from(e)),
             Ok(()) => match self.core.lock_parts() {
                 Err(e) => Err(e),
                 Ok(mut parts) => {
-                    let outcome = ingest::index(&mut parts, &self.core.fields, streams);
+                    let outcome =
+                        ingest::index(&mut parts, &self.core.fields, streams, stored.as_mut());
                     // Released under the partitions lock, so a checkpoint never sees the
                     // segment released before its entries are indexed.
                     self.core.wal.finish(ticket);
+                    drop(parts);
+                    if let (Ok(_), Some(stored)) = (&outcome, &stored) {
+                        self.core.tail.publish(stored);
+                    }
                     return outcome.inspect(|o| {
                         tracing::debug!(
                             entries = o.entries,

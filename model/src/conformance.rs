@@ -497,6 +497,7 @@ fn check_out_of_order_and_duplicates<S: Querier + Appender>(st: &Store<'_, S>) {
         appended,
         out_of_order,
         duplicate_timestamp,
+        ..AppendOutcome::default()
     };
     let a = [("s", "a")];
     let sel_a = matchers(&[("s", "=", "a")]);

@@ -77,12 +77,17 @@ pub struct AppendOutcome {
     pub out_of_order: usize,
     /// Samples at an existing timestamp with a different value, refused.
     pub duplicate_timestamp: usize,
+    /// Samples refused because their series breaks a limit the store is configured with
+    /// (labels per series, label name or value length, series per metric name).
+    pub over_limit: usize,
+    /// The first limit broken: its name (the flag that sets it) and its value.
+    pub limit: Option<(&'static str, usize)>,
 }
 
 impl AppendOutcome {
     /// Samples refused for any reason.
     pub fn rejected(&self) -> usize {
-        self.out_of_order + self.duplicate_timestamp
+        self.out_of_order + self.duplicate_timestamp + self.over_limit
     }
 }
 

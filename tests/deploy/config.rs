@@ -303,3 +303,50 @@ fn alertmanager_config_loads_and_reads_slack_url_from_the_secret() {
         "Secret has no key {key}"
     );
 }
+
+/// Issue 11: the ConfigMap passes the binary's own checks, the way an operator runs them
+/// before applying it: `vigil check config` (which also checks the rule files it globs),
+/// `vigil check rules` and `vigil check alertmanager-config`.
+#[test]
+fn configmap_passes_vigil_check() {
+    let (dir, files) = config_dir();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(args)
+            .current_dir(dir.path())
+            .env("VIGIL_LOG", "error")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "vigil {args:?}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let rule_files: Vec<String> = files
+        .iter()
+        .filter_map(|p| p.file_name()?.to_str())
+        .filter(|n| n.ends_with(".rules.yml"))
+        .map(str::to_string)
+        .collect();
+    let out = run(&["check", "config", "vigil.yml"]);
+    assert!(
+        out.contains(&format!(
+            "  SUCCESS: {} rule files found\n",
+            rule_files.len()
+        )),
+        "{out}"
+    );
+    let mut args = vec!["check", "rules"];
+    args.extend(rule_files.iter().map(String::as_str));
+    let out = run(&args);
+    assert_eq!(
+        out.matches("  SUCCESS: ").count(),
+        rule_files.len(),
+        "{out}"
+    );
+    let out = run(&["check", "alertmanager-config", "alertmanager.yml"]);
+    assert!(out.contains("  SUCCESS\n"), "{out}");
+}

@@ -1,17 +1,24 @@
 //! Crash safety of the TSDB with the real binary: remote write in a loop, `kill -9` at a
 //! pseudo-random moment, restart on the same data directory, and every sample whose request
 //! was acknowledged must come back from queries. Repeated with different kill points.
+//!
+//! The kill point is a number of acknowledged requests (plus a short random delay, so it
+//! also lands mid-request), not a time: on a loaded machine a fixed sleep could end before
+//! the first write was acknowledged, leaving the round without anything to check.
 
 use crate::harness::{enc, write_body, TestSeries, BIN};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Rounds of write, kill, restart, verify.
-const ROUNDS: usize = 10;
+const ROUNDS: usize = 20;
+/// Most acknowledged requests (over all writers) a round waits for before its kill.
+const MAX_ACKS_BEFORE_KILL: u64 = 40;
 /// Concurrent writers, so that appends share fsyncs when the kill lands.
 const WRITERS: usize = 4;
 /// Series per writer; each request carries one sample for each.
@@ -101,7 +108,13 @@ fn series_name(writer: usize, i: usize) -> String {
 /// One writer: requests with one sample per series at timestamps `base + k·1000` for
 /// k = start, start+1, …, until a request fails (the server died). Returns the k of every
 /// acknowledged request.
-async fn write_until_failure(addr: SocketAddr, writer: usize, base: i64, start: i64) -> Vec<i64> {
+async fn write_until_failure(
+    addr: SocketAddr,
+    writer: usize,
+    base: i64,
+    start: i64,
+    acks: Arc<AtomicUsize>,
+) -> Vec<i64> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -129,7 +142,10 @@ async fn write_until_failure(addr: SocketAddr, writer: usize, base: i64, start: 
             .send()
             .await;
         match resp {
-            Ok(r) if r.status().is_success() => acked.push(k),
+            Ok(r) if r.status().is_success() => {
+                acked.push(k);
+                acks.fetch_add(1, Ordering::SeqCst);
+            }
             Ok(r) => panic!("write refused with {}: {:?}", r.status(), r.text().await),
             Err(_) => return acked,
         }
@@ -194,10 +210,25 @@ async fn acknowledged_samples_survive_kill_9() {
             );
         }
 
+        let acks = Arc::new(AtomicUsize::new(0));
         let writers: Vec<_> = (0..WRITERS)
-            .map(|w| tokio::spawn(write_until_failure(server.addr, w, base, next_k)))
+            .map(|w| {
+                let acks = acks.clone();
+                tokio::spawn(write_until_failure(server.addr, w, base, next_k, acks))
+            })
             .collect();
-        tokio::time::sleep(Duration::from_millis(100 + rng.below(400))).await;
+        let kill_after = 1 + rng.below(MAX_ACKS_BEFORE_KILL) as usize;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while acks.load(Ordering::SeqCst) < kill_after {
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: only {} of {kill_after} writes acknowledged in 20 s; log:\n{}",
+                acks.load(Ordering::SeqCst),
+                server.log.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(rng.below(20))).await;
         server.kill9();
         for (w, handle) in writers.into_iter().enumerate() {
             let ks = handle.await.unwrap();
@@ -210,8 +241,9 @@ async fn acknowledged_samples_survive_kill_9() {
         // past them keeps the next round's timestamps ahead of anything stored.
         next_k += 50;
     }
+    // Every round waited for at least one acknowledged request before its kill.
     assert!(
-        acked.len() > ROUNDS * WRITERS * SERIES_PER_WRITER,
+        acked.len() >= ROUNDS * SERIES_PER_WRITER,
         "too few acknowledged writes ({}) for the test to mean anything",
         acked.len()
     );

@@ -13,6 +13,7 @@ use crate::block::writer::{self, NewBlock};
 use crate::block::{Block, Compaction};
 use crate::db::Inner;
 use crate::error::Error;
+use crate::metrics::StoreCounters;
 use model::{Labels, Sample};
 use std::iter::Peekable;
 use std::sync::{Arc, MutexGuard, RwLockWriteGuard};
@@ -33,6 +34,14 @@ impl Inner {
     }
 
     pub(crate) fn compact(&self) -> Result<(), Error> {
+        let result = self.compact_all();
+        if result.is_err() {
+            StoreCounters::inc(&self.counters.compactions_failed);
+        }
+        result
+    }
+
+    fn compact_all(&self) -> Result<(), Error> {
         let _one_at_a_time = self.lock(&self.compacting)?;
         while self.cut_due() {
             self.cut_head()?;
@@ -100,6 +109,7 @@ impl Inner {
                 Error::io("truncate head", &self.dir)(std::io::Error::other(e.to_string()))
             })?
         };
+        StoreCounters::inc(&self.counters.compactions);
         let segments = self.wal.truncate(end)?;
         tracing::info!(
             block = block.as_ref().map_or("none", |b| b.meta.ulid.as_str()),
@@ -170,6 +180,7 @@ impl Inner {
             }
             blocks.sort_by_key(|b| (b.meta.min_time, b.meta.max_time));
         }
+        StoreCounters::inc(&self.counters.compactions);
         for p in &parents {
             writer::delete(p.dir())?;
         }
@@ -246,6 +257,13 @@ impl Inner {
         }
         self.write_blocks()?
             .retain(|b| !doomed.iter().any(|(d, _)| Arc::ptr_eq(d, b)));
+        // Prometheus counts a retention pass that deleted blocks, not the blocks.
+        if doomed.iter().any(|(_, r)| *r == "time") {
+            StoreCounters::inc(&self.counters.time_retentions);
+        }
+        if doomed.iter().any(|(_, r)| *r == "size") {
+            StoreCounters::inc(&self.counters.size_retentions);
+        }
         for (b, reason) in &doomed {
             tracing::info!(block = %b.meta.ulid, max_time = b.meta.max_time, reason, "deleting block past retention");
             writer::delete(b.dir())?;

@@ -11,7 +11,9 @@ use crate::block::writer::TMP_SUFFIX;
 use crate::block::{meta, writer, Block, BlockMeta};
 use crate::error::Error;
 use crate::head::Head;
+use crate::limits::Limits;
 use crate::lock::DirLock;
+use crate::metrics::{self, Gauges, StoreCounters};
 use crate::replay::Replayer;
 use crate::retention::Retention;
 use crate::series::MemSeries;
@@ -46,6 +48,12 @@ pub struct TsdbOptions {
     /// How often the background worker runs when nothing wakes it; `None` starts no worker,
     /// leaving cuts, compaction and retention to [`Tsdb::compact`] (tests do this).
     pub compaction_interval: Option<Duration>,
+    /// Series a batch may not write ([`Limits`]); default none.
+    pub limits: Limits,
+    /// How far behind the head's newest sample a sample older than its series' newest is
+    /// still taken (`--storage.tsdb.out-of-order-time-window`); default 0: refused. Samples
+    /// older than the newest block's end are refused whatever the window.
+    pub out_of_order_window: Duration,
 }
 
 impl Default for TsdbOptions {
@@ -55,6 +63,8 @@ impl Default for TsdbOptions {
             block_range: DEFAULT_BLOCK_RANGE,
             retention: Retention::default(),
             compaction_interval: Some(DEFAULT_COMPACTION_INTERVAL),
+            limits: Limits::default(),
+            out_of_order_window: Duration::ZERO,
         }
     }
 }
@@ -89,6 +99,7 @@ pub(crate) struct Inner {
     pub(crate) blocks: RwLock<Vec<Arc<Block>>>,
     /// Serializes cuts, compactions and retention.
     pub(crate) compacting: Mutex<()>,
+    pub(crate) counters: StoreCounters,
     signal: Signal,
     /// Declared last so it is dropped last: the directory stays locked until the WAL's
     /// and blocks' files are closed.
@@ -108,7 +119,7 @@ impl Tsdb {
         let lock = DirLock::acquire(&dir)?;
         let started = Instant::now();
         let blocks = open_blocks(&dir)?;
-        let head = Head::new();
+        let head = Head::with_options(options.limits, options.out_of_order_window);
         if let Some(end) = blocks.iter().map(|b| b.meta.max_time).max() {
             head.set_min_valid_time(end);
         }
@@ -146,6 +157,7 @@ impl Tsdb {
             range_ms,
             blocks: RwLock::new(blocks),
             compacting: Mutex::new(()),
+            counters: StoreCounters::default(),
             signal: Signal::default(),
             options,
             _lock: lock,
@@ -232,6 +244,29 @@ impl Tsdb {
     /// Bytes of blocks and WAL on disk: what size-based retention counts.
     pub fn disk_size(&self) -> u64 {
         self.inner.disk_size()
+    }
+
+    /// The store's metrics in the Prometheus text format, named as Prometheus names its
+    /// TSDB's (`prometheus_tsdb_head_series`, `prometheus_tsdb_compactions_total`, …), for
+    /// `/metrics`.
+    pub fn render_metrics(&self) -> String {
+        let blocks = self.read_blocks();
+        let (blocks_loaded, blocks_bytes) = blocks
+            .as_deref()
+            .map(|b| (b.len() as u64, b.iter().map(|b| b.size()).sum()))
+            .unwrap_or_default();
+        drop(blocks);
+        let gauges = Gauges {
+            head_series: self.num_series() as u64,
+            head_chunks: self.num_chunks() as u64,
+            blocks_loaded,
+            blocks_bytes,
+            retention_limit_bytes: self.inner.options.retention.size_bytes.unwrap_or(0),
+            wal_corruptions: self.inner.replay.repaired as u64,
+            fsyncs: self.inner.wal.fsyncs(),
+            fsync_seconds: self.inner.wal.fsync_seconds(),
+        };
+        metrics::render(&self.inner.head.counters, &self.inner.counters, &gauges)
     }
 
     /// Runs now what the background worker runs: cuts the head into blocks while it spans
@@ -422,3 +457,6 @@ mod tests;
 
 #[cfg(test)]
 mod block_tests;
+
+#[cfg(test)]
+mod ingest_tests;

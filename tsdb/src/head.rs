@@ -8,8 +8,10 @@
 //! releases it, then reads each series under that series' lock.
 
 use crate::index::MemPostings;
+use crate::limits::{Broken, Limits};
+use crate::metrics::AppendCounters;
 use crate::postings::SeriesRef;
-use crate::series::{Appended, BatchStats, MemSeries, Poisoned};
+use crate::series::{Appended, BatchStats, MemSeries, OooWindow, Poisoned};
 use crate::stats::{postings_stats, HeadStatus};
 use model::{
     AppendError, AppendOutcome, Appender, Labels, Matcher, Querier, Sample, Series, StorageError,
@@ -23,8 +25,9 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 ///
 /// Series get stable [`SeriesRef`] ids in creation order; an inverted index maps each label
 /// pair to the sorted ids carrying it, so a selection touches only the series its matchers
-/// admit. Out-of-order and conflicting samples are refused and counted as the
-/// [`AppendOutcome`] docs define.
+/// admit. Out-of-order (beyond the configured window) and conflicting samples, and series
+/// over the configured [`Limits`], are refused and counted as the [`AppendOutcome`] docs
+/// define.
 pub struct Head {
     registry: RwLock<Registry>,
     num_series: AtomicUsize,
@@ -35,6 +38,21 @@ pub struct Head {
     /// Samples older than this are refused: their time is covered by a block already.
     /// `i64::MIN` until the first block.
     min_valid_time: AtomicI64,
+    limits: Limits,
+    /// Milliseconds behind the newest sample within which older samples are still taken;
+    /// 0 refuses every sample older than its series' newest.
+    ooo_window: i64,
+    /// Appended and refused samples since start, by reason, for `/metrics`.
+    pub(crate) counters: AppendCounters,
+}
+
+/// What an element of a batch is appended to.
+enum Target {
+    /// Nothing: the element has no samples, and must not create a series.
+    Skip,
+    Series(Arc<MemSeries>),
+    /// The series breaks a limit; its samples are refused.
+    Refused(Broken),
 }
 
 /// Everything that changes when a series is created, behind one lock so the three views
@@ -57,9 +75,28 @@ impl Registry {
 
     /// The series for `labels`, created and indexed if new.
     fn get_or_create(&mut self, labels: &Labels) -> Result<Arc<MemSeries>, AppendError> {
-        if let Some(s) = self.get(labels) {
-            return Ok(Arc::clone(s));
+        match self.get(labels) {
+            Some(s) => Ok(Arc::clone(s)),
+            None => self.create(labels),
         }
+    }
+
+    /// The series for `labels`, created if new and `limits` let a new series of its metric
+    /// name join the head.
+    fn get_or_create_within(
+        &mut self,
+        labels: &Labels,
+        limits: &Limits,
+    ) -> Result<Result<Arc<MemSeries>, AppendError>, Broken> {
+        if let Some(s) = self.get(labels) {
+            return Ok(Ok(Arc::clone(s)));
+        }
+        let name = labels.get("__name__").unwrap_or("");
+        limits.series_allowed(self.postings.count("__name__", name))?;
+        Ok(self.create(labels))
+    }
+
+    fn create(&mut self, labels: &Labels) -> Result<Arc<MemSeries>, AppendError> {
         let id = SeriesRef::try_from(self.next_id).map_err(|_| {
             AppendError::Other(format!(
                 "head is full: cannot create series {labels}, ids are exhausted"
@@ -97,7 +134,14 @@ fn registry_poisoned() -> String {
 }
 
 impl Head {
+    /// A head without limits or out-of-order window.
     pub fn new() -> Head {
+        Head::with_options(Limits::default(), std::time::Duration::ZERO)
+    }
+
+    /// A head that refuses series breaking `limits` and takes samples up to
+    /// `out_of_order_window` older than the newest one.
+    pub fn with_options(limits: Limits, out_of_order_window: std::time::Duration) -> Head {
         Head {
             registry: RwLock::new(Registry::default()),
             num_series: AtomicUsize::new(0),
@@ -105,6 +149,9 @@ impl Head {
             min_time: AtomicI64::new(i64::MAX),
             max_time: AtomicI64::new(i64::MIN),
             min_valid_time: AtomicI64::new(i64::MIN),
+            limits,
+            ooo_window: i64::try_from(out_of_order_window.as_millis()).unwrap_or(i64::MAX),
+            counters: AppendCounters::default(),
         }
     }
 
@@ -156,9 +203,9 @@ impl Head {
             .map_err(|_| AppendError::Other(registry_poisoned()))
     }
 
-    /// The series for each element of `batch`, in order, creating the new ones; `None` for
-    /// elements without samples, which must not create a series.
-    fn resolve(&self, batch: &[Series]) -> Result<Vec<Option<Arc<MemSeries>>>, AppendError> {
+    /// What each element of `batch` is appended to, in order, creating the new series the
+    /// limits allow.
+    fn resolve(&self, batch: &[Series]) -> Result<Vec<Target>, AppendError> {
         let mut resolved = Vec::with_capacity(batch.len());
         let mut missing = false;
         {
@@ -167,26 +214,33 @@ impl Head {
                 .read()
                 .map_err(|_| AppendError::Other(registry_poisoned()))?;
             for s in batch {
-                let found = if s.samples.is_empty() {
-                    None
+                let target = if s.samples.is_empty() {
+                    Target::Skip
+                } else if let Some(broken) = self.limits.check_labels(&s.labels) {
+                    Target::Refused(broken)
+                } else if let Some(found) = registry.get(&s.labels) {
+                    Target::Series(Arc::clone(found))
                 } else {
-                    let found = registry.get(&s.labels).map(Arc::clone);
-                    missing |= found.is_none();
-                    found
+                    missing = true;
+                    Target::Skip
                 };
-                resolved.push(found);
+                resolved.push(target);
             }
         }
         if !missing {
             return Ok(resolved);
         }
-        // Another append may create the same series between the two locks; get_or_create
-        // looks again under the write lock, so each label set still gets exactly one id.
+        // Another append may create the same series between the two locks;
+        // get_or_create_within looks again under the write lock, so each label set still
+        // gets exactly one id, and the series-per-metric count is exact.
         let mut registry = self.write_registry()?;
         for (slot, s) in resolved.iter_mut().zip(batch) {
-            if slot.is_none() && !s.samples.is_empty() {
+            if matches!(slot, Target::Skip) && !s.samples.is_empty() {
                 let before = registry.series.len();
-                *slot = Some(registry.get_or_create(&s.labels)?);
+                *slot = match registry.get_or_create_within(&s.labels, &self.limits) {
+                    Ok(series) => Target::Series(series?),
+                    Err(broken) => Target::Refused(broken),
+                };
                 if registry.series.len() > before {
                     self.num_series.fetch_add(1, Ordering::Relaxed);
                 }
@@ -336,8 +390,21 @@ impl Head {
         let targets = self.resolve(batch)?;
         let mut stats = BatchStats::default();
         let mut to_log = Vec::new();
+        let ooo = OooWindow {
+            window: self.ooo_window,
+            head_max: self.max_time.load(Ordering::Acquire),
+        };
         for (s, target) in batch.iter().zip(targets) {
-            let Some(mut series) = target else { continue };
+            let mut series = match target {
+                Target::Skip => continue,
+                Target::Series(series) => series,
+                Target::Refused(broken) => {
+                    stats.outcome.over_limit += s.samples.len();
+                    stats.outcome.limit.get_or_insert(broken);
+                    self.counters.refused_by_limit(broken.0, s.samples.len());
+                    continue;
+                }
+            };
             let poisoned = |Poisoned| {
                 AppendError::Other(format!("series {} is unwritable after a panic", s.labels))
             };
@@ -347,7 +414,13 @@ impl Head {
             // another cut, so a few rounds always suffice.
             let mut rounds = 0;
             while series
-                .append(&s.samples, &self.min_valid_time, &mut stats, &mut to_log)
+                .append_with(
+                    &s.samples,
+                    &self.min_valid_time,
+                    ooo,
+                    &mut stats,
+                    &mut to_log,
+                )
                 .map_err(poisoned)?
                 == Appended::Removed
             {
@@ -365,6 +438,7 @@ impl Head {
             }
         }
         self.account(&stats);
+        self.counters.add(&stats);
         Ok(stats.outcome)
     }
 

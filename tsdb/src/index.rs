@@ -48,6 +48,14 @@ impl MemPostings {
         }
     }
 
+    /// How many series carry `name="value"`.
+    pub(crate) fn count(&self, name: &str, value: &str) -> usize {
+        self.by_name
+            .get(name)
+            .and_then(|values| values.get(value))
+            .map_or(0, Vec::len)
+    }
+
     /// Postings read back from a block's index: `all` and every list sorted.
     pub(crate) fn from_lists(
         all: Vec<SeriesRef>,

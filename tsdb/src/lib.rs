@@ -16,6 +16,12 @@
 //! - [`Head`] is the in-memory part on its own (no WAL), for tests and tools. Series get
 //!   stable [`SeriesRef`] ids; an inverted index (label name → value → sorted ids) resolves
 //!   label matchers with the pure set operations of [`postings`].
+//! - Ingestion: a series breaking one of the [`Limits`] (labels per series, label name or
+//!   value length, series per metric name) is refused whole and the outcome names the limit;
+//!   with [`TsdbOptions::out_of_order_window`] set, samples older than their series' newest
+//!   but within the window behind the head's newest are merged into place (and logged, and
+//!   cut into blocks, like any other). [`Tsdb::render_metrics`] gives the counters by
+//!   reason and the store's gauges under Prometheus's `prometheus_tsdb_*` names.
 //! - The data directory is locked (`flock` on `<dir>/lock`) for as long as a [`Tsdb`] is
 //!   open, so a second server on the same directory fails to start with [`Error::Locked`].
 //! - [`Tsdb::status`] reports the head's totals and cardinality top lists ([`HeadStatus`]),
@@ -56,7 +62,9 @@ mod db;
 mod error;
 mod head;
 mod index;
+mod limits;
 mod lock;
+mod metrics;
 mod mmap;
 pub mod postings;
 mod querier;
@@ -71,6 +79,10 @@ pub use block::{BlockDesc, BlockMeta, BlockStats, Compaction};
 pub use db::{Tsdb, TsdbOptions, DEFAULT_BLOCK_RANGE, DEFAULT_COMPACTION_INTERVAL};
 pub use error::{ChunkError, Error};
 pub use head::Head;
+pub use limits::{
+    Limits, MAX_LABELS_PER_SERIES, MAX_LABEL_NAME_LENGTH, MAX_LABEL_VALUE_LENGTH,
+    MAX_SERIES_PER_METRIC,
+};
 pub use postings::SeriesRef;
 pub use retention::{format_bytes, parse_bytes, Retention, DEFAULT_RETENTION_TIME};
 pub use stats::{HeadStatus, Stat};

@@ -106,6 +106,60 @@ impl Chunks {
         self.closed.len() + usize::from(!self.open.is_empty())
     }
 
+    /// Merges `late` (older than the newest sample, in any order) into place, appending
+    /// the ones stored to `to_log`. Only the chunks from the first one that reaches the
+    /// oldest late sample on are decoded and rebuilt, so the work is bounded by the
+    /// out-of-order window, not by the series' length. A late sample at a timestamp
+    /// already held is a re-send when its value has the same bits and a conflicting
+    /// duplicate otherwise.
+    fn insert(&mut self, mut late: Vec<Sample>, stats: &mut BatchStats, to_log: &mut Vec<Sample>) {
+        late.sort_by_key(|s| s.t);
+        let Some(oldest) = late.first().map(|s| s.t) else {
+            return;
+        };
+        let from = self.closed.partition_point(|c| c.max_t < oldest);
+        let mut tail = Vec::new();
+        for c in &self.closed[from..] {
+            // Chunks this process wrote decode; should one not, nothing is merged and the
+            // late samples are refused as out of order rather than the chunk lost.
+            if chunk::decode_into(&c.bytes, &mut tail).is_err() {
+                stats.out_of_order += late.len();
+                return;
+            }
+        }
+        if !self.open.is_empty() && chunk::decode_into(self.open.bytes(), &mut tail).is_err() {
+            stats.out_of_order += late.len();
+            return;
+        }
+        let mut merged = Vec::with_capacity(tail.len() + late.len());
+        let mut old = tail.into_iter().peekable();
+        for s in late {
+            while let Some(o) = old.next_if(|o| o.t < s.t) {
+                merged.push(o);
+            }
+            let held = old.peek().filter(|o| o.t == s.t).copied();
+            let merged_last = merged.last().filter(|m: &&Sample| m.t == s.t).copied();
+            match held.or(merged_last) {
+                Some(h) if h.v.to_bits() != s.v.to_bits() => stats.outcome.duplicate_timestamp += 1,
+                Some(_) => {}
+                None => {
+                    merged.push(s);
+                    to_log.push(s);
+                }
+            }
+        }
+        merged.extend(old);
+        self.closed.truncate(from);
+        self.open = XorAppender::new();
+        let last = self.last;
+        for s in merged {
+            self.push(s);
+        }
+        // Every late sample is older than the newest, which is pushed last; this only
+        // guards a series whose chunks were all rebuilt from nothing.
+        self.last = self.last.or(last);
+    }
+
     /// The oldest sample's timestamp.
     fn first_time(&self) -> Option<i64> {
         match self.closed.first() {
@@ -167,10 +221,37 @@ pub(crate) enum Appended {
     Removed,
 }
 
+/// How far back a series takes samples older than its newest: `window` milliseconds
+/// behind the newer of its own newest sample and `head_max`, the head's newest when the
+/// batch began (Prometheus measures the window from the head's newest sample). 0: none.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct OooWindow {
+    pub(crate) window: i64,
+    pub(crate) head_max: i64,
+}
+
+impl OooWindow {
+    pub(crate) const OFF: OooWindow = OooWindow {
+        window: 0,
+        head_max: NO_MAX,
+    };
+}
+
 /// What appending one batch did, summed over its series.
 #[derive(Debug)]
 pub(crate) struct BatchStats {
+    /// What the caller is told. Its `out_of_order` counts every sample refused for its
+    /// time, whichever of the three reasons below.
     pub(crate) outcome: AppendOutcome,
+    /// Refused for being older than their series' newest sample, with no out-of-order
+    /// window configured.
+    pub(crate) out_of_order: usize,
+    /// Refused for being older than the newest block's end (`min_valid`).
+    pub(crate) out_of_bounds: usize,
+    /// Refused for being older than the out-of-order window reaches.
+    pub(crate) too_old: usize,
+    /// Accepted older than their series' newest sample, inside the window.
+    pub(crate) ooo_appended: usize,
     /// The oldest and newest timestamps appended; `NO_MIN`/`NO_MAX` when nothing was.
     pub(crate) min_t: i64,
     pub(crate) max_t: i64,
@@ -180,6 +261,10 @@ impl Default for BatchStats {
     fn default() -> Self {
         BatchStats {
             outcome: AppendOutcome::default(),
+            out_of_order: 0,
+            out_of_bounds: 0,
+            too_old: 0,
+            ooo_appended: 0,
             min_t: NO_MIN,
             max_t: NO_MAX,
         }
@@ -203,21 +288,34 @@ impl MemSeries {
         }
     }
 
-    /// Appends in order, refusing what the `AppendOutcome` docs say to refuse: a sample older
-    /// than the newest is out of order; one at the newest timestamp is a silent no-op when its
-    /// value has the same bits (a re-send) and a conflicting duplicate otherwise. A sample
-    /// older than `min_valid` (the end of the newest block, read under the series lock so a
-    /// block cut sees every sample it must write) is counted out of order too: its time is
-    /// in a block already, which is immutable.
-    ///
-    /// `to_log` (cleared first) receives what the WAL must record: the samples stored and,
-    /// before them, any whose earlier WAL write failed. Without the latter, a client retrying
-    /// a failed request would have its samples taken as re-sends of what memory already
-    /// holds, and acknowledged without ever reaching the disk.
+    /// Appends with no out-of-order window: see [`MemSeries::append_with`].
     pub(crate) fn append(
         &self,
         samples: &[Sample],
         min_valid: &AtomicI64,
+        stats: &mut BatchStats,
+        to_log: &mut Vec<Sample>,
+    ) -> Result<Appended, Poisoned> {
+        self.append_with(samples, min_valid, OooWindow::OFF, stats, to_log)
+    }
+
+    /// Appends, refusing what the `AppendOutcome` docs say to refuse: a sample older than
+    /// the newest is out of order unless `ooo` admits it (then it is merged into place, and
+    /// one older than the window reaches is too old); one at an existing timestamp is a
+    /// silent no-op when its value has the same bits (a re-send) and a conflicting
+    /// duplicate otherwise. A sample older than `min_valid` (the end of the newest block,
+    /// read under the series lock so a block cut sees every sample it must write) is out of
+    /// bounds: its time is in a block already, which is immutable.
+    ///
+    /// `to_log` (cleared first) receives what the WAL must record, in time order: the
+    /// samples stored and any whose earlier WAL write failed. Without the latter, a client
+    /// retrying a failed request would have its samples taken as re-sends of what memory
+    /// already holds, and acknowledged without ever reaching the disk.
+    pub(crate) fn append_with(
+        &self,
+        samples: &[Sample],
+        min_valid: &AtomicI64,
+        ooo: OooWindow,
         stats: &mut BatchStats,
         to_log: &mut Vec<Sample>,
     ) -> Result<Appended, Poisoned> {
@@ -233,11 +331,19 @@ impl MemSeries {
             let _ = data.read(from, to, to_log);
         }
         let relogged = to_log.len();
-        let was_empty = data.last.is_none();
+        let mut late = Vec::new();
         for &sample in samples {
             match data.last {
-                _ if sample.t < min_valid => stats.outcome.out_of_order += 1,
-                Some(last) if sample.t < last.t => stats.outcome.out_of_order += 1,
+                _ if sample.t < min_valid => stats.out_of_bounds += 1,
+                Some(last) if sample.t < last.t => {
+                    if ooo.window <= 0 {
+                        stats.out_of_order += 1;
+                    } else if sample.t < last.t.max(ooo.head_max).saturating_sub(ooo.window) {
+                        stats.too_old += 1;
+                    } else {
+                        late.push(sample);
+                    }
+                }
                 Some(last) if sample.t == last.t => {
                     if last.v.to_bits() != sample.v.to_bits() {
                         stats.outcome.duplicate_timestamp += 1;
@@ -249,16 +355,31 @@ impl MemSeries {
                 }
             }
         }
+        if !late.is_empty() {
+            let before = to_log.len();
+            data.insert(late, stats, to_log);
+            stats.ooo_appended += to_log.len() - before;
+        }
         let added = &to_log[relogged..];
-        if let (Some(first), Some(last)) = (added.first(), added.last()) {
+        if let (Some(lo), Some(hi)) = (
+            added.iter().map(|s| s.t).min(),
+            added.iter().map(|s| s.t).max(),
+        ) {
             stats.outcome.appended += added.len();
-            stats.min_t = stats.min_t.min(first.t);
-            stats.max_t = stats.max_t.max(last.t);
-            if was_empty {
-                self.min_time.store(first.t, Ordering::Release);
-            }
+            stats.min_t = stats.min_t.min(lo);
+            stats.max_t = stats.max_t.max(hi);
+        }
+        // In-order samples came first, merged late ones after; the WAL wants time order
+        // (replay merges what is older than a series' newest, and the caller reads the
+        // logged range off the first and last sample).
+        to_log.sort_by_key(|s| s.t);
+        if let Some(first) = data.first_time() {
+            self.min_time.store(first, Ordering::Release);
+        }
+        if let Some(last) = data.last {
             self.max_time.store(last.t, Ordering::Release);
         }
+        stats.outcome.out_of_order = stats.out_of_order + stats.out_of_bounds + stats.too_old;
         Ok(Appended::Done)
     }
 
@@ -493,6 +614,52 @@ mod tests {
         .unwrap();
         assert_eq!(logged, samples(&[100, 150]));
         assert_eq!(stats.outcome.out_of_order, 1);
+    }
+
+    #[test]
+    fn the_window_merges_late_samples_and_refuses_older_ones() {
+        let s = new_series();
+        let mut stats = BatchStats::default();
+        let ooo = OooWindow {
+            window: 102,
+            head_max: 0,
+        };
+        let even: Vec<i64> = (0..300).map(|i| i * 2).collect();
+        s.append_with(&samples(&even), &NO_LIMIT, ooo, &mut stats, &mut Vec::new())
+            .unwrap();
+        let closed_before = s.num_chunks();
+        let mut logged = Vec::new();
+        // 598 is the newest, so the window reaches back to 496; even ones are re-sends.
+        let late = [597, 501, 498, 499, 497, 496, 500, 501, 495];
+        s.append_with(&samples(&late), &NO_LIMIT, ooo, &mut stats, &mut logged)
+            .unwrap();
+        assert_eq!(
+            logged,
+            samples(&[497, 499, 501, 597]),
+            "logged in time order"
+        );
+        assert_eq!((stats.ooo_appended, stats.too_old), (4, 1));
+        assert_eq!(stats.outcome.out_of_order, 1);
+        let mut want: Vec<i64> = even.clone();
+        want.extend([497, 499, 501, 597]);
+        want.sort_unstable();
+        assert_eq!(s.samples_in(i64::MIN, i64::MAX).unwrap(), samples(&want));
+        assert_eq!(
+            s.num_chunks(),
+            closed_before,
+            "late samples fill the open chunk"
+        );
+        // A conflicting late value is a duplicate; in-order appends carry on after.
+        let mut stats = BatchStats::default();
+        let conflict = [Sample { t: 499, v: -1.0 }, Sample { t: 600, v: 600.0 }];
+        s.append_with(&conflict, &NO_LIMIT, ooo, &mut stats, &mut Vec::new())
+            .unwrap();
+        assert_eq!(
+            (stats.outcome.appended, stats.outcome.duplicate_timestamp),
+            (1, 1)
+        );
+        assert_eq!(s.last_time(), Some(600));
+        assert_eq!(s.first_time(), Some(0));
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub use receiver::{
     SlackField, WebhookConfig, DEFAULT_SLACK_SEND_RESOLVED, DEFAULT_WEBHOOK_SEND_RESOLVED,
 };
 pub use route::{RouteConfig, DEFAULT_GROUP_INTERVAL, DEFAULT_GROUP_WAIT, DEFAULT_REPEAT_INTERVAL};
+pub(crate) use templates::expand_globs;
 
 use crate::duration::PromDuration;
 use crate::Error;

@@ -271,6 +271,13 @@ impl AlertingState {
         out
     }
 
+    /// Every alert instance, for restoring `active_at` after a restart.
+    pub(crate) fn active_mut(&mut self) -> impl Iterator<Item = &mut AlertInstance> {
+        self.active
+            .values_mut()
+            .filter(|a| a.state != AlertState::Inactive)
+    }
+
     /// Pending and firing alerts.
     pub fn active(&self, rule: &str) -> impl Iterator<Item = ActiveAlert> + '_ {
         let rule = rule.to_string();

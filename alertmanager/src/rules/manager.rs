@@ -3,13 +3,15 @@
 
 use super::eval::{ActiveAlert, AlertingState, EvalContext, RecordingState};
 use super::file::{Rule, RuleGroup};
+use super::restore::{restore_for_state, ForRestoreOptions};
 use super::status::{GroupHealth, GroupStatus, RuleStatus};
 use super::QueryFn;
 use crate::alert::PostableAlert;
 use crate::clock::Clock;
 use crate::goformat::query_escape;
 use chrono::{TimeZone, Utc};
-use model::{Appender, Labels};
+use model::{Appender, Labels, Querier};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -61,6 +63,8 @@ struct GroupRuntime {
     state: Mutex<Vec<RuleState>>,
     /// How the last evaluation went, for `/api/v1/rules`.
     health: Mutex<GroupHealth>,
+    /// Set until the first evaluation has restored the `for` state (when restoring is on).
+    restore_pending: AtomicBool,
 }
 
 /// Evaluates rule groups and sends their alerts.
@@ -71,6 +75,8 @@ pub struct RuleManager {
     sink: Arc<dyn AlertSink>,
     opts: RuleManagerOptions,
     clock: Clock,
+    /// Where `ALERTS_FOR_STATE` is read back from on startup, and how.
+    restore: Option<(Arc<dyn Querier>, ForRestoreOptions)>,
 }
 
 impl std::fmt::Debug for RuleManager {
@@ -109,6 +115,7 @@ impl RuleManager {
                     health: Mutex::new(GroupHealth::new(def.rules.len())),
                     def,
                     state: Mutex::new(state),
+                    restore_pending: AtomicBool::new(true),
                 }
             })
             .collect();
@@ -119,7 +126,16 @@ impl RuleManager {
             sink,
             opts,
             clock: Clock::new(),
+            restore: None,
         }
+    }
+
+    /// Restores each group's `for` state on its first evaluation from the `ALERTS_FOR_STATE`
+    /// series in `store` (Prometheus's behaviour on startup). Until then the group writes no
+    /// `ALERTS`/`ALERTS_FOR_STATE` samples, so the lookup sees only the previous run's.
+    pub fn with_for_restore(mut self, store: Arc<dyn Querier>, opts: ForRestoreOptions) -> Self {
+        self.restore = Some((store, opts));
+        self
     }
 
     /// The groups, in load order; `eval_group_at` takes an index into this.
@@ -186,6 +202,7 @@ impl RuleManager {
         let resend_ms = self.opts.resend_delay.as_millis() as i64;
         let interval_ms = g.interval.as_millis() as i64;
         let mut to_send = Vec::new();
+        let restoring = self.restore.is_some() && g.restore_pending.swap(false, Ordering::AcqRel);
         {
             let mut states = match g.state.lock() {
                 Ok(s) => s,
@@ -205,7 +222,11 @@ impl RuleManager {
                             );
                             // As in Prometheus, a failed write of the state series is logged
                             // and does not fail the rule.
-                            let series = s.state_series(ctx.query_ts_ms);
+                            let series = if restoring {
+                                Vec::new()
+                            } else {
+                                s.state_series(ctx.query_ts_ms)
+                            };
                             if !series.is_empty() {
                                 if let Err(error) = self.appender.append(&series) {
                                     tracing::warn!(rule = %r.name, %error, "writing ALERTS series failed");
@@ -227,6 +248,13 @@ impl RuleManager {
                     _ => Ok(()),
                 };
                 outcomes.push((result, began.elapsed().as_secs_f64()));
+            }
+            if let (true, Some((store, opts))) = (restoring, &self.restore) {
+                for (rule, state) in g.def.rules.iter().zip(states.iter_mut()) {
+                    if let (Rule::Alerting(r), RuleState::Alerting(s)) = (rule, state) {
+                        restore_for_state(s, r, store.as_ref(), now_ms, *opts);
+                    }
+                }
             }
             let mut health = match g.health.lock() {
                 Ok(h) => h,

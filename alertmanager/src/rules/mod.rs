@@ -8,11 +8,14 @@
 mod eval;
 mod file;
 mod manager;
+mod restore;
 mod status;
 mod template;
 
 #[cfg(test)]
 mod eval_tests;
+#[cfg(test)]
+mod restore_tests;
 
 pub use eval::{
     ActiveAlert, AlertState, ALERTS_FOR_STATE_METRIC, ALERTS_METRIC, RESOLVED_RETENTION_MS,
@@ -21,6 +24,7 @@ pub use file::{load_rule_files, parse_rule_file, AlertingRule, RecordingRule, Ru
 pub use manager::{
     AlertSink, RuleManager, RuleManagerOptions, DEFAULT_EVALUATION_INTERVAL, DEFAULT_RESEND_DELAY,
 };
+pub use restore::{ForRestoreOptions, DEFAULT_FOR_GRACE_PERIOD, DEFAULT_FOR_OUTAGE_TOLERANCE};
 pub use status::{GroupStatus, RuleHealth, RuleStatus};
 
 /// An instant query at `t_ms` returning an instant vector: how rules see the query engine

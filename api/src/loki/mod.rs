@@ -5,6 +5,8 @@ mod meta;
 mod params;
 mod push;
 mod query;
+mod tail;
+mod volume;
 
 use crate::error::PlainError;
 use crate::state::AppState;
@@ -25,6 +27,7 @@ pub fn routes(state: &AppState) -> Router<Arc<AppState>> {
             get(query::query_range).post(query::query_range),
         )
         .route("/loki/api/v1/query", get(query::query).post(query::query))
+        .route("/loki/api/v1/tail", get(tail::tail))
         .route("/loki/api/v1/labels", get(meta::labels).post(meta::labels))
         .route(
             "/loki/api/v1/label/{name}/values",
@@ -34,6 +37,14 @@ pub fn routes(state: &AppState) -> Router<Arc<AppState>> {
         .route(
             "/loki/api/v1/index/stats",
             get(meta::index_stats).post(meta::index_stats),
+        )
+        .route(
+            "/loki/api/v1/index/volume",
+            get(volume::volume).post(volume::volume),
+        )
+        .route(
+            "/loki/api/v1/index/volume_range",
+            get(volume::volume_range).post(volume::volume_range),
         )
         .route("/loki/api/v1/detected_labels", get(meta::not_found))
         .route(

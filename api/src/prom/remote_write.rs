@@ -2,7 +2,8 @@
 //!
 //! A request is validated whole before anything is appended: a malformed body or an invalid
 //! label set answers 400 and stores nothing. Samples the store refuses (out of order, a
-//! conflicting duplicate) are counted and answered 400 so the sender does not retry them, as
+//! conflicting duplicate, a series over a configured limit, which the answer names) are
+//! counted and answered 400 so the sender does not retry them, as
 //! Prometheus's receiver does; the rest of the request is stored. 204 means every sample is
 //! stored as durably as the store promises.
 
@@ -120,6 +121,20 @@ async fn append(st: Arc<AppState>, batch: Vec<Series>) -> Result<Response, Plain
         .fetch_add(outcome.out_of_order as u64, Ordering::Relaxed);
     m.remote_write_duplicate
         .fetch_add(outcome.duplicate_timestamp as u64, Ordering::Relaxed);
+    m.remote_write_over_limit
+        .fetch_add(outcome.over_limit as u64, Ordering::Relaxed);
+    if let Some((limit, max)) = outcome.limit {
+        return Err(text(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{} samples refused: their series break the limit --{limit}={max} ({} more out of order, {} duplicate timestamp with a different value); {} stored",
+                outcome.over_limit,
+                outcome.out_of_order,
+                outcome.duplicate_timestamp,
+                outcome.appended
+            ),
+        ));
+    }
     if outcome.rejected() > 0 {
         return Err(text(
             StatusCode::BAD_REQUEST,

@@ -51,10 +51,24 @@ pub(crate) struct Target {
     pub labels: Labels,
 }
 
-/// Every file to tail now, sorted by path. A path found both ways is tailed as a container log.
-pub(crate) fn discover(pods: &Path, globs: &[String], node: &str) -> Vec<Target> {
+/// What one walk found: the files, and the directories walked to find them (watched, so a
+/// change in any of them is noticed before the next walk).
+#[derive(Debug, Default)]
+pub(crate) struct Listing {
+    /// Every file to tail now, sorted by path.
+    pub targets: Vec<Target>,
+    /// The pods root, every pod and container directory, and each glob's directory.
+    pub dirs: Vec<PathBuf>,
+}
+
+/// Lists every file to tail now. A path found both ways is tailed as a container log.
+pub(crate) fn discover(pods: &Path, globs: &[String], node: &str) -> Listing {
     let mut out: BTreeMap<PathBuf, Target> = BTreeMap::new();
+    let mut dirs = vec![pods.to_path_buf()];
     for pattern in globs {
+        if let Some(dir) = glob::directory(pattern) {
+            dirs.push(dir);
+        }
         for path in glob::expand(pattern) {
             let labels = Labels::from_pairs([
                 ("job", PLAIN_FILE_JOB),
@@ -73,13 +87,19 @@ pub(crate) fn discover(pods: &Path, globs: &[String], node: &str) -> Vec<Target>
             );
         }
     }
-    for t in container_logs(pods, node) {
+    for t in container_logs(pods, node, &mut dirs) {
         out.insert(t.path.clone(), t);
     }
-    out.into_values().collect()
+    dirs.sort();
+    dirs.dedup();
+    Listing {
+        targets: out.into_values().collect(),
+        dirs,
+    }
 }
 
-fn container_logs(pods: &Path, node: &str) -> Vec<Target> {
+/// The container logs under `pods`; adds the pod and container directories walked to `dirs`.
+fn container_logs(pods: &Path, node: &str, dirs: &mut Vec<PathBuf>) -> Vec<Target> {
     let mut out = Vec::new();
     for pod_dir in read_dirs(pods) {
         let Some(name) = pod_dir.file_name().and_then(|n| n.to_str()) else {
@@ -88,7 +108,9 @@ fn container_logs(pods: &Path, node: &str) -> Vec<Target> {
         let Some((namespace, pod, _uid)) = parse_pod_dir(name) else {
             continue;
         };
+        dirs.push(pod_dir.clone());
         for container_dir in read_dirs(&pod_dir) {
+            dirs.push(container_dir.clone());
             let Some(container) = container_dir.file_name().and_then(|n| n.to_str()) else {
                 continue;
             };
@@ -238,8 +260,20 @@ mod tests {
         std::fs::write(var.join("syslog.log"), "").unwrap();
 
         let globs = vec![format!("{}/*.log", var.display())];
-        let targets = discover(&pods, &globs, "node-1");
+        let listing = discover(&pods, &globs, "node-1");
+        let targets = listing.targets;
         assert_eq!(targets.len(), 3, "{targets:?}");
+        let mut want_dirs = vec![
+            pods.clone(),
+            pods.join("prod_web-1_uid-1"),
+            c.clone(),
+            var.clone(),
+        ];
+        want_dirs.sort();
+        assert_eq!(
+            listing.dirs, want_dirs,
+            "the not-a-pod directory is not watched"
+        );
         let rotated = &targets[1];
         assert_eq!(rotated.kind, FileKind::Rotated);
         assert_eq!(rotated.live_path, c.join("0.log"));

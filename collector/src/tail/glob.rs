@@ -16,6 +16,17 @@ fn has_wildcard(s: &str) -> bool {
     s.contains(['*', '?'])
 }
 
+/// The directory whose entries `pattern` matches; `None` for a pattern that matches nothing.
+pub(crate) fn directory(pattern: &str) -> Option<PathBuf> {
+    if !is_supported(pattern) {
+        return None;
+    }
+    match Path::new(pattern).parent() {
+        Some(d) if !d.as_os_str().is_empty() => Some(d.to_path_buf()),
+        _ => Some(PathBuf::from(".")),
+    }
+}
+
 /// The regular files (symlinks followed) that match `pattern`, sorted. An unreadable or
 /// missing directory matches nothing.
 pub fn expand(pattern: &str) -> Vec<PathBuf> {

@@ -11,6 +11,8 @@
 //! - `cri.rs` and `docker.rs` parse the two container log formats, detected per file;
 //!   `join.rs` joins the pieces of a split line; `glob.rs` expands plain-file patterns.
 //! - `checkpoint.rs` keeps `positions.json`.
+//! - `watch.rs` watches the directories walked with inotify: a file created, renamed or
+//!   written wakes the tailer at once; the periodic poll stays as the safety net.
 //!
 //! Delivery is at-least-once, and exactly once while nothing crashes: each [`LogBatch`]
 //! carries the position its lines end at, the Loki sink acknowledges it after a 2xx, and only
@@ -29,12 +31,13 @@ mod glob;
 mod join;
 mod rescan;
 mod tracked;
+mod watch;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
@@ -53,8 +56,12 @@ use tracked::Tracked;
 
 /// Where kubelet keeps container logs unless configured.
 pub const DEFAULT_PODS_PATH: &str = "/var/log/pods";
-/// How often the file list is refreshed and files are polled for new lines.
+/// How often the file list is refreshed and files are polled for new lines even when inotify
+/// reported nothing (the safety net for missed events and filesystems without inotify).
 pub const DEFAULT_RESCAN_INTERVAL: Duration = Duration::from_secs(1);
+/// The shortest time between two passes woken by inotify: a busy writer's stream of
+/// `IN_MODIFY` events becomes at most one pass over the files this often, not one per write.
+const WAKE_COALESCE: Duration = Duration::from_millis(50);
 /// The longest line shipped whole (`--logs.max-line-size`): Loki's default `max_line_size`,
 /// so a line the tailer ships is one Loki accepts. Longer lines are split (see
 /// [`SPLIT_METADATA`]).
@@ -111,7 +118,8 @@ impl TailConfig {
         Ok(Tailer {
             checkpoints: Checkpoints::load(&self.state_path)?,
             in_flight: InFlight::default(),
-            files: Vec::new(),
+            files: HashMap::new(),
+            watch_dirs: Vec::new(),
             finished: HashMap::new(),
             seen: HashMap::new(),
             stats: Arc::default(),
@@ -133,8 +141,10 @@ pub struct Tailer {
     cfg: TailConfig,
     checkpoints: Checkpoints,
     in_flight: InFlight,
-    /// The files followed.
-    files: Vec<Tracked>,
+    /// The files followed, by identity.
+    files: HashMap<FileId, Tracked>,
+    /// The directories the latest rescan walked, for the inotify watches.
+    watch_dirs: Vec<PathBuf>,
     /// Files finished in this run that still exist, as checkpoints marked done (their last
     /// ack may still be on its way), with their size on disk then.
     finished: HashMap<FileId, (Checkpoint, Option<u64>)>,
@@ -150,30 +160,60 @@ impl Tailer {
         self.stats.clone()
     }
 
-    /// Polls every rescan interval and sends batches to `out` until `shutdown` fires; records
-    /// the positions that arrive on `acks`. After shutdown it keeps recording acks until the
-    /// sink closes the channel (the sink is flushing what was sent before), then writes the
-    /// final checkpoint.
+    /// Polls when inotify reports a change in a watched directory and every rescan interval,
+    /// and sends batches to `out` until `shutdown` fires; records the positions that arrive on
+    /// `acks`. After shutdown it keeps recording acks until the sink closes the channel (the
+    /// sink is flushing what was sent before), then writes the final checkpoint.
     pub async fn run(
         mut self,
         shutdown: CancellationToken,
         out: mpsc::Sender<LogBatch>,
         mut acks: mpsc::UnboundedReceiver<Vec<Position>>,
     ) {
+        let mut watcher = match watch::Watcher::new() {
+            Ok(w) => Some(w),
+            Err(error) => {
+                tracing::warn!(%error, "inotify unavailable, polling only");
+                None
+            }
+        };
         let mut tick = tokio::time::interval(self.cfg.rescan_interval);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut quiet_until = Instant::now();
+        let mut list_again = false;
         loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                Some(acked) = acks.recv() => {
-                    self.apply_acks(acked);
-                    self.save().await;
-                }
-                _ = tick.tick() => {
-                    if !self.poll(&shutdown, &out, &mut acks).await {
-                        break;
+            let rescan = if std::mem::take(&mut list_again) {
+                true
+            } else {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    Some(acked) = acks.recv() => {
+                        self.apply_acks(acked);
+                        self.save().await;
+                        continue;
                     }
+                    _ = tick.tick() => true,
+                    woken = woken(&mut watcher, quiet_until) => match woken {
+                        Ok(wake) => {
+                            quiet_until = Instant::now() + WAKE_COALESCE;
+                            wake.rescan
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "inotify failed, polling only");
+                            watcher = None;
+                            continue;
+                        }
+                    },
                 }
+            };
+            if !self.poll_files(rescan, &shutdown, &out, &mut acks).await {
+                break;
+            }
+            if let Some(w) = &mut watcher {
+                // A directory that just got its watch may have gained files since it was
+                // listed (a pod directory and its container directory are made one after
+                // the other): list once more rather than wait for the periodic poll.
+                list_again = rescan && w.sync(&self.watch_dirs);
             }
         }
         drop(out);
@@ -184,25 +224,39 @@ impl Tailer {
         tracing::debug!("tailer stopped");
     }
 
-    /// Rescans, then reads every file until it has nothing more, oldest first within a
-    /// container. When a file finished because its writer moved on, rescans once more so the
-    /// writer's new file is read in the same poll. False when shutdown fired or the sink is
-    /// gone.
+    /// Rescans, then reads every file until it has nothing more; see [`Tailer::poll_files`].
+    #[cfg(test)]
     async fn poll(
         &mut self,
         shutdown: &CancellationToken,
         out: &mpsc::Sender<LogBatch>,
         acks: &mut mpsc::UnboundedReceiver<Vec<Position>>,
     ) -> bool {
+        self.poll_files(true, shutdown, out, acks).await
+    }
+
+    /// Rescans (when `rescan`: something appeared or moved), then reads every file until it
+    /// has nothing more, oldest first within a container. When a file finished because its
+    /// writer moved on, rescans once more so the writer's new file is read in the same poll.
+    /// False when shutdown fired or the sink is gone.
+    async fn poll_files(
+        &mut self,
+        mut rescan: bool,
+        shutdown: &CancellationToken,
+        out: &mpsc::Sender<LogBatch>,
+        acks: &mut mpsc::UnboundedReceiver<Vec<Position>>,
+    ) -> bool {
         for _ in 0..2 {
-            self.rescan().await;
-            self.stats
-                .files
-                .store(self.files.len() as u64, Ordering::Relaxed);
+            if rescan {
+                self.rescan().await;
+                self.stats
+                    .files
+                    .store(self.files.len() as u64, Ordering::Relaxed);
+            }
             match self.read_all(shutdown, out, acks).await {
                 None => return false,
                 Some(false) => break,
-                Some(true) => {}
+                Some(true) => rescan = true,
             }
         }
         true
@@ -216,9 +270,12 @@ impl Tailer {
         out: &mpsc::Sender<LogBatch>,
         acks: &mut mpsc::UnboundedReceiver<Vec<Position>>,
     ) -> Option<bool> {
-        let mut files = std::mem::take(&mut self.files);
+        let mut files: Vec<Tracked> = self.files.drain().map(|(_, t)| t).collect();
         files.sort_by_cached_key(|t| rescan::read_order(&t.target));
-        let mut kept = Vec::with_capacity(files.len());
+        let mut kept = HashMap::with_capacity(files.len());
+        let mut keep = |t: Tracked| {
+            kept.insert(t.follower.id(), t);
+        };
         let mut any_finished = false;
         let mut files = files.into_iter();
         while let Some(mut tracked) = files.next() {
@@ -241,7 +298,7 @@ impl Tailer {
                     Ok(s) => s,
                     Err(error) => {
                         tracing::warn!(path = %path.display(), %error, "reading log file failed");
-                        kept.push(tracked);
+                        keep(tracked);
                         break;
                     }
                 };
@@ -251,8 +308,8 @@ impl Tailer {
                 }
                 let has_news = !step.batch.streams.is_empty() || !step.batch.positions.is_empty();
                 if has_news && !self.send(step.batch, shutdown, out, acks).await {
-                    kept.push(tracked);
-                    kept.extend(files);
+                    keep(tracked);
+                    files.for_each(&mut keep);
                     self.files = kept;
                     return None;
                 }
@@ -266,7 +323,7 @@ impl Tailer {
                     break;
                 }
                 if !step.more {
-                    kept.push(tracked);
+                    keep(tracked);
                     break;
                 }
             }
@@ -325,6 +382,20 @@ impl Tailer {
             Ok(Err(error)) => tracing::warn!(%error, "writing checkpoints failed"),
             Err(error) => tracing::warn!(%error, "writing checkpoints panicked"),
         }
+    }
+}
+
+/// The next batch of inotify events, no sooner than `not_before`; never, without a watcher.
+async fn woken(
+    watcher: &mut Option<watch::Watcher>,
+    not_before: Instant,
+) -> std::io::Result<watch::Wake> {
+    match watcher {
+        Some(w) => {
+            tokio::time::sleep_until(not_before.into()).await;
+            w.wait().await
+        }
+        None => std::future::pending().await,
     }
 }
 

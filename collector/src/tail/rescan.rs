@@ -42,17 +42,21 @@ impl Tailer {
             self.cfg.globs.clone(),
             self.cfg.node.clone(),
         );
-        let targets = tokio::task::spawn_blocking(move || {
-            discover::discover(&pods, &globs, &node)
+        let (targets, dirs) = tokio::task::spawn_blocking(move || {
+            let listing = discover::discover(&pods, &globs, &node);
+            let targets = listing
+                .targets
                 .into_iter()
                 .filter_map(|t| {
                     let meta = std::fs::metadata(&t.path).ok()?;
                     Some((t, FileId::of(&meta), meta.len()))
                 })
-                .collect::<Vec<_>>()
+                .collect::<Vec<_>>();
+            (targets, listing.dirs)
         })
         .await
         .unwrap_or_default();
+        self.watch_dirs = dirs;
 
         let mut present = HashSet::new();
         let mut listed_dirs = HashSet::new();
@@ -61,7 +65,7 @@ impl Tailer {
             if let Some(dir) = target.path.parent() {
                 listed_dirs.insert(dir.to_path_buf());
             }
-            if let Some(t) = self.files.iter_mut().find(|t| t.follower.id() == id) {
+            if let Some(t) = self.files.get_mut(&id) {
                 if t.follower.path() != target.path {
                     tracing::debug!(from = %t.follower.path().display(), to = %target.path.display(), "followed file renamed");
                     t.follower.renamed(&target.path);
@@ -85,7 +89,7 @@ impl Tailer {
         let mut keep: HashSet<FileId> = present;
         keep.extend(
             self.files
-                .iter()
+                .values()
                 .flat_map(|t| [Some(t.follower.id()), t.resumed_from])
                 .flatten(),
         );
@@ -114,7 +118,7 @@ impl Tailer {
         let path = target.path.as_path();
         if let Some(original) = self
             .files
-            .iter()
+            .values()
             .find(|t| t.as_checkpoint().matches(path, id, &head))
         {
             // Followed through its open descriptor, which reads what the copy holds.
@@ -149,7 +153,7 @@ impl Tailer {
                     self.cfg.max_line_bytes,
                 );
                 t.resumed_from = resume.map(|c| c.id).filter(|c| *c != id);
-                self.files.push(t);
+                self.files.insert(t.follower.id(), t);
             }
             Err(error) => {
                 tracing::debug!(path = %path.display(), %error, "cannot open log file yet");

@@ -464,3 +464,51 @@ async fn rename_rotation_mid_stream_loses_and_repeats_nothing() {
     shutdown.cancel();
     task.await.unwrap();
 }
+
+/// The first line of the next batch that has one, which must come within a second.
+async fn next_line(rx: &mut mpsc::Receiver<LogBatch>) -> String {
+    loop {
+        let b = tokio::time::timeout(Duration::from_secs(1), rx.recv())
+            .await
+            .expect("a line within a second")
+            .unwrap();
+        if let Some((_, l)) = lines(std::slice::from_ref(&b)).into_iter().next() {
+            return l;
+        }
+    }
+}
+
+/// With the periodic poll an hour away, only inotify can make these arrive: a pod directory,
+/// its container directory and its log made one after the other, then a line appended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inotify_picks_up_a_new_pod_and_appended_lines_within_a_second() {
+    let fx = Fixture::new();
+    std::fs::create_dir_all(&fx.pods).unwrap();
+    let mut cfg = TailConfig::new("node-1", &fx.state);
+    cfg.pods_path = fx.pods.clone();
+    cfg.rescan_interval = Duration::from_secs(3600);
+    let t = cfg.build().unwrap();
+    let shutdown = CancellationToken::new();
+    let (tx, mut rx) = mpsc::channel::<LogBatch>(16);
+    let (ack_tx, ack_rx) = mpsc::unbounded_channel::<Vec<Position>>();
+    let task = tokio::spawn(t.run(shutdown.clone(), tx, ack_rx));
+    // The first tick lists the (empty) pods root and watches it.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let log = fx.container_log("app");
+    append(&log, format!("{TS} stdout F first\n").as_bytes());
+    assert_eq!(next_line(&mut rx).await, "first");
+    append(&log, format!("{TS} stdout F second\n").as_bytes());
+    assert_eq!(next_line(&mut rx).await, "second");
+    let other = fx.container_log("sidecar");
+    append(&other, format!("{TS} stdout F third\n").as_bytes());
+    assert_eq!(next_line(&mut rx).await, "third");
+
+    shutdown.cancel();
+    drop(ack_tx);
+    drop(rx);
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap();
+}

@@ -16,11 +16,13 @@ const REPLAY_COMMIT_BYTES: usize = 256 << 20;
 
 /// Adds the entries of `streams` to the partitions their timestamps fall in, skipping every
 /// entry identical (stream, timestamp, line) to one stored, pending, or earlier in the same
-/// push. The entries become searchable at the partitions' next commit.
-pub(super) fn index(
+/// push. The entries become searchable at the partitions' next commit. When `stored` is given,
+/// every entry added is appended to it with its stream's labels (for live tails).
+pub(super) fn index<'a>(
     parts: &mut Partitions,
     fields: &Fields,
-    streams: &[LogStream],
+    streams: &'a [LogStream],
+    mut stored_out: Option<&mut Vec<(&'a Labels, &'a LogEntry)>>,
 ) -> Result<PushOutcome, Error> {
     struct Prepared<'a> {
         labels: &'a Labels,
@@ -39,7 +41,7 @@ pub(super) fn index(
         })
         .collect();
     // Entries grouped by the partition they belong in, so each partition is searched once.
-    let mut by_partition: BTreeMap<i64, Vec<(usize, &LogEntry, u64)>> = BTreeMap::new();
+    let mut by_partition: BTreeMap<i64, Vec<(usize, &'a LogEntry, u64)>> = BTreeMap::new();
     for (i, s) in streams.iter().enumerate() {
         for entry in &s.entries {
             let hash = dedup::entry_hash(&prepared[i].canonical, entry.ts_ns, &entry.line);
@@ -75,6 +77,9 @@ pub(super) fn index(
             partition.add(fields.document(&p.canonical, &p.terms, entry, *hash)?)?;
             partition.pending.insert(c, &p.canonical);
             receiving.insert(p.labels);
+            if let Some(out) = stored_out.as_deref_mut() {
+                out.push((p.labels, entry));
+            }
             outcome.entries += 1;
         }
     }
@@ -98,7 +103,7 @@ impl Replay {
         fields: &Fields,
         streams: &[LogStream],
     ) -> Result<(), Error> {
-        let outcome = index(parts, fields, streams)?;
+        let outcome = index(parts, fields, streams, None)?;
         self.entries += outcome.entries;
         self.duplicates += outcome.duplicates;
         self.pending_bytes += streams

@@ -17,6 +17,7 @@ fn options(range_ms: u64) -> TsdbOptions {
             size_bytes: None,
         },
         compaction_interval: None,
+        ..TsdbOptions::default()
     }
 }
 

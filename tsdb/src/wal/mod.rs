@@ -40,6 +40,8 @@ pub(crate) struct Wal {
     sync: Mutex<SyncState>,
     synced: Condvar,
     fsyncs: AtomicU64,
+    /// Time spent in fsync, summed, for `prometheus_tsdb_wal_fsync_duration_seconds`.
+    fsync_nanos: AtomicU64,
 }
 
 struct Writer {
@@ -162,6 +164,7 @@ impl Wal {
             sync: Mutex::new(SyncState::default()),
             synced: Condvar::new(),
             fsyncs: AtomicU64::new(0),
+            fsync_nanos: AtomicU64::new(0),
         };
         Ok((wal, stats))
     }
@@ -177,6 +180,21 @@ impl Wal {
     /// fsyncs performed, for self-metrics and the group-commit test.
     pub(crate) fn fsyncs(&self) -> u64 {
         self.fsyncs.load(Ordering::Relaxed)
+    }
+
+    /// Seconds spent in fsync since open.
+    pub(crate) fn fsync_seconds(&self) -> f64 {
+        self.fsync_nanos.load(Ordering::Relaxed) as f64 / 1e9
+    }
+
+    /// fsyncs `file`, counting the call and its time.
+    fn timed_sync(&self, file: &File) -> std::io::Result<()> {
+        let started = std::time::Instant::now();
+        let result = file.sync_data();
+        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.fsyncs.fetch_add(1, Ordering::Relaxed);
+        self.fsync_nanos.fetch_add(nanos, Ordering::Relaxed);
+        result
     }
 
     /// Writes `samples` (framed samples records, whose newest timestamp is `max_t`) preceded
@@ -283,8 +301,7 @@ impl Wal {
     fn start_segment(&self, w: &mut Writer) -> std::io::Result<()> {
         // Whatever was written to the old segment must be durable (or reported failed)
         // before the writer moves on, since leaders fsync only the current file.
-        let synced = w.file.sync_data();
-        self.fsyncs.fetch_add(1, Ordering::Relaxed);
+        let synced = self.timed_sync(&w.file);
         {
             let mut st = self.lock_sync()?;
             match &synced {
@@ -344,8 +361,7 @@ impl Wal {
             Ok(w) => (Arc::clone(&w.file), w.written),
             Err(e) => return Err((u64::MAX, e)),
         };
-        self.fsyncs.fetch_add(1, Ordering::Relaxed);
-        match file.sync_data() {
+        match self.timed_sync(&file) {
             Ok(()) => Ok(upto),
             Err(e) => {
                 tracing::error!(error = %e, "WAL fsync failed; starting a new segment");

@@ -1,0 +1,384 @@
+//! One collection's cgroups → metric families with the kubelet's `/metrics/cadvisor` names,
+//! HELP texts (cAdvisor v0.53's), types and labels: `container, id, image, name, namespace,
+//! pod` on every series, plus `cpu`, `device` or `interface` where cAdvisor adds them. Pure.
+
+use crate::family::{Family, MetricType};
+
+use super::cgroup::Stats;
+
+/// The six labels of every series, in cAdvisor's meaning: `id` is the cgroup path, `name` the
+/// runtime's name of the container, the rest from the pod list ("" where unknown).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Base {
+    pub container: String,
+    pub id: String,
+    pub image: String,
+    pub name: String,
+    pub namespace: String,
+    pub pod: String,
+}
+
+impl Base {
+    fn labels(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("container", self.container.clone()),
+            ("id", self.id.clone()),
+            ("image", self.image.clone()),
+            ("name", self.name.clone()),
+            ("namespace", self.namespace.clone()),
+            ("pod", self.pod.clone()),
+        ]
+    }
+}
+
+/// One interface's counters from the pod's network namespace.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Interface {
+    pub name: String,
+    pub rx_bytes: u64,
+    pub rx_packets: u64,
+    pub rx_errors: u64,
+    pub rx_dropped: u64,
+    pub tx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_errors: u64,
+    pub tx_dropped: u64,
+}
+
+/// Everything reported for one cgroup.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Container {
+    pub base: Base,
+    pub stats: Stats,
+    /// Block devices by `(major, minor)` → `/dev/<name>`, for the `device` label.
+    pub devices: Vec<((u32, u32), String)>,
+    pub interfaces: Vec<Interface>,
+}
+
+use MetricType::{Counter, Gauge};
+
+type Getter = fn(&Container) -> Vec<(Option<(&'static str, String)>, f64)>;
+
+/// The families, in cAdvisor's order: name, HELP, type and how to read the values.
+const METRICS: &[(&str, &str, MetricType, Getter)] = &[
+    (
+        "container_cpu_cfs_periods_total",
+        "Number of elapsed enforcement period intervals.",
+        Counter,
+        |c| cfs(c, |(p, _, _)| p as f64),
+    ),
+    (
+        "container_cpu_cfs_throttled_periods_total",
+        "Number of throttled period intervals.",
+        Counter,
+        |c| cfs(c, |(_, t, _)| t as f64),
+    ),
+    (
+        "container_cpu_cfs_throttled_seconds_total",
+        "Total time duration the container has been throttled.",
+        Counter,
+        |c| cfs(c, |(_, _, ns)| ns as f64 / 1e9),
+    ),
+    (
+        "container_cpu_system_seconds_total",
+        "Cumulative system cpu time consumed in seconds.",
+        Counter,
+        |c| one(c.stats.cpu_system_ns.map(|ns| ns as f64 / 1e9)),
+    ),
+    // The kubelet does not enable per-cpu usage, so the one series is `cpu="total"`.
+    (
+        "container_cpu_usage_seconds_total",
+        "Cumulative cpu time consumed in seconds.",
+        Counter,
+        |c| {
+            c.stats
+                .cpu_usage_ns
+                .map(|ns| (Some(("cpu", "total".to_string())), ns as f64 / 1e9))
+                .into_iter()
+                .collect()
+        },
+    ),
+    (
+        "container_cpu_user_seconds_total",
+        "Cumulative user cpu time consumed in seconds.",
+        Counter,
+        |c| one(c.stats.cpu_user_ns.map(|ns| ns as f64 / 1e9)),
+    ),
+    (
+        "container_fs_reads_bytes_total",
+        "Cumulative count of bytes read",
+        Counter,
+        |c| io(c, |d| d.read_bytes),
+    ),
+    (
+        "container_fs_reads_total",
+        "Cumulative count of reads completed",
+        Counter,
+        |c| io(c, |d| d.reads),
+    ),
+    (
+        "container_fs_writes_bytes_total",
+        "Cumulative count of bytes written",
+        Counter,
+        |c| io(c, |d| d.write_bytes),
+    ),
+    (
+        "container_fs_writes_total",
+        "Cumulative count of writes completed",
+        Counter,
+        |c| io(c, |d| d.writes),
+    ),
+    (
+        "container_last_seen",
+        "Last time a container was seen by the exporter",
+        Gauge,
+        |_| Vec::new(),
+    ),
+    (
+        "container_memory_cache",
+        "Number of bytes of page cache memory.",
+        Gauge,
+        |c| one(c.stats.memory_cache.map(|v| v as f64)),
+    ),
+    // cgroup v2 has no failcnt; cAdvisor still reports the family, as 0.
+    (
+        "container_memory_failcnt",
+        "Number of memory usage hits limits",
+        Counter,
+        |c| {
+            one(c
+                .stats
+                .memory_usage
+                .map(|_| c.stats.memory_failcnt.unwrap_or(0) as f64))
+        },
+    ),
+    (
+        "container_memory_rss",
+        "Size of RSS in bytes.",
+        Gauge,
+        |c| one(c.stats.memory_rss.map(|v| v as f64)),
+    ),
+    (
+        "container_memory_swap",
+        "Container swap usage in bytes.",
+        Gauge,
+        |c| {
+            one(c
+                .stats
+                .memory_usage
+                .map(|_| c.stats.memory_swap.unwrap_or(0) as f64))
+        },
+    ),
+    (
+        "container_memory_usage_bytes",
+        "Current memory usage in bytes, including all memory regardless of when it was accessed",
+        Gauge,
+        |c| one(c.stats.memory_usage.map(|v| v as f64)),
+    ),
+    (
+        "container_memory_working_set_bytes",
+        "Current working set in bytes.",
+        Gauge,
+        |c| one(c.stats.memory_working_set.map(|v| v as f64)),
+    ),
+    (
+        "container_network_receive_bytes_total",
+        "Cumulative count of bytes received",
+        Counter,
+        |c| net(c, |i| i.rx_bytes),
+    ),
+    (
+        "container_network_receive_errors_total",
+        "Cumulative count of errors encountered while receiving",
+        Counter,
+        |c| net(c, |i| i.rx_errors),
+    ),
+    (
+        "container_network_receive_packets_dropped_total",
+        "Cumulative count of packets dropped while receiving",
+        Counter,
+        |c| net(c, |i| i.rx_dropped),
+    ),
+    (
+        "container_network_receive_packets_total",
+        "Cumulative count of packets received",
+        Counter,
+        |c| net(c, |i| i.rx_packets),
+    ),
+    (
+        "container_network_transmit_bytes_total",
+        "Cumulative count of bytes transmitted",
+        Counter,
+        |c| net(c, |i| i.tx_bytes),
+    ),
+    (
+        "container_network_transmit_errors_total",
+        "Cumulative count of errors encountered while transmitting",
+        Counter,
+        |c| net(c, |i| i.tx_errors),
+    ),
+    (
+        "container_network_transmit_packets_dropped_total",
+        "Cumulative count of packets dropped while transmitting",
+        Counter,
+        |c| net(c, |i| i.tx_dropped),
+    ),
+    (
+        "container_network_transmit_packets_total",
+        "Cumulative count of packets transmitted",
+        Counter,
+        |c| net(c, |i| i.tx_packets),
+    ),
+    (
+        "container_oom_events_total",
+        "Count of out of memory events observed for the container",
+        Counter,
+        |c| one(c.stats.oom_kills.map(|v| v as f64)),
+    ),
+    (
+        "container_processes",
+        "Number of processes running inside the container.",
+        Gauge,
+        |c| one(c.stats.processes.map(|v| v as f64)),
+    ),
+    (
+        "container_spec_cpu_period",
+        "CPU period of the container.",
+        Gauge,
+        |c| one(c.stats.spec_cpu_period.map(|v| v as f64)),
+    ),
+    (
+        "container_spec_cpu_quota",
+        "CPU quota of the container.",
+        Gauge,
+        |c| one(c.stats.spec_cpu_quota.map(|v| v as f64)),
+    ),
+    (
+        "container_spec_cpu_shares",
+        "CPU share of the container.",
+        Gauge,
+        |c| one(c.stats.spec_cpu_shares.map(|v| v as f64)),
+    ),
+    (
+        "container_spec_memory_limit_bytes",
+        "Memory limit for the container.",
+        Gauge,
+        |c| one(c.stats.spec_memory_limit.map(|v| v as f64)),
+    ),
+    (
+        "container_start_time_seconds",
+        "Start time of the container since unix epoch in seconds.",
+        Gauge,
+        |c| one(c.stats.start_time.map(f64::trunc)),
+    ),
+    (
+        "container_threads",
+        "Number of threads running inside the container",
+        Gauge,
+        |c| one(c.stats.threads.map(|v| v as f64)),
+    ),
+    (
+        "container_threads_max",
+        "Maximum number of threads allowed inside the container, infinity if value is zero",
+        Gauge,
+        |c| one(c.stats.threads_max.map(|v| v as f64)),
+    ),
+];
+
+fn one(v: Option<f64>) -> Vec<(Option<(&'static str, String)>, f64)> {
+    v.map(|v| (None, v)).into_iter().collect()
+}
+
+/// cAdvisor reports CFS counters only for a container with a quota: without one, the
+/// periods do not advance and throttling cannot happen.
+fn cfs(c: &Container, f: fn((u64, u64, u64)) -> f64) -> Vec<(Option<(&'static str, String)>, f64)> {
+    match (c.stats.cfs, c.stats.spec_cpu_quota) {
+        (Some(cfs), Some(_)) => one(Some(f(cfs))),
+        _ => Vec::new(),
+    }
+}
+
+fn io(
+    c: &Container,
+    f: fn(&super::cgroup::DeviceIo) -> u64,
+) -> Vec<(Option<(&'static str, String)>, f64)> {
+    c.stats
+        .io
+        .iter()
+        .map(|d| {
+            let device = c
+                .devices
+                .iter()
+                .find(|(dev, _)| *dev == (d.major, d.minor))
+                .map(|(_, name)| name.clone())
+                .unwrap_or_default();
+            (Some(("device", device)), f(d) as f64)
+        })
+        .collect()
+}
+
+fn net(c: &Container, f: fn(&Interface) -> u64) -> Vec<(Option<(&'static str, String)>, f64)> {
+    c.interfaces
+        .iter()
+        .map(|i| (Some(("interface", i.name.clone())), f(i) as f64))
+        .collect()
+}
+
+/// The families of `containers`, in name order, with empty families left out; `now_s` is
+/// `container_last_seen`'s value.
+pub(crate) fn families(containers: &[Container], now_s: f64) -> Vec<Family> {
+    let mut out = Vec::new();
+    for (name, help, kind, get) in METRICS {
+        let mut family = Family::new(*name, *help, *kind);
+        for c in containers {
+            let values = if *name == "container_last_seen" {
+                one(Some(now_s.trunc()))
+            } else {
+                get(c)
+            };
+            for (extra, value) in values {
+                let mut labels = c.base.labels();
+                labels.extend(extra);
+                family.push(labels, value);
+            }
+        }
+        if !family.points.is_empty() {
+            out.push(family);
+        }
+    }
+    out
+}
+
+/// `<procfs>/<pid>/net/dev` → interfaces, leaving out loopback and the host ends of
+/// container links (`veth*`, `docker*`), as cAdvisor does.
+pub(crate) fn parse_net_dev(text: &str) -> Vec<Interface> {
+    text.lines()
+        .skip(2)
+        .filter_map(|line| {
+            let (name, values) = line.rsplit_once(':')?;
+            let name = name.trim();
+            if ["lo", "veth", "docker"].iter().any(|p| name.starts_with(p)) {
+                return None;
+            }
+            let v: Vec<u64> = values
+                .split_whitespace()
+                .map(str::parse)
+                .collect::<Result<_, _>>()
+                .ok()?;
+            if v.len() < 12 {
+                return None;
+            }
+            Some(Interface {
+                name: name.to_string(),
+                rx_bytes: v[0],
+                rx_packets: v[1],
+                rx_errors: v[2],
+                rx_dropped: v[3],
+                tx_bytes: v[8],
+                tx_packets: v[9],
+                tx_errors: v[10],
+                tx_dropped: v[11],
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,394 @@
+//! The container collector over fixture cgroup trees (v2 with the systemd driver, v1 with the
+//! cgroupfs driver) built from the kernel's file formats, compared with golden expositions in
+//! `testdata/` (`UPDATE_GOLDEN=1` rewrites them), and once over this machine's real tree.
+
+use std::path::Path;
+use std::time::{Duration, UNIX_EPOCH};
+
+use super::*;
+
+const POD_UID: &str = "6f1d2c3b-4a5e-4f60-8a7b-9c0d1e2f3a4b";
+const CRIO_UID: &str = "11111111-2222-4333-8444-555555555555";
+const APP_ID: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+const PAUSE_ID: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+const CRIO_ID: &str = "3333333333333333333333333333333333333333333333333333333333333333";
+/// When every fixture cgroup was "created".
+const CREATED: u64 = 1_700_000_000;
+const NOW_MS: i64 = 1_700_000_100_000;
+
+fn write(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+/// Sets every directory's modification time under `dir`, after all files are written.
+fn set_created(dir: &Path) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            set_created(&entry.path());
+        }
+    }
+    let f = std::fs::File::open(dir).unwrap();
+    f.set_modified(UNIX_EPOCH + Duration::from_secs(CREATED))
+        .unwrap();
+}
+
+/// The API server's answer for this node's pods (trimmed to the fields that matter).
+fn pod_list() -> serde_json::Value {
+    serde_json::json!({
+        "kind": "PodList",
+        "apiVersion": "v1",
+        "metadata": {"resourceVersion": "1234"},
+        "items": [{
+            "metadata": {"name": "web-7d9f", "namespace": "shop", "uid": POD_UID},
+            "spec": {"nodeName": "node-a", "containers": [{"name": "app", "image": "nginx:1.25"}]},
+            "status": {
+                "phase": "Running",
+                "containerStatuses": [{
+                    "name": "app",
+                    "image": "docker.io/library/nginx:1.25",
+                    "imageID": "docker.io/library/nginx@sha256:00",
+                    "containerID": format!("containerd://{APP_ID}"),
+                    "restartCount": 0,
+                    "ready": true
+                }]
+            }
+        }, {
+            "metadata": {"name": "db-0", "namespace": "data", "uid": CRIO_UID},
+            "spec": {"nodeName": "node-a"},
+            "status": {"containerStatuses": [{
+                "name": "pg", "image": "postgres:16",
+                "containerID": format!("cri-o://{CRIO_ID}"), "restartCount": 3
+            }]}
+        }]
+    })
+}
+
+fn net_dev(procfs: &Path, pid: u32) {
+    write(
+        &procfs.join(format!("{pid}/net/dev")),
+        "Inter-|   Receive                                                |  Transmit\n \
+         face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n    \
+         lo:     100       1    0    0    0     0          0         0      100       1    0    0    0     0       0          0\n  \
+         eth0:    5000      40    1    2    0     0          0         0     7000      50    3    4    0     0       0          0\n",
+    );
+}
+
+/// cgroup v2, systemd driver: a containerd pod (app + sandbox), a CRI-O pod, a system service.
+fn v2_tree(sysfs: &Path, procfs: &Path) {
+    let cg = sysfs.join("fs/cgroup");
+    write(
+        &cg.join("cgroup.controllers"),
+        "cpuset cpu io memory pids\n",
+    );
+    write(
+        &cg.join("cpu.stat"),
+        "usage_usec 9000000\nuser_usec 6000000\nsystem_usec 3000000\n",
+    );
+    let pod = cg.join(format!(
+        "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice",
+        POD_UID.replace('-', "_")
+    ));
+    write(&pod.join("cgroup.procs"), "");
+    write(
+        &pod.join("cpu.stat"),
+        "usage_usec 2500000\nuser_usec 2000000\nsystem_usec 500000\nnr_periods 0\nnr_throttled 0\nthrottled_usec 0\n",
+    );
+    write(&pod.join("cpu.max"), "max 100000\n");
+    write(&pod.join("cpu.weight"), "4\n");
+    write(&pod.join("memory.current"), "12582912\n");
+    write(
+        &pod.join("memory.stat"),
+        "anon 4194304\nfile 6291456\ninactive_file 2097152\n",
+    );
+    write(&pod.join("memory.max"), "max\n");
+    let app = pod.join(format!("cri-containerd-{APP_ID}.scope"));
+    write(&app.join("cgroup.procs"), "4242\n4243\n");
+    write(
+        &app.join("cpu.stat"),
+        "usage_usec 2000000\nuser_usec 1500000\nsystem_usec 500000\nnr_periods 100\nnr_throttled 7\nthrottled_usec 350000\n",
+    );
+    write(&app.join("cpu.max"), "50000 100000\n");
+    write(&app.join("cpu.weight"), "39\n");
+    write(&app.join("memory.current"), "10485760\n");
+    write(
+        &app.join("memory.stat"),
+        "anon 4194304\nfile 5242880\nactive_file 1048576\ninactive_file 1048576\n",
+    );
+    write(&app.join("memory.swap.current"), "4096\n");
+    write(&app.join("memory.max"), "268435456\n");
+    write(
+        &app.join("memory.events"),
+        "low 0\nhigh 0\nmax 2\noom 1\noom_kill 1\n",
+    );
+    write(
+        &app.join("io.stat"),
+        "8:0 rbytes=1048576 wbytes=2097152 rios=10 wios=20 dbytes=0 dios=0\n",
+    );
+    write(&app.join("pids.current"), "3\n");
+    write(&app.join("pids.max"), "max\n");
+    let pause = pod.join(format!("cri-containerd-{PAUSE_ID}.scope"));
+    write(&pause.join("cgroup.procs"), "4200\n");
+    write(
+        &pause.join("cpu.stat"),
+        "usage_usec 10000\nuser_usec 5000\nsystem_usec 5000\n",
+    );
+    let crio_pod = cg.join(format!(
+        "kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{}.slice",
+        CRIO_UID.replace('-', "_")
+    ));
+    write(
+        &crio_pod
+            .join(format!("crio-{CRIO_ID}.scope"))
+            .join("cpu.stat"),
+        "usage_usec 1000\nuser_usec 1000\nsystem_usec 0\n",
+    );
+    let svc = cg.join("system.slice/containerd.service");
+    write(&svc.join("cgroup.procs"), "900\n");
+    write(&svc.join("memory.current"), "50000000\n");
+    write(
+        &svc.join("memory.stat"),
+        "anon 30000000\nfile 20000000\ninactive_file 60000000\n",
+    );
+    write(&svc.join("memory.max"), "max\n");
+    write(
+        &sysfs.join("dev/block/8:0/uevent"),
+        "MAJOR=8\nMINOR=0\nDEVNAME=sda\nDEVTYPE=disk\n",
+    );
+    net_dev(procfs, 4200);
+    set_created(&cg);
+}
+
+/// cgroup v1, cgroupfs driver, containerd: one guaranteed pod with one container.
+fn v1_tree(sysfs: &Path, procfs: &Path) {
+    let cg = sysfs.join("fs/cgroup");
+    let pod = format!("kubepods/pod{POD_UID}");
+    let app = format!("{pod}/{APP_ID}");
+    for c in ["cpu", "cpuacct", "memory", "blkio", "pids"] {
+        std::fs::create_dir_all(cg.join(c).join(&app)).unwrap();
+    }
+    let at = |c: &str, cgroup: &str, file: &str| cg.join(c).join(cgroup).join(file);
+    write(&at("cpuacct", "", "cpuacct.usage"), "20000000000\n");
+    write(
+        &at("cpuacct", "", "cpuacct.stat"),
+        "user 1500\nsystem 500\n",
+    );
+    write(&at("cpuacct", &app, "cpuacct.usage"), "1500000000\n");
+    write(
+        &at("cpuacct", &app, "cpuacct.stat"),
+        "user 100\nsystem 50\n",
+    );
+    write(&at("cpu", &app, "cgroup.procs"), "5151\n");
+    write(
+        &at("cpu", &app, "cpu.stat"),
+        "nr_periods 40\nnr_throttled 4\nthrottled_time 120000000\n",
+    );
+    write(&at("cpu", &app, "cpu.cfs_period_us"), "100000\n");
+    write(&at("cpu", &app, "cpu.cfs_quota_us"), "25000\n");
+    write(&at("cpu", &app, "cpu.shares"), "256\n");
+    write(&at("cpu", &pod, "cpu.cfs_period_us"), "100000\n");
+    write(&at("cpu", &pod, "cpu.cfs_quota_us"), "-1\n");
+    write(&at("cpu", &pod, "cpu.shares"), "256\n");
+    write(&at("memory", &app, "memory.usage_in_bytes"), "8388608\n");
+    write(
+        &at("memory", &app, "memory.stat"),
+        "cache 100\nrss 200\ntotal_cache 3145728\ntotal_rss 4194304\ntotal_swap 0\ntotal_inactive_file 1048576\n",
+    );
+    write(&at("memory", &app, "memory.failcnt"), "5\n");
+    write(&at("memory", &app, "memory.limit_in_bytes"), "134217728\n");
+    write(
+        &at("memory", &app, "memory.oom_control"),
+        "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n",
+    );
+    write(
+        &at("memory", &pod, "memory.limit_in_bytes"),
+        "9223372036854771712\n",
+    );
+    write(&at("blkio", &app, "blkio.io_service_bytes_recursive"), "");
+    write(
+        &at("blkio", &app, "blkio.throttle.io_service_bytes_recursive"),
+        "253:0 Read 4096\n253:0 Write 0\n253:0 Sync 4096\n253:0 Async 0\n253:0 Total 4096\nTotal 4096\n",
+    );
+    write(
+        &at("blkio", &app, "blkio.throttle.io_serviced_recursive"),
+        "253:0 Read 1\n253:0 Write 0\nTotal 1\n",
+    );
+    write(&at("pids", &app, "pids.current"), "1\n");
+    write(&at("pids", &app, "pids.max"), "1024\n");
+    write(
+        &sysfs.join("dev/block/253:0/uevent"),
+        "MAJOR=253\nMINOR=0\nDEVNAME=dm-0\n",
+    );
+    net_dev(procfs, 5151);
+    set_created(&cg);
+}
+
+/// The text exposition of `families`, label names sorted as client_golang writes them.
+fn render(families: &[Family]) -> String {
+    let mut out = String::new();
+    for f in families {
+        let kind = match f.kind {
+            crate::family::MetricType::Counter => "counter",
+            crate::family::MetricType::Gauge => "gauge",
+            crate::family::MetricType::Untyped => "untyped",
+        };
+        out.push_str(&format!(
+            "# HELP {} {}\n# TYPE {} {kind}\n",
+            f.name, f.help, f.name
+        ));
+        for p in &f.points {
+            let mut labels = p.labels.clone();
+            labels.sort();
+            let labels: Vec<String> = labels.iter().map(|(n, v)| format!("{n}=\"{v}\"")).collect();
+            out.push_str(&format!("{}{{{}}} {}\n", f.name, labels.join(","), p.value));
+        }
+    }
+    out
+}
+
+fn check_golden(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("src/cadvisor/testdata")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        expected == actual,
+        "{name} differs from the collector's output (UPDATE_GOLDEN=1 rewrites it):\n{actual}"
+    );
+}
+
+fn collect(sysfs: &Path, procfs: &Path, pods: Option<serde_json::Value>) -> Vec<Family> {
+    let mut cfg = CadvisorConfig::new("node-a");
+    cfg.sysfs = sysfs.to_path_buf();
+    cfg.procfs = procfs.to_path_buf();
+    if let Some(list) = pods {
+        *cfg.pods.write().unwrap() = PodIndex::from_pod_list(&list);
+    }
+    cfg.build().unwrap().families(NOW_MS as f64 / 1000.0)
+}
+
+#[test]
+fn cgroup_v2_systemd_driver_with_pods() {
+    let (sys, proc) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    v2_tree(sys.path(), proc.path());
+    let families = collect(sys.path(), proc.path(), Some(pod_list()));
+    check_golden("v2_systemd.prom", &render(&families));
+}
+
+#[test]
+fn cgroup_v1_cgroupfs_driver_with_pods() {
+    let (sys, proc) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    v1_tree(sys.path(), proc.path());
+    let families = collect(sys.path(), proc.path(), Some(pod_list()));
+    check_golden("v1_cgroupfs.prom", &render(&families));
+}
+
+#[test]
+fn without_a_pod_list_cgroups_carry_only_their_path() {
+    let (sys, proc) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    v2_tree(sys.path(), proc.path());
+    let families = collect(sys.path(), proc.path(), None);
+    let usage = families
+        .iter()
+        .find(|f| f.name == "container_cpu_usage_seconds_total")
+        .unwrap();
+    let app = usage
+        .points
+        .iter()
+        .find(|p| {
+            p.labels
+                .iter()
+                .any(|(n, v)| *n == "id" && v.ends_with(&format!("{APP_ID}.scope")))
+        })
+        .unwrap();
+    let get = |name: &str| {
+        app.labels
+            .iter()
+            .find(|(n, _)| *n == name)
+            .unwrap()
+            .1
+            .as_str()
+    };
+    assert_eq!(
+        (get("pod"), get("namespace"), get("container"), get("image")),
+        ("", "", "", "")
+    );
+    // The runtime's name is known from the path alone.
+    assert_eq!(get("name"), APP_ID);
+}
+
+#[test]
+fn no_cgroup_tree_gives_no_families_and_batch_carries_target_labels() {
+    let (sys, proc) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    assert!(collect(sys.path(), proc.path(), None).is_empty());
+
+    v2_tree(sys.path(), proc.path());
+    let mut cfg = CadvisorConfig::new("node-a");
+    cfg.sysfs = sys.path().to_path_buf();
+    cfg.procfs = proc.path().to_path_buf();
+    let batch = cfg.build().unwrap().collect(NOW_MS);
+    let root = batch
+        .series
+        .iter()
+        .find(|s| {
+            s.labels.metric_name() == Some("container_cpu_usage_seconds_total")
+                && s.labels.get("id") == Some("/")
+        })
+        .unwrap();
+    // Empty labels are absent labels in Prometheus's model, so a raw cgroup keeps only `id`.
+    assert_eq!(
+        root.labels.to_string(),
+        r#"{__name__="container_cpu_usage_seconds_total", cpu="total", id="/", instance="node-a", job="kubelet", metrics_path="/metrics/cadvisor"}"#
+    );
+    assert_eq!(root.samples[0].v, 9.0);
+    assert_eq!(root.samples[0].t, NOW_MS);
+    let meta = batch
+        .metadata
+        .iter()
+        .find(|m| m.metric_family_name == "container_memory_working_set_bytes")
+        .unwrap();
+    assert_eq!(
+        (meta.r#type, meta.help.as_str()),
+        (2, "Current working set in bytes.")
+    );
+}
+
+/// This machine's own cgroup tree (v1 or v2): the output must be well formed — valid names,
+/// the six base labels on every series, a root cgroup with CPU usage — whatever runs here.
+#[test]
+fn real_cgroup_tree_gives_well_formed_output() {
+    let sysfs = Path::new(crate::DEFAULT_SYSFS);
+    if Tree::detect(&sysfs.join("fs/cgroup")).is_none() {
+        println!("skipped: no cgroup tree under /sys/fs/cgroup");
+        return;
+    }
+    let mut cfg = CadvisorConfig::new("node-a");
+    cfg.sysfs = sysfs.to_path_buf();
+    let mut source = cfg.build().unwrap();
+    let families = source.families(NOW_MS as f64 / 1000.0);
+    let text = render(&families);
+    let parsed = crate::expo::parse(&text, crate::expo::Format::Text).map(|_| ());
+    assert!(parsed.is_ok(), "{parsed:?}");
+    for f in &families {
+        assert!(crate::family::is_valid_metric_name(&f.name), "{}", f.name);
+        for p in &f.points {
+            let names: Vec<&str> = p.labels.iter().map(|(n, _)| *n).collect();
+            assert_eq!(
+                &names[..6],
+                ["container", "id", "image", "name", "namespace", "pod"]
+            );
+            assert!(p.value.is_finite() && p.value >= 0.0, "{} {p:?}", f.name);
+        }
+    }
+    let usage = families
+        .iter()
+        .find(|f| f.name == "container_cpu_usage_seconds_total")
+        .expect("cpu usage is reported");
+    assert!(usage.points.iter().any(|p| p.labels[1].1 == "/"));
+    assert!(source.stats().cgroups.load(Ordering::Relaxed) >= 1);
+}

@@ -1,0 +1,453 @@
+//! The log tailer under the real `vigil agent`, shipping to a Loki push receiver in the test:
+//! `--logs.max-line-size` splitting an over-long line, and the proof that every container
+//! line arrives exactly once through kubelet-style rotation (rename every 1 MiB, older files
+//! gzipped) while the agent is SIGKILLed and restarted three times and the receiver answers
+//! 503 for a while.
+//!
+//! "Exactly once" is what a Loki-compatible store keeps: an entry the agent re-sends after a
+//! SIGKILL (acknowledged by the receiver, killed before its checkpoint was written) has the
+//! same stream, timestamp and line, which Loki and Vigil's log store drop as duplicates. The
+//! test checks that every re-sent entry is such an identical copy, and counts them.
+
+use crate::harness::BIN;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{StatusCode, Uri};
+use model::wire::loki::PushRequest;
+use prost::Message;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// One entry as the receiver got it.
+#[derive(Clone, Debug)]
+struct Received {
+    /// The `pod` label: the stress test's pods have one container each.
+    pod: String,
+    ts_ns: i64,
+    line: String,
+    split: Option<String>,
+}
+
+/// A Loki push receiver (and a remote-write sink that accepts everything) that can be told
+/// to answer 503 for a while.
+#[derive(Default)]
+struct Receiver {
+    entries: Mutex<Vec<Received>>,
+    /// `(pod, timestamp)` of every entry: one per line written.
+    distinct: Mutex<std::collections::HashSet<(String, i64)>>,
+    down: AtomicBool,
+    refused: AtomicU64,
+}
+
+async fn receive(State(r): State<Arc<Receiver>>, uri: Uri, body: Bytes) -> StatusCode {
+    if uri.path() != "/loki/api/v1/push" {
+        return StatusCode::NO_CONTENT;
+    }
+    if r.down.load(Ordering::SeqCst) {
+        r.refused.fetch_add(1, Ordering::Relaxed);
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
+    let Ok(raw) = model::wire::snappy_decompress(&body, 1 << 28) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    let Ok(push) = PushRequest::decode(raw.as_slice()) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    let mut got = Vec::new();
+    for s in push.streams {
+        let Ok(labels) = model::parse_label_set(&s.labels) else {
+            return StatusCode::BAD_REQUEST;
+        };
+        let pod = labels.get("pod").unwrap_or_default().to_string();
+        for e in s.entries {
+            got.push(Received {
+                pod: pod.clone(),
+                ts_ns: e.timestamp.map_or(0, |t| t.to_nanos()),
+                line: e.line,
+                split: e
+                    .structured_metadata
+                    .iter()
+                    .find(|m| m.name == "split")
+                    .map(|m| m.value.clone()),
+            });
+        }
+    }
+    {
+        let mut distinct = r.distinct.lock().unwrap();
+        for e in &got {
+            distinct.insert((e.pod.clone(), e.ts_ns));
+        }
+    }
+    r.entries.lock().unwrap().extend(got);
+    StatusCode::NO_CONTENT
+}
+
+async fn start_receiver() -> (String, Arc<Receiver>) {
+    let r = Arc::new(Receiver::default());
+    let app = axum::Router::new().fallback(receive).with_state(r.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (base, r)
+}
+
+/// A `vigil agent` on state and pod directories the test owns (so they outlive it), killed
+/// with SIGKILL on drop.
+struct Agent {
+    child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl Agent {
+    fn start(root: &Path, receiver: &str, extra: &[&str]) -> Agent {
+        let mut args = vec![
+            "agent".to_string(),
+            "--web.listen-address=127.0.0.1:0".to_string(),
+            format!("--state.path={}", root.join("state").display()),
+            format!("--logs.path={}", root.join("pods").display()),
+            format!("--logs.push-url={receiver}/loki/api/v1/push"),
+            format!("--remote-write.url={receiver}/api/v1/write"),
+            "--metrics.interval=1h".to_string(),
+            "--node-name=stress".to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut child = Command::new(BIN)
+            .args(&args)
+            .env("VIGIL_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start vigil agent");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log_w = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("listening") {
+                    let _ = tx.send(());
+                }
+                let mut l = log_w.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        if rx.recv_timeout(Duration::from_secs(30)).is_err() {
+            let _ = child.kill();
+            panic!("agent did not start; log:\n{}", log.lock().unwrap());
+        }
+        Agent { child, log }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        // `Child::kill` is SIGKILL: no flush, no final checkpoint.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A CRI timestamp (RFC 3339 with nanoseconds) for `ns` since the epoch.
+fn cri_time(ns: i64) -> String {
+    chrono::DateTime::from_timestamp_nanos(ns)
+        .format("%Y-%m-%dT%H:%M:%S%.9fZ")
+        .to_string()
+}
+
+/// 2024-01-02T03:04:05Z: the lines' own timestamps start here.
+const BASE_NS: i64 = 1_704_164_645_000_000_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_1_mib_line_with_a_256kb_bound_arrives_in_4_numbered_pieces() {
+    let dir = tempfile::tempdir().unwrap();
+    let container = dir.path().join("pods/prod_big_uid-1/app");
+    std::fs::create_dir_all(&container).unwrap();
+    // containerd writes a long line as 16 KiB `P` pieces and a last `F` piece.
+    let ts = cri_time(BASE_NS);
+    let mut text = format!("{ts} stdout F before\n");
+    let mut body = String::new();
+    for k in 0..64u8 {
+        let piece: String = std::iter::repeat_n(char::from(b'a' + k % 26), 16 * 1024).collect();
+        let tag = if k == 63 { 'F' } else { 'P' };
+        text.push_str(&format!("{ts} stdout {tag} {piece}\n"));
+        body.push_str(&piece);
+    }
+    text.push_str(&format!("{ts} stdout F after\n"));
+    std::fs::write(container.join("0.log"), text).unwrap();
+
+    let (base, receiver) = start_receiver().await;
+    let agent = Agent::start(dir.path(), &base, &["--logs.max-line-size=256KB"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !receiver
+        .entries
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|e| e.line == "after")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the lines never arrived; log:\n{}",
+            agent.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let got = receiver.entries.lock().unwrap().clone();
+    assert_eq!(got.first().map(|e| e.line.as_str()), Some("before"));
+    assert_eq!(got.last().map(|e| e.line.as_str()), Some("after"));
+    let pieces = &got[1..got.len() - 1];
+    let splits: Vec<Option<&str>> = pieces.iter().map(|e| e.split.as_deref()).collect();
+    assert_eq!(splits, [Some("1"), Some("2"), Some("3"), Some("4")]);
+    for p in pieces {
+        assert_eq!(p.line.len(), 256 * 1024);
+        assert_eq!(p.ts_ns, BASE_NS, "each piece keeps the line's time");
+    }
+    let joined: String = pieces.iter().map(|p| p.line.as_str()).collect();
+    assert!(joined == body, "the pieces make up the line in order");
+    assert!(got[0].split.is_none() && got[got.len() - 1].split.is_none());
+}
+
+/// Containers written concurrently.
+const CONTAINERS: usize = 10;
+/// Lines per container: about 2.6 MiB each, so every container rotates twice and its first
+/// rotated file is gzipped.
+const LINES: usize = 20_000;
+/// kubelet's `containerLogMaxSize` in this test.
+const ROTATE_BYTES: u64 = 1 << 20;
+/// How long the writers take, so that the kills and the outage land while they write.
+const WRITE_TIME: Duration = Duration::from_secs(16);
+/// Lines each container writes per step.
+const LINES_PER_STEP: usize = 250;
+
+/// Line `seq` of container `c` and its timestamp: unique per container and recognisable.
+fn line_of(c: usize, seq: usize) -> (i64, String) {
+    let ts = BASE_NS + (seq as i64) * 1_000;
+    (ts, format!("c{c:02} n{seq:07} {:x<80}", "payload"))
+}
+
+/// One container's writer: appends CRI lines like a runtime (one open file), and rotates like
+/// kubelet: at [`ROTATE_BYTES`] the file is renamed to `0.log.<stamp>` and a new one created;
+/// the rotated file before it is gzipped (`.gz.tmp`, renamed, the original removed).
+struct Writer {
+    dir: PathBuf,
+    file: File,
+    size: u64,
+    rotations: usize,
+}
+
+impl Writer {
+    fn new(dir: PathBuf) -> Writer {
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = File::create(dir.join("0.log")).unwrap();
+        Writer {
+            dir,
+            file,
+            size: 0,
+            rotations: 0,
+        }
+    }
+
+    fn rotated(&self, k: usize) -> PathBuf {
+        self.dir.join(format!("0.log.20240102-{k:06}"))
+    }
+
+    fn write(&mut self, c: usize, seqs: std::ops::Range<usize>) {
+        let mut buf = String::new();
+        for seq in seqs {
+            let (ts, line) = line_of(c, seq);
+            buf.push_str(&format!("{} stdout F {line}\n", cri_time(ts)));
+        }
+        self.file.write_all(buf.as_bytes()).unwrap();
+        self.size += buf.len() as u64;
+        if self.size >= ROTATE_BYTES {
+            self.rotate();
+        }
+    }
+
+    fn rotate(&mut self) {
+        let k = self.rotations;
+        std::fs::rename(self.dir.join("0.log"), self.rotated(k)).unwrap();
+        self.file = File::create(self.dir.join("0.log")).unwrap();
+        self.size = 0;
+        self.rotations += 1;
+        if k > 0 {
+            let older = self.rotated(k - 1);
+            let gz = PathBuf::from(format!("{}.gz", older.display()));
+            let tmp = PathBuf::from(format!("{}.gz.tmp", older.display()));
+            // gzip(1), the format kubelet writes (flate2 is not a dependency of these tests).
+            let status = Command::new("gzip")
+                .arg("-c")
+                .arg(&older)
+                .stdout(File::create(&tmp).unwrap())
+                .status()
+                .expect("run gzip");
+            assert!(status.success(), "gzip failed");
+            std::fs::rename(&tmp, &gz).unwrap();
+            std::fs::remove_file(&older).unwrap();
+        }
+    }
+}
+
+/// Writes every container's lines, paced over [`WRITE_TIME`]; returns the rotations done.
+fn write_all(pods: PathBuf) -> usize {
+    let mut writers: Vec<Writer> = (0..CONTAINERS)
+        .map(|c| Writer::new(pods.join(format!("stress_pod-{c:02}_uid-{c:02}/app"))))
+        .collect();
+    let steps = LINES.div_ceil(LINES_PER_STEP);
+    let start = Instant::now();
+    for step in 0..steps {
+        let due = start + WRITE_TIME.mul_f64(step as f64 / steps as f64);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        let seqs = step * LINES_PER_STEP..((step + 1) * LINES_PER_STEP).min(LINES);
+        for (c, w) in writers.iter_mut().enumerate() {
+            w.write(c, seqs.clone());
+        }
+    }
+    writers.iter().map(|w| w.rotations).sum()
+}
+
+/// Distinct `(pod, timestamp)` received so far: one per line written.
+fn distinct(r: &Receiver) -> usize {
+    r.distinct.lock().unwrap().len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_line_arrives_once_through_rotation_gzip_sigkill_and_an_outage() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let pods = root.join("pods");
+    std::fs::create_dir_all(&pods).unwrap();
+    let (base, receiver) = start_receiver().await;
+    let started = Instant::now();
+
+    let writer = std::thread::spawn({
+        let pods = pods.clone();
+        move || write_all(pods)
+    });
+    let mut agent = Agent::start(&root, &base, &[]);
+    let mut logs = String::new();
+    // Three SIGKILLs a second before each restart, and a 5 s outage between the second and
+    // the third, all while the writers write.
+    for (at, outage) in [(3, false), (7, true), (12, false)] {
+        tokio::time::sleep_until((started + Duration::from_secs(at)).into()).await;
+        if outage {
+            receiver.down.store(true, Ordering::SeqCst);
+        }
+        logs.push_str(&agent.log());
+        drop(agent);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        agent = Agent::start(&root, &base, &[]);
+    }
+    tokio::time::sleep_until((started + Duration::from_secs(13)).into()).await;
+    receiver.down.store(false, Ordering::SeqCst);
+    let rotations = tokio::task::spawn_blocking(move || writer.join().unwrap())
+        .await
+        .unwrap();
+    assert!(rotations >= 2 * CONTAINERS, "every container rotated twice");
+
+    let total = CONTAINERS * LINES;
+    let deadline = Instant::now() + Duration::from_secs(35);
+    while distinct(&receiver) < total && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let elapsed = started.elapsed();
+    logs.push_str(&agent.log());
+    drop(agent);
+
+    let entries = receiver.entries.lock().unwrap().clone();
+    let mut by_pod: BTreeMap<String, BTreeMap<i64, String>> = BTreeMap::new();
+    let (mut resent, mut out_of_order) = (0usize, 0usize);
+    let mut last_seen: BTreeMap<String, i64> = BTreeMap::new();
+    for e in &entries {
+        let lines = by_pod.entry(e.pod.clone()).or_default();
+        match lines.get(&e.ts_ns) {
+            Some(first) => {
+                assert_eq!(first, &e.line, "a re-sent entry is an identical copy");
+                resent += 1;
+            }
+            None => {
+                let last = last_seen.entry(e.pod.clone()).or_insert(i64::MIN);
+                if e.ts_ns < *last {
+                    out_of_order += 1;
+                }
+                *last = e.ts_ns;
+                lines.insert(e.ts_ns, e.line.clone());
+            }
+        }
+    }
+    let missing = total.saturating_sub(distinct(&receiver));
+    assert_eq!(
+        missing,
+        0,
+        "{missing} of {total} lines never arrived after {elapsed:?}; missing per pod: {}\nlog:\n{logs}",
+        missing_ranges(&by_pod)
+    );
+    assert_eq!(by_pod.len(), CONTAINERS);
+    for c in 0..CONTAINERS {
+        let lines = &by_pod[&format!("pod-{c:02}")];
+        let got = lines
+            .values()
+            .fold(0u64, |s, l| s.wrapping_add(fnv(l.as_bytes())));
+        let want = (0..LINES).fold(0u64, |s, seq| {
+            s.wrapping_add(fnv(line_of(c, seq).1.as_bytes()))
+        });
+        assert_eq!(
+            (lines.len(), got),
+            (LINES, want),
+            "pod {c}: count and checksum of the lines received"
+        );
+    }
+    assert!(
+        receiver.refused.load(Ordering::Relaxed) > 0,
+        "the outage was seen"
+    );
+    println!(
+        "tail stress: {total} lines in {CONTAINERS} containers, {rotations} rotations, all \
+         arrived in {elapsed:?}; {resent} re-sent identical entries, {out_of_order} first \
+         arrivals out of order, {} pushes refused",
+        receiver.refused.load(Ordering::Relaxed)
+    );
+}
+
+/// The line numbers missing per pod, as ranges, for the failure message.
+fn missing_ranges(by_pod: &BTreeMap<String, BTreeMap<i64, String>>) -> String {
+    let mut out = String::new();
+    for c in 0..CONTAINERS {
+        let pod = format!("pod-{c:02}");
+        let got = by_pod.get(&pod);
+        let mut ranges: Vec<(usize, usize)> = Vec::new();
+        for seq in 0..LINES {
+            let ts = line_of(c, seq).0;
+            if got.is_some_and(|g| g.contains_key(&ts)) {
+                continue;
+            }
+            match ranges.last_mut() {
+                Some(r) if r.1 + 1 == seq => r.1 = seq,
+                _ => ranges.push((seq, seq)),
+            }
+        }
+        if !ranges.is_empty() {
+            out.push_str(&format!("\n  {pod}: {ranges:?}"));
+        }
+    }
+    out
+}
+
+/// FNV-1a, for the order-independent checksum of the lines of a container.
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
