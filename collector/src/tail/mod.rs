@@ -271,7 +271,8 @@ impl Tailer {
         acks: &mut mpsc::UnboundedReceiver<Vec<Position>>,
     ) -> Option<bool> {
         let mut files: Vec<Tracked> = self.files.drain().map(|(_, t)| t).collect();
-        files.sort_by_cached_key(|t| rescan::read_order(&t.target));
+        // HashMap order is arbitrary: the sequence breaks ties so the older file goes first.
+        files.sort_by_cached_key(|t| (rescan::read_order(&t.target), t.seq));
         let mut kept = HashMap::with_capacity(files.len());
         let mut keep = |t: Tracked| {
             kept.insert(t.follower.id(), t);

@@ -56,7 +56,14 @@ pub(crate) struct Tracked {
     gone_since: Option<Instant>,
     /// Check for copytruncate before the next read (once per poll).
     check_truncation: bool,
+    /// When the tailer began following this file, in order: of two files with the same place
+    /// in a container (an old file whose rename was not seen, and its successor), the one
+    /// followed first is older and is read first.
+    pub seq: u64,
 }
+
+/// The next [`Tracked::seq`].
+static NEXT_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// The CRI line a cut began in: its continuation pieces belong to the same stream and time.
 #[derive(Debug)]
@@ -101,6 +108,7 @@ impl Tracked {
             sent,
             gone_since: None,
             check_truncation: false,
+            seq: NEXT_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
 
