@@ -6,13 +6,10 @@
 //! also lands mid-request), not a time: on a loaded machine a fixed sleep could end before
 //! the first write was acknowledged, leaving the round without anything to check.
 
-use crate::harness::{enc, write_body, TestSeries, BIN};
-use std::io::{BufRead, BufReader};
+use crate::harness::{enc, write_body, TestSeries, Vigil};
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Rounds of write, kill, restart, verify.
@@ -23,70 +20,6 @@ const MAX_ACKS_BEFORE_KILL: u64 = 40;
 const WRITERS: usize = 4;
 /// Series per writer; each request carries one sample for each.
 const SERIES_PER_WRITER: usize = 25;
-
-/// A `vigil server` on a data directory the test owns (so it survives the process),
-/// killed with SIGKILL on drop.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    log: Arc<Mutex<String>>,
-}
-
-impl Server {
-    fn start(dir: &Path) -> Server {
-        let mut child = Command::new(BIN)
-            .args([
-                "server".to_string(),
-                "--web.listen-address=127.0.0.1:0".to_string(),
-                format!("--storage.tsdb.path={}", dir.join("tsdb").display()),
-                format!("--storage.logs.path={}", dir.join("logs").display()),
-            ])
-            .env("VIGIL_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start vigil");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let log_w = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("listening") {
-                    if let Some(rest) = line.split("address=").nth(1) {
-                        if let Some(addr) = rest.split_whitespace().next() {
-                            if let Ok(a) = addr.parse::<SocketAddr>() {
-                                let _ = tx.send(a);
-                            }
-                        }
-                    }
-                }
-                let mut l = log_w.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-        let Ok(addr) = rx.recv_timeout(Duration::from_secs(30)) else {
-            let _ = child.kill();
-            panic!("vigil did not start; log:\n{}", log.lock().unwrap());
-        };
-        Server { child, addr, log }
-    }
-
-    /// SIGKILL, as `kill -9`: no shutdown code runs.
-    fn kill9(mut self) {
-        self.child.kill().expect("kill");
-        self.child.wait().expect("wait");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// splitmix64: a fixed-seed generator, so a failing kill point can be replayed.
 struct Rng(u64);
@@ -197,7 +130,7 @@ async fn acknowledged_samples_survive_kill_9() {
     let mut restarts = Vec::new();
     for round in 0..ROUNDS {
         let started = Instant::now();
-        let server = Server::start(dir.path());
+        let server = Vigil::server_in(dir.path(), &[]);
         restarts.push(started.elapsed());
 
         let mut have = stored(server.addr, base).await;
@@ -206,7 +139,7 @@ async fn acknowledged_samples_survive_kill_9() {
             assert!(
                 have.binary_search(want).is_ok(),
                 "round {round}: acknowledged sample {want:?} lost after kill -9; log:\n{}",
-                server.log.lock().unwrap()
+                server.log()
             );
         }
 
@@ -224,7 +157,7 @@ async fn acknowledged_samples_survive_kill_9() {
                 Instant::now() < deadline,
                 "round {round}: only {} of {kill_after} writes acknowledged in 20 s; log:\n{}",
                 acks.load(Ordering::SeqCst),
-                server.log.lock().unwrap()
+                server.log()
             );
             tokio::time::sleep(Duration::from_millis(2)).await;
         }

@@ -125,6 +125,11 @@ impl Vigil {
         self.log.lock().unwrap().clone()
     }
 
+    /// SIGKILL, as `kill -9`: no shutdown code runs (dropping the handle does the same).
+    pub fn kill9(self) {
+        drop(self);
+    }
+
     /// True while the process is running.
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

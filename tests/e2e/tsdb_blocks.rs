@@ -3,12 +3,9 @@
 //! ingests; `kill -9`; restart on the same directory; every acknowledged sample must come
 //! back exactly once, from blocks and head together.
 
-use crate::harness::{enc, write_body, TestSeries, BIN};
-use std::io::{BufRead, BufReader};
+use crate::harness::{enc, write_body, TestSeries, Vigil};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const SERIES: usize = 10;
@@ -16,69 +13,16 @@ const SERIES: usize = 10;
 const STEP_MS: i64 = 5_000;
 const STEPS_PER_ROUND: i64 = 72;
 
-/// A server on a directory the test owns, killed with SIGKILL on drop.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    log: Arc<Mutex<String>>,
-}
-
-impl Server {
-    fn start(dir: &Path) -> Server {
-        let mut child = Command::new(BIN)
-            .args([
-                "server".to_string(),
-                "--web.listen-address=127.0.0.1:0".to_string(),
-                format!("--storage.tsdb.path={}", dir.join("tsdb").display()),
-                format!("--storage.logs.path={}", dir.join("logs").display()),
-                "--storage.tsdb.min-block-duration=1m".to_string(),
-                "--storage.tsdb.retention.time=30d".to_string(),
-                "--storage.tsdb.retention.size=1GB".to_string(),
-            ])
-            .env("VIGIL_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start vigil");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let log_w = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("listening") {
-                    let addr = line
-                        .split("address=")
-                        .nth(1)
-                        .and_then(|r| r.split_whitespace().next())
-                        .and_then(|a| a.parse::<SocketAddr>().ok());
-                    if let Some(a) = addr {
-                        let _ = tx.send(a);
-                    }
-                }
-                let mut l = log_w.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-        let Ok(addr) = rx.recv_timeout(Duration::from_secs(30)) else {
-            let _ = child.kill();
-            panic!("vigil did not start; log:\n{}", log.lock().unwrap());
-        };
-        Server { child, addr, log }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A server on `dir` with one-minute blocks and both retention flags set.
+fn start(dir: &Path) -> Vigil {
+    Vigil::server_in(
+        dir,
+        &[
+            "--storage.tsdb.min-block-duration=1m",
+            "--storage.tsdb.retention.time=30d",
+            "--storage.tsdb.retention.size=1GB",
+        ],
+    )
 }
 
 /// Writes steps `from..to` (one request per step, one sample per series), all of which
@@ -150,7 +94,7 @@ fn block_dirs(dir: &Path) -> Vec<String> {
     out
 }
 
-async fn assert_exactly_once(server: &Server, base: i64, steps: i64, when: &str) {
+async fn assert_exactly_once(server: &Vigil, base: i64, steps: i64, when: &str) {
     let want: Vec<i64> = (0..steps).collect();
     let got = stored(server.addr, base, steps).await;
     assert_eq!(got.len(), SERIES, "{when}: series; log:\n{}", server.log());
@@ -174,7 +118,7 @@ async fn samples_across_block_cuts_survive_kill_9_exactly_once() {
         .as_secs() as i64;
     let base = (now_s - 7200) / 60 * 60 * 1000;
 
-    let server = Server::start(dir.path());
+    let server = start(dir.path());
     let info: serde_json::Value =
         reqwest::get(format!("http://{}/api/v1/status/runtimeinfo", server.addr))
             .await
@@ -193,13 +137,13 @@ async fn samples_across_block_cuts_survive_kill_9_exactly_once() {
     assert_exactly_once(&server, base, STEPS_PER_ROUND, "before the kill").await;
     drop(server); // SIGKILL
 
-    let server = Server::start(dir.path());
+    let server = start(dir.path());
     assert_exactly_once(&server, base, STEPS_PER_ROUND, "after the first kill").await;
     // A second round, killed right after its last acknowledgement, likely mid-cut.
     write_steps(server.addr, base, STEPS_PER_ROUND, 2 * STEPS_PER_ROUND).await;
     drop(server);
 
-    let server = Server::start(dir.path());
+    let server = start(dir.path());
     assert_exactly_once(&server, base, 2 * STEPS_PER_ROUND, "after the second kill").await;
     let blocks = block_dirs(dir.path());
     assert!(!blocks.is_empty(), "blocks survive restarts");
