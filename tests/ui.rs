@@ -13,6 +13,8 @@ mod pages;
 mod spawn;
 #[path = "ui/webdriver.rs"]
 mod webdriver;
+#[path = "common/wire.rs"]
+mod wire;
 
 use chromium::{artifact, browser};
 use spawn::*;

@@ -1,6 +1,5 @@
 //! Starting the real binary and talking to it.
 
-use prost::Message;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -164,33 +163,7 @@ pub type TestSeries<'a> = (&'a [(&'a str, &'a str)], Vec<(i64, f64)>);
 
 /// Builds a remote-write body (protobuf, snappy block) from series.
 pub fn write_body(series: &[TestSeries]) -> Vec<u8> {
-    use model::wire::prom::{Label, TimeSeries, WireSample, WriteRequest};
-    let req = WriteRequest {
-        timeseries: series
-            .iter()
-            .map(|(labels, samples)| TimeSeries {
-                labels: labels
-                    .iter()
-                    .map(|(n, v)| Label {
-                        name: n.to_string(),
-                        value: v.to_string(),
-                    })
-                    .collect(),
-                samples: samples
-                    .iter()
-                    .map(|&(t, v)| WireSample {
-                        value: v,
-                        timestamp: t,
-                    })
-                    .collect(),
-                exemplars: vec![],
-            })
-            .collect(),
-        metadata: vec![],
-    };
-    snap::raw::Encoder::new()
-        .compress_vec(&req.encode_to_vec())
-        .expect("snappy")
+    crate::wire::write_body(series)
 }
 
 /// POSTs a remote-write body and returns the status and response text.

@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod harness;
+#[path = "../common/wire.rs"]
+mod wire;
 
 mod agent;
 mod agent_http;

@@ -107,34 +107,7 @@ pub type TestSeries<'a> = (Vec<(&'a str, &'a str)>, Vec<(i64, f64)>);
 
 /// Writes series by remote write 1.0.
 pub async fn remote_write(v: &Vigil, series: &[TestSeries<'_>]) {
-    use model::wire::prom::{Label, TimeSeries, WireSample, WriteRequest};
-    use prost::Message;
-    let req = WriteRequest {
-        timeseries: series
-            .iter()
-            .map(|(labels, samples)| TimeSeries {
-                labels: labels
-                    .iter()
-                    .map(|(n, v)| Label {
-                        name: n.to_string(),
-                        value: v.to_string(),
-                    })
-                    .collect(),
-                samples: samples
-                    .iter()
-                    .map(|&(t, v)| WireSample {
-                        value: v,
-                        timestamp: t,
-                    })
-                    .collect(),
-                exemplars: vec![],
-            })
-            .collect(),
-        metadata: vec![],
-    };
-    let body = snap::raw::Encoder::new()
-        .compress_vec(&req.encode_to_vec())
-        .expect("snappy");
+    let body = crate::wire::write_body(series);
     let resp = client()
         .post(v.url("/api/v1/write"))
         .header("Content-Encoding", "snappy")
