@@ -18,12 +18,15 @@ use flate2::read::MultiGzDecoder;
 use super::checkpoint::Checkpoint;
 use super::fingerprint::{self, FileId, Fingerprint};
 
-/// One line read from the file, without its `\n`.
+/// One line read from the file, without its `\n`: where its bytes lie in its [`Chunk`]'s
+/// buffer. Lines are not copied out of the buffer one by one; the copy that becomes the log
+/// entry's text is the only one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct RawLine {
-    /// The offset of the line's first byte.
+    /// The offset of the line's first byte in the file.
     pub start: u64,
-    pub bytes: Vec<u8>,
+    /// The line's bytes in the chunk's buffer.
+    pub span: std::ops::Range<usize>,
     /// The line was longer than the read buffer and was cut: it continues in the next one.
     pub cut: bool,
 }
@@ -31,11 +34,20 @@ pub(crate) struct RawLine {
 /// What one read step found.
 #[derive(Debug, Default)]
 pub(crate) struct Chunk {
+    /// The bytes read; [`RawLine::span`] points into them.
+    pub buf: Vec<u8>,
     pub lines: Vec<RawLine>,
     /// The file had shrunk below the offset and was read again from the start.
     pub truncated: bool,
     /// The read filled its buffer: there may be more to read right away.
     pub more: bool,
+}
+
+impl Chunk {
+    /// The bytes of one of this chunk's lines.
+    pub fn bytes(&self, line: &RawLine) -> &[u8] {
+        &self.buf[line.span.clone()]
+    }
 }
 
 /// What the path the writer appends to names now, compared with the file being followed.
@@ -206,6 +218,7 @@ impl Follower {
             *carry = rest;
         }
         self.offset += consumed as u64;
+        chunk.buf = buf;
         Ok(chunk)
     }
 
@@ -236,7 +249,7 @@ fn split_lines(
     while let Some(nl) = buf[pos..].iter().position(|&b| b == b'\n') {
         out.push(RawLine {
             start: base + pos as u64,
-            bytes: buf[pos..pos + nl].to_vec(),
+            span: pos..pos + nl,
             cut: false,
         });
         pos += nl + 1;
@@ -246,7 +259,7 @@ fn split_lines(
         let end = if cut { utf8_cut(buf) } else { buf.len() };
         out.push(RawLine {
             start: base + pos as u64,
-            bytes: buf[pos..end].to_vec(),
+            span: pos..end,
             cut,
         });
         pos = end;
@@ -284,7 +297,7 @@ mod tests {
     fn texts(c: &Chunk) -> Vec<String> {
         c.lines
             .iter()
-            .map(|l| String::from_utf8_lossy(&l.bytes).into_owned())
+            .map(|l| String::from_utf8_lossy(c.bytes(l)).into_owned())
             .collect()
     }
 

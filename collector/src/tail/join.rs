@@ -5,6 +5,8 @@
 //! inside a piece), each numbered by [`Joined::split`]. Cutting only at piece boundaries keeps
 //! the checkpoint exact: what is still held always starts at one piece's first byte.
 
+use std::borrow::Cow;
+
 /// One parsed line of a container log, whatever its format.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Piece<'a> {
@@ -18,7 +20,8 @@ pub(crate) struct Piece<'a> {
 /// A full line assembled from one or more pieces.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Joined {
-    pub stream: String,
+    /// `stdout` or `stderr` (both parsers refuse others), borrowed rather than allocated.
+    pub stream: Cow<'static, str>,
     /// The timestamp of the first piece.
     pub ts_ns: i64,
     pub text: String,
@@ -26,10 +29,19 @@ pub(crate) struct Joined {
     pub split: Option<u32>,
 }
 
+/// The stream name without an allocation for the two names the parsers accept.
+fn stream_name(s: &str) -> Cow<'static, str> {
+    match s {
+        "stdout" => Cow::Borrowed("stdout"),
+        "stderr" => Cow::Borrowed("stderr"),
+        other => Cow::Owned(other.to_string()),
+    }
+}
+
 /// Pieces waiting for the one that ends their line, per stream.
 #[derive(Debug)]
 struct Partial {
-    stream: String,
+    stream: Cow<'static, str>,
     ts_ns: i64,
     text: String,
     /// The file offset of the first piece: a checkpoint must not pass it, or a restart
@@ -69,8 +81,25 @@ impl Joiner {
 
     /// Feeds one line that starts at file offset `start`; returns the lines completed by it
     /// (none, one, or two when the bound forced out the pieces before it).
+    #[cfg(test)]
     pub fn push(&mut self, line: Piece<'_>, start: u64) -> Vec<Joined> {
         let mut out = Vec::new();
+        self.push_into(line, start, &mut out);
+        out
+    }
+
+    /// [`Joiner::push`], appending the completed lines to `out`.
+    pub fn push_into(&mut self, line: Piece<'_>, start: u64, out: &mut Vec<Joined>) {
+        if !line.partial && self.pending.is_empty() {
+            // The common case, a whole line with nothing pending: no partial to build.
+            out.push(Joined {
+                stream: stream_name(line.stream),
+                ts_ns: line.ts_ns,
+                text: line.msg.to_string(),
+                split: None,
+            });
+            return;
+        }
         let idx = self.pending.iter().position(|p| p.stream == line.stream);
         let mut emitted = 0;
         if let Some(i) = idx {
@@ -90,7 +119,7 @@ impl Joiner {
             }
             None => {
                 let p = Partial {
-                    stream: line.stream.to_string(),
+                    stream: stream_name(line.stream),
                     ts_ns: line.ts_ns,
                     text: line.msg.to_string(),
                     start,
@@ -103,7 +132,6 @@ impl Joiner {
                 }
             }
         }
-        out
     }
 
     /// The offset of the oldest unfinished line, if any: the furthest a checkpoint may go.

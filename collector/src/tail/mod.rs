@@ -69,6 +69,11 @@ pub const DEFAULT_MAX_LINE_BYTES: usize = 256 * 1024;
 /// The smallest accepted line bound: below this a CRI line's own prefix (about 40 bytes)
 /// would dominate its pieces.
 pub const MIN_MAX_LINE_BYTES: usize = 1024;
+/// The shortest time between two writes of `positions.json` while acknowledgements stream in:
+/// each write is an fsync, and one per acknowledged batch would cost more than the reading.
+/// A crash loses at most this much of checkpoint progress; the lines after it are sent again,
+/// with the same stream, timestamp and text, which the log store drops as duplicates.
+pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The tailer's settings.
 #[derive(Clone, Debug)]
@@ -86,6 +91,9 @@ pub struct TailConfig {
     /// The longest line shipped whole, in bytes; default [`DEFAULT_MAX_LINE_BYTES`], at
     /// least [`MIN_MAX_LINE_BYTES`].
     pub max_line_bytes: usize,
+    /// The shortest time between two checkpoint writes; default
+    /// [`DEFAULT_CHECKPOINT_INTERVAL`]. Shutdown always writes the last one.
+    pub checkpoint_interval: Duration,
 }
 
 impl TailConfig {
@@ -97,6 +105,7 @@ impl TailConfig {
             state_path: state_path.into(),
             rescan_interval: DEFAULT_RESCAN_INTERVAL,
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
         }
     }
 
@@ -123,6 +132,8 @@ impl TailConfig {
             finished: HashMap::new(),
             seen: HashMap::new(),
             stats: Arc::default(),
+            saved_at: None,
+            unsaved: false,
             cfg: self,
         })
     }
@@ -152,6 +163,9 @@ pub struct Tailer {
     /// checkpoint or file they matched; looked at again only when their size changes.
     seen: HashMap<FileId, rescan::Seen>,
     stats: Arc<TailStats>,
+    /// When `positions.json` was last written, and whether acks arrived since.
+    saved_at: Option<Instant>,
+    unsaved: bool,
 }
 
 impl Tailer {
@@ -189,7 +203,7 @@ impl Tailer {
                     _ = shutdown.cancelled() => break,
                     Some(acked) = acks.recv() => {
                         self.apply_acks(acked);
-                        self.save().await;
+                        self.save_when_due().await;
                         continue;
                     }
                     _ = tick.tick() => true,
@@ -208,6 +222,11 @@ impl Tailer {
             };
             if !self.poll_files(rescan, &shutdown, &out, &mut acks).await {
                 break;
+            }
+            // Acks that arrived within the interval of the last write are written here, at
+            // the latest one poll (one rescan interval) later.
+            if self.unsaved {
+                self.save_when_due().await;
             }
             if let Some(w) = &mut watcher {
                 // A directory that just got its watch may have gained files since it was
@@ -338,7 +357,19 @@ impl Tailer {
         for p in acked {
             if let Some(c) = self.in_flight.acked(p) {
                 self.checkpoints.record(c);
+                self.unsaved = true;
             }
+        }
+    }
+
+    /// Writes the checkpoint file when acks are unsaved and the last write is at least the
+    /// checkpoint interval old.
+    async fn save_when_due(&mut self) {
+        let due = self
+            .saved_at
+            .is_none_or(|at| at.elapsed() >= self.cfg.checkpoint_interval);
+        if self.unsaved && due {
+            self.save().await;
         }
     }
 
@@ -356,7 +387,7 @@ impl Tailer {
                 _ = shutdown.cancelled() => return false,
                 Some(acked) = acks.recv() => {
                     self.apply_acks(acked);
-                    self.save().await;
+                    self.save_when_due().await;
                 }
                 // `reserve` is cancel-safe, unlike `send`: losing the race loses no batch.
                 permit = out.reserve() => return match permit {
@@ -372,6 +403,8 @@ impl Tailer {
 
     /// Writes the checkpoint file, logging (not failing) on error: the next ack retries.
     async fn save(&mut self) {
+        self.saved_at = Some(Instant::now());
+        self.unsaved = false;
         let (path, bytes) = (
             self.checkpoints.file().to_path_buf(),
             self.checkpoints.to_json(),

@@ -512,3 +512,37 @@ async fn inotify_picks_up_a_new_pod_and_appended_lines_within_a_second() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn checkpoint_writes_within_the_interval_wait_for_the_next_due_one() {
+    let fx = Fixture::new();
+    let log = fx.container_log("app");
+    let mut t = fx.tailer(Vec::new());
+    t.cfg.checkpoint_interval = Duration::from_secs(3600);
+    let file = fx.state.join(POSITIONS_FILE);
+    let ack_and_save = async |t: &mut Tailer| {
+        for b in poll(t).await {
+            t.apply_acks(b.positions);
+        }
+        t.save_when_due().await;
+        std::fs::read_to_string(&file).unwrap_or_default()
+    };
+
+    append(&log, format!("{TS} stdout F one\n").as_bytes());
+    let first = ack_and_save(&mut t).await;
+    assert!(
+        first.contains("\"offset\""),
+        "the first ack is written: {first}"
+    );
+    append(&log, format!("{TS} stdout F two\n").as_bytes());
+    let second = ack_and_save(&mut t).await;
+    assert_eq!(
+        second, first,
+        "an ack within the interval is not written yet"
+    );
+
+    t.cfg.checkpoint_interval = Duration::ZERO;
+    t.save_when_due().await;
+    let due = std::fs::read_to_string(&file).unwrap();
+    assert_ne!(due, first, "once due, the held ack is written");
+}

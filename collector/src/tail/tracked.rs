@@ -7,7 +7,7 @@
 //! than a stream label, so the pieces stay in the stream of the line (and in its order) and a
 //! query finds them with `| split != ""`.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use model::{Labels, LogEntry, LogStream};
@@ -17,7 +17,7 @@ use super::cri;
 use super::discover::{Format, Target};
 use super::docker;
 use super::fingerprint::{FileId, Fingerprint};
-use super::follow::{Follower, PathState, RawLine};
+use super::follow::{Chunk, Follower, PathState, RawLine};
 use super::join::{Joined, Joiner, Piece};
 use crate::ship::LogBatch;
 
@@ -147,7 +147,8 @@ impl Tracked {
                 self.fp = fp;
             }
         }
-        let mut entries = self.entries_of(chunk.lines, read_ns);
+        let mut entries = Grouped::default();
+        self.entries_of(&chunk, read_ns, &mut entries);
         let mut more = chunk.more;
         let state = if more {
             PathState::Same
@@ -175,17 +176,18 @@ impl Tracked {
             // The writer has moved on, so whatever it left is final: read it with its last
             // unterminated line, one chunk at a time, before letting go of the file.
             let rest = self.follower.read(self.max_line, true)?;
-            entries.extend(self.entries_of(rest.lines, read_ns));
+            self.entries_of(&rest, read_ns, &mut entries);
             more = rest.more;
             if !more {
-                let drained = self.joiner.drain();
-                entries.extend(drained.into_iter().map(|j| self.joined_entry(j)));
+                for j in self.joiner.drain() {
+                    entries.push_joined(j);
+                }
                 self.cut = None;
                 finished = true;
             }
         }
         let mut batch = LogBatch {
-            streams: group(entries),
+            streams: entries.into_streams(&self.target.labels),
             positions: Vec::new(),
         };
         self.push_position(&mut batch, finished)?;
@@ -228,40 +230,32 @@ impl Tracked {
     /// Turns raw lines into labelled entries: container lines are parsed and joined (an
     /// unparseable one is kept whole, stamped with the read time); plain lines are stamped
     /// with the read time. Invalid UTF-8 is replaced, never dropped.
-    fn entries_of(&mut self, lines: Vec<RawLine>, read_ns: i64) -> Vec<(Labels, LogEntry)> {
-        let mut out = Vec::new();
-        for raw in lines {
-            let text = String::from_utf8_lossy(&raw.bytes);
-            let joined = match self.target.format {
-                Format::Plain => None,
-                Format::Container => self.join_container_line(&text, &raw),
+    fn entries_of(&mut self, chunk: &Chunk, read_ns: i64, out: &mut Grouped) {
+        let mut joined = Vec::new();
+        for raw in &chunk.lines {
+            let text = utf8_text(chunk.bytes(raw));
+            let parsed = match self.target.format {
+                Format::Plain => false,
+                Format::Container => self.join_container_line(&text, raw, &mut joined),
             };
-            match joined {
-                Some(done) => out.extend(done.into_iter().map(|j| self.joined_entry(j))),
-                None => {
-                    let n = self.unparsed_pieces;
-                    let split = (raw.cut || n > 0).then_some(n + 1);
-                    self.unparsed_pieces = if raw.cut { n + 1 } else { 0 };
-                    out.push((
-                        self.target.labels.clone(),
-                        entry(read_ns, text.into_owned(), split),
-                    ));
+            if parsed {
+                for j in joined.drain(..) {
+                    out.push_joined(j);
                 }
+            } else {
+                let n = self.unparsed_pieces;
+                let split = (raw.cut || n > 0).then_some(n + 1);
+                self.unparsed_pieces = if raw.cut { n + 1 } else { 0 };
+                out.push(None, entry(read_ns, text.into_owned(), split));
             }
         }
-        out
-    }
-
-    fn joined_entry(&self, j: Joined) -> (Labels, LogEntry) {
-        let labels = self.target.labels.with("stream", &j.stream);
-        (labels, entry(j.ts_ns, j.text, j.split))
     }
 
     /// Parses a container log line in this file's format and feeds it to the joiner; `None`
-    /// when it does not parse. Until a line has shown the format, CRI is tried first and
+    /// false when it does not parse. Until a line has shown the format, CRI is tried first and
     /// then docker json-file, the order kubelet's `getParseFunc` tries them. The pieces of a
     /// line the follower cut continue the CRI line they began in.
-    fn join_container_line(&mut self, text: &str, raw: &RawLine) -> Option<Vec<Joined>> {
+    fn join_container_line(&mut self, text: &str, raw: &RawLine, out: &mut Vec<Joined>) -> bool {
         if let Some(cut) = &self.cut {
             let piece = Piece {
                 ts_ns: cut.ts_ns,
@@ -269,15 +263,15 @@ impl Tracked {
                 partial: raw.cut || cut.partial,
                 msg: text,
             };
-            let out = self.joiner.push(piece, raw.start);
+            self.joiner.push_into(piece, raw.start, out);
             if !raw.cut {
                 self.cut = None;
             }
-            return Some(out);
+            return true;
         }
         if self.unparsed_pieces > 0 {
             // The rest of an over-long line that did not parse: not a line of its own.
-            return None;
+            return false;
         }
         if self.framing != Some(Framing::Docker) {
             if let Some(mut p) = cri::parse_line(text) {
@@ -290,16 +284,18 @@ impl Tracked {
                     });
                     p.partial = true;
                 }
-                return Some(self.joiner.push(p, raw.start));
+                self.joiner.push_into(p, raw.start, out);
+                return true;
             }
         }
         if self.framing != Some(Framing::Cri) {
             if let Some(d) = docker::parse_line(text) {
                 self.framing = Some(Framing::Docker);
-                return Some(self.joiner.push(d.piece(), raw.start));
+                self.joiner.push_into(d.piece(), raw.start, out);
+                return true;
             }
         }
-        None
+        false
     }
 }
 
@@ -322,16 +318,49 @@ fn entry(ts_ns: i64, line: String, split: Option<u32>) -> LogEntry {
     }
 }
 
-/// Groups entries into streams by labels, keeping each stream's entries in file order.
-fn group(entries: Vec<(Labels, LogEntry)>) -> Vec<LogStream> {
-    let mut by_labels: BTreeMap<Labels, Vec<LogEntry>> = BTreeMap::new();
-    for (labels, e) in entries {
-        by_labels.entry(labels).or_default().push(e);
+/// A step's entries by stream (`None` for plain files, which have no `stream` label), each
+/// stream's in file order. A file has at most a few streams, so they are found by a scan, and
+/// its label set is built once per stream and batch rather than once per line.
+#[derive(Default)]
+struct Grouped(Vec<(Option<Cow<'static, str>>, Vec<LogEntry>)>);
+
+impl Grouped {
+    fn push(&mut self, stream: Option<Cow<'static, str>>, e: LogEntry) {
+        match self.0.iter_mut().find(|(s, _)| *s == stream) {
+            Some((_, entries)) => entries.push(e),
+            None => self.0.push((stream, vec![e])),
+        }
     }
-    by_labels
-        .into_iter()
-        .map(|(labels, entries)| LogStream { labels, entries })
-        .collect()
+
+    fn push_joined(&mut self, j: Joined) {
+        self.push(Some(j.stream), entry(j.ts_ns, j.text, j.split));
+    }
+
+    /// The streams, labelled: the file's labels plus `stream`, ordered by label set.
+    fn into_streams(self, labels: &Labels) -> Vec<LogStream> {
+        let mut streams: Vec<LogStream> = self
+            .0
+            .into_iter()
+            .map(|(stream, entries)| LogStream {
+                labels: match stream {
+                    Some(s) => labels.with("stream", &s),
+                    None => labels.clone(),
+                },
+                entries,
+            })
+            .collect();
+        streams.sort_by(|a, b| a.labels.cmp(&b.labels));
+        streams
+    }
+}
+
+/// A line's bytes as text: borrowed when they are UTF-8 (checking is much cheaper than the
+/// lossy conversion's scan), invalid sequences replaced otherwise.
+fn utf8_text(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
 }
 
 pub(crate) fn now_ns() -> i64 {
