@@ -50,6 +50,19 @@ impl Inner {
         self.apply_retention()
     }
 
+    /// The worker's round: cuts, compaction and retention, then a checkpoint if the WAL
+    /// grew past the threshold, or if `periodic` and anything was logged since the last
+    /// one. After the cuts, so the checkpoint holds no series a cut is about to drop.
+    pub(crate) fn background_round(&self, periodic: bool) -> Result<(), Error> {
+        self.compact()?;
+        let due = self.checkpoint_due(self.wal.written()) || (periodic && self.checkpoint_stale());
+        if due {
+            let _one_at_a_time = self.lock(&self.compacting)?;
+            self.write_checkpoint()?;
+        }
+        Ok(())
+    }
+
     fn lock<'a, T>(&self, m: &'a std::sync::Mutex<T>) -> Result<MutexGuard<'a, T>, Error> {
         m.lock().map_err(|_| self.poisoned())
     }

@@ -9,6 +9,7 @@
 
 use crate::block::writer::TMP_SUFFIX;
 use crate::block::{meta, writer, Block, BlockMeta};
+use crate::checkpoint::{self, DEFAULT_CHECKPOINT_BYTES};
 use crate::error::Error;
 use crate::head::Head;
 use crate::limits::Limits;
@@ -22,6 +23,7 @@ use crate::wal::{self, ReplayStats, SamplesEncoder, Wal};
 use model::{AppendError, AppendOutcome, Appender, Series, StorageError};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Condvar, Mutex, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -54,6 +56,10 @@ pub struct TsdbOptions {
     /// still taken (`--storage.tsdb.out-of-order-time-window`); default 0: refused. Samples
     /// older than the newest block's end are refused whatever the window.
     pub out_of_order_window: Duration,
+    /// WAL bytes after which a checkpoint is taken (head chunks written to disk, WAL
+    /// replay starting after it); default [`DEFAULT_CHECKPOINT_BYTES`]. The background
+    /// worker also takes one on each round when anything was logged since the last.
+    pub checkpoint_bytes: u64,
 }
 
 impl Default for TsdbOptions {
@@ -65,6 +71,7 @@ impl Default for TsdbOptions {
             compaction_interval: Some(DEFAULT_COMPACTION_INTERVAL),
             limits: Limits::default(),
             out_of_order_window: Duration::ZERO,
+            checkpoint_bytes: DEFAULT_CHECKPOINT_BYTES,
         }
     }
 }
@@ -100,6 +107,8 @@ pub(crate) struct Inner {
     /// Serializes cuts, compactions and retention.
     pub(crate) compacting: Mutex<()>,
     pub(crate) counters: StoreCounters,
+    /// The WAL position the newest checkpoint covers.
+    pub(crate) checkpointed: AtomicU64,
     signal: Signal,
     /// Declared last so it is dropped last: the directory stays locked until the WAL's
     /// and blocks' files are closed.
@@ -123,13 +132,24 @@ impl Tsdb {
         if let Some(end) = blocks.iter().map(|b| b.meta.max_time).max() {
             head.set_min_valid_time(end);
         }
+        // The newest checkpoint's series and head chunks first; then only the WAL after it.
+        let loaded = checkpoint::load(&dir, &head)?;
+        let from = loaded
+            .as_ref()
+            .map_or((0, &[][..]), |l| (l.first_segment, l.max_times.as_slice()));
         let mut replay = Replayer::new(&head);
-        let (wal, stats) = Wal::open(
+        let (wal, mut stats) = Wal::open(
             &dir.join("wal"),
             options.wal_segment_bytes,
+            from,
             |segment, rec| replay.record(segment, rec),
         )?;
         replay.finish();
+        if let Some(l) = &loaded {
+            stats.checkpoint = Some(l.first_segment);
+            stats.checkpoint_series = l.series;
+            stats.mapped_chunks = l.mapped_chunks;
+        }
         if !blocks.is_empty() {
             // Series whose WAL samples were all in blocks were created empty; drop them.
             head.truncate(head.min_valid_time())
@@ -141,6 +161,8 @@ impl Tsdb {
             segments = stats.segments,
             records = stats.records,
             repaired = stats.repaired,
+            checkpoint = stats.checkpoint,
+            mapped_chunks = stats.mapped_chunks,
             series = head.num_series(),
             samples = head.num_samples(),
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -158,6 +180,7 @@ impl Tsdb {
             blocks: RwLock::new(blocks),
             compacting: Mutex::new(()),
             counters: StoreCounters::default(),
+            checkpointed: AtomicU64::new(0),
             signal: Signal::default(),
             options,
             _lock: lock,
@@ -274,6 +297,17 @@ impl Tsdb {
     pub fn compact(&self) -> Result<(), Error> {
         self.inner.compact()
     }
+
+    /// Takes a WAL checkpoint now: closed head chunks go to disk (and out of memory), and
+    /// a restart replays only the WAL logged after this.
+    pub fn checkpoint(&self) -> Result<(), Error> {
+        let _one_at_a_time = self.inner.compacting.lock().map_err(|_| {
+            Error::io("lock", &self.inner.dir)(std::io::Error::other(
+                "lock poisoned by an earlier panic",
+            ))
+        })?;
+        self.inner.write_checkpoint()
+    }
 }
 
 impl Drop for Tsdb {
@@ -322,10 +356,16 @@ fn spawn_worker(inner: Arc<Inner>, every: Duration) -> Result<JoinHandle<()>, Er
     std::thread::Builder::new()
         .name("tsdb-compact".into())
         .spawn(move || {
-            // A first round right away: a replayed head may be due a cut.
+            // A first round right away: a replayed head may be due a cut. Checkpoints by
+            // time come at most once per `every`; by WAL bytes whenever due.
+            let mut last_periodic = Instant::now();
             loop {
-                if let Err(e) = inner.compact() {
-                    tracing::error!(error = %e, "tsdb compaction failed; retrying later");
+                let periodic = last_periodic.elapsed() >= every;
+                if periodic {
+                    last_periodic = Instant::now();
+                }
+                if let Err(e) = inner.background_round(periodic) {
+                    tracing::error!(error = %e, "tsdb compaction or checkpoint failed; retrying later");
                 }
                 if !inner.signal.wait(every) {
                     return;
@@ -401,8 +441,8 @@ impl Appender for Tsdb {
     /// fsync'd. The head shows the samples a moment before they are durable; if the WAL
     /// fails, the error is returned and the request is not acknowledged.
     fn append(&self, batch: &[Series]) -> Result<AppendOutcome, AppendError> {
-        let outcome = self.inner.append(batch)?;
-        if self.inner.cut_due() {
+        let (outcome, wal_pos) = self.inner.append(batch)?;
+        if self.inner.cut_due() || self.inner.checkpoint_due(wal_pos) {
             self.inner.signal.send(false);
         }
         Ok(outcome)
@@ -410,7 +450,9 @@ impl Appender for Tsdb {
 }
 
 impl Inner {
-    fn append(&self, batch: &[Series]) -> Result<AppendOutcome, AppendError> {
+    /// Appends, returning the outcome and the WAL position reached (0 when nothing was
+    /// logged).
+    fn append(&self, batch: &[Series]) -> Result<(AppendOutcome, u64), AppendError> {
         let mut records = SamplesEncoder::default();
         // Each series logged, with the time range of what was logged for it.
         let mut touched: Vec<(Arc<MemSeries>, i64, i64)> = Vec::new();
@@ -421,7 +463,7 @@ impl Inner {
             }
         })?;
         if touched.is_empty() {
-            return Ok(outcome);
+            return Ok((outcome, 0));
         }
         let series: Vec<Arc<MemSeries>> = touched.iter().map(|(s, _, _)| Arc::clone(s)).collect();
         let max_t = touched
@@ -432,13 +474,13 @@ impl Inner {
         let logged = self
             .wal
             .log(&series, &records.finish(), max_t)
-            .and_then(|pos| self.wal.wait_durable(pos));
+            .and_then(|pos| self.wal.wait_durable(pos).map(|()| pos));
         match logged {
-            Ok(()) => {
+            Ok(pos) => {
                 for (s, lo, hi) in &touched {
                     s.mark_synced(*lo, *hi);
                 }
-                Ok(outcome)
+                Ok((outcome, pos))
             }
             Err(e) => {
                 // Marked before the error is returned, so a client's retry, which can only
@@ -460,3 +502,12 @@ mod block_tests;
 
 #[cfg(test)]
 mod ingest_tests;
+
+#[cfg(test)]
+mod checkpoint_tests;
+
+/// The finished and the temporary checkpoint files of the store in `dir`.
+#[cfg(test)]
+fn checkpoint_files(dir: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    checkpoint::files(&dir.join("wal"))
+}

@@ -33,6 +33,10 @@ pub enum Error {
     /// aside rather than read.
     #[error("{path}: corrupt block file: {reason}")]
     CorruptBlock { path: PathBuf, reason: String },
+    /// A WAL checkpoint or a head chunk file it refers to fails its checks; the store then
+    /// replays the whole WAL instead.
+    #[error("{path}: corrupt checkpoint: {reason}")]
+    CorruptCheckpoint { path: PathBuf, reason: String },
 }
 
 impl Error {

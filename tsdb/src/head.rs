@@ -481,6 +481,11 @@ impl Head {
         all
     }
 
+    /// Every series, in no particular order: what a checkpoint walks.
+    pub(crate) fn series_list(&self) -> Result<Vec<Arc<MemSeries>>, StorageError> {
+        Ok(self.read_registry()?.series.values().cloned().collect())
+    }
+
     /// Every series, sorted by labels: what a block cut reads, one series at a time.
     pub(crate) fn sorted_series(&self) -> Result<Vec<Arc<MemSeries>>, StorageError> {
         let mut all: Vec<Arc<MemSeries>> = self.read_registry()?.series.values().cloned().collect();

@@ -13,6 +13,12 @@
 //!   applies [`Retention`] by time and size; [`Tsdb::compact`] does the same on demand.
 //!   Queries merge blocks (read through mmap) and head by label set. A block that fails its
 //!   checks on open is moved into `corrupted/` and the store opens without it.
+//! - Checkpoints: every [`TsdbOptions::checkpoint_bytes`] of WAL (and each minute something
+//!   was logged), closed head chunks are written to `chunks_head/` files read back through
+//!   mmap (so they leave memory) and a checkpoint of every series (labels, chunk
+//!   references, open chunk) is written atomically; replay loads it and reads only the WAL
+//!   after it. A checkpoint or head chunk file that fails its checks makes the store replay
+//!   the whole WAL instead ([`Tsdb::checkpoint`] takes one on demand).
 //! - [`Head`] is the in-memory part on its own (no WAL), for tests and tools. Series get
 //!   stable [`SeriesRef`] ids; an inverted index (label name → value → sorted ids) resolves
 //!   label matchers with the pure set operations of [`postings`].
@@ -56,11 +62,13 @@
 //! on this.
 
 mod block;
+mod checkpoint;
 pub mod chunk;
 mod compact;
 mod db;
 mod error;
 mod head;
+mod head_chunks;
 mod index;
 mod limits;
 mod lock;
@@ -76,6 +84,7 @@ mod varint;
 mod wal;
 
 pub use block::{BlockDesc, BlockMeta, BlockStats, Compaction};
+pub use checkpoint::DEFAULT_CHECKPOINT_BYTES;
 pub use db::{Tsdb, TsdbOptions, DEFAULT_BLOCK_RANGE, DEFAULT_COMPACTION_INTERVAL};
 pub use error::{ChunkError, Error};
 pub use head::Head;

@@ -99,14 +99,14 @@ impl<'a> Replayer<'a> {
     }
 
     pub(crate) fn finish(mut self) {
-        for (series, mut late) in self.late.into_values() {
+        for (series, late) in self.late.into_values() {
             let (Some(lo), Some(hi)) = (
                 late.iter().map(|s| s.t).min(),
                 late.iter().map(|s| s.t).max(),
             ) else {
                 continue;
             };
-            if let Ok(added) = series.merge_late(&mut late) {
+            if let Ok(added) = series.merge_late(late) {
                 self.stats.outcome.appended += added;
                 self.stats.min_t = self.stats.min_t.min(lo);
                 self.stats.max_t = self.stats.max_t.max(hi);

@@ -6,7 +6,10 @@
 //! and one open XOR chunk that appends go to. `min_time`/`max_time` let a query skip the
 //! series without touching its samples.
 
+use crate::checkpoint::{CheckpointWriter, LocRef};
 use crate::chunk::{self, XorAppender, SAMPLES_PER_CHUNK};
+use crate::error::Error;
+use crate::head_chunks::{HeadChunkFile, HeadChunkWriter};
 use crate::postings::SeriesRef;
 use model::{AppendOutcome, Labels, Sample, StorageError};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -35,7 +38,28 @@ pub(crate) struct MemSeries {
 struct ClosedChunk {
     min_t: i64,
     max_t: i64,
-    bytes: Box<[u8]>,
+    bytes: ChunkBytes,
+}
+
+/// Where a closed chunk's bytes live: in memory until a checkpoint writes them to a head
+/// chunk file, then in that file's read-only map, which the kernel pages in and out.
+#[derive(Debug)]
+enum ChunkBytes {
+    Mem(Box<[u8]>),
+    Mapped {
+        file: Arc<HeadChunkFile>,
+        start: u32,
+        len: u32,
+    },
+}
+
+impl ClosedChunk {
+    fn bytes(&self) -> &[u8] {
+        match &self.bytes {
+            ChunkBytes::Mem(b) => b,
+            ChunkBytes::Mapped { file, start, len } => file.bytes(*start, *len),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -81,7 +105,7 @@ impl Chunks {
         self.closed.push(ClosedChunk {
             min_t: self.open_min_t,
             max_t: last.t,
-            bytes: bytes.into_boxed_slice(),
+            bytes: ChunkBytes::Mem(bytes.into_boxed_slice()),
         });
     }
 
@@ -89,7 +113,7 @@ impl Chunks {
     fn read(&self, mint: i64, maxt: i64, out: &mut Vec<Sample>) -> Result<(), crate::ChunkError> {
         let mut scratch = Vec::new();
         let open_max = self.last.map_or(NO_MAX, |s| s.t);
-        let closed = self.closed.iter().map(|c| (c.min_t, c.max_t, &c.bytes[..]));
+        let closed = self.closed.iter().map(|c| (c.min_t, c.max_t, c.bytes()));
         let open = (!self.open.is_empty()).then(|| (self.open_min_t, open_max, self.open.bytes()));
         for (lo, hi, bytes) in closed.chain(open) {
             if hi < mint || lo > maxt {
@@ -122,7 +146,7 @@ impl Chunks {
         for c in &self.closed[from..] {
             // Chunks this process wrote decode; should one not, nothing is merged and the
             // late samples are refused as out of order rather than the chunk lost.
-            if chunk::decode_into(&c.bytes, &mut tail).is_err() {
+            if chunk::decode_into(c.bytes(), &mut tail).is_err() {
                 stats.out_of_order += late.len();
                 return;
             }
@@ -174,19 +198,19 @@ impl Chunks {
         let whole = self.closed.iter().take_while(|c| c.max_t < t).count();
         let mut dropped: usize = self.closed[..whole]
             .iter()
-            .map(|c| chunk::header(&c.bytes).map_or(0, |(_, n)| n))
+            .map(|c| chunk::header(c.bytes()).map_or(0, |(_, n)| n))
             .sum();
         self.closed.drain(..whole);
         if let Some(first) = self.closed.first_mut() {
             if first.min_t < t {
                 // Chunks this process wrote decode; one that did not would be kept whole.
-                if let Ok(samples) = chunk::decode(&first.bytes) {
+                if let Ok(samples) = chunk::decode(first.bytes()) {
                     let keep = samples.partition_point(|s| s.t < t);
                     dropped += keep;
                     let kept = &samples[keep..];
                     if let Some(min) = kept.first() {
                         first.min_t = min.t;
-                        first.bytes = chunk::encode(kept).into_boxed_slice();
+                        first.bytes = ChunkBytes::Mem(chunk::encode(kept).into_boxed_slice());
                     }
                 }
             }
@@ -211,6 +235,24 @@ impl Chunks {
         };
         dropped
     }
+}
+
+/// A closed chunk read back from a checkpoint, its bytes checked.
+#[derive(Debug)]
+pub(crate) struct RestoredChunk {
+    pub(crate) min_t: i64,
+    pub(crate) max_t: i64,
+    pub(crate) bytes: Restored,
+}
+
+#[derive(Debug)]
+pub(crate) enum Restored {
+    Mem(Vec<u8>),
+    Mapped {
+        file: Arc<HeadChunkFile>,
+        start: u32,
+        len: u32,
+    },
 }
 
 /// What [`MemSeries::append`] found.
@@ -443,35 +485,146 @@ impl MemSeries {
     /// racing on one series may log in the other order than they were applied). Every one
     /// was accepted when it was appended, so the merged set is strictly ascending again;
     /// exact duplicates are dropped. Returns how many samples were added.
-    pub(crate) fn merge_late(&self, late: &mut Vec<Sample>) -> Result<usize, Poisoned> {
+    pub(crate) fn merge_late(&self, late: Vec<Sample>) -> Result<usize, Poisoned> {
         let mut data = self.data.lock().map_err(|_| Poisoned)?;
-        let mut all = Vec::new();
-        // Chunks this process wrote decode; a failure here would be a bug, not bad input,
-        // and dropping the merge keeps the samples already in order.
-        if data.read(i64::MIN, i64::MAX, &mut all).is_err() {
-            return Ok(0);
+        // `insert` rebuilds only the chunks from the oldest late sample on, so chunks
+        // mapped from a head chunk file before that stay where they are.
+        let mut stats = BatchStats::default();
+        let mut added = Vec::new();
+        data.insert(late, &mut stats, &mut added);
+        if let Some(first) = data.first_time() {
+            self.min_time.store(first, Ordering::Release);
         }
-        let before = all.len();
-        all.append(late);
-        all.sort_by_key(|s| s.t);
-        all.dedup_by_key(|s| s.t);
-        let added = all.len() - before;
-        let unsynced = data.unsynced;
-        *data = Chunks::default();
-        data.unsynced = unsynced;
-        for s in &all {
-            data.push(*s);
-        }
-        if let (Some(first), Some(last)) = (all.first(), all.last()) {
-            self.min_time.store(first.t, Ordering::Release);
+        if let Some(last) = data.last {
             self.max_time.store(last.t, Ordering::Release);
         }
-        Ok(added)
+        Ok(added.len())
+    }
+
+    /// Checkpoint, first pass: writes this series' closed chunks that are still in memory
+    /// to `w`, noting each one's `(min_t, frame offset)` in `written`. They stay in memory
+    /// until [`MemSeries::map_and_snapshot`] swaps them for the file's map, once the file is
+    /// durable.
+    pub(crate) fn spill(
+        &self,
+        w: &mut HeadChunkWriter,
+        written: &mut Vec<(i64, u32)>,
+    ) -> Result<(), Error> {
+        let Ok(data) = self.data.lock() else {
+            // A series a panic left half-written is not checkpointed; the WAL keeps it.
+            return Ok(());
+        };
+        for c in &data.closed {
+            if let ChunkBytes::Mem(bytes) = &c.bytes {
+                match w.write(bytes)? {
+                    Some(offset) => written.push((c.min_t, offset)),
+                    None => break,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checkpoint, second pass: replaces the chunks [`MemSeries::spill`] wrote to `file`
+    /// with references into its map (those an out-of-order merge rebuilt since stay in
+    /// memory), then adds the series to the checkpoint. A series without samples is left
+    /// out.
+    pub(crate) fn map_and_snapshot(
+        &self,
+        file: Option<&Arc<HeadChunkFile>>,
+        written: &[(i64, u32)],
+        cw: &mut CheckpointWriter,
+    ) -> Result<(), Error> {
+        let Ok(mut data) = self.data.lock() else {
+            return Ok(());
+        };
+        if let Some(file) = file {
+            let mut closed = data.closed.iter_mut().peekable();
+            for &(min_t, offset) in written {
+                let Some(c) = closed.find(|c| c.min_t == min_t) else {
+                    break;
+                };
+                let (start, len) = file.frame_at(offset)?;
+                if matches!(&c.bytes, ChunkBytes::Mem(b) if **b == *file.bytes(start, len)) {
+                    c.bytes = ChunkBytes::Mapped {
+                        file: Arc::clone(file),
+                        start,
+                        len,
+                    };
+                }
+            }
+        }
+        if data.removed || data.last.is_none() {
+            return Ok(());
+        }
+        let closed = data.closed.iter().map(|c| {
+            let loc = match &c.bytes {
+                ChunkBytes::Mem(b) => LocRef::Inline(b),
+                ChunkBytes::Mapped { file, start, len } => LocRef::File {
+                    number: file.number(),
+                    // The frame starts before the chunk by its length's varint.
+                    offset: start - crate::varint::uvarint_len(u64::from(*len)),
+                },
+            };
+            (c.min_t, c.max_t, loc)
+        });
+        cw.add(&self.labels, closed, data.open.bytes());
+        Ok(())
+    }
+
+    /// Loads a series from a checkpoint into this new, empty series: closed chunks as they
+    /// are (mapped ones stay mapped), the open chunk's samples appended again.
+    pub(crate) fn restore(&self, closed: Vec<RestoredChunk>, open: &[Sample]) {
+        let Ok(mut data) = self.data.lock() else {
+            return;
+        };
+        for c in closed {
+            let bytes = match c.bytes {
+                Restored::Mem(b) => ChunkBytes::Mem(b.into_boxed_slice()),
+                Restored::Mapped { file, start, len } => ChunkBytes::Mapped { file, start, len },
+            };
+            data.closed.push(ClosedChunk {
+                min_t: c.min_t,
+                max_t: c.max_t,
+                bytes,
+            });
+        }
+        // Appends are checked against the newest sample, value included; with the open
+        // chunk empty it is the last closed chunk's last (checked bytes, so this decodes).
+        if open.is_empty() {
+            data.last = data
+                .closed
+                .last()
+                .and_then(|c| chunk::decode(c.bytes()).ok())
+                .and_then(|samples| samples.last().copied());
+        }
+        for s in open {
+            data.push(*s);
+        }
+        if let Some(first) = data.first_time() {
+            self.min_time.store(first, Ordering::Release);
+        }
+        if let Some(last) = data.last {
+            self.max_time.store(last.t, Ordering::Release);
+        }
     }
 
     /// The newest sample's timestamp, without locking.
     pub(crate) fn last_time(&self) -> Option<i64> {
         Some(self.max_time.load(Ordering::Acquire)).filter(|&t| t != NO_MAX)
+    }
+
+    /// Closed chunks held in memory and mapped from head chunk files.
+    #[cfg(test)]
+    pub(crate) fn residency(&self) -> (usize, usize) {
+        self.data.lock().map_or((0, 0), |d| {
+            let mapped = d
+                .closed
+                .iter()
+                .filter(|c| matches!(c.bytes, ChunkBytes::Mapped { .. }))
+                .count();
+            (d.closed.len() - mapped, mapped)
+        })
     }
 
     /// Whether samples of this series await a WAL write that failed.
@@ -510,169 +663,4 @@ impl MemSeries {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    static NO_LIMIT: AtomicI64 = AtomicI64::new(i64::MIN);
-
-    fn samples(ts: &[i64]) -> Vec<Sample> {
-        ts.iter().map(|&t| Sample { t, v: t as f64 }).collect()
-    }
-
-    fn new_series() -> MemSeries {
-        MemSeries::new(0, Arc::new(Labels::from_pairs([("a", "1")])))
-    }
-
-    #[test]
-    fn bounds_follow_appended_samples() {
-        let s = new_series();
-        assert!(!s.overlaps(i64::MIN, i64::MAX), "no samples yet");
-        let mut stats = BatchStats::default();
-        let mut accepted = Vec::new();
-        s.append(
-            &samples(&[10, 20, 5, 30]),
-            &NO_LIMIT,
-            &mut stats,
-            &mut accepted,
-        )
-        .unwrap();
-        assert_eq!(accepted, samples(&[10, 20, 30]));
-        assert_eq!((stats.outcome.appended, stats.outcome.out_of_order), (3, 1));
-        assert_eq!((stats.min_t, stats.max_t), (10, 30));
-        assert!(s.overlaps(30, 40) && s.overlaps(0, 10) && s.overlaps(15, 16));
-        assert!(!s.overlaps(31, 40) && !s.overlaps(0, 9));
-        assert_eq!(s.samples_in(11, 30).unwrap(), samples(&[20, 30]));
-        assert_eq!(s.samples_in(40, 0).unwrap(), vec![]);
-    }
-
-    #[test]
-    fn samples_span_closed_and_open_chunks() {
-        let s = new_series();
-        let ts: Vec<i64> = (0..1000).map(|i| i * 15).collect();
-        let mut stats = BatchStats::default();
-        for part in ts.chunks(7) {
-            s.append(&samples(part), &NO_LIMIT, &mut stats, &mut Vec::new())
-                .unwrap();
-        }
-        assert_eq!(s.num_chunks(), 1000 / SAMPLES_PER_CHUNK + 1);
-        assert_eq!(s.samples_in(i64::MIN, i64::MAX).unwrap(), samples(&ts));
-        // A range inside one closed chunk, and one straddling a chunk boundary.
-        assert_eq!(s.samples_in(150, 300).unwrap(), samples(&ts[10..=20]));
-        let edge = SAMPLES_PER_CHUNK as i64 * 15;
-        assert_eq!(
-            s.samples_in(edge - 15, edge).unwrap(),
-            samples(&[edge - 15, edge])
-        );
-    }
-
-    #[test]
-    fn truncation_drops_whole_chunks_and_trims_the_straddling_one() {
-        let s = new_series();
-        let mut stats = BatchStats::default();
-        let ts: Vec<i64> = (0..300).collect();
-        s.append(&samples(&ts), &NO_LIMIT, &mut stats, &mut Vec::new())
-            .unwrap();
-        // Chunks hold 0..120, 120..240 and the open 240..300; 150 falls in the second.
-        assert_eq!(s.truncate_before(150).unwrap(), (150, false));
-        assert_eq!(
-            s.samples_in(i64::MIN, i64::MAX).unwrap(),
-            samples(&ts[150..])
-        );
-        assert_eq!((s.first_time(), s.num_chunks()), (Some(150), 2));
-        assert_eq!(
-            s.truncate_before(250).unwrap(),
-            (100, false),
-            "into the open chunk"
-        );
-        assert_eq!(s.samples_in(0, 1000).unwrap(), samples(&ts[250..]));
-        // Appends carry on after the trimmed open chunk.
-        s.append(&samples(&[300]), &NO_LIMIT, &mut stats, &mut Vec::new())
-            .unwrap();
-        assert_eq!(s.samples_in(299, 300).unwrap(), samples(&[299, 300]));
-        assert_eq!(s.truncate_before(1000).unwrap(), (51, true));
-        assert!(!s.overlaps(i64::MIN, i64::MAX));
-        let out = s.append(&samples(&[2000]), &NO_LIMIT, &mut stats, &mut Vec::new());
-        assert_eq!(
-            out.unwrap(),
-            Appended::Removed,
-            "a removed series takes no samples"
-        );
-    }
-
-    #[test]
-    fn samples_below_min_valid_are_refused() {
-        let s = new_series();
-        let min_valid = AtomicI64::new(100);
-        let mut stats = BatchStats::default();
-        let mut logged = Vec::new();
-        s.append(
-            &samples(&[50, 100, 150]),
-            &min_valid,
-            &mut stats,
-            &mut logged,
-        )
-        .unwrap();
-        assert_eq!(logged, samples(&[100, 150]));
-        assert_eq!(stats.outcome.out_of_order, 1);
-    }
-
-    #[test]
-    fn the_window_merges_late_samples_and_refuses_older_ones() {
-        let s = new_series();
-        let mut stats = BatchStats::default();
-        let ooo = OooWindow {
-            window: 102,
-            head_max: 0,
-        };
-        let even: Vec<i64> = (0..300).map(|i| i * 2).collect();
-        s.append_with(&samples(&even), &NO_LIMIT, ooo, &mut stats, &mut Vec::new())
-            .unwrap();
-        let closed_before = s.num_chunks();
-        let mut logged = Vec::new();
-        // 598 is the newest, so the window reaches back to 496; even ones are re-sends.
-        let late = [597, 501, 498, 499, 497, 496, 500, 501, 495];
-        s.append_with(&samples(&late), &NO_LIMIT, ooo, &mut stats, &mut logged)
-            .unwrap();
-        assert_eq!(
-            logged,
-            samples(&[497, 499, 501, 597]),
-            "logged in time order"
-        );
-        assert_eq!((stats.ooo_appended, stats.too_old), (4, 1));
-        assert_eq!(stats.outcome.out_of_order, 1);
-        let mut want: Vec<i64> = even.clone();
-        want.extend([497, 499, 501, 597]);
-        want.sort_unstable();
-        assert_eq!(s.samples_in(i64::MIN, i64::MAX).unwrap(), samples(&want));
-        assert_eq!(
-            s.num_chunks(),
-            closed_before,
-            "late samples fill the open chunk"
-        );
-        // A conflicting late value is a duplicate; in-order appends carry on after.
-        let mut stats = BatchStats::default();
-        let conflict = [Sample { t: 499, v: -1.0 }, Sample { t: 600, v: 600.0 }];
-        s.append_with(&conflict, &NO_LIMIT, ooo, &mut stats, &mut Vec::new())
-            .unwrap();
-        assert_eq!(
-            (stats.outcome.appended, stats.outcome.duplicate_timestamp),
-            (1, 1)
-        );
-        assert_eq!(s.last_time(), Some(600));
-        assert_eq!(s.first_time(), Some(0));
-    }
-
-    #[test]
-    fn late_samples_merge_into_order() {
-        let s = new_series();
-        let mut stats = BatchStats::default();
-        let even: Vec<i64> = (0..300).map(|i| i * 2).collect();
-        s.append(&samples(&even), &NO_LIMIT, &mut stats, &mut Vec::new())
-            .unwrap();
-        let mut late = samples(&[1, 3, 4, 599, 1000]);
-        assert_eq!(s.merge_late(&mut late).unwrap(), 4, "4 is already there");
-        let got = s.samples_in(0, 5).unwrap();
-        assert_eq!(got, samples(&[0, 1, 2, 3, 4]));
-        assert_eq!(s.last_time(), Some(1000));
-    }
-}
+mod tests;

@@ -18,6 +18,11 @@ pub(crate) fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
+/// Bytes [`put_uvarint`] writes for `v`.
+pub(crate) fn uvarint_len(v: u64) -> u32 {
+    (64 - (v | 1).leading_zeros()).div_ceil(7)
+}
+
 /// Reads an unsigned LEB128 varint from the front of `buf`, advancing it; `None` when it is
 /// truncated or longer than ten bytes.
 pub(crate) fn get_uvarint(buf: &mut &[u8]) -> Option<u64> {
@@ -46,6 +51,7 @@ mod tests {
             let mut s = buf.as_slice();
             assert_eq!(get_uvarint(&mut s), Some(zigzag(v)));
             assert!(s.is_empty());
+            assert_eq!(uvarint_len(zigzag(v)) as usize, buf.len());
         }
         assert_eq!(get_uvarint(&mut &[0x80u8, 0x80][..]), None);
     }

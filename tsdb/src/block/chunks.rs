@@ -179,8 +179,9 @@ impl ChunkReader {
     }
 }
 
-/// Splits the frame at the front of `bytes`: the chunk and the frame's whole length.
-fn frame(bytes: &[u8]) -> Result<(&[u8], usize), String> {
+/// Splits the frame at the front of `bytes`: the chunk and the frame's whole length. Head
+/// chunk files (`head_chunks.rs`) frame their chunks the same way.
+pub(crate) fn frame(bytes: &[u8]) -> Result<(&[u8], usize), String> {
     let mut rest = bytes;
     let len = get_uvarint(&mut rest).ok_or("torn frame length")? as usize;
     let start = bytes.len() - rest.len();

@@ -6,7 +6,7 @@
 //! so a damaged block is found and moved aside at start-up rather than answering queries
 //! with garbage. Reading goes through read-only mmaps (`mmap.rs`).
 
-mod chunks;
+pub(crate) mod chunks;
 mod index;
 pub(crate) mod meta;
 pub(crate) mod writer;

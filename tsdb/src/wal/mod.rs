@@ -74,6 +74,10 @@ struct SyncState {
     failed: Vec<(u64, u64, String)>,
 }
 
+/// What [`Wal::seal`] returns: the new segment's index, the newest sample time of each
+/// earlier segment, and the position written so far.
+pub(crate) type Sealed = (u64, Vec<(u64, i64)>, u64);
+
 /// What replay found, for the start-up log line and the tests.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReplayStats {
@@ -86,6 +90,12 @@ pub struct ReplayStats {
     pub records: usize,
     /// Segments cut back at a torn or corrupt frame, or removed for a torn header.
     pub repaired: usize,
+    /// The first segment of the checkpoint replay started from (segments before it were
+    /// not read); `None` when there was none or it failed its checks.
+    pub checkpoint: Option<u64>,
+    /// Series the checkpoint held, and their closed chunks mapped from head chunk files.
+    pub checkpoint_series: usize,
+    pub mapped_chunks: usize,
 }
 
 impl std::fmt::Debug for Wal {
@@ -102,19 +112,22 @@ fn poisoned() -> std::io::Error {
 }
 
 impl Wal {
-    /// Opens the WAL in `dir` (created if missing): replays every segment in order through
-    /// `on_record` (with the segment's index), repairs a damaged tail, and starts a new
-    /// segment for writing.
+    /// Opens the WAL in `dir` (created if missing): replays every segment from
+    /// `from.0` on in order through `on_record` (with the segment's index), repairs a
+    /// damaged tail, and starts a new segment for writing. Earlier segments, which a
+    /// checkpoint covers, are not read; `from.1` gives their newest sample times.
     pub(crate) fn open(
         dir: &Path,
         segment_bytes: u64,
+        from: (u64, &[(u64, i64)]),
         mut on_record: impl FnMut(u64, Record),
     ) -> Result<(Wal, ReplayStats), Error> {
         std::fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
         let mut stats = ReplayStats::default();
-        let mut max_times = BTreeMap::new();
+        let mut max_times: BTreeMap<u64, i64> = from.1.iter().copied().collect();
         let segments = segment::list(dir)?;
-        for (index, path) in &segments {
+        max_times.retain(|i, _| segments.iter().any(|(s, _)| s == i));
+        for (index, path) in segments.iter().filter(|(i, _)| *i >= from.0) {
             stats.segments += 1;
             stats.first_segment.get_or_insert(*index);
             stats.last_segment = Some(*index);
@@ -246,8 +259,8 @@ impl Wal {
     /// Seals the current segment and deletes every segment whose samples are all older
     /// than `t` (all in blocks, the newest of which ends at `t`); returns how many went.
     ///
-    /// No checkpoint is needed: segments are self-describing, so the ones that stay
-    /// replay without those that went. Samples older than `t` in the segments that stay
+    /// Segments are self-describing, so the ones that stay replay without those that
+    /// went (a checkpoint only lets replay skip segments; it deletes none). Samples older than `t` in the segments that stay
     /// are skipped on replay (the blocks hold them).
     pub(crate) fn truncate(&self, t: i64) -> Result<usize, Error> {
         let mut w = self
@@ -273,6 +286,24 @@ impl Wal {
                 .map_err(Error::io("sync", &self.dir))?;
         }
         Ok(removed)
+    }
+
+    /// Seals the current segment (if it holds anything) so that the next record goes to a
+    /// new one. Returns that new segment's index, the newest sample time of each earlier
+    /// segment, and the position written so far.
+    pub(crate) fn seal(&self) -> std::io::Result<Sealed> {
+        let mut w = self.lock_writer()?;
+        if w.len > segment::HEADER_LEN || w.max_times.contains_key(&w.index) {
+            self.start_segment(&mut w)?;
+        }
+        let index = w.index;
+        let below = w.max_times.range(..index).map(|(i, t)| (*i, *t)).collect();
+        Ok((index, below, w.written))
+    }
+
+    /// Record bytes written since open.
+    pub(crate) fn written(&self) -> u64 {
+        self.lock_writer().map_or(0, |w| w.written)
     }
 
     /// Bytes of every segment, for size-based retention.
