@@ -4,15 +4,17 @@
 //!   same objects with `kubectl kustomize` where kubectl is installed), every object validates
 //!   with `kubernetes-validate --strict` against three Kubernetes versions, references resolve,
 //!   selectors match, and the agent and server carry the settings an operator relies on.
-//! - `config`: the rules, server config and Alertmanager config in the generated ConfigMap load
-//!   with Vigil's own loaders and the real binary.
+//! - `config`: the rules, server config and Alertmanager config in the server's ConfigMap load
+//!   with Vigil's own loaders and the real binary (and the rules with the real promtool); the
+//!   agent's scrape config loads with the agent's loader.
 //! - `workloads`: the real `vigil` binary runs with the StatefulSet's and the DaemonSet's
 //!   arguments, mount paths mapped to temp dirs, and the agent's data reaches the server.
 //! - `image`: the Dockerfile builds with `deploy/build-binary.sh` and ships only the binary.
 //! - `helm`: the chart in `deploy/helm/vigil`, rendered by the real `helm template`, gives the
-//!   kustomize objects with default values and applies every value it documents.
+//!   kustomize objects with default values and applies every value it documents; the configs
+//!   it renders from customised values pass the binary's loaders, which refuse broken ones.
 //!
-//! Tools that are not Rust (`kubectl`, `kubernetes-validate`, `helm`) follow the suite's rule: a test
+//! Tools that are not Rust (`kubectl`, `kubernetes-validate`, `helm`, `promtool`) follow the suite's rule: a test
 //! needing one skips, saying so, only when it is missing and CI is not "true".
 
 // In a test harness a panic is a failed test with its message, which is what we want.

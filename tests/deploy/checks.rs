@@ -1,8 +1,10 @@
 //! What the API server would refuse or a cluster would break on, but schema validation
 //! (`kubernetes-validate`) accepts: selectors that miss their pods, mounts of volumes that do
 //! not exist, references to ConfigMaps, Secrets, ServiceAccounts, PriorityClasses and roles
-//! that are not rendered, probes and Service ports aimed at ports no container exposes.
-//! `problems` returns every finding as a sentence naming the object, so one run shows all.
+//! that are not rendered, probes and Service ports aimed at ports no container exposes, file
+//! flags naming a key their ConfigMap or Secret lacks, and stores whose retention sizes do not
+//! fit the claim they live on. `problems` returns every finding as a sentence naming the
+//! object, so one run shows all.
 
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -182,6 +184,8 @@ fn check_workload(obj: &Value, index: &Index, id: &str, out: &mut Vec<String>) {
         }
         check_env(c, index, ns, &cid, out);
         check_probes(c, &cid, out);
+        check_file_args(c, pod, index, ns, &cid, out);
+        check_retention_fits(c, spec, &cid, out);
     }
     for v in volumes.difference(&mounted) {
         out.push(format!("{id}: volume {v:?} is declared but never mounted"));
@@ -214,6 +218,129 @@ fn check_volume_source(vol: &Value, index: &Index, ns: &str, id: &str, out: &mut
             }
         }
     }
+}
+
+/// Share of a claim the stores on it may fill through their retention sizes: the rest is for
+/// what retention does not count (the head being compacted, the Alertmanager state), and it
+/// keeps the volume under the 90% at which KubePersistentVolumeFillingUp fires.
+const RETENTION_SHARE_OF_CLAIM: f64 = 0.9;
+
+/// A `--flag=<path>` whose path lies in a ConfigMap or Secret volume must name one of its
+/// keys: the object exists (`check_volume_source`) but the file would not.
+fn check_file_args(
+    c: &Value,
+    pod: &Value,
+    index: &Index,
+    ns: &str,
+    cid: &str,
+    out: &mut Vec<String>,
+) {
+    for m in items(&c["volumeMounts"]) {
+        let Some(vol) = items(&pod["volumes"]).find(|v| v["name"] == m["name"]) else {
+            continue;
+        };
+        let (kind, target) = if !vol["configMap"].is_null() {
+            ("ConfigMap", str_at(&vol["configMap"], "name"))
+        } else if !vol["secret"].is_null() {
+            ("Secret", str_at(&vol["secret"], "secretName"))
+        } else {
+            continue;
+        };
+        let Some(obj) = index.get(kind, ns, target) else {
+            continue;
+        };
+        let dir = format!("{}/", str_at(m, "mountPath").trim_end_matches('/'));
+        for arg in items(&c["args"]).filter_map(Value::as_str) {
+            let Some((flag, key)) = arg
+                .split_once('=')
+                .and_then(|(f, v)| Some((f, v.strip_prefix(&dir)?)))
+            else {
+                continue;
+            };
+            if !has_key(obj, key) {
+                out.push(format!(
+                    "{cid}: {flag} names key {key:?}, which {kind} {target:?} does not have"
+                ));
+            }
+        }
+    }
+}
+
+/// Every store (`--storage.<store>.path`) on a volume claim must bound its size with
+/// `--storage.<store>.retention.size`, and the bounds together must stay under
+/// [`RETENTION_SHARE_OF_CLAIM`] of the claim: otherwise the volume fills before retention
+/// deletes anything, and a full volume stops ingestion.
+fn check_retention_fits(c: &Value, spec: &Value, cid: &str, out: &mut Vec<String>) {
+    let args: Vec<&str> = items(&c["args"]).filter_map(Value::as_str).collect();
+    let flag = |name: &str| {
+        args.iter()
+            .find_map(|a| a.strip_prefix(name)?.strip_prefix('='))
+    };
+    for claim in items(&spec["volumeClaimTemplates"]) {
+        let claim_name = claim["metadata"]["name"].as_str().unwrap_or_default();
+        let Some(mount) = items(&c["volumeMounts"]).find(|m| m["name"] == claim_name) else {
+            continue;
+        };
+        let dir = str_at(mount, "mountPath");
+        let requested = str_at(&claim["spec"]["resources"]["requests"], "storage");
+        let Some(capacity) = quantity_bytes(requested) else {
+            out.push(format!(
+                "{cid}: claim {claim_name:?} requests {requested:?}, not a size"
+            ));
+            continue;
+        };
+        let mut total = 0u64;
+        for arg in &args {
+            let Some((store, path)) = arg
+                .strip_prefix("--storage.")
+                .and_then(|a| a.split_once(".path="))
+            else {
+                continue;
+            };
+            if !path.starts_with(dir) {
+                continue;
+            }
+            match flag(&format!("--storage.{store}.retention.size")).map(tsdb::parse_bytes) {
+                Some(Ok(bytes)) if bytes > 0 => total += bytes,
+                Some(Err(e)) => out.push(format!("{cid}: --storage.{store}.retention.size: {e}")),
+                _ => out.push(format!(
+                    "{cid}: store {store:?} on claim {claim_name:?} has no size bound \
+                     (--storage.{store}.retention.size): it grows until the volume is full"
+                )),
+            }
+        }
+        if total as f64 > capacity as f64 * RETENTION_SHARE_OF_CLAIM {
+            out.push(format!(
+                "{cid}: retention sizes add up to {total} bytes, more than {}% of claim \
+                 {claim_name:?} ({requested})",
+                RETENTION_SHARE_OF_CLAIM * 100.0
+            ));
+        }
+    }
+}
+
+/// A Kubernetes quantity in bytes: a number with an optional binary (`Ki`..`Ei`) or decimal
+/// (`k`..`E`) suffix; None for anything else.
+fn quantity_bytes(q: &str) -> Option<u64> {
+    const SUFFIXES: &[(&str, u64)] = &[
+        ("Ki", 1 << 10),
+        ("Mi", 1 << 20),
+        ("Gi", 1 << 30),
+        ("Ti", 1 << 40),
+        ("Pi", 1 << 50),
+        ("Ei", 1 << 60),
+        ("k", 1_000),
+        ("M", 1_000_000),
+        ("G", 1_000_000_000),
+        ("T", 1_000_000_000_000),
+        ("P", 1_000_000_000_000_000),
+        ("E", 1_000_000_000_000_000_000),
+    ];
+    let (number, factor) = SUFFIXES
+        .iter()
+        .find_map(|(suffix, factor)| Some((q.strip_suffix(suffix)?, *factor)))
+        .unwrap_or((q, 1));
+    number.parse::<u64>().ok()?.checked_mul(factor)
 }
 
 fn check_env(c: &Value, index: &Index, ns: &str, cid: &str, out: &mut Vec<String>) {

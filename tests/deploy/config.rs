@@ -1,13 +1,16 @@
-//! The server's ConfigMap: the default rules load with Vigil's rule loader, every expression
+//! The ConfigMaps: the server's default rules load with Vigil's rule loader, every expression
 //! passes the engine's check and fires on the data it is about (and only then), every alert
-//! carries a runbook, and the Alertmanager config loads and reads Slack's URL from the Secret.
+//! carries a runbook, the Alertmanager config loads and reads Slack's URL from the Secret, and
+//! the whole server ConfigMap passes `vigil check`; the agent's scrape config loads with the
+//! agent's own loader.
 
 use crate::{object, object_prefixed};
 use alertmanager::{AlertmanagerConfig, Rule};
 use model::{Appender, Labels, MemStorage, Sample, Series};
 use promql::{Engine, EngineOptions, Value as PromValue};
+use serde_json::{Map, Value};
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The alerts the issue asks the default rules to cover.
@@ -20,6 +23,7 @@ const EXPECTED_ALERTS: &[&str] = &[
     "KubeContainerOOMKilled",
     "CPUThrottlingHigh",
     "KubePersistentVolumeFillingUp",
+    "PersistentVolumeAlmostFull",
     "VigilAgentNotShipping",
 ];
 
@@ -258,6 +262,60 @@ fn default_rules_fire_on_what_they_are_about() {
         ],
     );
     assert_eq!(fired, [r#"{namespace="db", persistentvolumeclaim="a"}"#]);
+
+    // Seen from the node: a nearly full root filesystem, a nearly full CSI volume mounted in
+    // a pod, a roomy in-tree volume. Each alert takes its own kind of mount.
+    let size = every_15s(NOW - 300_000, NOW, |_| 100.0);
+    let (low, roomy) = (
+        every_15s(NOW - 300_000, NOW, |_| 4.0),
+        every_15s(NOW - 300_000, NOW, |_| 70.0),
+    );
+    let csi = "/var/lib/kubelet/pods/0b7c/volumes/kubernetes.io~csi/pvc-1f2e/mount";
+    let in_tree = "/var/lib/kubelet/pods/9a1d/volumes/kubernetes.io~aws-ebs/pvc-77aa";
+    let fs = |name: &'static str, mountpoint: &'static str| -> [(&'static str, &'static str); 6] {
+        [
+            ("__name__", name),
+            ("job", "node"),
+            ("instance", "n1"),
+            ("device", "/dev/nvme1n1"),
+            ("fstype", "ext4"),
+            ("mountpoint", mountpoint),
+        ]
+    };
+    let (root_size, root_avail) = (
+        fs("node_filesystem_size_bytes", "/"),
+        fs("node_filesystem_avail_bytes", "/"),
+    );
+    let (csi_size, csi_avail) = (
+        fs("node_filesystem_size_bytes", csi),
+        fs("node_filesystem_avail_bytes", csi),
+    );
+    let (tree_size, tree_avail) = (
+        fs("node_filesystem_size_bytes", in_tree),
+        fs("node_filesystem_avail_bytes", in_tree),
+    );
+    let node_view: [Fixture; 6] = [
+        (&root_size, &size),
+        (&root_avail, &low),
+        (&csi_size, &size),
+        (&csi_avail, &low),
+        (&tree_size, &size),
+        (&tree_avail, &roomy),
+    ];
+    let fired = fires(&rules, "NodeFilesystemAlmostOutOfSpace", &node_view);
+    assert_eq!(
+        fired,
+        [r#"{device="/dev/nvme1n1", fstype="ext4", instance="n1", job="node", mountpoint="/"}"#]
+    );
+    let fired = fires(&rules, "PersistentVolumeAlmostFull", &node_view);
+    assert_eq!(fired, [r#"{instance="n1", persistentvolume="pvc-1f2e"}"#]);
+    // Once the kubelet's volume stats arrive, KubePersistentVolumeFillingUp speaks instead.
+    let with_kubelet: Vec<Fixture> = node_view
+        .iter()
+        .copied()
+        .chain([(&ca as &[(&str, &str)], &capacity[..])])
+        .collect();
+    assert!(fires(&rules, "PersistentVolumeAlmostFull", &with_kubelet).is_empty());
 }
 
 #[test]
@@ -309,29 +367,44 @@ fn alertmanager_config_loads_and_reads_slack_url_from_the_secret() {
 /// `vigil check rules` and `vigil check alertmanager-config`.
 #[test]
 fn configmap_passes_vigil_check() {
-    let (dir, files) = config_dir();
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
-            .args(args)
-            .current_dir(dir.path())
-            .env("VIGIL_LOG", "error")
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
+    let cm = object_prefixed("ConfigMap", "vigil-server-config-");
+    vigil_check_server_config(cm["data"].as_object().unwrap()).unwrap();
+}
+
+/// `vigil <args>` in `dir`: its stdout, or stdout and stderr when it fails.
+fn vigil_in(dir: &Path, args: &[&str]) -> Result<String, String> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(args)
+        .current_dir(dir)
+        .env("VIGIL_LOG", "error")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if out.status.success() {
+        Ok(stdout)
+    } else {
+        Err(format!(
             "vigil {args:?}: {stdout}{}",
             String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
-    };
-    let rule_files: Vec<String> = files
-        .iter()
-        .filter_map(|p| p.file_name()?.to_str())
+        ))
+    }
+}
+
+/// Runs the server ConfigMap `data` (file name → text) through `vigil check config`,
+/// `vigil check rules` and `vigil check alertmanager-config` as the pod sees the files; the
+/// error is the failing command's output.
+pub fn vigil_check_server_config(data: &Map<String, Value>) -> Result<(), String> {
+    let dir = tempfile::tempdir().unwrap();
+    for (key, text) in data {
+        std::fs::write(dir.path().join(key), text.as_str().unwrap()).unwrap();
+    }
+    let run = |args: &[&str]| vigil_in(dir.path(), args);
+    let rule_files: Vec<&str> = data
+        .keys()
+        .map(String::as_str)
         .filter(|n| n.ends_with(".rules.yml"))
-        .map(str::to_string)
         .collect();
-    let out = run(&["check", "config", "vigil.yml"]);
+    let out = run(&["check", "config", "vigil.yml"])?;
     assert!(
         out.contains(&format!(
             "  SUCCESS: {} rule files found\n",
@@ -340,13 +413,91 @@ fn configmap_passes_vigil_check() {
         "{out}"
     );
     let mut args = vec!["check", "rules"];
-    args.extend(rule_files.iter().map(String::as_str));
-    let out = run(&args);
+    args.extend(&rule_files);
+    let out = run(&args)?;
     assert_eq!(
         out.matches("  SUCCESS: ").count(),
         rule_files.len(),
         "{out}"
     );
-    let out = run(&["check", "alertmanager-config", "alertmanager.yml"]);
+    let out = run(&["check", "alertmanager-config", "alertmanager.yml"])?;
     assert!(out.contains("  SUCCESS\n"), "{out}");
+    Ok(())
+}
+
+/// The agent's scrape config as its ConfigMap holds it, loaded with the agent's own loader
+/// (`collector::ScrapeFile`, what `vigil agent --config.file` calls; unknown keys are errors).
+pub fn load_agent_config(cm: &Value) -> Result<collector::ScrapeFile, String> {
+    let text = cm["data"]["agent.yml"]
+        .as_str()
+        .ok_or("the agent ConfigMap has no agent.yml")?;
+    collector::ScrapeFile::parse(text).map_err(|e| e.to_string())
+}
+
+#[test]
+fn agent_config_loads_and_scrapes_annotated_pods_as_the_flag_does() {
+    let cm = object_prefixed("ConfigMap", "vigil-agent-config-");
+    let file = load_agent_config(cm).unwrap();
+    let jobs: Vec<&str> = file
+        .scrape_configs
+        .iter()
+        .map(|j| j.job_name.as_str())
+        .collect();
+    assert_eq!(jobs, ["kubernetes-pods"]);
+    // Written out so operators can change it, but the same job as --scrape.kubernetes-pods.
+    assert_eq!(
+        file.scrape_configs[0],
+        collector::ScrapeConfig::annotated_pods().unwrap()
+    );
+    assert!(file.pools().is_ok());
+
+    // The loader is strict: a typo'd key in the same file is refused by name.
+    let text = cm["data"]["agent.yml"]
+        .as_str()
+        .unwrap()
+        .replace("honor_labels:", "honour_labels:");
+    let err = collector::ScrapeFile::parse(&text).unwrap_err().to_string();
+    assert!(err.contains("honour_labels"), "{err}");
+}
+
+/// The volume alerts' unit tests (`tests/deploy/volumes.test.yml`, promtool's format) pass
+/// under `vigil test rules` and under the real `promtool test rules`: both engines read the
+/// rules' `label_replace`, regexes and `unless on ()` the same way. promtool also checks every
+/// rule file of the ConfigMap, so the rules move to a Prometheus unchanged.
+#[test]
+fn rules_pass_vigil_and_promtool_alike() {
+    let (dir, files) = config_dir();
+    std::fs::copy(
+        crate::repo().join("tests/deploy/volumes.test.yml"),
+        dir.path().join("volumes.test.yml"),
+    )
+    .unwrap();
+    let out = vigil_in(dir.path(), &["test", "rules", "volumes.test.yml"]).unwrap();
+    assert!(out.contains("  SUCCESS\n"), "{out}");
+
+    if !crate::tool_available("promtool", &["--version"], "apt install prometheus") {
+        return;
+    }
+    let promtool = |args: &[&str]| {
+        let out = std::process::Command::new("promtool")
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "promtool {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    promtool(&["test", "rules", "volumes.test.yml"]);
+    let mut args = vec!["check", "rules"];
+    args.extend(
+        files
+            .iter()
+            .filter_map(|p| p.file_name()?.to_str())
+            .filter(|n| n.ends_with(".rules.yml")),
+    );
+    promtool(&args);
 }

@@ -230,6 +230,37 @@ fn checks_catch_broken_manifests() {
                     .push(json!({"name": "spare", "emptyDir": {}}));
             }),
         ),
+        (
+            "--config.file names key \"scrape.yml\", which ConfigMap",
+            Box::new(|o| {
+                let c = &mut find(o, "DaemonSet", "vigil-agent")["spec"]["template"]["spec"]
+                    ["containers"][0];
+                for arg in c["args"].as_array_mut().unwrap() {
+                    if arg.as_str().unwrap().starts_with("--config.file=") {
+                        *arg = json!("--config.file=/etc/vigil/agent/scrape.yml");
+                    }
+                }
+            }),
+        ),
+        (
+            "store \"logs\" on claim \"data\" has no size bound",
+            Box::new(|o| {
+                let c = &mut find(o, "StatefulSet", "vigil-server")["spec"]["template"]["spec"]
+                    ["containers"][0];
+                c["args"].as_array_mut().unwrap().retain(|a| {
+                    !a.as_str()
+                        .unwrap()
+                        .starts_with("--storage.logs.retention.size=")
+                });
+            }),
+        ),
+        (
+            "retention sizes add up to",
+            Box::new(|o| {
+                find(o, "StatefulSet", "vigil-server")["spec"]["volumeClaimTemplates"][0]["spec"]
+                    ["resources"]["requests"]["storage"] = json!("16Gi");
+            }),
+        ),
     ];
     for (expected, edit) in cases {
         let found = problems_after(edit);
@@ -335,6 +366,31 @@ fn agent_runs_on_every_node_with_least_privilege() {
         "the flag and the declared port agree"
     );
 
+    // What it scrapes besides the node comes from its ConfigMap, mounted read-only; the job
+    // the flag would add is in the file instead (twice would be a duplicate job).
+    let config = args(ds)
+        .iter()
+        .find_map(|a| a.strip_prefix("--config.file="))
+        .expect("--config.file");
+    let mount = c["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| config.starts_with(m["mountPath"].as_str().unwrap()))
+        .expect("--config.file is on a mount");
+    assert_eq!(mount["readOnly"], true);
+    let volume = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == mount["name"])
+        .unwrap();
+    assert!(volume["configMap"]["name"]
+        .as_str()
+        .unwrap()
+        .starts_with("vigil-agent-config-"));
+    assert!(!args(ds).contains(&"--scrape.kubernetes-pods"));
+
     // The ClusterRole reads and never writes.
     let role = object("ClusterRole", "vigil-agent");
     for rule in role["rules"].as_array().unwrap() {
@@ -376,6 +432,20 @@ fn server_is_guaranteed_persistent_and_drains_gracefully() {
             .find_map(|a| a.strip_prefix(flag))
             .unwrap_or_else(|| panic!("{flag} is set"));
         assert!(path.starts_with(data_dir), "{flag}{path} is on the volume");
+    }
+    // Both stores are bounded by age and by size (the sizes fitting the claim is a check of
+    // `checks::problems`, run on these objects in references_resolve_and_selectors_match).
+    for flag in [
+        "--storage.tsdb.retention.time=",
+        "--storage.tsdb.retention.size=",
+        "--storage.logs.retention.time=",
+        "--storage.logs.retention.size=",
+    ] {
+        let set: Vec<&str> = args(sts)
+            .into_iter()
+            .filter(|a| a.starts_with(flag))
+            .collect();
+        assert_eq!(set.len(), 1, "{flag} once: {set:?}");
     }
     let grace = sts["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
         .as_u64()

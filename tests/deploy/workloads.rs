@@ -5,7 +5,7 @@
 //! rule files and Alertmanager config in the ConfigMap load through the binary's own flags,
 //! the probes answer where the manifests aim them, and the agent's data reaches the server.
 
-use crate::{object, rendered};
+use crate::{object, object_prefixed};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -134,14 +134,14 @@ fn materialize(workload: &Value, name: &str, read_only: bool, at: &Path) -> Path
 }
 
 /// A running `vigil` process, killed on drop, with its stderr collected.
-struct Process {
+pub(crate) struct Process {
     child: Child,
-    log: Arc<Mutex<String>>,
+    pub(crate) log: Arc<Mutex<String>>,
     lines: mpsc::Receiver<String>,
 }
 
 impl Process {
-    fn start(args: &[String], env: &[(String, String)]) -> Process {
+    pub(crate) fn start(args: &[String], env: &[(String, String)]) -> Process {
         let mut child = Command::new(BIN)
             .args(args)
             .envs(env.iter().map(|(k, v)| (k, v)))
@@ -165,7 +165,7 @@ impl Process {
     }
 
     /// The first log line containing `needle`, within 30 seconds.
-    fn wait_for_line(&self, needle: &str) -> String {
+    pub(crate) fn wait_for_line(&self, needle: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(30);
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
             match self.lines.recv_timeout(left) {
@@ -178,6 +178,27 @@ impl Process {
     }
 }
 
+impl Process {
+    /// The exit status once the process has exited by itself, within 30 seconds.
+    pub(crate) fn wait_for_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // The reader thread ends at stderr's EOF, closing the channel: then the log
+                // holds everything the process wrote.
+                while self.lines.recv_timeout(Duration::from_secs(5)).is_ok() {}
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still running after 30s; log:\n{}",
+                self.log.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -186,7 +207,7 @@ impl Drop for Process {
 }
 
 /// The value of `key=` in a log line.
-fn field<'a>(line: &'a str, key: &str) -> &'a str {
+pub(crate) fn field<'a>(line: &'a str, key: &str) -> &'a str {
     let start = line
         .find(&format!("{key}="))
         .unwrap_or_else(|| panic!("no {key} in {line:?}"))
@@ -209,11 +230,7 @@ fn start_server() -> (Pod, Process, SocketAddr, String) {
 
 /// The number of rule groups in the rendered ConfigMap's rule files.
 fn rule_group_count() -> usize {
-    let cm = rendered()
-        .iter()
-        .find(|o| o["kind"] == "ConfigMap")
-        .unwrap();
-    cm["data"]
+    object_prefixed("ConfigMap", "vigil-server-config-")["data"]
         .as_object()
         .unwrap()
         .iter()
