@@ -194,6 +194,12 @@ pub struct AgentSources {
           default_missing_value = "true", action = clap::ArgAction::Set)]
     pub cadvisor: bool,
 
+    /// Kubernetes API server this node's pods are listed and watched on (pod, namespace,
+    /// container and image of container metrics); default: the in-cluster API server with the
+    /// pod's ServiceAccount, or none outside a cluster.
+    #[arg(long = "kubernetes.api-server")]
+    pub kubernetes_api_server: Option<String>,
+
     /// Directory of Kubernetes container logs (<namespace>_<pod>_<uid>/<container>/<n>.log).
     #[arg(long = "logs.path", default_value = "/var/log/pods")]
     pub logs_path: PathBuf,

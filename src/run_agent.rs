@@ -11,6 +11,7 @@ pub async fn run(args: AgentArgs, shutdown: CancellationToken) -> anyhow::Result
     cfg.sysfs = s.sysfs;
     cfg.rootfs = s.rootfs;
     cfg.cadvisor = s.cadvisor;
+    cfg.kubernetes_api_server = s.kubernetes_api_server;
     cfg.logs_path = s.logs_path;
     cfg.log_files = s.log_files;
     cfg.max_line_bytes = usize::try_from(s.max_line_size).unwrap_or(usize::MAX);

@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::cadvisor::{CadvisorConfig, CadvisorSource};
+use crate::cadvisor::{CadvisorConfig, CadvisorSource, SharedPods};
 use crate::http::{self, WebState};
 use crate::node::{NodeConfig, DEFAULT_JOB, DEFAULT_PROCFS, DEFAULT_SCRAPE_INTERVAL};
 use crate::scrape::{targets_router, ScrapeFile, Scraper};
@@ -83,6 +83,10 @@ pub struct AgentConfig {
     /// Whether container metrics are read from the cgroup tree under `<sysfs>/fs/cgroup`, as
     /// the kubelet's `/metrics/cadvisor` reports them; default true.
     pub cadvisor: bool,
+    /// The Kubernetes API server this node's pods are watched on (for the pod, namespace,
+    /// container and image of container metrics); default none: the in-cluster API server,
+    /// or no pod watch outside a cluster.
+    pub kubernetes_api_server: Option<String>,
 }
 
 impl AgentConfig {
@@ -108,6 +112,7 @@ impl AgentConfig {
             web_listen_address: None,
             scrape: ScrapeFile::default(),
             cadvisor: true,
+            kubernetes_api_server: None,
         }
     }
 
@@ -148,12 +153,16 @@ pub async fn run_agent(cfg: AgentConfig, shutdown: CancellationToken) -> Result<
         ..NodeConfig::new(&cfg.node_name)
     }
     .build()?;
+    // This node's pods, kept current by the scraper's pod watch, read by the container
+    // collector (and the tailer, for pod labels).
+    let pods = SharedPods::default();
     let cadvisor = match cfg.cadvisor {
         true => Some(
             CadvisorConfig {
                 sysfs: cfg.sysfs.clone(),
                 procfs: cfg.procfs.clone(),
                 interval: cfg.scrape_interval,
+                pods: pods.clone(),
                 ..CadvisorConfig::new(&cfg.node_name)
             }
             .build()?,
@@ -164,6 +173,7 @@ pub async fn run_agent(cfg: AgentConfig, shutdown: CancellationToken) -> Result<
         pods_path: cfg.logs_path.clone(),
         globs: cfg.log_files.clone(),
         max_line_bytes: cfg.max_line_bytes,
+        pods: Some(pods.clone()),
         ..TailConfig::new(&cfg.node_name, &cfg.state_path)
     }
     .build()?;
@@ -171,6 +181,7 @@ pub async fn run_agent(cfg: AgentConfig, shutdown: CancellationToken) -> Result<
         field: "scrape_configs",
         reason: e.to_string(),
     })?;
+    let scraper = scraper.with_pod_index(pods.clone(), cfg.kubernetes_api_server.clone());
     let targets = scraper.targets();
     let web = Arc::new(WebState {
         metrics: AgentMetrics {
@@ -178,6 +189,7 @@ pub async fn run_agent(cfg: AgentConfig, shutdown: CancellationToken) -> Result<
             loki: loki.stats(),
             node: node.stats(),
             tail: tailer.stats(),
+            scrape: scraper.metrics(),
         },
         ready: AtomicBool::new(false),
     });

@@ -85,6 +85,7 @@ mod tests {
                 loki: Arc::default(),
                 node: Arc::default(),
                 tail: Arc::default(),
+                scrape: Arc::default(),
             },
             ready: AtomicBool::new(ready),
         });

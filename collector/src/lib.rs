@@ -63,8 +63,8 @@ pub use agent::{
     run_agent, AgentConfig, DEFAULT_STATE_PATH, DEFAULT_WEB_LISTEN_ADDRESS, SHUTDOWN_FLUSH_TIMEOUT,
 };
 pub use cadvisor::{
-    CadvisorConfig, CadvisorSource, CadvisorStats, PodIndex, SharedPods, CADVISOR_METRICS_PATH,
-    DEFAULT_CADVISOR_JOB,
+    CadvisorConfig, CadvisorSource, CadvisorStats, PodIndex, PodMeta, SharedPods,
+    CADVISOR_METRICS_PATH, DEFAULT_CADVISOR_JOB,
 };
 pub use discovery::{KubernetesSdConfig, Selector, ANNOTATED_PODS_JOB, SERVICE_ACCOUNT_DIR};
 pub use error::Error;
@@ -76,8 +76,9 @@ pub use node::{
 };
 pub use scrape::{
     targets_router, GlobalConfig, GroupUpdate, PoolConfig, ScrapeConfig, ScrapeError, ScrapeFile,
-    Scraper, StaticConfig, TargetGroup, TargetsView, ACCEPT_HEADER, DEFAULT_GLOBAL_SCRAPE_INTERVAL,
-    DEFAULT_METRICS_PATH, DEFAULT_SCHEME, DEFAULT_SCRAPE_TIMEOUT, MAX_BODY_SIZE,
+    ScrapeMetrics, Scraper, StaticConfig, TargetGroup, TargetsView, ACCEPT_HEADER,
+    DEFAULT_GLOBAL_SCRAPE_INTERVAL, DEFAULT_METRICS_PATH, DEFAULT_SCHEME, DEFAULT_SCRAPE_TIMEOUT,
+    MAX_BODY_SIZE,
 };
 pub use ship::{
     render_forward_metrics, Auth, ForwardConfig, ForwardingAppender, QueueConfig, RemoteWriteQueue,
@@ -90,7 +91,7 @@ pub use ship::{
     DEFAULT_QUEUE_CAPACITY, DEFAULT_REQUEST_TIMEOUT, MAX_RETRY_AFTER, USER_AGENT,
 };
 pub use tail::{
-    expand_glob, Position, TailConfig, TailStats, Tailer, DEFAULT_MAX_LINE_BYTES,
+    expand_glob, Position, TailConfig, TailStats, Tailer, APP_LABEL, DEFAULT_MAX_LINE_BYTES,
     DEFAULT_PODS_PATH, DEFAULT_RESCAN_INTERVAL, MIN_MAX_LINE_BYTES, PLAIN_FILE_JOB, POSITIONS_FILE,
     SPLIT_METADATA,
 };

@@ -67,6 +67,8 @@ pub(crate) struct AgentMetrics {
     pub loki: Arc<SinkStats>,
     pub node: Arc<NodeStats>,
     pub tail: Arc<TailStats>,
+    /// The scraper's `prometheus_target_*` and `prometheus_sd_*` families.
+    pub scrape: Arc<crate::scrape::ScrapeMetrics>,
 }
 
 impl AgentMetrics {
@@ -132,6 +134,7 @@ impl AgentMetrics {
         .sample(&[], load(&loki.queued_items));
         out.gauge(FILES_TAILED, "Files the tailer follows.")
             .sample(&[], load(&self.tail.files));
+        out.text.push_str(&self.scrape.render());
 
         let node = &self.node;
         out.family(
@@ -279,6 +282,7 @@ mod tests {
 
     fn metrics() -> AgentMetrics {
         AgentMetrics {
+            scrape: Arc::default(),
             remote_write: Arc::default(),
             loki: Arc::default(),
             node: Arc::default(),

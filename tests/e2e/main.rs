@@ -10,6 +10,7 @@ mod wire;
 
 mod agent;
 mod agent_http;
+mod agent_pods;
 mod alerting;
 mod alerting_api;
 mod alerting_groups;

@@ -219,22 +219,58 @@ async fn a_1_mib_line_with_a_256kb_bound_arrives_in_4_numbered_pieces() {
     assert!(got[0].split.is_none() && got[got.len() - 1].split.is_none());
 }
 
-/// Containers written concurrently.
-const CONTAINERS: usize = 10;
-/// Lines per container: about 2.6 MiB each, so every container rotates twice and its first
-/// rotated file is gzipped.
-const LINES: usize = 20_000;
+/// The size and schedule of one stress run.
+struct Scale {
+    /// Containers written concurrently, one file each (plus its rotated files).
+    containers: usize,
+    /// Lines per container.
+    lines: usize,
+    /// Padding in each line's message, which sets how often a container rotates.
+    pad: usize,
+    /// How long the writers take, so that the kills and the outage land while they write.
+    write_time: Duration,
+    /// Seconds from the start at which the agent is SIGKILLed (and restarted a second later).
+    kills: [u64; 3],
+    /// Seconds from the start during which the receiver answers 503.
+    outage: std::ops::Range<u64>,
+    /// How long the lines may take to arrive after the writers finished.
+    catch_up: Duration,
+}
+
+/// The run in CI: 10 containers × 20,000 lines of about 130 bytes (2.6 MiB each, so every
+/// container rotates twice and its first rotated file is gzipped), a 5 s outage.
+const CI_SCALE: Scale = Scale {
+    containers: 10,
+    lines: 20_000,
+    pad: 80,
+    write_time: Duration::from_secs(16),
+    kills: [3, 7, 12],
+    outage: 7..13,
+    catch_up: Duration::from_secs(35),
+};
+
+/// The issue's full proof, run by hand (`--ignored`): 200 containers × 5,000 lines of about
+/// 500 bytes (1,000,000 lines, 2.4 MiB per container: two rotations, one gzip each) and a
+/// 30 s outage.
+const FULL_SCALE: Scale = Scale {
+    containers: 200,
+    lines: 5_000,
+    pad: 450,
+    write_time: Duration::from_secs(60),
+    kills: [10, 24, 45],
+    outage: 24..54,
+    catch_up: Duration::from_secs(600),
+};
+
 /// kubelet's `containerLogMaxSize` in this test.
 const ROTATE_BYTES: u64 = 1 << 20;
-/// How long the writers take, so that the kills and the outage land while they write.
-const WRITE_TIME: Duration = Duration::from_secs(16);
 /// Lines each container writes per step.
 const LINES_PER_STEP: usize = 250;
 
 /// Line `seq` of container `c` and its timestamp: unique per container and recognisable.
-fn line_of(c: usize, seq: usize) -> (i64, String) {
+fn line_of(c: usize, seq: usize, pad: usize) -> (i64, String) {
     let ts = BASE_NS + (seq as i64) * 1_000;
-    (ts, format!("c{c:02} n{seq:07} {:x<80}", "payload"))
+    (ts, format!("c{c:03} n{seq:07} {:x<pad$}", "payload"))
 }
 
 /// One container's writer: appends CRI lines like a runtime (one open file), and rotates like
@@ -263,10 +299,10 @@ impl Writer {
         self.dir.join(format!("0.log.20240102-{k:06}"))
     }
 
-    fn write(&mut self, c: usize, seqs: std::ops::Range<usize>) {
+    fn write(&mut self, c: usize, seqs: std::ops::Range<usize>, pad: usize) {
         let mut buf = String::new();
         for seq in seqs {
-            let (ts, line) = line_of(c, seq);
+            let (ts, line) = line_of(c, seq, pad);
             buf.push_str(&format!("{} stdout F {line}\n", cri_time(ts)));
         }
         self.file.write_all(buf.as_bytes()).unwrap();
@@ -300,19 +336,20 @@ impl Writer {
     }
 }
 
-/// Writes every container's lines, paced over [`WRITE_TIME`]; returns the rotations done.
-fn write_all(pods: PathBuf) -> usize {
-    let mut writers: Vec<Writer> = (0..CONTAINERS)
-        .map(|c| Writer::new(pods.join(format!("stress_pod-{c:02}_uid-{c:02}/app"))))
+/// Writes every container's lines, paced over the scale's write time; returns the rotations
+/// done.
+fn write_all(pods: PathBuf, scale: &Scale) -> usize {
+    let mut writers: Vec<Writer> = (0..scale.containers)
+        .map(|c| Writer::new(pods.join(format!("stress_pod-{c:03}_uid-{c:03}/app"))))
         .collect();
-    let steps = LINES.div_ceil(LINES_PER_STEP);
+    let steps = scale.lines.div_ceil(LINES_PER_STEP);
     let start = Instant::now();
     for step in 0..steps {
-        let due = start + WRITE_TIME.mul_f64(step as f64 / steps as f64);
+        let due = start + scale.write_time.mul_f64(step as f64 / steps as f64);
         std::thread::sleep(due.saturating_duration_since(Instant::now()));
-        let seqs = step * LINES_PER_STEP..((step + 1) * LINES_PER_STEP).min(LINES);
+        let seqs = step * LINES_PER_STEP..((step + 1) * LINES_PER_STEP).min(scale.lines);
         for (c, w) in writers.iter_mut().enumerate() {
-            w.write(c, seqs.clone());
+            w.write(c, seqs.clone(), scale.pad);
         }
     }
     writers.iter().map(|w| w.rotations).sum()
@@ -325,6 +362,18 @@ fn distinct(r: &Receiver) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_line_arrives_once_through_rotation_gzip_sigkill_and_an_outage() {
+    stress(&CI_SCALE).await;
+}
+
+/// The issue's full scale: `cargo test --test e2e -- --ignored --nocapture
+/// tail_stress::full_scale` (a release build of the binary is not needed; about 3 minutes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the full-scale proof (1,000,000 lines, 200 files, 30 s outage), run by hand"]
+async fn full_scale_every_line_of_200_files_arrives_once_through_kills_and_a_30_s_outage() {
+    stress(&FULL_SCALE).await;
+}
+
+async fn stress(scale: &'static Scale) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
     let pods = root.join("pods");
@@ -334,15 +383,15 @@ async fn every_line_arrives_once_through_rotation_gzip_sigkill_and_an_outage() {
 
     let writer = std::thread::spawn({
         let pods = pods.clone();
-        move || write_all(pods)
+        move || write_all(pods, scale)
     });
     let mut agent = Agent::start(&root, &base, &[]);
     let mut logs = String::new();
-    // Three SIGKILLs a second before each restart, and a 5 s outage between the second and
-    // the third, all while the writers write.
-    for (at, outage) in [(3, false), (7, true), (12, false)] {
+    // Three SIGKILLs, each a second before its restart, and an outage starting at the second,
+    // all while the writers write.
+    for at in scale.kills {
         tokio::time::sleep_until((started + Duration::from_secs(at)).into()).await;
-        if outage {
+        if at == scale.outage.start {
             receiver.down.store(true, Ordering::SeqCst);
         }
         logs.push_str(&agent.log());
@@ -350,15 +399,18 @@ async fn every_line_arrives_once_through_rotation_gzip_sigkill_and_an_outage() {
         tokio::time::sleep(Duration::from_secs(1)).await;
         agent = Agent::start(&root, &base, &[]);
     }
-    tokio::time::sleep_until((started + Duration::from_secs(13)).into()).await;
+    tokio::time::sleep_until((started + Duration::from_secs(scale.outage.end)).into()).await;
     receiver.down.store(false, Ordering::SeqCst);
     let rotations = tokio::task::spawn_blocking(move || writer.join().unwrap())
         .await
         .unwrap();
-    assert!(rotations >= 2 * CONTAINERS, "every container rotated twice");
+    assert!(
+        rotations >= 2 * scale.containers,
+        "every container rotated twice"
+    );
 
-    let total = CONTAINERS * LINES;
-    let deadline = Instant::now() + Duration::from_secs(35);
+    let total = scale.containers * scale.lines;
+    let deadline = Instant::now() + scale.catch_up;
     while distinct(&receiver) < total && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -392,20 +444,20 @@ async fn every_line_arrives_once_through_rotation_gzip_sigkill_and_an_outage() {
         missing,
         0,
         "{missing} of {total} lines never arrived after {elapsed:?}; missing per pod: {}\nlog:\n{logs}",
-        missing_ranges(&by_pod)
+        missing_ranges(&by_pod, scale)
     );
-    assert_eq!(by_pod.len(), CONTAINERS);
-    for c in 0..CONTAINERS {
-        let lines = &by_pod[&format!("pod-{c:02}")];
+    assert_eq!(by_pod.len(), scale.containers);
+    for c in 0..scale.containers {
+        let lines = &by_pod[&format!("pod-{c:03}")];
         let got = lines
             .values()
             .fold(0u64, |s, l| s.wrapping_add(fnv(l.as_bytes())));
-        let want = (0..LINES).fold(0u64, |s, seq| {
-            s.wrapping_add(fnv(line_of(c, seq).1.as_bytes()))
+        let want = (0..scale.lines).fold(0u64, |s, seq| {
+            s.wrapping_add(fnv(line_of(c, seq, scale.pad).1.as_bytes()))
         });
         assert_eq!(
             (lines.len(), got),
-            (LINES, want),
+            (scale.lines, want),
             "pod {c}: count and checksum of the lines received"
         );
     }
@@ -414,22 +466,23 @@ async fn every_line_arrives_once_through_rotation_gzip_sigkill_and_an_outage() {
         "the outage was seen"
     );
     println!(
-        "tail stress: {total} lines in {CONTAINERS} containers, {rotations} rotations, all \
+        "tail stress: {total} lines in {} containers, {rotations} rotations, all \
          arrived in {elapsed:?}; {resent} re-sent identical entries, {out_of_order} first \
          arrivals out of order, {} pushes refused",
+        scale.containers,
         receiver.refused.load(Ordering::Relaxed)
     );
 }
 
 /// The line numbers missing per pod, as ranges, for the failure message.
-fn missing_ranges(by_pod: &BTreeMap<String, BTreeMap<i64, String>>) -> String {
+fn missing_ranges(by_pod: &BTreeMap<String, BTreeMap<i64, String>>, scale: &Scale) -> String {
     let mut out = String::new();
-    for c in 0..CONTAINERS {
-        let pod = format!("pod-{c:02}");
+    for c in 0..scale.containers {
+        let pod = format!("pod-{c:03}");
         let got = by_pod.get(&pod);
         let mut ranges: Vec<(usize, usize)> = Vec::new();
-        for seq in 0..LINES {
-            let ts = line_of(c, seq).0;
+        for seq in 0..scale.lines {
+            let ts = line_of(c, seq, scale.pad).0;
             if got.is_some_and(|g| g.contains_key(&ts)) {
                 continue;
             }
@@ -450,4 +503,51 @@ fn fnv(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
+}
+
+/// The agent's resident memory while it follows 500 container files (the issue's bound is
+/// 50 MiB), printed: `cargo test --test e2e -- --ignored --nocapture tail_stress::resident`.
+/// Each file gets 2,000 lines first, then the agent keeps following all 500 while writers
+/// append to them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, run by hand"]
+async fn resident_memory_while_following_500_files() {
+    const FILES: usize = 500;
+    const LINES: usize = 2_000;
+    let dir = tempfile::tempdir().unwrap();
+    let pods = dir.path().join("pods");
+    let mut writers: Vec<Writer> = (0..FILES)
+        .map(|c| Writer::new(pods.join(format!("mem_pod-{c:03}_uid-{c:03}/app"))))
+        .collect();
+    for (c, w) in writers.iter_mut().enumerate() {
+        w.write(c, 0..LINES, 80);
+    }
+    let (base, receiver) = start_receiver().await;
+    let agent = Agent::start(dir.path(), &base, &[]);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while distinct(&receiver) < FILES * LINES {
+        assert!(Instant::now() < deadline, "lines did not arrive");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Keep appending for a while so the agent follows 500 live files, not idle ones.
+    for round in 1..=10 {
+        for (c, w) in writers.iter_mut().enumerate() {
+            w.write(c, LINES * round..LINES * round + 50, 80);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let status = std::fs::read_to_string(format!("/proc/{}/status", agent.child.id())).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .map(|l| l.split_whitespace().nth(1).unwrap_or("?").to_string())
+            .unwrap_or_default()
+    };
+    println!(
+        "tail memory: {FILES} files followed, {} lines received; agent VmRSS {} kB, VmHWM {} kB",
+        distinct(&receiver),
+        field("VmRSS:"),
+        field("VmHWM:")
+    );
 }

@@ -2,6 +2,9 @@
 //! (one hierarchy per controller, joined by relative path), read the way runc's cgroup
 //! library reads them for cAdvisor. A cgroup may vanish between listing and reading, so every
 //! file is optional: what cannot be read is left out, never guessed.
+//!
+//! The v2 root cgroup has no `memory.current`: its usage is `anon + file` of its
+//! `memory.stat` and its swap comes from `<procfs>/meminfo`, as runc emulates it for cAdvisor.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -28,6 +31,17 @@ pub(crate) enum Version {
 pub(crate) struct Tree {
     pub root: PathBuf,
     pub version: Version,
+    /// The procfs root, for the v2 root cgroup's swap (`meminfo`).
+    pub procfs: PathBuf,
+}
+
+/// Cumulative stall times of one resource from a cgroup's `<resource>.pressure` file, in µs.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct Pressure {
+    /// `some total=`: time some tasks waited.
+    pub some_us: u64,
+    /// `full total=`: time no task could make progress (absent for CPU before 5.13).
+    pub full_us: u64,
 }
 
 /// Per-device block I/O of one cgroup.
@@ -55,6 +69,19 @@ pub(crate) struct Stats {
     pub memory_cache: Option<u64>,
     pub memory_swap: Option<u64>,
     pub memory_failcnt: Option<u64>,
+    /// `memory.peak` (v2, kernel 5.19+) or `memory.max_usage_in_bytes` (v1).
+    pub memory_max_usage: Option<u64>,
+    pub memory_mapped_file: Option<u64>,
+    /// v1 `memory.kmem.usage_in_bytes`; v2 has no such figure.
+    pub memory_kernel: Option<u64>,
+    pub memory_active_file: Option<u64>,
+    pub memory_inactive_file: Option<u64>,
+    /// `pgfault` of the cgroup itself and of its hierarchy (equal on v2).
+    pub pgfault: Option<(u64, u64)>,
+    /// `pgmajfault`, the same way.
+    pub pgmajfault: Option<(u64, u64)>,
+    /// `cpu.pressure`, `memory.pressure`, `io.pressure` (v2 with PSI only).
+    pub pressure: [Option<Pressure>; 3],
     pub oom_kills: Option<u64>,
     pub io: Vec<DeviceIo>,
     pub processes: Option<u64>,
@@ -69,13 +96,24 @@ pub(crate) struct Stats {
     pub spec_memory_limit: Option<u64>,
     /// Seconds since the epoch: the oldest modification time of the cgroup's directories.
     pub start_time: Option<f64>,
+    /// The processes directly in the cgroup (`cgroup.procs`), for their network namespace
+    /// and open files.
+    pub pids: Vec<u32>,
+    /// Open file descriptors and, of those, sockets, over [`Stats::pids`].
+    pub fds: Option<u64>,
+    pub sockets: Option<u64>,
+}
+
+impl Stats {
     /// A process of the cgroup, for reading its network namespace.
-    pub first_pid: Option<u32>,
+    pub fn first_pid(&self) -> Option<u32> {
+        self.pids.first().copied()
+    }
 }
 
 impl Tree {
     /// Detects the layout under `root`: v2 when the root itself lists `cgroup.controllers`.
-    pub fn detect(root: &Path) -> Option<Tree> {
+    pub fn detect(root: &Path, procfs: &Path) -> Option<Tree> {
         let version = if root.join("cgroup.controllers").is_file() {
             Version::V2
         } else if V1_CONTROLLERS.iter().any(|c| root.join(c).is_dir()) {
@@ -86,6 +124,7 @@ impl Tree {
         Some(Tree {
             root: root.to_path_buf(),
             version,
+            procfs: procfs.to_path_buf(),
         })
     }
 
@@ -158,9 +197,25 @@ impl Tree {
             // subtracts memory.current again: the result is swap.current.
             s.memory_swap = file("memory.swap.current").and_then(|v| number(&v));
         }
+        if s.memory_usage.is_none() && cgroup == "/" {
+            self.root_memory_v2(&mut s, memory_stat.as_deref());
+        } else if s.memory_usage.is_some() {
+            s.memory_max_usage = Some(file("memory.peak").and_then(|v| number(&v)).unwrap_or(0));
+        }
         s.memory_rss = mem_key("anon");
         s.memory_cache = mem_key("file");
-        s.spec_memory_limit = file("memory.max").as_deref().and_then(parse_limit);
+        s.memory_mapped_file = mem_key("file_mapped");
+        s.memory_active_file = mem_key("active_file");
+        s.memory_inactive_file = mem_key("inactive_file");
+        // v2 counts faults hierarchically only; cAdvisor reports the figure for both scopes.
+        s.pgfault = mem_key("pgfault").map(|v| (v, v));
+        s.pgmajfault = mem_key("pgmajfault").map(|v| (v, v));
+        for (i, resource) in ["cpu", "memory", "io"].iter().enumerate() {
+            s.pressure[i] = file(&format!("{resource}.pressure")).and_then(|t| parse_pressure(&t));
+        }
+        if s.spec_memory_limit.is_none() {
+            s.spec_memory_limit = file("memory.max").as_deref().and_then(parse_limit);
+        }
         s.oom_kills = file("memory.events").and_then(|e| keyed(&e, "oom_kill"));
         s.io = file("io.stat")
             .map(|t| parse_io_stat(&t))
@@ -168,6 +223,32 @@ impl Tree {
         self.pids(&mut s, "pids", cgroup);
         self.procs_and_start(&mut s, &["" as &str], cgroup);
         s
+    }
+
+    /// The v2 root's memory, which has no `memory.current`: usage is `anon + file`, swap is
+    /// the host's swap in use, the limit is none and no peak is known.
+    fn root_memory_v2(&self, s: &mut Stats, memory_stat: Option<&str>) {
+        let Some(stat) = memory_stat else { return };
+        let usage = keyed(stat, "anon")
+            .unwrap_or(0)
+            .saturating_add(keyed(stat, "file").unwrap_or(0));
+        s.memory_usage = Some(usage);
+        s.memory_working_set =
+            Some(usage.saturating_sub(keyed(stat, "inactive_file").unwrap_or(0)));
+        s.memory_max_usage = Some(0);
+        s.spec_memory_limit = Some(0);
+        s.memory_swap = read(&self.procfs.join("meminfo")).and_then(|m| {
+            let kib = |key: &str| {
+                m.lines()
+                    .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+                    .and_then(|v| number(v.trim().trim_end_matches("kB")))
+            };
+            Some(
+                kib("SwapTotal")?
+                    .saturating_sub(kib("SwapFree")?)
+                    .saturating_mul(1024),
+            )
+        });
     }
 
     fn stats_v1(&self, cgroup: &str) -> Stats {
@@ -212,6 +293,25 @@ impl Tree {
         s.memory_cache = mem_key("cache");
         s.memory_swap = mem_key("swap");
         s.memory_failcnt = file("memory", "memory.failcnt").and_then(|v| number(&v));
+        if s.memory_usage.is_some() {
+            s.memory_max_usage = Some(
+                file("memory", "memory.max_usage_in_bytes")
+                    .and_then(|v| number(&v))
+                    .unwrap_or(0),
+            );
+            s.memory_kernel = file("memory", "memory.kmem.usage_in_bytes").and_then(|v| number(&v));
+        }
+        s.memory_mapped_file = mem_key("mapped_file");
+        s.memory_active_file = mem_key("active_file");
+        s.memory_inactive_file = mem_key("inactive_file");
+        // The cgroup's own count, and its hierarchy's where the kernel gives one.
+        let faults = |k: &str| {
+            let m = memory_stat.as_deref()?;
+            let own = keyed(m, k)?;
+            Some((own, keyed(m, &format!("total_{k}")).unwrap_or(own)))
+        };
+        s.pgfault = faults("pgfault");
+        s.pgmajfault = faults("pgmajfault");
         s.spec_memory_limit = file("memory", "memory.limit_in_bytes")
             .as_deref()
             .and_then(parse_limit);
@@ -252,10 +352,8 @@ impl Tree {
             let dir = self.dir(c, cgroup);
             if s.processes.is_none() {
                 if let Some(text) = read(&dir.join("cgroup.procs")) {
-                    let pids: Vec<u32> =
-                        text.lines().filter_map(|l| l.trim().parse().ok()).collect();
-                    s.processes = Some(pids.len() as u64);
-                    s.first_pid = pids.first().copied();
+                    s.pids = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+                    s.processes = Some(s.pids.len() as u64);
                 }
             }
             let modified = std::fs::metadata(&dir)
@@ -409,6 +507,24 @@ pub(crate) fn parse_blkio(bytes: &str, ops: &str) -> Vec<DeviceIo> {
     out
 }
 
+/// A PSI file (`some avg10=.. avg60=.. avg300=.. total=<µs>` and a `full` line); a file
+/// without a `some` total is not PSI.
+pub(crate) fn parse_pressure(text: &str) -> Option<Pressure> {
+    let total = |kind: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(kind)?.strip_prefix(' '))
+            .and_then(|rest| {
+                rest.split_whitespace()
+                    .find_map(|f| f.strip_prefix("total="))
+                    .and_then(number)
+            })
+    };
+    Some(Pressure {
+        some_us: total("some")?,
+        full_us: total("full").unwrap_or(0),
+    })
+}
+
 fn parse_dev(dev: &str) -> Option<(u32, u32)> {
     let (major, minor) = dev.split_once(':')?;
     Some((major.parse().ok()?, minor.parse().ok()?))
@@ -430,6 +546,28 @@ mod tests {
         assert_eq!(weight_to_shares(39), 998);
         assert_eq!(weight_to_shares(1), 2);
         assert_eq!(weight_to_shares(10_000), 262_144);
+    }
+
+    #[test]
+    fn pressure_files() {
+        let psi = "some avg10=0.00 avg60=0.10 avg300=0.00 total=123456\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=7890\n";
+        assert_eq!(
+            parse_pressure(psi),
+            Some(Pressure {
+                some_us: 123_456,
+                full_us: 7_890
+            })
+        );
+        // CPU pressure before Linux 5.13 has no `full` line.
+        assert_eq!(
+            parse_pressure("some avg10=1.00 avg60=0 avg300=0 total=5\n"),
+            Some(Pressure {
+                some_us: 5,
+                full_us: 0
+            })
+        );
+        assert_eq!(parse_pressure("garbage\n"), None);
+        assert_eq!(parse_pressure(""), None);
     }
 
     #[test]

@@ -57,7 +57,9 @@ pub(crate) struct Container {
 
 use MetricType::{Counter, Gauge};
 
-type Getter = fn(&Container) -> Vec<(Option<(&'static str, String)>, f64)>;
+/// The labels a family adds to the six base labels (`cpu`, `device`, ...).
+type Extra = Vec<(&'static str, String)>;
+type Getter = fn(&Container) -> Vec<(Extra, f64)>;
 
 /// The families, in cAdvisor's order: name, HELP, type and how to read the values.
 const METRICS: &[(&str, &str, MetricType, Getter)] = &[
@@ -93,7 +95,7 @@ const METRICS: &[(&str, &str, MetricType, Getter)] = &[
         |c| {
             c.stats
                 .cpu_usage_ns
-                .map(|ns| (Some(("cpu", "total".to_string())), ns as f64 / 1e9))
+                .map(|ns| (vec![("cpu", "total".to_string())], ns as f64 / 1e9))
                 .into_iter()
                 .collect()
         },
@@ -103,6 +105,12 @@ const METRICS: &[(&str, &str, MetricType, Getter)] = &[
         "Cumulative user cpu time consumed in seconds.",
         Counter,
         |c| one(c.stats.cpu_user_ns.map(|ns| ns as f64 / 1e9)),
+    ),
+    (
+        "container_file_descriptors",
+        "Number of open file descriptors for the container.",
+        Gauge,
+        |c| one(c.stats.fds.map(|v| v as f64)),
     ),
     (
         "container_fs_reads_bytes_total",
@@ -140,6 +148,12 @@ const METRICS: &[(&str, &str, MetricType, Getter)] = &[
         Gauge,
         |c| one(c.stats.memory_cache.map(|v| v as f64)),
     ),
+    (
+        "container_memory_failures_total",
+        "Cumulative count of memory allocation failures.",
+        Counter,
+        failures,
+    ),
     // cgroup v2 has no failcnt; cAdvisor still reports the family, as 0.
     (
         "container_memory_failcnt",
@@ -151,6 +165,25 @@ const METRICS: &[(&str, &str, MetricType, Getter)] = &[
                 .memory_usage
                 .map(|_| c.stats.memory_failcnt.unwrap_or(0) as f64))
         },
+    ),
+    // v2 has no kernel memory figure; cAdvisor reports 0 for every cgroup with memory stats.
+    (
+        "container_memory_kernel_usage",
+        "Size of kernel memory allocated in bytes.",
+        Gauge,
+        |c| with_memory(c, c.stats.memory_kernel),
+    ),
+    (
+        "container_memory_mapped_file",
+        "Size of memory mapped files in bytes.",
+        Gauge,
+        |c| with_memory(c, c.stats.memory_mapped_file),
+    ),
+    (
+        "container_memory_max_usage_bytes",
+        "Maximum memory usage recorded in bytes",
+        Gauge,
+        |c| with_memory(c, c.stats.memory_max_usage),
     ),
     (
         "container_memory_rss",
@@ -168,6 +201,18 @@ const METRICS: &[(&str, &str, MetricType, Getter)] = &[
                 .memory_usage
                 .map(|_| c.stats.memory_swap.unwrap_or(0) as f64))
         },
+    ),
+    (
+        "container_memory_total_active_file_bytes",
+        "Current total active file in bytes.",
+        Gauge,
+        |c| with_memory(c, c.stats.memory_active_file),
+    ),
+    (
+        "container_memory_total_inactive_file_bytes",
+        "Current total inactive file in bytes.",
+        Gauge,
+        |c| with_memory(c, c.stats.memory_inactive_file),
     ),
     (
         "container_memory_usage_bytes",
@@ -236,10 +281,52 @@ const METRICS: &[(&str, &str, MetricType, Getter)] = &[
         |c| one(c.stats.oom_kills.map(|v| v as f64)),
     ),
     (
+        "container_pressure_cpu_stalled_seconds_total",
+        "Total time duration no tasks in the container could make progress due to CPU congestion.",
+        Counter,
+        |c| pressure(c, 0, |p| p.full_us),
+    ),
+    (
+        "container_pressure_cpu_waiting_seconds_total",
+        "Total time duration tasks in the container have waited due to CPU congestion.",
+        Counter,
+        |c| pressure(c, 0, |p| p.some_us),
+    ),
+    (
+        "container_pressure_io_stalled_seconds_total",
+        "Total time duration no tasks in the container could make progress due to IO congestion.",
+        Counter,
+        |c| pressure(c, 2, |p| p.full_us),
+    ),
+    (
+        "container_pressure_io_waiting_seconds_total",
+        "Total time duration tasks in the container have waited due to IO congestion.",
+        Counter,
+        |c| pressure(c, 2, |p| p.some_us),
+    ),
+    (
+        "container_pressure_memory_stalled_seconds_total",
+        "Total time duration no tasks in the container could make progress due to memory congestion.",
+        Counter,
+        |c| pressure(c, 1, |p| p.full_us),
+    ),
+    (
+        "container_pressure_memory_waiting_seconds_total",
+        "Total time duration tasks in the container have waited due to memory congestion.",
+        Counter,
+        |c| pressure(c, 1, |p| p.some_us),
+    ),
+    (
         "container_processes",
         "Number of processes running inside the container.",
         Gauge,
         |c| one(c.stats.processes.map(|v| v as f64)),
+    ),
+    (
+        "container_sockets",
+        "Number of open sockets for the container.",
+        Gauge,
+        |c| one(c.stats.sockets.map(|v| v as f64)),
     ),
     (
         "container_spec_cpu_period",
@@ -285,23 +372,53 @@ const METRICS: &[(&str, &str, MetricType, Getter)] = &[
     ),
 ];
 
-fn one(v: Option<f64>) -> Vec<(Option<(&'static str, String)>, f64)> {
-    v.map(|v| (None, v)).into_iter().collect()
+fn one(v: Option<f64>) -> Vec<(Extra, f64)> {
+    v.map(|v| (Vec::new(), v)).into_iter().collect()
+}
+
+/// A memory figure cAdvisor reports (as 0 when unread) for every cgroup with memory stats.
+fn with_memory(c: &Container, v: Option<u64>) -> Vec<(Extra, f64)> {
+    one(c.stats.memory_usage.map(|_| v.unwrap_or(0) as f64))
+}
+
+/// Page faults of the cgroup (`scope="container"`) and its hierarchy, minor and major; like
+/// cAdvisor, 0 where `memory.stat` lacks them, for every cgroup with memory stats.
+fn failures(c: &Container) -> Vec<(Extra, f64)> {
+    let mut out = Vec::new();
+    if c.stats.memory_usage.is_none() {
+        return out;
+    }
+    for (kind, faults) in [
+        ("pgfault", c.stats.pgfault),
+        ("pgmajfault", c.stats.pgmajfault),
+    ] {
+        let (own, hierarchy) = faults.unwrap_or((0, 0));
+        for (scope, v) in [("container", own), ("hierarchy", hierarchy)] {
+            let labels = vec![
+                ("failure_type", kind.to_string()),
+                ("scope", scope.to_string()),
+            ];
+            out.push((labels, v as f64));
+        }
+    }
+    out
+}
+
+/// One PSI total (µs) of resource `i` (cpu, memory, io) in seconds.
+fn pressure(c: &Container, i: usize, f: fn(&super::cgroup::Pressure) -> u64) -> Vec<(Extra, f64)> {
+    one(c.stats.pressure[i].as_ref().map(|p| f(p) as f64 / 1e6))
 }
 
 /// cAdvisor reports CFS counters only for a container with a quota: without one, the
 /// periods do not advance and throttling cannot happen.
-fn cfs(c: &Container, f: fn((u64, u64, u64)) -> f64) -> Vec<(Option<(&'static str, String)>, f64)> {
+fn cfs(c: &Container, f: fn((u64, u64, u64)) -> f64) -> Vec<(Extra, f64)> {
     match (c.stats.cfs, c.stats.spec_cpu_quota) {
         (Some(cfs), Some(_)) => one(Some(f(cfs))),
         _ => Vec::new(),
     }
 }
 
-fn io(
-    c: &Container,
-    f: fn(&super::cgroup::DeviceIo) -> u64,
-) -> Vec<(Option<(&'static str, String)>, f64)> {
+fn io(c: &Container, f: fn(&super::cgroup::DeviceIo) -> u64) -> Vec<(Extra, f64)> {
     c.stats
         .io
         .iter()
@@ -312,15 +429,15 @@ fn io(
                 .find(|(dev, _)| *dev == (d.major, d.minor))
                 .map(|(_, name)| name.clone())
                 .unwrap_or_default();
-            (Some(("device", device)), f(d) as f64)
+            (vec![("device", device)], f(d) as f64)
         })
         .collect()
 }
 
-fn net(c: &Container, f: fn(&Interface) -> u64) -> Vec<(Option<(&'static str, String)>, f64)> {
+fn net(c: &Container, f: fn(&Interface) -> u64) -> Vec<(Extra, f64)> {
     c.interfaces
         .iter()
-        .map(|i| (Some(("interface", i.name.clone())), f(i) as f64))
+        .map(|i| (vec![("interface", i.name.clone())], f(i) as f64))
         .collect()
 }
 

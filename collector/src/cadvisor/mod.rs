@@ -1,8 +1,9 @@
 //! Container metrics in the kubelet's `/metrics/cadvisor` shape, read from the cgroup tree
 //! (`<sysfs>/fs/cgroup`, v2 or v1) without cAdvisor:
 //!
-//! - `cgroup.rs` lists every cgroup and reads its CPU, CFS, memory, OOM, block I/O, pids and
-//!   spec files, per cgroup version;
+//! - `cgroup.rs` lists every cgroup and reads its CPU, CFS, memory, OOM, block I/O, pids,
+//!   pressure (PSI) and spec files, per cgroup version;
+//! - `procs.rs` counts the open files and sockets of a cgroup's processes;
 //! - `naming.rs` recognises pod and container cgroups of the systemd and cgroupfs drivers and
 //!   containerd, CRI-O and docker naming;
 //! - `pods.rs` holds this node's pods ([`PodIndex`]) for pod, namespace, container and image;
@@ -19,6 +20,7 @@ mod cgroup;
 mod families;
 mod naming;
 mod pods;
+mod procs;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -37,7 +39,7 @@ use crate::Error;
 use cgroup::Tree;
 use families::{Base, Container};
 use naming::{Identity, Namer, Runtime};
-pub use pods::{PodIndex, SharedPods};
+pub use pods::{PodIndex, PodMeta, SharedPods};
 
 /// The `job` label of container metrics unless configured: the kubelet's, whose
 /// `/metrics/cadvisor` these series replace.
@@ -120,7 +122,7 @@ impl CadvisorSource {
     /// Reads every cgroup once; `now_s` is the wall clock in seconds.
     pub(crate) fn families(&mut self, now_s: f64) -> Vec<Family> {
         let root = self.cfg.sysfs.join("fs/cgroup");
-        let Some(tree) = Tree::detect(&root) else {
+        let Some(tree) = Tree::detect(&root, &self.cfg.procfs) else {
             if !std::mem::replace(&mut self.warned, true) {
                 tracing::warn!(path = %root.display(), "no cgroup tree found, container metrics off");
             }
@@ -139,7 +141,12 @@ impl CadvisorSource {
         let mut containers: Vec<Container> = Vec::with_capacity(paths.len());
         let mut pod_cgroups: Vec<usize> = Vec::new();
         for path in &paths {
-            let stats = tree.stats(path);
+            let mut stats = tree.stats(path);
+            if stats.processes.is_some() {
+                let (fds, sockets) = procs::open_files(&self.cfg.procfs, &stats.pids);
+                stats.fds = Some(fds);
+                stats.sockets = Some(sockets);
+            }
             let identity = self.namer.identify(path);
             if matches!(identity, Identity::Pod { .. }) {
                 pod_cgroups.push(containers.len());
@@ -170,7 +177,7 @@ impl CadvisorSource {
                         .iter()
                         .take_while(|c| c.base.id.starts_with(&prefix)),
                 )
-                .filter_map(|c| c.stats.first_pid)
+                .filter_map(|c| c.stats.first_pid())
                 .collect();
             let net_dev = pids.iter().find_map(|pid| {
                 std::fs::read_to_string(self.cfg.procfs.join(pid.to_string()).join("net/dev")).ok()

@@ -1,9 +1,10 @@
-//! This node's pods as the container collector needs them: by pod uid, the pod's name and
-//! namespace, and by container id each container's name, image and restart count. Built from
-//! pod objects in the API server's JSON (a `PodList` or watch events' objects; the kubelet's
-//! `/pods` answers the same shape). Pure: no I/O.
+//! This node's pods as the container collector and the tailer need them: by pod uid, the
+//! pod's name, namespace and labels, and by container id each container's name, image and
+//! restart count. Built from pod objects in the API server's JSON (a `PodList` or watch
+//! events' objects; the kubelet's `/pods` answers the same shape) and kept current by the
+//! node's pod watch (`discovery/kubernetes.rs`). Pure: no I/O.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
 use serde_json::Value;
@@ -18,11 +19,15 @@ pub(crate) struct ContainerMeta {
 
 /// One pod of this node.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct PodMeta {
+pub struct PodMeta {
+    /// `metadata.name`.
     pub name: String,
+    /// `metadata.namespace`.
     pub namespace: String,
+    /// `metadata.labels` (e.g. `app.kubernetes.io/name`), unsanitised.
+    pub labels: BTreeMap<String, String>,
     /// By runtime container id (the 64 hex digits after `containerd://`, `cri-o://`, ...).
-    pub containers: HashMap<String, ContainerMeta>,
+    pub(crate) containers: HashMap<String, ContainerMeta>,
 }
 
 /// This node's pods by uid.
@@ -75,11 +80,20 @@ impl PodIndex {
                 );
             }
         }
+        let labels = meta["labels"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
         self.pods.insert(
             uid.to_ascii_lowercase(),
             PodMeta {
                 name: str_of(&meta["name"]),
                 namespace: str_of(&meta["namespace"]),
+                labels,
                 containers,
             },
         );
@@ -92,8 +106,34 @@ impl PodIndex {
         }
     }
 
-    pub(crate) fn pod(&self, uid: &str) -> Option<&PodMeta> {
-        self.pods.get(uid)
+    /// The pod with `uid` (as in `metadata.uid`, or the `<uid>` of a kubelet log directory
+    /// `/var/log/pods/<namespace>_<name>_<uid>`); case does not matter.
+    pub fn pod(&self, uid: &str) -> Option<&PodMeta> {
+        match uid.bytes().any(|b| b.is_ascii_uppercase()) {
+            true => self.pods.get(&uid.to_ascii_lowercase()),
+            false => self.pods.get(uid),
+        }
+    }
+
+    /// The pod whose kubelet log directory is `<namespace>_<name>_<uid>`: by uid, else (a
+    /// static pod, whose directory holds its config hash rather than the uid of its mirror
+    /// pod in the API) by namespace and name.
+    pub fn pod_of_log_dir(&self, uid: &str, namespace: &str, name: &str) -> Option<&PodMeta> {
+        self.pod(uid).or_else(|| {
+            self.pods
+                .values()
+                .find(|p| p.namespace == namespace && p.name == name)
+        })
+    }
+
+    /// Pods known.
+    pub fn len(&self) -> usize {
+        self.pods.len()
+    }
+
+    /// Whether no pod is known (outside Kubernetes, or before the first list).
+    pub fn is_empty(&self) -> bool {
+        self.pods.is_empty()
     }
 }
 
@@ -118,7 +158,8 @@ mod tests {
         let list = serde_json::json!({
             "kind": "PodList",
             "items": [{
-                "metadata": {"name": "web-0", "namespace": "shop", "uid": "AB-1"},
+                "metadata": {"name": "web-0", "namespace": "shop", "uid": "AB-1",
+                             "labels": {"app.kubernetes.io/name": "web", "tier": "front"}},
                 "status": {
                     "initContainerStatuses": [
                         {"name": "init", "image": "busybox:1.36", "containerID": "cri-o://i1", "restartCount": 0}
@@ -149,5 +190,14 @@ mod tests {
         );
         assert_eq!(pod.containers["i1"].name, "init");
         assert_eq!(pod.containers.len(), 2);
+        assert_eq!(pod.labels["app.kubernetes.io/name"], "web");
+        assert_eq!(pod.labels.len(), 2);
+        // The uid of a log directory may be written in either case.
+        assert_eq!(index.pod("AB-1"), Some(pod));
+        assert_eq!(index.len(), 1);
+
+        let mut index = index;
+        index.remove(&serde_json::json!({"metadata": {"uid": "Ab-1"}}));
+        assert!(index.is_empty());
     }
 }

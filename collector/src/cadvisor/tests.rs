@@ -65,6 +65,15 @@ fn pod_list() -> serde_json::Value {
     })
 }
 
+/// `<procfs>/<pid>/fd/<n>` links to `targets`.
+fn open_fds(procfs: &Path, pid: u32, targets: &[&str]) {
+    let dir = procfs.join(format!("{pid}/fd"));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (i, target) in targets.iter().enumerate() {
+        std::os::unix::fs::symlink(target, dir.join(i.to_string())).unwrap();
+    }
+}
+
 fn net_dev(procfs: &Path, pid: u32) {
     write(
         &procfs.join(format!("{pid}/net/dev")),
@@ -86,6 +95,15 @@ fn v2_tree(sysfs: &Path, procfs: &Path) {
         &cg.join("cpu.stat"),
         "usage_usec 9000000\nuser_usec 6000000\nsystem_usec 3000000\n",
     );
+    // The root has no memory.current: usage is anon + file, swap comes from meminfo.
+    write(
+        &cg.join("memory.stat"),
+        "anon 300000000\nfile 500000000\nactive_file 100000000\ninactive_file 200000000\nfile_mapped 7000000\npgfault 900\npgmajfault 9\n",
+    );
+    write(
+        &procfs.join("meminfo"),
+        "MemTotal:       16000000 kB\nMemFree:         8000000 kB\nSwapTotal:       2097152 kB\nSwapFree:        1048576 kB\n",
+    );
     let pod = cg.join(format!(
         "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice",
         POD_UID.replace('-', "_")
@@ -103,6 +121,10 @@ fn v2_tree(sysfs: &Path, procfs: &Path) {
         "anon 4194304\nfile 6291456\ninactive_file 2097152\n",
     );
     write(&pod.join("memory.max"), "max\n");
+    write(
+        &pod.join("memory.pressure"),
+        "some avg10=0.00 avg60=0.00 avg300=0.00 total=1500000\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=500000\n",
+    );
     let app = pod.join(format!("cri-containerd-{APP_ID}.scope"));
     write(&app.join("cgroup.procs"), "4242\n4243\n");
     write(
@@ -114,8 +136,19 @@ fn v2_tree(sysfs: &Path, procfs: &Path) {
     write(&app.join("memory.current"), "10485760\n");
     write(
         &app.join("memory.stat"),
-        "anon 4194304\nfile 5242880\nactive_file 1048576\ninactive_file 1048576\n",
+        "anon 4194304\nfile 5242880\nactive_file 1048576\ninactive_file 1048576\nfile_mapped 65536\npgfault 1200\npgmajfault 3\n",
     );
+    write(&app.join("memory.peak"), "20971520\n");
+    write(
+        &app.join("cpu.pressure"),
+        "some avg10=0.00 avg60=0.00 avg300=0.00 total=250000\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=125000\n",
+    );
+    write(
+        &app.join("io.pressure"),
+        "some avg10=0.00 avg60=0.00 avg300=0.00 total=42\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=21\n",
+    );
+    open_fds(procfs, 4242, &["/dev/null", "socket:[100]", "socket:[101]"]);
+    open_fds(procfs, 4243, &["pipe:[7]"]);
     write(&app.join("memory.swap.current"), "4096\n");
     write(&app.join("memory.max"), "268435456\n");
     write(
@@ -193,7 +226,15 @@ fn v1_tree(sysfs: &Path, procfs: &Path) {
     write(&at("memory", &app, "memory.usage_in_bytes"), "8388608\n");
     write(
         &at("memory", &app, "memory.stat"),
-        "cache 100\nrss 200\ntotal_cache 3145728\ntotal_rss 4194304\ntotal_swap 0\ntotal_inactive_file 1048576\n",
+        "cache 100\nrss 200\nmapped_file 10\npgfault 50\npgmajfault 1\ntotal_cache 3145728\ntotal_rss 4194304\ntotal_swap 0\ntotal_mapped_file 524288\ntotal_active_file 2097152\ntotal_inactive_file 1048576\ntotal_pgfault 70\ntotal_pgmajfault 2\n",
+    );
+    write(
+        &at("memory", &app, "memory.max_usage_in_bytes"),
+        "16777216\n",
+    );
+    write(
+        &at("memory", &app, "memory.kmem.usage_in_bytes"),
+        "1048576\n",
     );
     write(&at("memory", &app, "memory.failcnt"), "5\n");
     write(&at("memory", &app, "memory.limit_in_bytes"), "134217728\n");
@@ -363,7 +404,7 @@ fn no_cgroup_tree_gives_no_families_and_batch_carries_target_labels() {
 #[test]
 fn real_cgroup_tree_gives_well_formed_output() {
     let sysfs = Path::new(crate::DEFAULT_SYSFS);
-    if Tree::detect(&sysfs.join("fs/cgroup")).is_none() {
+    if Tree::detect(&sysfs.join("fs/cgroup"), Path::new(crate::DEFAULT_PROCFS)).is_none() {
         println!("skipped: no cgroup tree under /sys/fs/cgroup");
         return;
     }

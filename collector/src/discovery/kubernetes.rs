@@ -2,6 +2,10 @@
 //! `resourceVersion`, with `fieldSelector=spec.nodeName=<node>` so the API server's watch
 //! cache (indexed by node name) sends only this node's pods.
 //!
+//! One watch per distinct API server and selector set serves every job that asks for it and,
+//! for the unselected watch, the node's [`PodIndex`] the container collector and the tailer
+//! read: a node's agent opens one pod watch, not one per consumer.
+//!
 //! Every list replaces what is known (pods gone since are removed); a watch applies
 //! `ADDED`/`MODIFIED`/`DELETED` events as they come. A watch that ends is resumed from the
 //! last version seen; a `410 Gone` (the version is too old) or any error relists after a
@@ -18,6 +22,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::pod::pod_group;
+use crate::cadvisor::{PodIndex, SharedPods};
 use crate::scrape::{GroupUpdate, TargetGroup};
 
 /// Where a pod's ServiceAccount credentials are mounted.
@@ -83,14 +88,38 @@ impl KubernetesSdConfig {
     }
 }
 
-/// A running pod watcher for one job.
-pub(crate) struct PodWatcher {
+/// One job fed by a pod watch.
+pub(crate) struct Subscriber {
     pub job: String,
-    /// Prefix of the watcher's group sources, unique in the job.
+    /// Prefix of the job's group sources, unique in the job.
     pub prefix: String,
-    pub node_name: String,
-    pub cfg: KubernetesSdConfig,
     pub output: mpsc::Sender<GroupUpdate>,
+}
+
+/// A running pod watch: one API server and selector set, the jobs it feeds and, when it
+/// watches every pod of the node, the pod index.
+pub(crate) struct PodWatcher {
+    pub node_name: String,
+    /// The API server and selectors; `role` is `pod`.
+    pub cfg: KubernetesSdConfig,
+    pub subscribers: Vec<Subscriber>,
+    pub index: Option<SharedPods>,
+}
+
+/// Whether a watch with no `api_server` can find one: in a pod, Kubernetes sets
+/// `KUBERNETES_SERVICE_HOST`.
+pub(crate) fn in_cluster() -> bool {
+    std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()
+}
+
+/// Applies `f` to the index behind `shared`; a writer that panicked mid-update left a whole
+/// index behind (each update is one call), so a poisoned lock is used as it is.
+fn update(shared: &SharedPods, f: impl FnOnce(&mut PodIndex)) {
+    let mut guard = match shared.write() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    f(&mut guard);
 }
 
 /// How to reach the API server.
@@ -106,7 +135,7 @@ impl PodWatcher {
         let conn = match self.connect() {
             Ok(c) => c,
             Err(error) => {
-                tracing::error!(job = %self.job, %error, "kubernetes discovery cannot start");
+                tracing::error!(jobs = %self.jobs(), %error, "kubernetes discovery cannot start");
                 return;
             }
         };
@@ -118,7 +147,7 @@ impl PodWatcher {
                 r = self.list_and_watch(&conn, &mut known, &mut retry) => r,
             };
             if let Err(error) = result {
-                tracing::warn!(job = %self.job, %error, retry_in = ?retry, "kubernetes discovery failed");
+                tracing::warn!(jobs = %self.jobs(), %error, retry_in = ?retry, "kubernetes discovery failed");
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -220,15 +249,23 @@ impl PodWatcher {
             .as_str()
             .unwrap_or_default()
             .to_string();
-        let items = list["items"].as_array().cloned().unwrap_or_default();
-        let mut groups: Vec<TargetGroup> = items.iter().map(|pod| self.group(pod)).collect();
-        let listed: BTreeSet<String> = groups.iter().map(|g| g.source.clone()).collect();
-        groups.extend(known.difference(&listed).map(|source| TargetGroup {
-            source: source.clone(),
-            ..TargetGroup::default()
-        }));
+        if let Some(index) = &self.index {
+            update(index, |i| *i = PodIndex::from_pod_list(&list));
+        }
+        let items = list["items"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+        let listed: BTreeSet<String> = items.iter().map(pod_key).collect();
+        for sub in &self.subscribers {
+            let mut groups: Vec<TargetGroup> = items
+                .iter()
+                .map(|pod| pod_group(source(&sub.prefix, &pod_key(pod)), pod))
+                .collect();
+            groups.extend(known.difference(&listed).map(|key| TargetGroup {
+                source: source(&sub.prefix, key),
+                ..TargetGroup::default()
+            }));
+            send(sub, groups).await?;
+        }
         *known = listed;
-        self.send(groups).await?;
         *retry = MIN_RETRY;
         loop {
             let mut resp = self.get(conn, self.url(conn, Some(&rv))?).await?;
@@ -268,18 +305,30 @@ impl PodWatcher {
         }
         match event["type"].as_str().unwrap_or_default() {
             "ADDED" | "MODIFIED" => {
-                let group = self.group(object);
-                known.insert(group.source.clone());
-                self.send(vec![group]).await
+                if let Some(index) = &self.index {
+                    update(index, |i| i.upsert(object));
+                }
+                let key = pod_key(object);
+                for sub in &self.subscribers {
+                    send(sub, vec![pod_group(source(&sub.prefix, &key), object)]).await?;
+                }
+                known.insert(key);
+                Ok(())
             }
             "DELETED" => {
-                let source = self.source(object);
-                known.remove(&source);
-                self.send(vec![TargetGroup {
-                    source,
-                    ..TargetGroup::default()
-                }])
-                .await
+                if let Some(index) = &self.index {
+                    update(index, |i| i.remove(object));
+                }
+                let key = pod_key(object);
+                for sub in &self.subscribers {
+                    let gone = TargetGroup {
+                        source: source(&sub.prefix, &key),
+                        ..TargetGroup::default()
+                    };
+                    send(sub, vec![gone]).await?;
+                }
+                known.remove(&key);
+                Ok(())
             }
             "BOOKMARK" => Ok(()),
             // A Status object: 410 Gone means relist; anything else is an error too.
@@ -291,26 +340,35 @@ impl PodWatcher {
         }
     }
 
-    fn source(&self, pod: &Value) -> String {
-        format!(
-            "{}/pod/{}/{}",
-            self.prefix,
-            pod["metadata"]["namespace"].as_str().unwrap_or_default(),
-            pod["metadata"]["name"].as_str().unwrap_or_default()
-        )
+    /// The jobs fed, for log lines.
+    fn jobs(&self) -> String {
+        let names: Vec<&str> = self.subscribers.iter().map(|s| s.job.as_str()).collect();
+        match names.is_empty() {
+            true => "(pod index)".to_string(),
+            false => names.join(","),
+        }
     }
+}
 
-    fn group(&self, pod: &Value) -> TargetGroup {
-        pod_group(self.source(pod), pod)
-    }
+/// `<namespace>/<name>`: a pod's identity in the watch, stable across its updates.
+fn pod_key(pod: &Value) -> String {
+    format!(
+        "{}/{}",
+        pod["metadata"]["namespace"].as_str().unwrap_or_default(),
+        pod["metadata"]["name"].as_str().unwrap_or_default()
+    )
+}
 
-    async fn send(&self, groups: Vec<TargetGroup>) -> Result<(), String> {
-        self.output
-            .send(GroupUpdate {
-                job: self.job.clone(),
-                groups,
-            })
-            .await
-            .map_err(|_| "the scraper stopped".to_string())
-    }
+fn source(prefix: &str, key: &str) -> String {
+    format!("{prefix}/pod/{key}")
+}
+
+async fn send(sub: &Subscriber, groups: Vec<TargetGroup>) -> Result<(), String> {
+    sub.output
+        .send(GroupUpdate {
+            job: sub.job.clone(),
+            groups,
+        })
+        .await
+        .map_err(|_| "the scraper stopped".to_string())
 }

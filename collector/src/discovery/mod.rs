@@ -2,7 +2,8 @@
 //!
 //! - `kubernetes.rs`: `kubernetes_sd_configs` with `role: pod`, narrowed to this node's pods
 //!   (list + watch on the API server), producing Prometheus's `__meta_kubernetes_pod_*`
-//!   labels (`pod.rs`). The `prometheus.io/scrape`, `/port`, `/path`, `/scheme` annotation
+//!   labels (`pod.rs`). Jobs with the same API server and selectors share one watch, and the
+//!   unselected watch also keeps the node's [`crate::PodIndex`] current. The `prometheus.io/scrape`, `/port`, `/path`, `/scheme` annotation
 //!   convention is applied by the job's `relabel_configs`, as in Prometheus; see
 //!   [`ANNOTATED_PODS_JOB`].
 //!
@@ -12,7 +13,7 @@
 mod kubernetes;
 mod pod;
 
-pub(crate) use kubernetes::PodWatcher;
+pub(crate) use kubernetes::{in_cluster, PodWatcher, Subscriber};
 pub use kubernetes::{KubernetesSdConfig, Selector, SERVICE_ACCOUNT_DIR};
 
 /// The scrape job for pods annotated `prometheus.io/scrape: "true"`, as the

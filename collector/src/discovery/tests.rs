@@ -153,3 +153,132 @@ async fn annotated_pods_are_scraped_and_deleted_pods_go_stale() {
     assert!(view.snapshot()["kubernetes-pods"].active.is_empty());
     shutdown.cancel();
 }
+
+/// Two jobs with the same API server and the node's pod index are served by one list and one
+/// watch: the index gets the listed pods with their containers, then the watch's `ADDED` pod,
+/// and loses the `DELETED` one.
+#[tokio::test]
+async fn jobs_and_the_pod_index_share_one_watch() {
+    let mut web = pod("web", json!({"prometheus.io/scrape": "true"}), 9);
+    web["status"]["containerStatuses"] = json!([{
+        "name": "main", "image": "img:1", "restartCount": 1,
+        "containerID": "containerd://0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+    }]);
+    let quiet = pod("quiet", json!({}), 10);
+    let mut added = pod("late", json!({}), 11);
+    added["metadata"]["resourceVersion"] = json!("101");
+    let mut deleted = quiet.clone();
+    deleted["metadata"]["resourceVersion"] = json!("102");
+    let api = Arc::new(FakeApi {
+        pods: vec![web, quiet],
+        watch_events: Mutex::new(vec![
+            json!({"type": "ADDED", "object": added}),
+            json!({"type": "DELETED", "object": deleted}),
+        ]),
+        ..FakeApi::default()
+    });
+    api.release.notify_one();
+    let api_addr = serve(
+        Router::new()
+            .route("/api/v1/pods", get(pods))
+            .with_state(api.clone()),
+    )
+    .await;
+    let api_url = format!("http://{api_addr}");
+    let sd = format!("kubernetes_sd_configs: [{{role: pod, api_server: '{api_url}'}}]");
+    let file = ScrapeFile::parse(&format!(
+        "scrape_configs:\n  - job_name: a\n    {sd}\n  - job_name: b\n    {sd}\n"
+    ))
+    .unwrap();
+    let index = crate::SharedPods::default();
+    let scraper = Scraper::new(&file, "test-node")
+        .unwrap()
+        .with_pod_index(index.clone(), Some(api_url));
+    let view = scraper.targets();
+    let (tx, mut rx) = mpsc::channel(64);
+    tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    let shutdown = CancellationToken::new();
+    tokio::spawn(scraper.run(shutdown.clone(), tx));
+
+    let names = || {
+        let i = index.read().unwrap();
+        let mut n: Vec<String> = i.pods.values().map(|p| p.name.clone()).collect();
+        n.sort();
+        n
+    };
+    // Both jobs see the same pods as the index: the listed `web` and the added `late`.
+    let job_pods = |job: &str| {
+        let pools = view.snapshot();
+        let mut pods: Vec<String> = pools
+            .get(job)
+            .map(|p| p.active.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|t| t.target.discovered.get("__meta_kubernetes_pod_name"))
+            .map(str::to_string)
+            .collect();
+        pods.sort();
+        pods
+    };
+    let want = ["late", "web"];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while names() != want || job_pods("a") != want || job_pods("b") != want {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "index {:?}, job a {:?}, job b {:?}",
+            names(),
+            job_pods("a"),
+            job_pods("b")
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    {
+        let i = index.read().unwrap();
+        let web = i.pod("uid-web").unwrap();
+        assert_eq!(web.namespace, "shop");
+        assert_eq!(web.labels["app"], "web");
+        let c = &web.containers["0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"];
+        assert_eq!(
+            (c.name.as_str(), c.image.as_str(), c.restart_count),
+            ("main", "img:1", 1)
+        );
+    }
+    let queries = api.queries.lock().unwrap().clone();
+    let lists = queries.iter().filter(|q| !q.contains_key("watch")).count();
+    assert_eq!(
+        lists, 1,
+        "one list for both jobs and the index: {queries:?}"
+    );
+    assert!(queries.iter().filter(|q| q.contains_key("watch")).count() >= 1);
+    shutdown.cancel();
+}
+
+/// Without a job's pod discovery the index still gets a watch of its own.
+#[tokio::test]
+async fn the_pod_index_gets_its_own_watch_without_pod_jobs() {
+    let api = Arc::new(FakeApi {
+        pods: vec![pod("solo", json!({}), 9)],
+        ..FakeApi::default()
+    });
+    let api_addr = serve(
+        Router::new()
+            .route("/api/v1/pods", get(pods))
+            .with_state(api.clone()),
+    )
+    .await;
+    let index = crate::SharedPods::default();
+    let scraper = Scraper::new(&ScrapeFile::default(), "test-node")
+        .unwrap()
+        .with_pod_index(index.clone(), Some(format!("http://{api_addr}")));
+    let (tx, _rx) = mpsc::channel(1);
+    let shutdown = CancellationToken::new();
+    tokio::spawn(scraper.run(shutdown.clone(), tx));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while index.read().unwrap().pod("uid-solo").is_none() {
+        assert!(tokio::time::Instant::now() < deadline, "no pod indexed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let q = api.queries.lock().unwrap()[0].clone();
+    assert_eq!(q["fieldSelector"], "spec.nodeName=test-node");
+    shutdown.cancel();
+}

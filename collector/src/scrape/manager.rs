@@ -17,10 +17,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::config::{PoolConfig, ScrapeFile};
+use super::metrics::ScrapeMetrics;
 use super::scrape_loop::{self, lock, Health, LoopContext};
 use super::target::{discovered_labels, finish_target, jitter_seed, Target, TargetGroup};
 use super::ScrapeError;
-use crate::discovery::PodWatcher;
+use crate::cadvisor::SharedPods;
+use crate::discovery::{in_cluster, KubernetesSdConfig, PodWatcher, Subscriber};
 use crate::ship::{MetricBatch, USER_AGENT};
 
 /// A change from discovery: the new contents of some of a job's groups (a group with no
@@ -68,6 +70,9 @@ pub struct Scraper {
     node_name: String,
     updates_tx: mpsc::Sender<GroupUpdate>,
     updates_rx: mpsc::Receiver<GroupUpdate>,
+    /// The node's pod index to keep current, and the API server to watch for it.
+    pod_index: Option<(SharedPods, Option<String>)>,
+    metrics: Arc<ScrapeMetrics>,
 }
 
 /// Discovery updates waiting for the scraper; discovery sends whole groups, so a short queue
@@ -147,12 +152,28 @@ impl Scraper {
             node_name: node_name.to_string(),
             updates_tx,
             updates_rx,
+            pod_index: None,
+            metrics: Arc::default(),
         })
+    }
+
+    /// Also keeps `pods` current with every pod of this node, from `api_server` (default: the
+    /// in-cluster API server). A job's `role: pod` discovery with the same API server and no
+    /// selectors shares its watch; without one a watch is opened for the index alone, and
+    /// outside a cluster with no `api_server` the index stays empty.
+    pub fn with_pod_index(mut self, pods: SharedPods, api_server: Option<String>) -> Scraper {
+        self.pod_index = Some((pods, api_server));
+        self
     }
 
     /// Where discovery sends its target groups.
     pub fn group_sender(&self) -> mpsc::Sender<GroupUpdate> {
         self.updates_tx.clone()
+    }
+
+    /// The scraper's own metrics, for the agent's `/metrics`.
+    pub fn metrics(&self) -> Arc<ScrapeMetrics> {
+        self.metrics.clone()
     }
 
     /// The live view of targets, for `/api/v1/targets`.
@@ -175,17 +196,8 @@ impl Scraper {
         for i in 0..self.pools.len() {
             self.sync(i, &spawner);
         }
-        for pool in &self.pools {
-            for (i, sd) in pool.cfg.kubernetes_sd_configs.iter().enumerate() {
-                let watcher = PodWatcher {
-                    job: pool.cfg.job_name.clone(),
-                    prefix: format!("kubernetes/{i}"),
-                    node_name: self.node_name.clone(),
-                    cfg: sd.clone(),
-                    output: self.updates_tx.clone(),
-                };
-                tracker.spawn(watcher.run(shutdown.clone()));
-            }
+        for watcher in self.pod_watchers() {
+            tracker.spawn(watcher.run(shutdown.clone()));
         }
         // Only discovery's senders remain, so the channel closes when discovery ends.
         let (closed, _) = mpsc::channel(1);
@@ -208,6 +220,51 @@ impl Scraper {
         tracker.wait().await;
     }
 
+    /// One watcher per distinct API server and selector set, each feeding every job that
+    /// names it, and the pod index fed by the unselected one.
+    fn pod_watchers(&self) -> Vec<PodWatcher> {
+        let mut watchers: Vec<PodWatcher> = Vec::new();
+        for pool in &self.pools {
+            for (i, sd) in pool.cfg.kubernetes_sd_configs.iter().enumerate() {
+                let subscriber = Subscriber {
+                    job: pool.cfg.job_name.clone(),
+                    prefix: format!("kubernetes/{i}"),
+                    output: self.updates_tx.clone(),
+                };
+                match watchers.iter_mut().find(|w| w.cfg == *sd) {
+                    Some(w) => w.subscribers.push(subscriber),
+                    None => watchers.push(PodWatcher {
+                        node_name: self.node_name.clone(),
+                        cfg: sd.clone(),
+                        subscribers: vec![subscriber],
+                        index: None,
+                    }),
+                }
+            }
+        }
+        let Some((pods, api_server)) = &self.pod_index else {
+            return watchers;
+        };
+        let all_pods = KubernetesSdConfig {
+            role: "pod".to_string(),
+            api_server: api_server.clone(),
+            selectors: Vec::new(),
+        };
+        match watchers.iter_mut().find(|w| w.cfg == all_pods) {
+            Some(w) => w.index = Some(pods.clone()),
+            None if api_server.is_some() || in_cluster() => watchers.push(PodWatcher {
+                node_name: self.node_name.clone(),
+                cfg: all_pods,
+                subscribers: Vec::new(),
+                index: Some(pods.clone()),
+            }),
+            None => tracing::debug!(
+                "not in a cluster: no pod index, container metrics carry cgroup ids only"
+            ),
+        }
+        watchers
+    }
+
     fn apply(&mut self, update: GroupUpdate, spawner: &Spawner<'_>) {
         let Some(i) = self.pools.iter().position(|p| p.cfg.job_name == update.job) else {
             tracing::warn!(job = %update.job, "discovery update for an unknown job");
@@ -225,6 +282,7 @@ impl Scraper {
 
     /// Brings pool `i`'s loops in line with its groups and publishes its view.
     fn sync(&mut self, i: usize, spawner: &Spawner<'_>) {
+        let began = std::time::Instant::now();
         let pool = &mut self.pools[i];
         let cfg = pool.cfg.clone();
         let mut wanted: BTreeMap<u64, Target> = BTreeMap::new();
@@ -247,14 +305,15 @@ impl Scraper {
                 }
             }
         }
-        *lock(&pool.forced_error) =
-            (cfg.target_limit > 0 && wanted.len() as u64 > cfg.target_limit).then(|| {
-                format!(
-                    "target_limit exceeded (number of targets: {}, limit: {})",
-                    wanted.len(),
-                    cfg.target_limit
-                )
-            });
+        let over_limit = cfg.target_limit > 0 && wanted.len() as u64 > cfg.target_limit;
+        let (discovered, targets) = ((wanted.len() + dropped.len()) as u64, wanted.len() as u64);
+        *lock(&pool.forced_error) = over_limit.then(|| {
+            format!(
+                "target_limit exceeded (number of targets: {}, limit: {})",
+                wanted.len(),
+                cfg.target_limit
+            )
+        });
         pool.loops.retain(|hash, running| {
             let keep = wanted.contains_key(hash);
             if !keep {
@@ -277,6 +336,7 @@ impl Scraper {
                 forced_error: pool.forced_error.clone(),
                 seed: spawner.seed,
                 output: spawner.output.clone(),
+                metrics: self.metrics.clone(),
             };
             spawner.tracker.spawn(scrape_loop::run(
                 ctx,
@@ -296,5 +356,12 @@ impl Scraper {
         let mut active: Vec<ActiveTarget> = pool.loops.values().map(|r| r.active.clone()).collect();
         active.sort_by(|a, b| a.target.labels.cmp(&b.target.labels));
         lock(&self.view.pools).insert(cfg.job_name.clone(), PoolView { active, dropped });
+        self.metrics.synced(
+            &cfg.job_name,
+            discovered,
+            targets,
+            began.elapsed(),
+            over_limit,
+        );
     }
 }

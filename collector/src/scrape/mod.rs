@@ -14,11 +14,13 @@
 //! - `process.rs`: body → series, `honor_labels`, limits, staleness, report series.
 //! - `scrape_loop.rs`: the timing of one target and its end-of-run staleness.
 //! - `manager.rs`: pools and target sync; `api.rs`: `/api/v1/targets`.
+//! - `metrics.rs`: the scraper's own `prometheus_target_*` and `prometheus_sd_*` metrics.
 
 mod api;
 mod config;
 mod fetch;
 mod manager;
+mod metrics;
 mod process;
 mod scrape_loop;
 mod target;
@@ -31,6 +33,7 @@ pub use config::{
 };
 pub use fetch::ACCEPT_HEADER;
 pub use manager::{GroupUpdate, Scraper, TargetsView};
+pub use metrics::ScrapeMetrics;
 pub use target::TargetGroup;
 
 /// Why a scrape configuration could not be used.

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::PoolConfig;
 use super::fetch::fetch;
+use super::metrics::{Limit, ScrapeMetrics};
 use super::process::{process, report_metadata, report_series, stale_report_series, SeriesCache};
 use super::target::{first_scrape_delay, Target};
 use crate::ship::MetricBatch;
@@ -50,6 +51,7 @@ pub(crate) struct LoopContext {
     pub forced_error: Arc<Mutex<Option<String>>>,
     pub seed: u64,
     pub output: mpsc::Sender<MetricBatch>,
+    pub metrics: Arc<ScrapeMetrics>,
 }
 
 /// Runs until `stop` fires (the target was removed, or `shutdown`), then writes end-of-run
@@ -66,6 +68,7 @@ pub(crate) async fn run(
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut cache = SeriesCache::default();
     let mut scraped = false;
+    let mut last_start: Option<Instant> = None;
     loop {
         tokio::select! {
             biased;
@@ -74,6 +77,10 @@ pub(crate) async fn run(
         }
         let t = now_ms();
         let started = Instant::now();
+        if let Some(last) = last_start.replace(started) {
+            ctx.metrics
+                .observe_interval(target.interval, started.duration_since(last));
+        }
         let forced = lock(&ctx.forced_error).clone();
         let fetched = match forced {
             Some(error) => Err(error),
@@ -88,6 +95,9 @@ pub(crate) async fn run(
         let up = out.error.is_none();
         if let Some(error) = &out.error {
             tracing::debug!(target = %target.url, %error, "scrape failed");
+            if let Some(limit) = Limit::of_error(error) {
+                ctx.metrics.limit_exceeded(limit);
+            }
         }
         *lock(&health) = Health {
             health: if up { "up" } else { "down" },

@@ -49,6 +49,18 @@ pub(crate) struct Target {
     /// `namespace, pod, container, node` for container logs (the line adds `stream`);
     /// `job, filename, node` for plain files.
     pub labels: Labels,
+    /// For container logs: the pod as its log directory names it, to find its labels in the
+    /// node's pod list.
+    pub pod: Option<PodDir>,
+}
+
+/// A pod log directory's name, `<namespace>_<name>_<uid>`, in parts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PodDir {
+    pub namespace: String,
+    pub name: String,
+    /// The pod's uid, or a static pod's config hash.
+    pub uid: String,
 }
 
 /// What one walk found: the files, and the directories walked to find them (watched, so a
@@ -83,6 +95,7 @@ pub(crate) fn discover(pods: &Path, globs: &[String], node: &str) -> Listing {
                     kind: FileKind::Live,
                     format: Format::Plain,
                     labels,
+                    pod: None,
                 },
             );
         }
@@ -105,7 +118,7 @@ fn container_logs(pods: &Path, node: &str, dirs: &mut Vec<PathBuf>) -> Vec<Targe
         let Some(name) = pod_dir.file_name().and_then(|n| n.to_str()) else {
             continue;
         };
-        let Some((namespace, pod, _uid)) = parse_pod_dir(name) else {
+        let Some((namespace, pod, uid)) = parse_pod_dir(name) else {
             continue;
         };
         dirs.push(pod_dir.clone());
@@ -136,6 +149,11 @@ fn container_logs(pods: &Path, node: &str, dirs: &mut Vec<PathBuf>) -> Vec<Targe
                         ("container", container),
                         ("node", node),
                     ]),
+                    pod: Some(PodDir {
+                        namespace: namespace.to_string(),
+                        name: pod.to_string(),
+                        uid: uid.to_string(),
+                    }),
                 });
             }
         }

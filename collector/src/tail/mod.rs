@@ -46,8 +46,9 @@ use tokio_util::sync::CancellationToken;
 pub use checkpoint::{Position, POSITIONS_FILE};
 pub use discover::PLAIN_FILE_JOB;
 pub use glob::expand as expand_glob;
-pub use tracked::SPLIT_METADATA;
+pub use tracked::{APP_LABEL, SPLIT_METADATA};
 
+use crate::cadvisor::SharedPods;
 use crate::ship::LogBatch;
 use crate::Error;
 use checkpoint::{Checkpoint, Checkpoints, InFlight};
@@ -94,6 +95,9 @@ pub struct TailConfig {
     /// The shortest time between two checkpoint writes; default
     /// [`DEFAULT_CHECKPOINT_INTERVAL`]. Shutdown always writes the last one.
     pub checkpoint_interval: Duration,
+    /// This node's pods (kept current by the agent's pod watch), for the `app` label of
+    /// container logs; none outside Kubernetes.
+    pub pods: Option<SharedPods>,
 }
 
 impl TailConfig {
@@ -106,6 +110,7 @@ impl TailConfig {
             rescan_interval: DEFAULT_RESCAN_INTERVAL,
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
+            pods: None,
         }
     }
 
@@ -299,7 +304,7 @@ impl Tailer {
         let mut any_finished = false;
         let mut files = files.into_iter();
         while let Some(mut tracked) = files.next() {
-            tracked.start_poll();
+            tracked.start_poll(self.cfg.pods.as_ref());
             let path = tracked.follower.path().to_path_buf();
             loop {
                 let stepped = tokio::task::spawn_blocking(move || {

@@ -546,3 +546,49 @@ async fn checkpoint_writes_within_the_interval_wait_for_the_next_due_one() {
     let due = std::fs::read_to_string(&file).unwrap();
     assert_ne!(due, first, "once due, the held ack is written");
 }
+
+#[tokio::test]
+async fn container_lines_carry_the_pods_app_label_once_the_pod_list_has_it() {
+    let fx = Fixture::new();
+    let log = fx.container_log("app");
+    // A static pod: its directory holds the config hash, its mirror pod another uid.
+    let static_dir = fx.pods.join("kube-system_etcd-node-1_0123abcd/etcd");
+    std::fs::create_dir_all(&static_dir).unwrap();
+    let pods = crate::cadvisor::SharedPods::default();
+    let mut cfg = TailConfig::new("node-1", &fx.state);
+    cfg.pods_path = fx.pods.clone();
+    cfg.pods = Some(pods.clone());
+    let mut t = cfg.build().unwrap();
+    let app_of = |batches: &[LogBatch]| -> Vec<Option<String>> {
+        batches
+            .iter()
+            .flat_map(|b| &b.streams)
+            .map(|s| s.labels.get(APP_LABEL).map(str::to_string))
+            .collect()
+    };
+
+    append(&log, format!("{TS} stdout F before the list\n").as_bytes());
+    assert_eq!(app_of(&poll(&mut t).await), [None], "no pod list yet");
+
+    *pods.write().unwrap() = crate::cadvisor::PodIndex::from_pod_list(&serde_json::json!({
+        "items": [
+            {"metadata": {"uid": "uid-1", "name": "web", "namespace": "prod",
+                          "labels": {"app": "web-legacy", "app.kubernetes.io/name": "web"}}},
+            {"metadata": {"uid": "mirror-uid", "name": "etcd-node-1", "namespace": "kube-system",
+                          "labels": {"app": "etcd"}}},
+        ]
+    }));
+    append(&log, format!("{TS} stdout F after the list\n").as_bytes());
+    append(
+        &static_dir.join("0.log"),
+        format!("{TS} stdout F static\n").as_bytes(),
+    );
+    let got = poll(&mut t).await;
+    let mut apps: Vec<Option<String>> = app_of(&got);
+    apps.sort();
+    assert_eq!(
+        apps,
+        [Some("etcd".to_string()), Some("web".to_string())],
+        "app.kubernetes.io/name wins over app; a static pod is found by namespace and name"
+    );
+}

@@ -19,11 +19,16 @@ use super::docker;
 use super::fingerprint::{FileId, Fingerprint};
 use super::follow::{Chunk, Follower, PathState, RawLine};
 use super::join::{Joined, Joiner, Piece};
+use crate::cadvisor::SharedPods;
 use crate::ship::LogBatch;
 
 /// The structured-metadata key on each piece of a line longer than the bound; its value is
 /// the piece's number, from 1.
 pub const SPLIT_METADATA: &str = "split";
+/// The stream label naming the pod's application, from its `app.kubernetes.io/name` label, or
+/// its `app` label without one (the labels Grafana Agent's and Promtail's Kubernetes examples
+/// map to `app`).
+pub const APP_LABEL: &str = "app";
 
 /// How long a file whose writer's path names nothing is still read before it counts as
 /// finished: the rename-to-reopen window of kubelet's rotation, and its rename back when the
@@ -41,6 +46,9 @@ pub(crate) struct Tracked {
     /// The checkpoint this file resumed from when it was another file's (a `.gz` resuming
     /// where its original was left): kept while this file exists.
     pub resumed_from: Option<FileId>,
+    /// The labels of this file's streams: the target's, plus the pod's `app` once the node's
+    /// pod list knows the pod (refreshed every poll: the list may arrive after the file).
+    labels: Labels,
     joiner: Joiner,
     /// The longest line shipped whole; longer ones are split.
     max_line: usize,
@@ -96,6 +104,7 @@ impl Tracked {
             offset: follower.offset(),
         });
         Tracked {
+            labels: target.labels.clone(),
             target,
             follower,
             fp,
@@ -112,9 +121,26 @@ impl Tracked {
         }
     }
 
-    /// Asks the next step to look for copytruncate first.
-    pub fn start_poll(&mut self) {
+    /// Asks the next step to look for copytruncate first, and takes the pod's `app` label
+    /// from the node's pod list when it has the pod.
+    pub fn start_poll(&mut self, pods: Option<&SharedPods>) {
         self.check_truncation = true;
+        let (Some(pods), Some(dir)) = (pods, &self.target.pod) else {
+            return;
+        };
+        let index = pods
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let app = index
+            .pod_of_log_dir(&dir.uid, &dir.namespace, &dir.name)
+            .and_then(|p| {
+                p.labels
+                    .get("app.kubernetes.io/name")
+                    .or_else(|| p.labels.get("app"))
+            });
+        if let Some(app) = app.filter(|a| self.labels.get(APP_LABEL) != Some(a.as_str())) {
+            self.labels = self.target.labels.with(APP_LABEL, app);
+        }
     }
 
     /// What this file would be as a checkpoint now, to recognise copies of it.
@@ -187,7 +213,7 @@ impl Tracked {
             }
         }
         let mut batch = LogBatch {
-            streams: entries.into_streams(&self.target.labels),
+            streams: entries.into_streams(&self.labels),
             positions: Vec::new(),
         };
         self.push_position(&mut batch, finished)?;
