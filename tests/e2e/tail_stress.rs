@@ -362,7 +362,7 @@ fn distinct(r: &Receiver) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_line_arrives_once_through_rotation_gzip_sigkill_and_an_outage() {
-    stress(&CI_SCALE).await;
+    println!("{}", stress(&CI_SCALE).await);
 }
 
 /// The issue's full scale: `cargo test --test e2e -- --ignored --nocapture
@@ -370,10 +370,11 @@ async fn every_line_arrives_once_through_rotation_gzip_sigkill_and_an_outage() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "the full-scale proof (1,000,000 lines, 200 files, 30 s outage), run by hand"]
 async fn full_scale_every_line_of_200_files_arrives_once_through_kills_and_a_30_s_outage() {
-    stress(&FULL_SCALE).await;
+    println!("{}", stress(&FULL_SCALE).await);
 }
 
-async fn stress(scale: &'static Scale) {
+/// Runs one stress test at `scale`; its summary line.
+async fn stress(scale: &'static Scale) -> String {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
     let pods = root.join("pods");
@@ -465,13 +466,13 @@ async fn stress(scale: &'static Scale) {
         receiver.refused.load(Ordering::Relaxed) > 0,
         "the outage was seen"
     );
-    println!(
+    format!(
         "tail stress: {total} lines in {} containers, {rotations} rotations, all \
          arrived in {elapsed:?}; {resent} re-sent identical entries, {out_of_order} first \
          arrivals out of order, {} pushes refused",
         scale.containers,
         receiver.refused.load(Ordering::Relaxed)
-    );
+    )
 }
 
 /// The line numbers missing per pod, as ranges, for the failure message.
