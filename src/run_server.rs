@@ -153,7 +153,11 @@ pub async fn start(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Res
                 outage_tolerance: core.for_outage_tolerance,
                 grace_period: core.for_grace_period,
             },
-        ),
+        )
+        // LogQL rules (recognised by `rule_language`) query the log store.
+        .with_log_query(log_query_fn(logs.clone()), |expr| {
+            rule_language(expr).unwrap_or(alertmanager::QueryLanguage::PromQL)
+        }),
     );
     background.push(tokio::spawn(rules.clone().run(shutdown.clone())));
 
@@ -256,7 +260,8 @@ fn tsdb_status_fn(db: Arc<tsdb::Tsdb>) -> api::TsdbStatusFn {
 }
 
 /// Refuses a rule whose expression does not parse or that the engine cannot evaluate, so the
-/// mistake surfaces at load, naming the file, group and rule, as Prometheus does.
+/// mistake surfaces at load, naming the file, group and rule, as Prometheus does. An expression
+/// that is not PromQL may be a LogQL metric query (`rule_language`).
 pub(crate) fn check_rule_queries(groups: &[alertmanager::RuleGroup]) -> anyhow::Result<()> {
     for g in groups {
         for rule in &g.rules {
@@ -264,12 +269,48 @@ pub(crate) fn check_rule_queries(groups: &[alertmanager::RuleGroup]) -> anyhow::
                 alertmanager::Rule::Alerting(a) => (&a.name, &a.expr),
                 alertmanager::Rule::Recording(r) => (&r.name, &r.expr),
             };
-            promql::check(expr).map_err(|e| {
+            rule_language(expr).map_err(|e| {
                 anyhow::anyhow!("{}: group {:?}, rule {:?}: {e}", g.file, g.name, name)
             })?;
         }
     }
     Ok(())
+}
+
+/// The language of a rule expression, PromQL or LogQL, by `alertmanager::classify_expr`'s
+/// rules (its module doc says why).
+pub(crate) fn rule_language(expr: &str) -> Result<alertmanager::QueryLanguage, String> {
+    alertmanager::classify_expr(
+        expr,
+        |e| promql::check(e).map_err(|e| e.to_string()),
+        |e| match logstore::parse_expr(e) {
+            Ok(logstore::Expr::Metric(m)) => {
+                // Whether it selects streams by labels alone: some selector, none on `__name__`.
+                let (mut selectors, mut names_metric) = (0, false);
+                m.for_each_range(&mut |_, _, range| {
+                    selectors += 1;
+                    names_metric |= range.query.matchers.iter().any(|m| m.name == "__name__");
+                });
+                Ok(selectors > 0 && !names_metric)
+            }
+            Ok(logstore::Expr::Log(_)) => {
+                Err("a log query selects lines; a rule needs a metric query".into())
+            }
+            Err(e) => Err(e.to_string()),
+        },
+    )
+}
+
+/// How LogQL rules reach the log store: an instant metric query at a time.
+pub(crate) fn log_query_fn(logs: Arc<LogStore>) -> QueryFn {
+    Arc::new(move |query: &str, t_ms: i64| {
+        match logs.instant_query(query, t_ms.saturating_mul(1_000_000)) {
+            Ok(logstore::QueryResult::Vector(v)) => Ok(v),
+            Ok(logstore::QueryResult::Scalar(v)) => Ok(vec![(Labels::empty(), v)]),
+            Ok(_) => Err("rule query must return a vector or scalar".into()),
+            Err(e) => Err(e.to_string()),
+        }
+    })
 }
 
 /// How rules reach the PromQL engine: an instant query at a time, answered as a vector.

@@ -53,13 +53,15 @@ pub struct Alertmanager {
 impl Alertmanager {
     /// Builds the Alertmanager for a validated config.
     pub fn new(config: AlertmanagerConfig, opts: AlertmanagerOptions) -> Self {
-        Self::with_pipeline(config, opts, Pipeline::build)
+        Self::with_pipeline(config, opts, Pipeline::build, Clock::new())
     }
 
+    /// Tests choose the pipeline (a recorder) and the wall time the clock starts at.
     pub(crate) fn with_pipeline(
         config: AlertmanagerConfig,
         opts: AlertmanagerOptions,
         pipeline: impl FnOnce(&AlertmanagerConfig) -> Pipeline,
+        clock: Clock,
     ) -> Self {
         let unapplied = config.unapplied_sections();
         if !unapplied.is_empty() {
@@ -71,7 +73,6 @@ impl Alertmanager {
             tracing::error!(%error, "invalid routing tree; no alert will be routed");
             RouteTree::empty()
         });
-        let clock = Clock::new();
         let silences = Arc::new(Silences::open_or_empty(opts.data_dir.as_deref()));
         let inhibitor = Arc::new(
             Inhibitor::new(&config.inhibit_rules).unwrap_or_else(|error| {
@@ -80,11 +81,18 @@ impl Alertmanager {
                 Inhibitor::default()
             }),
         );
+        let intervals = config.time_interval_set().unwrap_or_else(|error| {
+            // Validated by `AlertmanagerConfig::parse` too; see the routing tree above. A
+            // route naming an interval that is missing then fails its flushes, loudly.
+            tracing::error!(%error, "invalid time intervals; routes using them will not notify");
+            Default::default()
+        });
         let store = Arc::new(AlertStore::default());
         let mutes = Mutes {
             silences: Arc::clone(&silences),
             inhibitor: Arc::clone(&inhibitor),
             store: Arc::clone(&store),
+            intervals,
         };
         let dispatcher = Arc::new(Dispatcher::new(
             routes,

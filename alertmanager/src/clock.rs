@@ -19,6 +19,15 @@ impl Clock {
         }
     }
 
+    /// A clock whose wall time starts at `wall` (tests pick the day and hour).
+    #[cfg(test)]
+    pub fn starting_at(wall: DateTime<Utc>) -> Self {
+        Clock {
+            wall,
+            mono: Instant::now(),
+        }
+    }
+
     pub fn now(&self) -> DateTime<Utc> {
         let elapsed = chrono::Duration::from_std(self.mono.elapsed()).unwrap_or_default();
         self.wall + elapsed

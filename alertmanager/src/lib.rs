@@ -49,9 +49,16 @@
 //! `model::MemStorage` with the same [`RuleManager`], the query engine handed in through a
 //! [`RuleTestEngine`]; `vigil test rules` is this function plus promtool's output.
 //!
+//! Time intervals (`time_intervals`, the deprecated `mute_time_intervals`) are compiled with
+//! Alertmanager 0.25's validation, time zones read from the system's zoneinfo files; a route's
+//! `mute_time_intervals` and `active_time_intervals` silence its flushes as 0.25's time stages
+//! do (the flush succeeds, resolved alerts leave unannounced, the notification log is kept).
+//!
+//! Rule groups may mix PromQL and LogQL rules: [`classify_expr`] decides an expression's
+//! [`QueryLanguage`], and [`RuleManager::with_log_query`] gives LogQL rules their engine.
+//!
 //! Receivers: webhooks (payload version 4) and Slack incoming webhooks (Alertmanager 0.25's
-//! body, rendered with its default templates and the config's `templates:` files). Not applied
-//! yet (parsed, validated, and reported by one warning at startup): time intervals. Times in
+//! body, rendered with its default templates and the config's `templates:` files). Times in
 //! payloads, fingerprints, group keys and JSON escaping follow Go's conventions (the private
 //! `goformat` module) so receivers written for Alertmanager see the same bytes.
 
@@ -69,6 +76,7 @@ mod rules;
 mod silence;
 mod store;
 mod template;
+mod timeinterval;
 mod unittest;
 mod view;
 
@@ -84,11 +92,11 @@ pub use config::{
 pub use duration::{format_duration, parse_duration, PromDuration};
 pub use error::Error;
 pub use rules::{
-    load_rule_files, parse_rule_file, ActiveAlert, AlertSink, AlertState, AlertingRule,
-    ForRestoreOptions, GroupStatus, QueryFn, RecordingRule, Rule, RuleGroup, RuleHealth,
-    RuleManager, RuleManagerOptions, RuleStatus, ALERTS_FOR_STATE_METRIC, ALERTS_METRIC,
-    DEFAULT_EVALUATION_INTERVAL, DEFAULT_FOR_GRACE_PERIOD, DEFAULT_FOR_OUTAGE_TOLERANCE,
-    DEFAULT_RESEND_DELAY, RESOLVED_RETENTION_MS,
+    classify_expr, load_rule_files, parse_rule_file, ActiveAlert, AlertSink, AlertState,
+    AlertingRule, ForRestoreOptions, GroupStatus, QueryFn, QueryLanguage, RecordingRule, Rule,
+    RuleGroup, RuleHealth, RuleManager, RuleManagerOptions, RuleStatus, ALERTS_FOR_STATE_METRIC,
+    ALERTS_METRIC, DEFAULT_EVALUATION_INTERVAL, DEFAULT_FOR_GRACE_PERIOD,
+    DEFAULT_FOR_OUTAGE_TOLERANCE, DEFAULT_RESEND_DELAY, RESOLVED_RETENTION_MS,
 };
 pub use silence::{
     PostableSilence, Silence, SilenceError, SilenceMatcher, SilenceState, SILENCE_RETENTION,

@@ -6,6 +6,8 @@
 //!   latency against Prometheus 2.42 (issue 3).
 //! - `promql`: range and instant query latency against Prometheus 2.42, answers compared
 //!   (issue 4).
+//! - `alerting`: remote write → Slack POST latency against Prometheus 2.42 + Alertmanager
+//!   0.25 (issue 9).
 //!
 //! Shared parts: [`gen`] (the data), [`server`] (the processes), [`procfs`] (what they
 //! used), [`http`] and [`ingest`] (remote write), [`queries`] (the query set, timing and
@@ -14,6 +16,7 @@
 // The benchmark's product is the table it prints.
 #![allow(clippy::print_stdout)]
 
+mod alerting;
 mod blocks;
 mod gen;
 mod http;
@@ -38,6 +41,9 @@ enum Bench {
     /// Query engine: range and instant query latency, Vigil against Prometheus 2.42 on the
     /// same data, with the answers compared.
     Promql(promql_bench::PromqlArgs),
+    /// Alerting: latency from the remote write that makes an alert true to the Slack POST,
+    /// Vigil against Prometheus 2.42 + Alertmanager 0.25 in the same run.
+    Alerting(alerting::AlertingArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -50,6 +56,7 @@ fn main() -> anyhow::Result<()> {
         match bench {
             Bench::Tsdb(args) => tsdb_bench::run(args).await,
             Bench::Promql(args) => promql_bench::run(args).await,
+            Bench::Alerting(args) => alerting::run(args).await,
         }
     })?;
     println!("$ {}\n\n{report}", command.join(" "));

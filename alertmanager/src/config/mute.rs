@@ -1,6 +1,6 @@
 //! The config sections that mute notifications: `inhibit_rules` (applied by the crate's
-//! `inhibit` module) and `time_intervals` (parsed and validated; the time-interval stages come
-//! later).
+//! `inhibit` module) and `time_intervals` / `mute_time_intervals` (compiled by the
+//! `timeinterval` module and applied in every flush of a route that names them).
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -27,29 +27,39 @@ pub struct InhibitRuleConfig {
 }
 
 /// A named set of time ranges, referenced by routes' `mute_time_intervals` and
-/// `active_time_intervals`.
+/// `active_time_intervals`; compiled and applied by the crate's `timeinterval` module.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TimeIntervalConfig {
+    /// Required; an empty name is refused by validation with Alertmanager's message.
+    #[serde(default)]
     pub name: String,
     #[serde(default)]
     pub time_intervals: Vec<TimeIntervalSpec>,
 }
 
-/// One time range; every field present must match, a missing field matches everything.
+/// One time range; every field present must match, a missing field matches everything (and,
+/// as in Alertmanager, a present but empty list matches nothing). Values stay as written so
+/// the config prints back unchanged; `timeinterval` parses them.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TimeIntervalSpec {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub times: Vec<TimeRange>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub weekdays: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub days_of_month: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub months: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub years: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub times: Option<Vec<TimeRange>>,
+    /// `monday:friday`, `sunday`; names in any case.
+    #[serde(default, with = "scalar_list", skip_serializing_if = "Option::is_none")]
+    pub weekdays: Option<Vec<String>>,
+    /// `1:5`, `-3:-1` (negative counts from the month's end).
+    #[serde(default, with = "scalar_list", skip_serializing_if = "Option::is_none")]
+    pub days_of_month: Option<Vec<String>>,
+    /// `1:3`, `may:august`.
+    #[serde(default, with = "scalar_list", skip_serializing_if = "Option::is_none")]
+    pub months: Option<Vec<String>>,
+    /// `2020:2022`.
+    #[serde(default, with = "scalar_list", skip_serializing_if = "Option::is_none")]
+    pub years: Option<Vec<String>>,
+    /// An IANA zone name or `Local`; default UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
 }
 
@@ -57,30 +67,37 @@ pub struct TimeIntervalSpec {
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TimeRange {
+    #[serde(default)]
     pub start_time: String,
+    #[serde(default)]
     pub end_time: String,
 }
 
-impl TimeRange {
-    pub(crate) fn validate(&self) -> Result<(), String> {
-        let minutes = |s: &str| -> Option<u32> {
-            let (h, m) = s.split_once(':')?;
-            if h.len() > 2 || m.len() != 2 {
-                return None;
-            }
-            let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
-            (m < 60 && (h < 24 || (h == 24 && m == 0))).then_some(h * 60 + m)
-        };
-        match (minutes(&self.start_time), minutes(&self.end_time)) {
-            (Some(s), Some(e)) if s < e => Ok(()),
-            (Some(_), Some(_)) => Err(format!(
-                "start time {} cannot be equal or greater than end time {}",
-                self.start_time, self.end_time
-            )),
-            _ => Err(format!(
-                "couldn't parse timestamp {} - {}, invalid format",
-                self.start_time, self.end_time
-            )),
-        }
+/// A list of YAML scalars read as their text: Go's YAML decoder fills a string from `2024`
+/// as readily as from `'2024'`, so `years: [2024]` and `days_of_month: [1]` are accepted.
+mod scalar_list {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        Text(String),
+        Int(i64),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+        let list: Option<Vec<Scalar>> = Option::deserialize(d)?;
+        Ok(list.map(|l| {
+            l.into_iter()
+                .map(|s| match s {
+                    Scalar::Text(t) => t,
+                    Scalar::Int(i) => i.to_string(),
+                })
+                .collect()
+        }))
+    }
+
+    pub fn serialize<S: Serializer>(v: &Option<Vec<String>>, s: S) -> Result<S::Ok, S::Error> {
+        v.serialize(s)
     }
 }

@@ -7,6 +7,8 @@ pub(crate) mod route;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod time_tests;
 
 use crate::alert::Alert;
 use crate::clock::Clock;
@@ -14,9 +16,11 @@ use crate::inhibit::Inhibitor;
 use crate::notify::{FlushContext, Pipeline};
 use crate::silence::Silences;
 use crate::store::AlertStore;
+use crate::timeinterval::TimeIntervals;
+use chrono::{DateTime, Utc};
 use group::AggrGroup;
 use model::Labels;
-use route::RouteTree;
+use route::{RouteOpts, RouteTree};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -39,13 +43,42 @@ pub(crate) struct Dispatcher {
 }
 
 /// What a flush consults before the integrations: an inhibited or silenced alert is not
-/// notified (Alertmanager's inhibit and silence stages).
+/// notified, and a route outside its active or inside its mute time intervals notifies
+/// nothing (Alertmanager's inhibit, time-active, time-mute and silence stages).
 #[derive(Debug)]
 pub(crate) struct Mutes {
     pub silences: Arc<Silences>,
     pub inhibitor: Arc<Inhibitor>,
     /// The inhibitor's sources: every alert the Alertmanager holds, not only this group's.
     pub store: Arc<AlertStore>,
+    /// The config's named time intervals.
+    pub intervals: TimeIntervals,
+}
+
+impl Mutes {
+    /// Why a route sends nothing at `now`, if it does not: Alertmanager's `TimeActiveStage`
+    /// then `TimeMuteStage`. An unknown interval name is an error (config validation rules it
+    /// out), which fails the flush as the stage's error does in Alertmanager.
+    fn time_muted(
+        &self,
+        opts: &RouteOpts,
+        now: DateTime<Utc>,
+    ) -> Result<Option<&'static str>, String> {
+        if !opts.active_time_intervals.is_empty()
+            && !self
+                .intervals
+                .contains_any(&opts.active_time_intervals, now)?
+        {
+            return Ok(Some("route is not within active time"));
+        }
+        if self
+            .intervals
+            .contains_any(&opts.mute_time_intervals, now)?
+        {
+            return Ok(Some("route is within mute time"));
+        }
+        Ok(None)
+    }
 }
 
 impl Dispatcher {
@@ -176,6 +209,22 @@ impl Dispatcher {
         let mut snapshot = group.snapshot(now);
         if snapshot.alerts.is_empty() {
             return;
+        }
+        // A route muted by its time intervals drops the whole flush. As in Alertmanager the
+        // flush still succeeds: resolved alerts leave the group unannounced, and the
+        // notification log is untouched, so firing alerts are sent at the first flush after
+        // the mute ends.
+        match self.mutes.time_muted(&group.opts, now) {
+            Ok(None) => {}
+            Ok(Some(reason)) => {
+                tracing::debug!(group_key = %group.key, reason, "notifications not sent");
+                group.delete_resolved(&snapshot.resolved);
+                return;
+            }
+            Err(error) => {
+                tracing::error!(group_key = %group.key, %error, "time interval check failed; retrying at the next group interval");
+                return;
+            }
         }
         // Inhibited and silenced alerts, firing or resolved, are dropped before the
         // integrations see them. A flush left with nothing to send succeeds, as Alertmanager's

@@ -18,6 +18,11 @@ pub(crate) struct RouteOpts {
     pub group_wait: Duration,
     pub group_interval: Duration,
     pub repeat_interval: Duration,
+    /// Interval names inside which this route sends nothing; not inherited (Alertmanager 0.25
+    /// sets both lists from the route's own config).
+    pub mute_time_intervals: Vec<String>,
+    /// Interval names outside which this route sends nothing; empty means always active.
+    pub active_time_intervals: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -48,6 +53,8 @@ impl RouteTree {
             group_wait: DEFAULT_GROUP_WAIT,
             group_interval: DEFAULT_GROUP_INTERVAL,
             repeat_interval: DEFAULT_REPEAT_INTERVAL,
+            mute_time_intervals: Vec::new(),
+            active_time_intervals: Vec::new(),
         };
         let mut tree = RouteTree { nodes: Vec::new() };
         tree.add(root, &defaults, None)?;
@@ -88,6 +95,8 @@ impl RouteTree {
         if let Some(d) = cfg.repeat_interval {
             opts.repeat_interval = d.0;
         }
+        opts.mute_time_intervals = cfg.mute_time_intervals.clone();
+        opts.active_time_intervals = cfg.active_time_intervals.clone();
         let invalid = |e: String| Error::InvalidConfig(e);
         let mut matchers = Vec::new();
         for (name, value) in &cfg.match_eq {

@@ -11,8 +11,8 @@ use std::time::Duration;
 use tokio::time::sleep;
 use tokio_util::sync::CancellationToken;
 
-struct Harness {
-    am: Arc<Alertmanager>,
+pub(super) struct Harness {
+    pub am: Arc<Alertmanager>,
     calls: Arc<Calls>,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
@@ -20,6 +20,16 @@ struct Harness {
 
 impl Harness {
     fn start(config: &str, receivers: &[&str], send_resolved: bool) -> Harness {
+        Self::start_at(config, receivers, send_resolved, crate::clock::Clock::new())
+    }
+
+    /// Starts with the Alertmanager's wall clock at a chosen instant.
+    pub fn start_at(
+        config: &str,
+        receivers: &[&str],
+        send_resolved: bool,
+        clock: crate::clock::Clock,
+    ) -> Harness {
         let config = AlertmanagerConfig::parse(config).unwrap();
         let calls = Arc::new(Calls::default());
         let c = Arc::clone(&calls);
@@ -30,6 +40,7 @@ impl Harness {
                 data_dir: None,
             },
             |_| recording_pipeline(receivers, send_resolved, &c),
+            clock,
         ));
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(Arc::clone(&am).run(shutdown.clone()));
@@ -42,7 +53,7 @@ impl Harness {
     }
 
     /// Posts an alert that started `age` ago and ends `ends_in` from now (negative: resolved).
-    fn post(&self, pairs: &[(&str, &str)], age: Duration, ends_in: chrono::Duration) {
+    pub fn post(&self, pairs: &[(&str, &str)], age: Duration, ends_in: chrono::Duration) {
         let now = self.am.now();
         self.am.put_alerts(vec![PostableAlert {
             labels: Labels::from_pairs(pairs.iter().copied()),
@@ -53,19 +64,19 @@ impl Harness {
         }]);
     }
 
-    fn firing(&self, pairs: &[(&str, &str)]) {
+    pub fn firing(&self, pairs: &[(&str, &str)]) {
         self.post(pairs, Duration::ZERO, chrono::Duration::hours(24));
     }
 
-    fn resolve(&self, pairs: &[(&str, &str)]) {
+    pub fn resolve(&self, pairs: &[(&str, &str)]) {
         self.post(pairs, Duration::from_secs(600), chrono::Duration::zero());
     }
 
-    fn sent(&self) -> Vec<(String, Vec<NotifyAlert>)> {
+    pub fn sent(&self) -> Vec<(String, Vec<NotifyAlert>)> {
         self.calls.sent.lock().unwrap().clone()
     }
 
-    async fn stop(self) {
+    pub async fn stop(self) {
         self.shutdown.cancel();
         self.task.await.unwrap();
     }
@@ -73,7 +84,7 @@ impl Harness {
 
 const DEFAULTS: &str = "route:\n  receiver: r\n  group_by: [alertname]\nreceivers:\n- name: r\n";
 
-fn names(alerts: &[NotifyAlert]) -> Vec<(String, bool)> {
+pub(super) fn names(alerts: &[NotifyAlert]) -> Vec<(String, bool)> {
     alerts
         .iter()
         .map(|a| (a.labels.get("i").unwrap_or("").to_string(), a.is_resolved()))

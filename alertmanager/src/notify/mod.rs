@@ -4,8 +4,8 @@
 //! success. Integrations (`webhook`, `slack`) run concurrently; the flush succeeds only if every
 //! one did.
 //!
-//! Silences are applied by the dispatcher before the pipeline; inhibition and time intervals
-//! are stages that come before these in Alertmanager and arrive in later slices.
+//! Inhibition, time intervals and silences are applied by the dispatcher before the pipeline,
+//! where Alertmanager runs them as the stages before these.
 
 mod data;
 mod http;

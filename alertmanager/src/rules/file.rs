@@ -65,6 +65,14 @@ impl Rule {
             Rule::Recording(r) => &r.name,
         }
     }
+
+    /// The query expression.
+    pub fn expr(&self) -> &str {
+        match self {
+            Rule::Alerting(r) => &r.expr,
+            Rule::Recording(r) => &r.expr,
+        }
+    }
 }
 
 #[derive(Deserialize)]

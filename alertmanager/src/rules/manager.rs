@@ -1,8 +1,11 @@
 //! The rule manager: owns every group's rule state, evaluates groups on their interval (phase
 //! spread by a hash of the group, as Prometheus does) and hands due alerts to an [`AlertSink`].
+//! Each rule's expression goes to the engine of its language: PromQL through the manager's
+//! [`QueryFn`], LogQL through a second one given with [`RuleManager::with_log_query`].
 
 use super::eval::{ActiveAlert, AlertingState, EvalContext, RecordingState};
 use super::file::{Rule, RuleGroup};
+use super::lang::QueryLanguage;
 use super::restore::{restore_for_state, ForRestoreOptions};
 use super::status::{GroupHealth, GroupStatus, RuleStatus};
 use super::QueryFn;
@@ -61,6 +64,8 @@ struct GroupRuntime {
     def: RuleGroup,
     interval: Duration,
     state: Mutex<Vec<RuleState>>,
+    /// Each rule's language, in rule order; all PromQL unless a log query engine is given.
+    languages: Vec<QueryLanguage>,
     /// How the last evaluation went, for `/api/v1/rules`.
     health: Mutex<GroupHealth>,
     /// Set until the first evaluation has restored the `for` state (when restoring is on).
@@ -71,6 +76,8 @@ struct GroupRuntime {
 pub struct RuleManager {
     groups: Vec<GroupRuntime>,
     query: QueryFn,
+    /// The LogQL engine, for rules whose expression is LogQL.
+    log_query: Option<QueryFn>,
     appender: Arc<dyn Appender>,
     sink: Arc<dyn AlertSink>,
     opts: RuleManagerOptions,
@@ -112,6 +119,7 @@ impl RuleManager {
                     .collect();
                 GroupRuntime {
                     interval: def.interval.unwrap_or(opts.evaluation_interval),
+                    languages: vec![QueryLanguage::PromQL; def.rules.len()],
                     health: Mutex::new(GroupHealth::new(def.rules.len())),
                     def,
                     state: Mutex::new(state),
@@ -122,6 +130,7 @@ impl RuleManager {
         RuleManager {
             groups,
             query,
+            log_query: None,
             appender,
             sink,
             opts,
@@ -136,6 +145,26 @@ impl RuleManager {
     pub fn with_for_restore(mut self, store: Arc<dyn Querier>, opts: ForRestoreOptions) -> Self {
         self.restore = Some((store, opts));
         self
+    }
+
+    /// Evaluates the rules `language` says are LogQL through `query` (the log store's instant
+    /// metric queries), the rest through the PromQL engine as before. Their templates' `query`
+    /// function runs in the rule's language too, as in Loki's ruler.
+    pub fn with_log_query(
+        mut self,
+        query: QueryFn,
+        language: impl Fn(&str) -> QueryLanguage,
+    ) -> Self {
+        for g in &mut self.groups {
+            g.languages = g.def.rules.iter().map(|r| language(r.expr())).collect();
+        }
+        self.log_query = Some(query);
+        self
+    }
+
+    /// The language each rule of group `group` is evaluated in, in rule order.
+    pub fn rule_languages(&self, group: usize) -> &[QueryLanguage] {
+        self.groups.get(group).map_or(&[], |g| &g.languages)
     }
 
     /// The groups, in load order; `eval_group_at` takes an index into this.
@@ -191,14 +220,16 @@ impl RuleManager {
         };
         let span = tracing::debug_span!("rule_group_eval", group = %g.def.name, file = %g.def.file, ts = now_ms);
         let _enter = span.enter();
-        let ctx = EvalContext {
+        let context = |query| EvalContext {
             ts_ms: now_ms,
             query_ts_ms: now_ms - g.def.query_offset.as_millis() as i64,
-            query: &self.query,
+            query,
             external_labels: &self.opts.external_labels,
             external_url: &self.opts.external_url,
             limit: g.def.limit,
         };
+        let promql_ctx = context(&self.query);
+        let logql_ctx = self.log_query.as_ref().map(context);
         let resend_ms = self.opts.resend_delay.as_millis() as i64;
         let interval_ms = g.interval.as_millis() as i64;
         let mut to_send = Vec::new();
@@ -210,10 +241,16 @@ impl RuleManager {
             };
             let group_began = std::time::Instant::now();
             let mut outcomes = Vec::with_capacity(states.len());
-            for (rule, state) in g.def.rules.iter().zip(states.iter_mut()) {
+            for ((rule, state), language) in
+                g.def.rules.iter().zip(states.iter_mut()).zip(&g.languages)
+            {
+                let ctx = match (language, &logql_ctx) {
+                    (QueryLanguage::LogQL, Some(logql)) => logql,
+                    _ => &promql_ctx,
+                };
                 let began = std::time::Instant::now();
                 let result = match (rule, state) {
-                    (Rule::Alerting(r), RuleState::Alerting(s)) => match s.eval(r, &ctx) {
+                    (Rule::Alerting(r), RuleState::Alerting(s)) => match s.eval(r, ctx) {
                         Ok(()) => {
                             to_send.extend(
                                 s.take_due(now_ms, resend_ms, interval_ms)
@@ -225,7 +262,7 @@ impl RuleManager {
                             let series = if restoring {
                                 Vec::new()
                             } else {
-                                s.state_series(ctx.query_ts_ms)
+                                s.state_series(promql_ctx.query_ts_ms)
                             };
                             if !series.is_empty() {
                                 if let Err(error) = self.appender.append(&series) {
@@ -240,7 +277,7 @@ impl RuleManager {
                         }
                     },
                     (Rule::Recording(r), RuleState::Recording(s)) => {
-                        s.eval(r, &ctx, self.appender.as_ref()).map(|_| ()).inspect_err(|error| {
+                        s.eval(r, ctx, self.appender.as_ref()).map(|_| ()).inspect_err(|error| {
                             tracing::warn!(rule = %r.name, %error, "recording rule evaluation failed");
                         })
                     }

@@ -2,11 +2,13 @@
 //! ([`template`]), the per-rule state machines ([`eval`]) and the manager that runs groups on
 //! their interval ([`manager`]).
 //!
-//! *API Boundary*: rules see the query engine only through [`QueryFn`] and storage only through
-//! `model::Appender`; this crate never imports `promql` or `tsdb`.
+//! *API Boundary*: rules see the query engines only through [`QueryFn`]s (PromQL, and LogQL for
+//! the rules `lang` recognises as LogQL) and storage only through `model::Appender`; this
+//! crate never imports `promql`, `logstore` or `tsdb`.
 
 mod eval;
 mod file;
+mod lang;
 mod manager;
 mod restore;
 mod status;
@@ -21,6 +23,7 @@ pub use eval::{
     ActiveAlert, AlertState, ALERTS_FOR_STATE_METRIC, ALERTS_METRIC, RESOLVED_RETENTION_MS,
 };
 pub use file::{load_rule_files, parse_rule_file, AlertingRule, RecordingRule, Rule, RuleGroup};
+pub use lang::{classify_expr, QueryLanguage};
 pub use manager::{
     AlertSink, RuleManager, RuleManagerOptions, DEFAULT_EVALUATION_INTERVAL, DEFAULT_RESEND_DELAY,
 };
