@@ -5,8 +5,8 @@
 //! Every document carries `hash`, a 64-bit hash of (stream, timestamp, line). A push looks its
 //! entries' hashes up in the partition's index (one term each, in one query), loads the few
 //! documents that match and compares them exactly: a hash collision never drops a line.
-//! Entries added since the partition's last commit are not searchable yet, so the partition
-//! also keeps them in a [`Pending`] set until that commit.
+//! Entries added since the partition's last commit are not in the index yet; the partition
+//! keeps them in memory (`pending.rs`) until that commit, and the check looks there too.
 //!
 //! Structured metadata is not part of the identity: Loki too treats a line at the same
 //! timestamp in the same stream as the same entry.
@@ -14,7 +14,6 @@
 use crate::schema::{Fields, TS};
 use crate::Error;
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 use tantivy::collector::DocSetCollector;
 use tantivy::query::TermSetQuery;
 use tantivy::{Searcher, TantivyDocument, Term};
@@ -49,35 +48,6 @@ pub(crate) struct Candidate<'a> {
     pub stream: &'a str,
     pub ts_ns: i64,
     pub line: &'a str,
-}
-
-/// An entry's identity kept in full: stream, timestamp, line.
-type PendingEntry = (Arc<str>, i64, Box<str>);
-
-/// Entries added to a partition's writer but not yet committed, hence not yet searchable.
-#[derive(Debug, Default)]
-pub(crate) struct Pending {
-    by_hash: HashMap<u64, Vec<PendingEntry>>,
-}
-
-impl Pending {
-    pub fn contains(&self, c: &Candidate<'_>) -> bool {
-        self.by_hash.get(&c.hash).is_some_and(|v| {
-            v.iter()
-                .any(|(s, t, l)| *t == c.ts_ns && &**s == c.stream && &**l == c.line)
-        })
-    }
-
-    pub fn insert(&mut self, c: &Candidate<'_>, stream: &Arc<str>) {
-        self.by_hash
-            .entry(c.hash)
-            .or_default()
-            .push((stream.clone(), c.ts_ns, c.line.into()));
-    }
-
-    pub fn clear(&mut self) {
-        self.by_hash = HashMap::new();
-    }
 }
 
 /// For each candidate, whether an identical entry is stored in the index `searcher` reads.
@@ -152,23 +122,5 @@ mod tests {
             entry_hash("{a=\"b\"}", 1, "y")
         );
         assert_eq!(entry_hash("", 0, ""), 0x80b1_ece3_5ca7_1072);
-    }
-
-    #[test]
-    fn pending_compares_exactly() {
-        let stream: Arc<str> = "{a=\"b\"}".into();
-        let c = |ts, line| Candidate {
-            hash: 42, // every candidate collides on purpose
-            stream: "{a=\"b\"}",
-            ts_ns: ts,
-            line,
-        };
-        let mut p = Pending::default();
-        p.insert(&c(1, "x"), &stream);
-        assert!(p.contains(&c(1, "x")));
-        assert!(!p.contains(&c(1, "y")));
-        assert!(!p.contains(&c(2, "x")));
-        p.clear();
-        assert!(!p.contains(&c(1, "x")));
     }
 }

@@ -19,12 +19,24 @@ const MIN_FILTERED_PAGE: usize = 128;
 /// bounds the memory of a query whatever its `limit`.
 const MAX_PAGE: usize = 16_384;
 
-/// Feeds the entries matching `query` to `accept` in `direction` order until it has accepted
-/// `limit` of them (it returns whether it kept the entry: the pipeline may drop it).
+/// What the consumer of [`ordered_entries`] did with an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Taken {
+    /// Kept: it counts towards `limit`.
+    Kept,
+    /// Dropped (the pipeline filtered it out).
+    Dropped,
+    /// The consumer has all it needs (it also takes entries from elsewhere, such as the
+    /// pending ones): stop reading.
+    Done,
+}
+
+/// Feeds the entries matching `query` to `accept` in `direction` order until it has kept
+/// `limit` of them, or says it is done.
 ///
 /// Hits are ranked on the `ts` fast field and only then loaded from the doc store. Pages grow
 /// (each twice the last, from `limit`, or [`MIN_FILTERED_PAGE`] when `filtered`) until `limit`
-/// entries are accepted or the hits run out.
+/// entries are kept or the hits run out.
 ///
 /// Pages continue from the last timestamp seen (keyset paging) rather than from an offset, so a
 /// late page costs no more than the first. tantivy breaks timestamp ties by doc address in both
@@ -37,7 +49,7 @@ pub(crate) fn ordered_entries(
     filtered: bool,
     limit: usize,
     direction: Direction,
-    accept: &mut dyn FnMut(i64, StoredEntry) -> Result<bool, Error>,
+    accept: &mut dyn FnMut(i64, StoredEntry) -> Result<Taken, Error>,
 ) -> Result<(), Error> {
     let order = match direction {
         Direction::Forward => Order::Asc,
@@ -72,11 +84,15 @@ pub(crate) fn ordered_entries(
                 _ => Some((ts, 1)),
             };
             let doc: TantivyDocument = searcher.doc(address)?;
-            if accept(ts, fields.decode(&doc)?)? {
-                accepted += 1;
-                if accepted == limit {
-                    return Ok(());
+            match accept(ts, fields.decode(&doc)?)? {
+                Taken::Kept => {
+                    accepted += 1;
+                    if accepted == limit {
+                        return Ok(());
+                    }
                 }
+                Taken::Dropped => {}
+                Taken::Done => return Ok(()),
             }
         }
         if exhausted {

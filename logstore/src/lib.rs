@@ -3,8 +3,9 @@
 //! - [`LogStore`] owns a directory: a write-ahead log and one tantivy index per time partition
 //!   ([`LogStoreOptions::partition`], default an hour). [`LogStore::push`] returns once the
 //!   entries are fsync'd to the WAL (group commit: one fsync for all pushes in flight); they
-//!   reach tantivy at the next commit (every second, or before any query), and replay after a
-//!   crash re-indexes what was not committed. An entry identical to a stored one (stream,
+//!   reach tantivy at the next background commit (every second) and are searched in memory
+//!   until then, so a query never waits for a commit yet sees every acknowledged push; replay
+//!   after a crash re-indexes what was not committed. An entry identical to a stored one (stream,
 //!   timestamp, line) is stored once. Retention deletes whole partitions by age and size; a
 //!   partition that fails to open is moved aside and the store still opens. On-disk formats
 //!   are in `FORMAT.md`.
@@ -59,6 +60,7 @@ mod lock;
 pub mod logql;
 mod metric;
 mod partition;
+mod pending;
 mod plan;
 mod query;
 mod scan;

@@ -11,14 +11,14 @@
 //! opened on the first write and closed once a partition has gone a checkpoint without writes,
 //! so only the partitions being written hold a writer's threads and memory.
 
-use crate::dedup::Pending;
+use crate::pending::{Pending, PendingSnapshot};
 use crate::schema::Fields;
 use crate::Error;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use tantivy::directory::MmapDirectory;
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument};
 
 /// Indexing threads per partition writer: one is enough at agent batch sizes and leaves the
 /// cores to queries; more threads also mean more, smaller segments per commit.
@@ -39,7 +39,7 @@ pub(crate) struct Partition {
     index: Index,
     pub reader: IndexReader,
     writer: Option<IndexWriter<TantivyDocument>>,
-    /// Entries added since the last commit, for duplicate checks.
+    /// Entries added since the last commit: the duplicate check and queries read them here.
     pub pending: Pending,
     /// Documents were added since the last commit.
     dirty: bool,
@@ -64,9 +64,9 @@ impl Partition {
                 "the index was written with a different schema".into(),
             ));
         }
-        // Manual reloads give read-your-writes: a query commits and reloads pending entries
-        // before it searches. Building the reader opens every segment, which is where most
-        // damage shows.
+        // Reloaded right after each commit, under the partitions lock, so that the searcher and
+        // the pending entries a query takes never both hold an entry, nor both miss one.
+        // Building the reader opens every segment, which is where most damage shows.
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -123,9 +123,17 @@ impl Partition {
             return Err(e.into());
         }
         self.reader.reload()?;
-        // Only now are the pending entries visible to the duplicate check's searches.
+        // Only now are the pending entries visible to searches of the index.
         self.pending.clear();
         Ok(())
+    }
+
+    /// The committed index and the pending entries, as one consistent view.
+    fn view(&mut self) -> View {
+        View {
+            searcher: self.reader.searcher(),
+            pending: self.pending.snapshot(),
+        }
     }
 
     /// Closes the writer if nothing was written since the last call; call after a commit.
@@ -160,6 +168,13 @@ fn parse_name(name: &str) -> Option<(i64, i64)> {
     (start < end).then_some((start, end))
 }
 
+/// What one query reads of a partition: the searcher of its committed index and its pending
+/// entries, taken together so that each entry is in exactly one of them.
+pub(crate) struct View {
+    pub searcher: Searcher,
+    pub pending: PendingSnapshot,
+}
+
 /// Every partition of a store, non-overlapping, by start.
 #[derive(Debug)]
 pub(crate) struct Partitions {
@@ -167,6 +182,8 @@ pub(crate) struct Partitions {
     aside: PathBuf,
     window_ns: i64,
     parts: BTreeMap<i64, Partition>,
+    /// tantivy commits since open, of any partition.
+    commits: u64,
 }
 
 impl Partitions {
@@ -199,6 +216,7 @@ impl Partitions {
             aside: dir.join(CORRUPT_DIR),
             window_ns: window_ns.max(1),
             parts: BTreeMap::new(),
+            commits: 0,
         };
         let mut covered_to = i64::MIN;
         for (start, end, path) in found {
@@ -283,26 +301,36 @@ impl Partitions {
         self.parts.get_mut(&start)
     }
 
-    /// The partitions overlapping `[start_ns, end_ns)`, oldest first.
-    pub fn overlapping(&self, start_ns: i64, end_ns: i64) -> impl Iterator<Item = &Partition> {
+    /// Views of the partitions overlapping `[start_ns, end_ns)`, oldest first.
+    pub fn views(&mut self, start_ns: i64, end_ns: i64) -> Vec<View> {
         self.parts
-            .values()
-            .filter(move |p| p.start < end_ns && start_ns < p.end)
+            .values_mut()
+            .filter(|p| p.start < end_ns && start_ns < p.end)
+            .map(Partition::view)
+            .collect()
     }
 
     pub fn len(&self) -> usize {
         self.parts.len()
     }
 
-    /// Whether any partition holds entries not yet committed.
-    pub fn dirty(&self) -> bool {
-        self.parts.values().any(|p| p.dirty)
+    /// tantivy commits since open.
+    pub fn commits(&self) -> u64 {
+        self.commits
+    }
+
+    /// Entries added and not yet committed, in all partitions.
+    pub fn pending_entries(&self) -> usize {
+        self.parts.values().map(|p| p.pending.len()).sum()
     }
 
     /// Commits every partition with new entries. All are tried; the first error is returned.
     pub fn commit(&mut self) -> Result<(), Error> {
         let mut first_error = None;
         for p in self.parts.values_mut() {
+            if p.dirty && p.writer.is_some() {
+                self.commits += 1;
+            }
             if let Err(e) = p.commit() {
                 tracing::error!(partition = %p.name(), error = %e, "log partition commit failed");
                 first_error.get_or_insert(e);

@@ -55,7 +55,8 @@ pub(crate) fn entries_query(
         }
     }
     for lf in line_filters {
-        if lf.op() == LineFilterOp::Contains {
+        // An `ip()` pattern is not text of the line: it cannot narrow by tokens.
+        if lf.op() == LineFilterOp::Contains && !lf.is_ip() {
             for token in required_tokens(line_analyzer, lf.pattern()) {
                 let term = Term::from_field_text(fields.line, &token);
                 clauses.push((

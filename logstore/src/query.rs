@@ -1,10 +1,11 @@
 //! The query entry points of [`LogStore`]: log queries (with pipelines), metric queries
 //! (instant and range), series and index statistics.
 
-use crate::fetch::ordered_entries;
+use crate::fetch::{ordered_entries, Taken};
 use crate::logql::pipeline::{self, Row};
 use crate::logql::{parse_expr, Expr, LogQuery, MetricExpr};
 use crate::metric::{eval_instant, eval_range, Extractor, Inputs, MetricSeries, Value};
+use crate::pending::PendingEntry;
 use crate::plan::entries_query;
 use crate::scan::all_hits;
 use crate::schema::parse_stream;
@@ -134,11 +135,18 @@ impl LogStore {
     ) -> Result<IndexStats, Error> {
         let mut streams: BTreeSet<std::sync::Arc<str>> = BTreeSet::new();
         let mut stats = IndexStats::default();
-        for searcher in self.searchers(start_ns, end_ns)? {
-            let Some(q) = self.selector_query(&searcher, matchers, start_ns, end_ns)? else {
+        for view in self.views(start_ns, end_ns)? {
+            for e in view.pending.matching(matchers, start_ns, end_ns) {
+                stats.entries += 1;
+                stats.bytes += e.line.len() as u64;
+                if !streams.contains(&e.stream) {
+                    streams.insert(e.stream.clone());
+                }
+            }
+            let Some(q) = self.selector_query(&view.searcher, matchers, start_ns, end_ns)? else {
                 continue;
             };
-            let hits = all_hits(&searcher, &q)?;
+            let hits = all_hits(&view.searcher, &q)?;
             stats.entries += hits.len() as u64;
             stats.bytes += hits.iter().map(|h| h.bytes).sum::<u64>();
             streams.extend(hits.into_iter().map(|h| h.stream));
@@ -161,62 +169,75 @@ impl LogStore {
         }
         let pushed = q.leading_line_filters();
         let mut analyzer = self.line_analyzer()?;
-        let mut streams: HashMap<String, Labels> = HashMap::new();
-        let mut groups: HashMap<Labels, Vec<LogEntry>> = HashMap::new();
         let filtered = !q.pipeline.is_empty();
-        let mut searchers = self.searchers(start_ns, end_ns)?;
+        let mut views = self.views(start_ns, end_ns)?;
         // Partitions never overlap in time, so reading them one after the other in the
         // query's direction yields the entries in order, and the limit carries across.
         if direction == Direction::Backward {
-            searchers.reverse();
+            views.reverse();
         }
-        let mut accepted = 0usize;
-        for searcher in searchers {
-            if accepted == limit {
+        let mut out = LogCollector {
+            query: q,
+            limit,
+            accepted: 0,
+            streams: HashMap::new(),
+            groups: HashMap::new(),
+        };
+        for view in views {
+            if out.full() {
                 break;
             }
-            let Some(tq) = entries_query(
-                &searcher,
+            // The partition's pending entries, in the query's order, are merged into the
+            // committed ones as those stream by. At equal timestamps they come last, as they
+            // will once committed (tantivy orders ties by doc address).
+            let mut pending: Vec<&PendingEntry> = view
+                .pending
+                .matching(&q.matchers, start_ns, end_ns)
+                .collect();
+            match direction {
+                Direction::Forward => pending.sort_by_key(|e| e.ts_ns),
+                Direction::Backward => pending.sort_by_key(|e| std::cmp::Reverse(e.ts_ns)),
+            }
+            let mut pending = pending.into_iter().peekable();
+            let query = entries_query(
+                &view.searcher,
                 &self.core.fields,
                 &mut analyzer,
                 &q.matchers,
                 &pushed,
                 start_ns,
                 end_ns,
-            )?
-            else {
-                continue;
-            };
-            ordered_entries(
-                &searcher,
-                &self.core.fields,
-                &tq,
-                filtered,
-                limit - accepted,
-                direction,
-                &mut |ts, stored| {
-                    let labels = stream_labels(&mut streams, &stored.stream)?;
-                    let mut row = Row::new(ts, &stored.line, &labels, &stored.metadata);
-                    if !pipeline::run(&q.pipeline, &mut row) {
-                        return Ok(false);
-                    }
-                    // Structured metadata stays on the entry rather than in the stream labels.
-                    for (k, v) in &stored.metadata {
-                        if labels.get(k).is_none() && row.get(k) == Some(v.as_str()) {
-                            row.labels.remove(k);
-                        }
-                    }
-                    groups.entry(row.label_set()).or_default().push(LogEntry {
-                        ts_ns: ts,
-                        line: row.line,
-                        metadata: stored.metadata,
-                    });
-                    accepted += 1;
-                    Ok(true)
-                },
             )?;
+            if let Some(tq) = query {
+                ordered_entries(
+                    &view.searcher,
+                    &self.core.fields,
+                    &tq,
+                    filtered,
+                    limit - out.accepted,
+                    direction,
+                    &mut |ts, stored| {
+                        while let Some(e) = pending.next_if(|e| match direction {
+                            Direction::Forward => e.ts_ns < ts,
+                            Direction::Backward => e.ts_ns > ts,
+                        }) {
+                            if out.take_pending(e)? == Taken::Done {
+                                return Ok(Taken::Done);
+                            }
+                        }
+                        let labels = stream_labels(&mut out.streams, &stored.stream)?;
+                        out.take(ts, &labels, &stored.line, stored.metadata)
+                    },
+                )?;
+            }
+            for e in pending {
+                if out.take_pending(e)? == Taken::Done {
+                    break;
+                }
+            }
         }
-        let mut out: Vec<LogStream> = groups
+        let mut out: Vec<LogStream> = out
+            .groups
             .into_iter()
             .map(|(labels, entries)| LogStream { labels, entries })
             .collect();
@@ -247,9 +268,18 @@ impl LogStore {
                 || !range.post_unwrap.is_empty();
             let mut streams: HashMap<String, Labels> = HashMap::new();
             let mut read = 0usize;
-            for searcher in self.searchers(start, end)? {
+            for view in self.views(start, end)? {
+                for e in view.pending.matching(&range.query.matchers, start, end) {
+                    read += 1;
+                    let entry = LogEntry {
+                        ts_ns: e.ts_ns,
+                        line: e.line.to_string(),
+                        metadata: e.metadata.clone(),
+                    };
+                    ex.push(&e.labels, &entry).map_err(|e| Error::Eval(e.0))?;
+                }
                 let Some(q) = entries_query(
-                    &searcher,
+                    &view.searcher,
                     &self.core.fields,
                     &mut analyzer,
                     &range.query.matchers,
@@ -260,7 +290,8 @@ impl LogStore {
                 else {
                     continue;
                 };
-                let hits = all_hits(&searcher, &q)?;
+                let searcher = &view.searcher;
+                let hits = all_hits(searcher, &q)?;
                 read += hits.len();
                 if read > MAX_SAMPLES_PER_QUERY {
                     return Err(Error::Eval(format!(
@@ -310,12 +341,73 @@ fn collect_ranges<'a>(m: &'a MetricExpr, out: &mut Vec<RangeRef<'a>>) {
             grouping,
             ..
         } => out.push((*id, *op, range, grouping.as_ref())),
-        MetricExpr::Vector { expr, .. } => collect_ranges(expr, out),
+        MetricExpr::Vector { expr, .. } | MetricExpr::LabelReplace { expr, .. } => {
+            collect_ranges(expr, out)
+        }
         MetricExpr::Binary { lhs, rhs, .. } => {
             collect_ranges(lhs, out);
             collect_ranges(rhs, out);
         }
         MetricExpr::Literal(_) | MetricExpr::VectorLiteral(_) => {}
+    }
+}
+
+/// A log query's answer as it is gathered: entries run through the pipeline and grouped by
+/// their labels after it, until `limit` are kept.
+struct LogCollector<'q> {
+    query: &'q LogQuery,
+    limit: usize,
+    accepted: usize,
+    /// Stream labels by canonical string, parsed once per query.
+    streams: HashMap<String, Labels>,
+    groups: HashMap<Labels, Vec<LogEntry>>,
+}
+
+impl LogCollector<'_> {
+    fn full(&self) -> bool {
+        self.accepted >= self.limit
+    }
+
+    fn take_pending(&mut self, e: &PendingEntry) -> Result<Taken, Error> {
+        if self.full() {
+            return Ok(Taken::Done);
+        }
+        self.take(e.ts_ns, &e.labels, &e.line, e.metadata.clone())
+    }
+
+    /// Runs one entry through the pipeline and keeps it if it passes; `Done` once `limit`
+    /// entries are kept.
+    fn take(
+        &mut self,
+        ts: i64,
+        labels: &Labels,
+        line: &str,
+        metadata: Vec<(String, String)>,
+    ) -> Result<Taken, Error> {
+        let mut row = Row::new(ts, line, labels, &metadata);
+        if !pipeline::run(&self.query.pipeline, &mut row) {
+            return Ok(Taken::Dropped);
+        }
+        // Structured metadata stays on the entry rather than in the stream labels.
+        for (k, v) in &metadata {
+            if labels.get(k).is_none() && row.get(k) == Some(v.as_str()) {
+                row.labels.remove(k);
+            }
+        }
+        self.groups
+            .entry(row.label_set())
+            .or_default()
+            .push(LogEntry {
+                ts_ns: ts,
+                line: row.line,
+                metadata,
+            });
+        self.accepted += 1;
+        Ok(if self.full() {
+            Taken::Done
+        } else {
+            Taken::Kept
+        })
     }
 }
 

@@ -14,7 +14,7 @@ mod ingest;
 
 use crate::fetch::distinct_streams;
 use crate::lock::DirLock;
-use crate::partition::Partitions;
+use crate::partition::{Partitions, View};
 use crate::plan::entries_query;
 use crate::schema::{parse_stream, Fields, LINE_TOKENIZER};
 use crate::tail::TailHub;
@@ -84,8 +84,9 @@ pub struct LogStoreOptions {
     /// sets no bound.
     pub retention_bytes: Option<u64>,
     /// How often pending entries are committed to tantivy and the WAL trimmed; default
-    /// [`DEFAULT_COMMIT_INTERVAL`]. Queries commit pending entries themselves, so this bounds
-    /// the WAL's size and the replay after a crash, not what queries see.
+    /// [`DEFAULT_COMMIT_INTERVAL`]. Queries search pending entries in memory, so this bounds
+    /// the WAL's size, the memory of pending entries and the replay after a crash, not what
+    /// queries see.
     pub commit_interval: Duration,
     /// WAL segment size; default [`DEFAULT_WAL_SEGMENT_BYTES`].
     pub wal_segment_bytes: u64,
@@ -112,7 +113,7 @@ impl Default for LogStoreOptions {
 
 /// A log store: a WAL and time-partitioned tantivy indexes in a directory. `Send + Sync`:
 /// share it in an `Arc`. A push returns once its entries are fsync'd to the WAL; queries see
-/// every push that returned (they commit pending entries before searching).
+/// every push that returned (entries not yet committed to tantivy are searched in memory).
 pub struct LogStore {
     pub(crate) core: Arc<Core>,
     background: Option<Background>,
@@ -286,6 +287,17 @@ impl LogStore {
         self.core.wal.fsyncs()
     }
 
+    /// tantivy commits since open, of any partition: the background thread's and
+    /// [`LogStore::checkpoint`]'s, never a query's.
+    pub fn index_commits(&self) -> Result<u64, Error> {
+        Ok(self.core.lock_parts()?.commits())
+    }
+
+    /// Entries acknowledged but not yet committed to tantivy (queries find them in memory).
+    pub fn pending_entries(&self) -> Result<usize, Error> {
+        Ok(self.core.lock_parts()?.pending_entries())
+    }
+
     /// The label names of the streams with entries in `[start_ns, end_ns)`, sorted, distinct;
     /// only of the streams matching `matchers` when there are any (Loki's `query=`).
     pub fn label_names(
@@ -336,25 +348,24 @@ impl LogStore {
         end_ns: i64,
     ) -> Result<Vec<Labels>, Error> {
         let mut streams = BTreeSet::new();
-        for searcher in self.searchers(start_ns, end_ns)? {
-            if let Some(q) = self.selector_query(&searcher, matchers, start_ns, end_ns)? {
-                streams.extend(distinct_streams(&searcher, &q)?);
+        for view in self.views(start_ns, end_ns)? {
+            if let Some(q) = self.selector_query(&view.searcher, matchers, start_ns, end_ns)? {
+                streams.extend(distinct_streams(&view.searcher, &q)?);
+            }
+            for e in view.pending.matching(matchers, start_ns, end_ns) {
+                if !streams.contains(&*e.stream) {
+                    streams.insert(e.stream.to_string());
+                }
             }
         }
         streams.iter().map(|s| parse_stream(s)).collect()
     }
 
-    /// Searchers over the partitions overlapping `[start_ns, end_ns)`, oldest first, after
-    /// committing pending entries so that every acknowledged push is seen.
-    pub(crate) fn searchers(&self, start_ns: i64, end_ns: i64) -> Result<Vec<Searcher>, Error> {
-        let mut parts = self.core.lock_parts()?;
-        if parts.dirty() {
-            parts.commit()?;
-        }
-        Ok(parts
-            .overlapping(start_ns, end_ns)
-            .map(|p| p.reader.searcher())
-            .collect())
+    /// Views (committed index and pending entries) of the partitions overlapping
+    /// `[start_ns, end_ns)`, oldest first. Every push acknowledged before this call is in one
+    /// of them; nothing is committed here, so queries never wait for tantivy.
+    pub(crate) fn views(&self, start_ns: i64, end_ns: i64) -> Result<Vec<View>, Error> {
+        Ok(self.core.lock_parts()?.views(start_ns, end_ns))
     }
 
     /// The query for every entry of the streams matching `matchers` in `[start_ns, end_ns)`,
@@ -473,3 +484,5 @@ impl LogStore {
 mod durability_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod visibility_tests;

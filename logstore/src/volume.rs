@@ -146,13 +146,29 @@ impl LogStore {
     ) -> Result<BTreeMap<i64, HashMap<VolumeName, u64>>, Error> {
         let mut out: BTreeMap<i64, HashMap<VolumeName, u64>> = BTreeMap::new();
         let mut names: HashMap<Arc<str>, Vec<VolumeName>> = HashMap::new();
-        for searcher in self.searchers(req.start_ns, req.end_ns)? {
+        for view in self.views(req.start_ns, req.end_ns)? {
+            for e in view
+                .pending
+                .matching(&req.matchers, req.start_ns, req.end_ns)
+            {
+                if !names.contains_key(&e.stream) {
+                    names.insert(e.stream.clone(), req.names(&e.labels));
+                }
+                let Some(stream_names) = names.get(&e.stream) else {
+                    continue;
+                };
+                let bucket = (e.ts_ns - req.start_ns).div_euclid(step_ns);
+                let sums = out.entry(bucket).or_default();
+                for name in stream_names {
+                    *sums.entry(name.clone()).or_default() += e.line.len() as u64;
+                }
+            }
             let Some(q) =
-                self.selector_query(&searcher, &req.matchers, req.start_ns, req.end_ns)?
+                self.selector_query(&view.searcher, &req.matchers, req.start_ns, req.end_ns)?
             else {
                 continue;
             };
-            for hit in all_hits(&searcher, &q)? {
+            for hit in all_hits(&view.searcher, &q)? {
                 if !names.contains_key(&hit.stream) {
                     let labels = parse_stream(&hit.stream)?;
                     names.insert(hit.stream.clone(), req.names(&labels));

@@ -8,7 +8,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use logstore::{Direction, LogStore, QueryResult, RangeParams};
+use logstore::{Direction, LogStore, LogStoreOptions, QueryResult, RangeParams};
 use model::{Labels, LogEntry, LogStream, MatchOp, Matcher};
 use std::collections::BTreeMap;
 
@@ -245,9 +245,16 @@ fn store_agrees_with_a_naive_scan() {
     let mut rng = fastrand::Rng::with_seed(0x5eed_1095);
     let lines = generate(&mut rng);
     let dir = tempfile::tempdir().unwrap();
-    let store = LogStore::open(dir.path()).unwrap();
-    // Pushed in a few batches so that the index has several segments.
-    for chunk in lines.chunks(700) {
+    // Commits only when the test asks, so that it decides which entries are pending.
+    let options = LogStoreOptions {
+        commit_interval: std::time::Duration::from_secs(3600),
+        ..LogStoreOptions::default()
+    };
+    let store = LogStore::open_with(dir.path(), options).unwrap();
+    // Pushed in five batches: the first three are committed in two commits (so the index has
+    // several segments), the last two are left pending, so queries merge entries searched in
+    // memory with committed ones, interleaved in time.
+    for (i, chunk) in lines.chunks(700).enumerate() {
         let streams: Vec<LogStream> = chunk
             .iter()
             .map(|l| LogStream {
@@ -260,11 +267,24 @@ fn store_agrees_with_a_naive_scan() {
             })
             .collect();
         store.push(&streams).unwrap();
+        if i == 0 || i == 2 {
+            store.checkpoint().unwrap();
+        }
     }
+    assert!(store.pending_entries().unwrap() > 0);
+    let seed = rng.u64(..);
+    check(&store, &lines, &mut fastrand::Rng::with_seed(seed));
+    // The same queries once everything is committed.
+    store.checkpoint().unwrap();
+    assert_eq!(store.pending_entries().unwrap(), 0);
+    check(&store, &lines, &mut fastrand::Rng::with_seed(seed));
+}
 
+/// 200 log queries and 100 metric queries, each compared with the naive scan.
+fn check(store: &LogStore, lines: &[Line], rng: &mut fastrand::Rng) {
     let mut checked = 0;
     for _ in 0..200 {
-        let q = Query::gen(&mut rng);
+        let q = Query::gen(rng);
         let start = rng.i64(0..500) * S;
         let end = start + rng.i64(1..300) * S;
         let limit = [1, 7, 50, 1000][rng.usize(..4)];
@@ -276,7 +296,7 @@ fn store_agrees_with_a_naive_scan() {
         let got = store
             .query_range(&q.logql(), start, end, limit, dir)
             .unwrap();
-        let want = naive_logs(&lines, &q, start, end, limit, dir);
+        let want = naive_logs(lines, &q, start, end, limit, dir);
         assert_eq!(
             got,
             want,
@@ -286,7 +306,7 @@ fn store_agrees_with_a_naive_scan() {
         checked += 1;
     }
     for _ in 0..100 {
-        let q = Query::gen(&mut rng);
+        let q = Query::gen(rng);
         let f = [Func::Count, Func::Rate, Func::Bytes][rng.usize(..3)];
         let range = [10, 60, 300][rng.usize(..3)] * S;
         let by_app = rng.bool();
@@ -321,7 +341,7 @@ fn store_agrees_with_a_naive_scan() {
         let got: BTreeMap<Labels, Vec<(i64, f64)>> =
             got.into_iter().map(|s| (s.labels, s.points)).collect();
         let want = naive_metric(
-            &lines,
+            lines,
             &MetricQuery {
                 q: &q,
                 f,

@@ -303,3 +303,113 @@ async fn errors_in_lokis_form() {
         assert!(body.contains(want), "{path}: {body}");
     }
 }
+
+/// The LogQL constructs Grafana users write for addresses and shapes of lines, through
+/// `query_range` as Grafana sends it: `ip()` as a line filter and as a label filter, the
+/// pattern line filters `|>` / `!>`, and `label_replace` on a metric query; a misused `ip()`
+/// is a 400 with Loki's message.
+#[tokio::test]
+async fn ip_pattern_filters_and_label_replace() {
+    let v = Vigil::server(&[]);
+    let t0 = (now_ms() / 1000 - 60) * 1_000_000_000;
+    let s = 1_000_000_000;
+    push(
+        &v,
+        serde_json::json!({"app": "gw", "pod": "gw-1"}),
+        &[
+            (t0 + s, "addr=10.1.2.3 method=GET status=200"),
+            (t0 + 2 * s, "addr=192.168.7.9 method=GET status=502"),
+            (t0 + 3 * s, "addr=2001:db8::7 method=POST status=201"),
+            (t0 + 4 * s, "addr=10.200.0.1 method=POST status=503"),
+        ],
+    )
+    .await;
+    let range = |q: &str| {
+        format!(
+            "/loki/api/v1/query_range?query={}&start={}&end={}&step=60000ms&direction=forward&limit=100",
+            enc(q),
+            t0,
+            t0 + 60 * s
+        )
+    };
+    let lines = |j: &serde_json::Value| -> Vec<String> {
+        let mut out: Vec<String> = j["data"]["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s["values"].as_array().unwrap().iter())
+            .map(|v| v[1].as_str().unwrap().to_string())
+            .collect();
+        out.sort();
+        out
+    };
+    let cases: [(&str, &[&str]); 5] = [
+        (
+            r#"{app="gw"} |= ip("10.0.0.0/8")"#,
+            &[
+                "addr=10.1.2.3 method=GET status=200",
+                "addr=10.200.0.1 method=POST status=503",
+            ],
+        ),
+        (
+            r#"{app="gw"} != ip("10.0.0.0/8") != ip("2001:db8::/32")"#,
+            &["addr=192.168.7.9 method=GET status=502"],
+        ),
+        (
+            r#"{app="gw"} | logfmt | addr = ip("192.168.0.0-192.168.255.255") or addr = ip("2001:db8::7")"#,
+            &[
+                "addr=192.168.7.9 method=GET status=502",
+                "addr=2001:db8::7 method=POST status=201",
+            ],
+        ),
+        (
+            r#"{app="gw"} |> "<_> status=5<_>""#,
+            &[
+                "addr=10.200.0.1 method=POST status=503",
+                "addr=192.168.7.9 method=GET status=502",
+            ],
+        ),
+        (
+            r#"{app="gw"} !> "<_> method=GET <_>" |> "addr=<_> <_>""#,
+            &[
+                "addr=10.200.0.1 method=POST status=503",
+                "addr=2001:db8::7 method=POST status=201",
+            ],
+        ),
+    ];
+    for (q, want) in cases {
+        let (status, j) = get_json(&v, &range(q)).await;
+        assert_eq!(status, 200, "{q}: {j}");
+        assert_eq!(j["data"]["resultType"], "streams", "{q}");
+        assert_eq!(lines(&j), *want, "{q}");
+    }
+
+    let q = r#"label_replace(sum by (pod) (count_over_time({app="gw"} |= ip("10.0.0.0/8") [1m])), "node", "n-$1", "pod", "gw-(.*)")"#;
+    let (status, j) = get_json(&v, &range(q)).await;
+    assert_eq!(status, 200, "{j}");
+    assert_eq!(j["data"]["resultType"], "matrix");
+    let result = j["data"]["result"].as_array().unwrap();
+    assert_eq!(result.len(), 1, "{j}");
+    assert_eq!(
+        result[0]["metric"],
+        serde_json::json!({"pod": "gw-1", "node": "n-1"})
+    );
+    assert_eq!(result[0]["values"][0][1], "2");
+
+    for (q, want) in [
+        (r#"{app="gw"} |~ ip("10.0.0.0/8")"#, "ip: invalid operation"),
+        (r#"{app="gw"} |= ip("10.0.0.0/99")"#, "ip: invalid pattern"),
+        (
+            r#"{app="gw"} |> "<addr> x""#,
+            "named captures are not allowed",
+        ),
+        (
+            r#"label_replace(rate({app="gw"}[1m]), "x", "$1", "a", "(")"#,
+            "invalid regex in label_replace",
+        ),
+    ] {
+        let (status, body) = get_text(&v, &range(q)).await;
+        assert_eq!(status, 400, "{q}: {body}");
+        assert!(body.contains(want), "{q}: {body}");
+    }
+}

@@ -284,6 +284,40 @@ pub enum MetricExpr {
     Literal(f64),
     /// `vector(x)`: one sample without labels.
     VectorLiteral(f64),
+    /// `label_replace(expr, "dst", "replacement", "src", "regex")`.
+    LabelReplace {
+        expr: Box<MetricExpr>,
+        replace: LabelReplace,
+    },
+}
+
+/// The arguments of `label_replace`, the regex compiled anchored (`^(?:regex)$`) as Loki and
+/// Prometheus compile it.
+#[derive(Clone, Debug)]
+pub struct LabelReplace {
+    pub dst: String,
+    pub replacement: String,
+    pub src: String,
+    pub regex: regex::Regex,
+}
+
+impl LabelReplace {
+    /// The sample's labels after the replacement: unchanged when the regex does not match the
+    /// source label's value (empty when absent); otherwise `dst` is set to the expanded
+    /// replacement (`$1`, `${name}`), or removed when that is empty.
+    pub fn apply(&self, labels: &model::Labels) -> model::Labels {
+        let value = labels.get(&self.src).unwrap_or_default();
+        let Some(caps) = self.regex.captures(value) else {
+            return labels.clone();
+        };
+        let mut out = String::new();
+        caps.expand(&self.replacement, &mut out);
+        if out.is_empty() {
+            labels.without(&[self.dst.as_str()])
+        } else {
+            labels.with(&self.dst, &out)
+        }
+    }
 }
 
 impl MetricExpr {
@@ -291,7 +325,9 @@ impl MetricExpr {
     pub fn for_each_range<'a>(&'a self, f: &mut dyn FnMut(usize, RangeOp, &'a LogRange)) {
         match self {
             MetricExpr::Range { id, op, range, .. } => f(*id, *op, range),
-            MetricExpr::Vector { expr, .. } => expr.for_each_range(f),
+            MetricExpr::Vector { expr, .. } | MetricExpr::LabelReplace { expr, .. } => {
+                expr.for_each_range(f)
+            }
             MetricExpr::Binary { lhs, rhs, .. } => {
                 lhs.for_each_range(f);
                 rhs.for_each_range(f);

@@ -4,15 +4,17 @@
 
 mod ast;
 mod error;
+mod ip;
 mod lexer;
 mod line_filter;
 mod parser;
 pub mod pipeline;
 
 pub use ast::{
-    BinOp, Cardinality, Expr, Grouping, LogQuery, LogRange, MetricExpr, RangeOp, Unwrap,
-    VectorMatching, VectorOp,
+    BinOp, Cardinality, Expr, Grouping, LabelReplace, LogQuery, LogRange, MetricExpr, RangeOp,
+    Unwrap, VectorMatching, VectorOp,
 };
 pub use error::{Pos, QueryError};
+pub use ip::IpFilter;
 pub use line_filter::{matches_all, LineFilter, LineFilterOp};
 pub use parser::{parse, parse_expr, parse_selector};

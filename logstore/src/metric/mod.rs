@@ -123,6 +123,18 @@ fn eval(expr: &MetricExpr, inputs: &Inputs, t: i64) -> Result<Value, EvalError> 
                 ))
             }
         },
+        MetricExpr::LabelReplace { expr, replace } => match eval(expr, inputs, t)? {
+            Value::Vector(v) => Value::Vector(
+                v.into_iter()
+                    .map(|(labels, value)| (replace.apply(&labels), value))
+                    .collect(),
+            ),
+            Value::Scalar(_) => {
+                return Err(EvalError(
+                    "label_replace needs a vector argument, not a scalar".into(),
+                ))
+            }
+        },
         MetricExpr::Binary {
             op,
             bool_modifier,
@@ -279,5 +291,45 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r[0].points, [(30 * S, 1.0), (40 * S, 1.0)]);
+    }
+
+    #[test]
+    fn label_replace_rewrites_matching_series_only() {
+        let s = [
+            stream("api-7", &[(10, "x"), (20, "x")]),
+            stream("db", &[(10, "x")]),
+        ];
+        let labels = |q: &str| -> Vec<(Labels, f64)> {
+            run_range(q, &s, 30 * S, 30 * S, S)
+                .unwrap()
+                .into_iter()
+                .map(|m| (m.labels, m.points[0].1))
+                .collect()
+        };
+        let got = labels(
+            r#"label_replace(count_over_time({app=~".+"}[1m]), "svc", "$1-svc", "app", "api-(.*)")"#,
+        );
+        assert_eq!(
+            got,
+            [
+                (
+                    Labels::from_pairs([("app", "api-7"), ("svc", "7-svc")]),
+                    2.0
+                ),
+                (Labels::from_pairs([("app", "db")]), 1.0),
+            ]
+        );
+        // An empty result removes the destination; a named group expands by name; an absent
+        // source label is the empty value.
+        let got =
+            labels(r#"label_replace(count_over_time({app="db"}[1m]), "app", "", "app", "db")"#);
+        assert_eq!(got, [(Labels::empty(), 1.0)]);
+        let got = labels(
+            r#"label_replace(count_over_time({app="db"}[1m]), "n", "${x}!", "missing", "(?P<x>)")"#,
+        );
+        assert_eq!(
+            got,
+            [(Labels::from_pairs([("app", "db"), ("n", "!")]), 1.0)]
+        );
     }
 }

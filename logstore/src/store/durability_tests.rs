@@ -158,9 +158,9 @@ fn entries_go_to_hourly_partitions_and_queries_open_only_overlapping_ones() {
         ],
     );
     assert_eq!(store.partitions().unwrap(), 3);
-    assert_eq!(store.searchers(H, 2 * H).unwrap().len(), 1);
-    assert_eq!(store.searchers(H - 1, 2 * H + 1).unwrap().len(), 3);
-    assert_eq!(store.searchers(5 * H, 6 * H).unwrap().len(), 0);
+    assert_eq!(store.views(H, 2 * H).unwrap().len(), 1);
+    assert_eq!(store.views(H - 1, 2 * H + 1).unwrap().len(), 3);
+    assert_eq!(store.views(5 * H, 6 * H).unwrap().len(), 0);
     // Limits and direction carry across partitions.
     let newest = store
         .query_range(r#"{app="a"}"#, 0, 3 * H, 3, Direction::Backward)

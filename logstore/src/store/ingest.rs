@@ -3,6 +3,7 @@
 
 use crate::dedup::{self, Candidate};
 use crate::partition::Partitions;
+use crate::pending::PendingEntry;
 use crate::schema::{label_terms, Fields};
 use crate::store::PushOutcome;
 use crate::Error;
@@ -16,7 +17,7 @@ const REPLAY_COMMIT_BYTES: usize = 256 << 20;
 
 /// Adds the entries of `streams` to the partitions their timestamps fall in, skipping every
 /// entry identical (stream, timestamp, line) to one stored, pending, or earlier in the same
-/// push. The entries become searchable at the partitions' next commit. When `stored` is given,
+/// push. Until the partitions' next commit, queries find the entries among the pending ones. When `stored` is given,
 /// every entry added is appended to it with its stream's labels (for live tails).
 pub(super) fn index<'a>(
     parts: &mut Partitions,
@@ -26,6 +27,8 @@ pub(super) fn index<'a>(
 ) -> Result<PushOutcome, Error> {
     struct Prepared<'a> {
         labels: &'a Labels,
+        /// The same labels, shared by the stream's pending entries.
+        shared: Arc<Labels>,
         canonical: Arc<str>,
         terms: Vec<String>,
     }
@@ -35,6 +38,7 @@ pub(super) fn index<'a>(
             let canonical: Arc<str> = s.labels.to_string().into();
             Prepared {
                 labels: &s.labels,
+                shared: Arc::new(s.labels.clone()),
                 terms: label_terms(&s.labels),
                 canonical,
             }
@@ -75,13 +79,23 @@ pub(super) fn index<'a>(
             }
             let p = &prepared[*i];
             partition.add(fields.document(&p.canonical, &p.terms, entry, *hash)?)?;
-            partition.pending.insert(c, &p.canonical);
+            partition.pending.insert(
+                *hash,
+                PendingEntry {
+                    stream: p.canonical.clone(),
+                    labels: p.shared.clone(),
+                    ts_ns: entry.ts_ns,
+                    line: entry.line.as_str().into(),
+                    metadata: entry.metadata.clone(),
+                },
+            );
             receiving.insert(p.labels);
             if let Some(out) = stored_out.as_deref_mut() {
                 out.push((p.labels, entry));
             }
             outcome.entries += 1;
         }
+        partition.pending.seal();
     }
     outcome.streams = receiving.len();
     Ok(outcome)

@@ -174,9 +174,10 @@ fn pushed_down_query_only_hits_matching_streams() {
     // The tantivy query alone (before any line filter) must already be exact for the selector:
     // no document of a non-matching stream is ever a hit, hence never loaded.
     let (_dir, store) = fixture();
-    let searchers = store.searchers(0, 100).unwrap();
-    assert_eq!(searchers.len(), 1, "all entries are in the first hour");
-    let searcher = &searchers[0];
+    store.checkpoint().unwrap();
+    let views = store.views(0, 100).unwrap();
+    assert_eq!(views.len(), 1, "all entries are in the first hour");
+    let searcher = &views[0].searcher;
     let mut analyzer = store.line_analyzer().unwrap();
     let cases = [
         (r#"{app="api"}"#, 5),

@@ -3,8 +3,8 @@
 
 use super::{parse_range, unexpected, Parser};
 use crate::logql::ast::{
-    BinOp, Cardinality, Expr, Grouping, LogQuery, LogRange, MetricExpr, RangeOp, VectorMatching,
-    VectorOp,
+    BinOp, Cardinality, Expr, Grouping, LabelReplace, LogQuery, LogRange, MetricExpr, RangeOp,
+    VectorMatching, VectorOp,
 };
 use crate::logql::error::QueryError;
 use crate::logql::lexer::Tok;
@@ -183,7 +183,11 @@ impl Parser<'_> {
                     self.next()?;
                     return self.vector_aggregation(op).map(Expr::Metric);
                 }
-                if name == "label_replace" || name == "approx_topk" {
+                if name == "label_replace" {
+                    self.next()?;
+                    return self.label_replace().map(Expr::Metric);
+                }
+                if name == "approx_topk" {
                     return Err(QueryError::unsupported(format!("`{name}` is")));
                 }
                 let t = self.next()?;
@@ -191,6 +195,43 @@ impl Parser<'_> {
             }
             _ => Ok(Expr::Log(self.log_expr()?)),
         }
+    }
+
+    /// `label_replace(expr, "dst", "replacement", "src", "regex")`, after the name.
+    fn label_replace(&mut self) -> Result<MetricExpr, QueryError> {
+        self.expect(Tok::OpenParen, "(")?;
+        let inner = self.expr()?;
+        let Expr::Metric(expr) = inner else {
+            return Err(QueryError::whole_query(
+                "label_replace needs a metric query, not a log query",
+            ));
+        };
+        let mut args = Vec::new();
+        for _ in 0..4 {
+            self.expect(Tok::Comma, ",")?;
+            args.push(self.string()?);
+        }
+        self.expect(Tok::CloseParen, ")")?;
+        let [dst, replacement, src, regex] = <[String; 4]>::try_from(args)
+            .map_err(|_| QueryError::whole_query("label_replace takes five arguments"))?;
+        // Loki checks the regex when it parses the query, and the destination only when it
+        // evaluates; an invalid destination is refused here, where the message can say why.
+        let regex = regex::Regex::new(&format!("^(?:{regex})$"))
+            .map_err(|e| QueryError::whole_query(format!("invalid regex in label_replace: {e}")))?;
+        if model::Labels::try_from_pairs([(dst.as_str(), "x")]).is_err() {
+            return Err(QueryError::whole_query(format!(
+                "invalid destination label name in label_replace: {dst}"
+            )));
+        }
+        Ok(MetricExpr::LabelReplace {
+            expr: Box::new(expr),
+            replace: LabelReplace {
+                dst,
+                replacement,
+                src,
+                regex,
+            },
+        })
     }
 
     fn range_aggregation(&mut self, op: RangeOp) -> Result<MetricExpr, QueryError> {

@@ -15,8 +15,8 @@
 //! selector  := '{' matcher (',' matcher)* '}'
 //! ```
 //!
-//! What Loki accepts but this engine does not run (`|>` pattern filters, `ip()`,
-//! `label_replace`, `approx_topk`) is refused with [`QueryError::Unsupported`] naming it.
+//! What Loki accepts but this engine does not run (`approx_topk`) is refused with
+//! [`QueryError::Unsupported`] naming it.
 
 mod metric;
 mod pipeline;

@@ -4,6 +4,7 @@
 use super::{new_matcher, unexpected, Parser};
 use crate::logql::ast::Unwrap;
 use crate::logql::error::{regex_error_message, QueryError};
+use crate::logql::ip::IpFilter;
 use crate::logql::lexer::Tok;
 use crate::logql::line_filter::{LineFilter, LineFilterOp};
 use crate::logql::pipeline::{
@@ -27,11 +28,8 @@ impl Parser<'_> {
                 Tok::Neq => LineFilterOp::NotContains,
                 Tok::PipeMatch => LineFilterOp::Regex,
                 Tok::Nre => LineFilterOp::NotRegex,
-                Tok::PipePattern | Tok::NotPipePattern => {
-                    return Err(QueryError::unsupported(
-                        "pattern line filters (`|>` and `!>`) are",
-                    ))
-                }
+                Tok::PipePattern => LineFilterOp::Pattern,
+                Tok::NotPipePattern => LineFilterOp::NotPattern,
                 Tok::Pipe => {
                     self.next()?;
                     if self.peek_ident("unwrap")? {
@@ -71,10 +69,28 @@ impl Parser<'_> {
         match arg.tok {
             Tok::Str(pattern) => LineFilter::new(op, &pattern),
             Tok::Ident(ref f) if f == "ip" => {
-                Err(QueryError::unsupported("`ip()` line filters are"))
+                let pattern = self.ip_argument()?;
+                LineFilter::ip(op, &pattern)
             }
             _ => Err(unexpected(&arg, &["STRING", "ip"])),
         }
+    }
+
+    /// `("pattern")` after `ip`.
+    fn ip_argument(&mut self) -> Result<String, QueryError> {
+        let open = self.next()?;
+        if open.tok != Tok::OpenParen {
+            return Err(unexpected(&open, &["("]));
+        }
+        let arg = self.next()?;
+        let Tok::Str(pattern) = arg.tok else {
+            return Err(unexpected(&arg, &["STRING"]));
+        };
+        let close = self.next()?;
+        if close.tok != Tok::CloseParen {
+            return Err(unexpected(&close, &[")"]));
+        }
+        Ok(pattern)
     }
 
     /// What follows a lone `|`.
@@ -343,7 +359,18 @@ impl Parser<'_> {
             (Tok::Number(n), Some(op)) => numeric_filter(name, op, &n)
                 .ok_or_else(|| QueryError::syntax(v.pos, format!("invalid number {n:?}"))),
             (Tok::Ident(f), _) if f == "ip" => {
-                Err(QueryError::unsupported("`ip()` label filters are"))
+                let negated = match t.tok {
+                    Tok::Eq => false,
+                    Tok::Neq => true,
+                    _ => return Err(QueryError::syntax(v.pos, "syntax error: unexpected ip")),
+                };
+                let pattern = self.ip_argument()?;
+                let filter = IpFilter::parse(&pattern).map_err(QueryError::whole_query)?;
+                Ok(LabelFilter::Ip {
+                    name,
+                    negated,
+                    filter,
+                })
             }
             (tok, _) => Err(unexpected(
                 &crate::logql::lexer::Token { tok, pos: v.pos },

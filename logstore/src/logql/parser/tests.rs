@@ -132,28 +132,82 @@ fn bad_regexes_are_parse_errors() {
 }
 
 #[test]
+fn pattern_line_filters_parse_with_or_and_print_back() {
+    let q = ok(r#"{a="b"} |> "<_> x <_>" or "y <_>" !> "<_> debug""#);
+    assert_eq!(
+        q.to_string(),
+        r#"{a="b"} |> "<_> x <_>" or "y <_>" !> "<_> debug""#
+    );
+    assert!(q
+        .leading_line_filters()
+        .iter()
+        .all(|f| f.op() != LineFilterOp::Contains));
+    match parse_expr(r#"{a="b"} |> "<ip> x""#) {
+        Err(e) => assert!(
+            e.to_string().contains("named captures are not allowed"),
+            "{e}"
+        ),
+        Ok(q) => panic!("{q:?}"),
+    }
+}
+
+#[test]
+fn ip_filters_parse_in_both_forms() {
+    let q = ok(
+        r#"{a="b"} |= ip("10.0.0.0/8") or ip("::1") != ip("10.0.0.1") | logfmt | addr != ip("192.168.0.1-192.168.0.9")"#,
+    );
+    assert_eq!(
+        q.to_string(),
+        r#"{a="b"} |= ip("10.0.0.0/8") or ip("::1") != ip("10.0.0.1") | logfmt | addr!=ip("192.168.0.1-192.168.0.9")"#
+    );
+    // An ip() filter is no substring: nothing of it is pushed to the index as tokens.
+    assert!(q.leading_line_filters().iter().all(|f| f.is_ip()));
+    assert!(err(r#"{a="b"} |~ ip("10.0.0.0/8")"#).contains("ip: invalid operation"));
+    assert!(
+        err(r#"{a="b"} |= ip("10.0.0.0/99")"#).contains(r#"ip: invalid pattern: "10.0.0.0/99""#)
+    );
+    assert!(err(r#"{a="b"} | addr = ip("nope")"#).contains(r#"ip: invalid pattern: "nope""#));
+    assert!(err(r#"{a="b"} | addr > ip("10.0.0.1")"#).contains("syntax error"));
+    assert!(err(r#"{a="b"} |= ip(10)"#).contains("syntax error"));
+}
+
+#[test]
 fn unsupported_constructs_are_named() {
-    let cases = [
-        (
-            r#"{a="b"} |> "<_> x""#,
-            "pattern line filters (`|>` and `!>`) are",
-        ),
-        (r#"{a="b"} |= ip("10.0.0.0/8")"#, "`ip()` line filters are"),
-        (
-            r#"{a="b"} | addr = ip("10.0.0.0/8")"#,
-            "`ip()` label filters are",
-        ),
-        (
-            r#"label_replace(rate({a="b"}[1m]), "x", "$1", "a", "(.*)")"#,
-            "`label_replace` is",
-        ),
-    ];
+    let cases = [(r#"approx_topk(2, rate({a="b"}[1m]))"#, "`approx_topk` is")];
     for (text, what) in cases {
         match parse_expr(text) {
             Err(QueryError::Unsupported { what: got }) => assert_eq!(got, what, "{text}"),
             other => panic!("{text}: {other:?}"),
         }
     }
+}
+
+#[test]
+fn label_replace_parses_and_checks_its_arguments() {
+    let m =
+        metric(r#"label_replace(sum by (pod) (rate({a="b"}[1m])), "p", "$1", "pod", "api-(.*)")"#);
+    let MetricExpr::LabelReplace { expr, replace } = m else {
+        panic!("{m:?}")
+    };
+    assert!(matches!(*expr, MetricExpr::Vector { .. }));
+    assert_eq!((replace.dst.as_str(), replace.src.as_str()), ("p", "pod"));
+    // Anchored: the whole value must match.
+    assert!(replace.regex.is_match("api-7"));
+    assert!(!replace.regex.is_match("xapi-7"));
+    let e = |t: &str| match parse_expr(t) {
+        Err(e) => e.to_string(),
+        Ok(x) => panic!("{t}: {x:?}"),
+    };
+    assert!(
+        e(r#"label_replace(rate({a="b"}[1m]), "x", "$1", "a", "(")"#)
+            .contains("invalid regex in label_replace")
+    );
+    assert!(
+        e(r#"label_replace(rate({a="b"}[1m]), "1x", "$1", "a", "(.*)")"#)
+            .contains("invalid destination label name in label_replace: 1x")
+    );
+    assert!(e(r#"label_replace(rate({a="b"}[1m]), "x", "$1", "a")"#).contains("syntax error"));
+    assert!(e(r#"label_replace({a="b"}, "x", "$1", "a", "(.*)")"#).contains("log query"));
 }
 
 fn metric(text: &str) -> MetricExpr {

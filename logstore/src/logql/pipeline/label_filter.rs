@@ -3,6 +3,7 @@
 
 use super::units::{parse_bytes, parse_go_duration};
 use super::{Row, LABEL_FILTER_ERR};
+use crate::logql::ip::IpFilter;
 use model::Matcher;
 use std::fmt;
 
@@ -68,6 +69,12 @@ pub enum LabelFilter {
         bytes: f64,
         text: String,
     },
+    /// `name = ip("...")` or `name != ip("...")`: the value holds an address in the pattern.
+    Ip {
+        name: String,
+        negated: bool,
+        filter: IpFilter,
+    },
 }
 
 impl LabelFilter {
@@ -89,6 +96,18 @@ impl LabelFilter {
             LabelFilter::Bytes {
                 name, op, bytes, ..
             } => numeric(row, name, *op, *bytes, parse_bytes),
+            // As Loki: a row with an error passes, a row without the label is dropped (by
+            // `!=` too), otherwise the value is searched for addresses like a line.
+            LabelFilter::Ip {
+                name,
+                negated,
+                filter,
+            } => {
+                if row.has_error() {
+                    return true;
+                }
+                row.get(name).is_some_and(|v| filter.matches(v) != *negated)
+            }
         }
     }
 }
@@ -126,6 +145,11 @@ impl fmt::Display for LabelFilter {
             | LabelFilter::Bytes { name, op, text, .. } => {
                 write!(f, "{name}{}{text}", op.as_str())
             }
+            LabelFilter::Ip {
+                name,
+                negated,
+                filter,
+            } => write!(f, "{name}{}{filter}", if *negated { "!=" } else { "=" }),
         }
     }
 }
@@ -160,6 +184,24 @@ mod tests {
         let mut r = row(&[("status", "abc")]);
         assert!(num("status", CmpOp::Ge, 500.0).process(&mut r));
         assert_eq!(r.get(ERROR_LABEL), Some(LABEL_FILTER_ERR));
+    }
+
+    #[test]
+    fn ip_label_filters() {
+        let ip = |negated| LabelFilter::Ip {
+            name: "addr".into(),
+            negated,
+            filter: IpFilter::parse("10.0.0.0/8").unwrap(),
+        };
+        assert!(ip(false).process(&mut row(&[("addr", "10.1.2.3")])));
+        assert!(!ip(false).process(&mut row(&[("addr", "11.1.2.3")])));
+        assert!(ip(true).process(&mut row(&[("addr", "11.1.2.3")])));
+        assert!(!ip(true).process(&mut row(&[("addr", "10.1.2.3:443")])));
+        // A missing label drops the row for both operators; an errored row passes.
+        assert!(!ip(false).process(&mut row(&[])));
+        assert!(!ip(true).process(&mut row(&[])));
+        assert!(ip(false).process(&mut row(&[(ERROR_LABEL, "JSONParserErr")])));
+        assert_eq!(ip(true).to_string(), r#"addr!=ip("10.0.0.0/8")"#);
     }
 
     #[test]

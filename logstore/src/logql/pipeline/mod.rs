@@ -16,7 +16,7 @@ pub use parsers::{JsonPath, ParserStage, Pattern};
 pub use template::Template;
 pub use units::{parse_bytes, parse_go_duration};
 
-use super::line_filter::{LineFilter, LineFilterOp};
+use super::line_filter::LineFilter;
 use model::{Labels, Matcher};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -46,7 +46,7 @@ impl LineFilterGroup {
         let negative = self
             .alternatives
             .first()
-            .is_some_and(|f| matches!(f.op(), LineFilterOp::NotContains | LineFilterOp::NotRegex));
+            .is_some_and(|f| f.op().is_negative());
         if negative {
             self.alternatives.iter().all(|f| f.matches(line))
         } else {
@@ -257,7 +257,7 @@ impl fmt::Display for LineFilterGroup {
             if i == 0 {
                 write!(f, "{lf}")?;
             } else {
-                write!(f, " or {:?}", lf.pattern())?;
+                write!(f, " or {}", lf.argument())?;
             }
         }
         Ok(())

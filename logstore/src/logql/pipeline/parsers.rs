@@ -99,43 +99,51 @@ enum PatternPart {
     Capture(Option<String>),
 }
 
-impl Pattern {
-    pub fn parse(source: &str) -> Result<Pattern, String> {
-        let mut parts = Vec::new();
-        let mut rest = source;
-        let mut lit = String::new();
-        while !rest.is_empty() {
-            if let Some(after) = rest.strip_prefix('<') {
-                if let Some(end) = after.find('>') {
-                    let name = &after[..end];
-                    let valid = name == "_"
-                        || (!name.is_empty()
-                            && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-                            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
-                    if valid {
-                        if !lit.is_empty() {
-                            parts.push(PatternPart::Literal(std::mem::take(&mut lit)));
-                        }
-                        if matches!(parts.last(), Some(PatternPart::Capture(_))) {
-                            return Err(format!(
-                                "invalid pattern {source:?}: consecutive captures are not allowed"
-                            ));
-                        }
-                        parts.push(PatternPart::Capture(
-                            (name != "_").then(|| name.to_string()),
-                        ));
-                        rest = &after[end + 1..];
-                        continue;
+/// Splits a pattern into literals and captures (`<name>` or `<_>`; any other `<` is literal
+/// text); two captures in a row are an error, since nothing would separate them.
+fn pattern_parts(source: &str) -> Result<Vec<PatternPart>, String> {
+    let mut parts = Vec::new();
+    let mut rest = source;
+    let mut lit = String::new();
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix('<') {
+            if let Some(end) = after.find('>') {
+                let name = &after[..end];
+                let valid = name == "_"
+                    || (!name.is_empty()
+                        && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+                if valid {
+                    if !lit.is_empty() {
+                        parts.push(PatternPart::Literal(std::mem::take(&mut lit)));
                     }
+                    if matches!(parts.last(), Some(PatternPart::Capture(_))) {
+                        return Err(format!(
+                            "invalid pattern {source:?}: consecutive captures are not allowed"
+                        ));
+                    }
+                    parts.push(PatternPart::Capture(
+                        (name != "_").then(|| name.to_string()),
+                    ));
+                    rest = &after[end + 1..];
+                    continue;
                 }
             }
-            let c = rest.chars().next().unwrap_or_default();
-            lit.push(c);
-            rest = &rest[c.len_utf8()..];
         }
-        if !lit.is_empty() {
-            parts.push(PatternPart::Literal(lit));
-        }
+        let c = rest.chars().next().unwrap_or_default();
+        lit.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    if !lit.is_empty() {
+        parts.push(PatternPart::Literal(lit));
+    }
+    Ok(parts)
+}
+
+impl Pattern {
+    /// A `| pattern` expression: at least one named capture, never two captures in a row.
+    pub fn parse(source: &str) -> Result<Pattern, String> {
+        let parts = pattern_parts(source)?;
         if !parts
             .iter()
             .any(|p| matches!(p, PatternPart::Capture(Some(_))))
@@ -148,6 +156,54 @@ impl Pattern {
             source: source.to_string(),
             parts,
         })
+    }
+
+    /// The pattern of a `|>` or `!>` line filter: only `<_>` captures, never two in a row; the
+    /// empty pattern is allowed (it matches only the empty line).
+    pub fn parse_line_filter(source: &str) -> Result<Pattern, String> {
+        let parts = pattern_parts(source)?;
+        if parts
+            .iter()
+            .any(|p| matches!(p, PatternPart::Capture(Some(_))))
+        {
+            return Err(format!(
+                "invalid pattern {source:?}: named captures are not allowed"
+            ));
+        }
+        Ok(Pattern {
+            source: source.to_string(),
+            parts,
+        })
+    }
+
+    /// Whether `line` fits a line-filter pattern, as Loki's `|>` decides it: each literal is
+    /// found after the previous one, every capture between them takes at least one byte, and
+    /// the line ends with the last literal unless the pattern ends with a capture (which then
+    /// must take a non-empty rest). Like Loki, a literal that starts the pattern is searched
+    /// for, not anchored at the start of the line.
+    pub fn test(&self, line: &str) -> bool {
+        if line.is_empty() || self.parts.is_empty() {
+            return line.is_empty() && self.parts.is_empty();
+        }
+        let mut at = 0;
+        for (i, part) in self.parts.iter().enumerate() {
+            let PatternPart::Literal(lit) = part else {
+                continue;
+            };
+            let Some(found) = line[at..].find(lit.as_str()) else {
+                return false;
+            };
+            if i > 0 && found == 0 {
+                return false; // the capture before this literal would be empty
+            }
+            at += found + lit.len();
+        }
+        let ends_on_capture = matches!(self.parts.last(), Some(PatternPart::Capture(_)));
+        ends_on_capture == (at < line.len())
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     /// The captures of `line`, or `None` when the line does not fit. A capture runs to the

@@ -1,0 +1,710 @@
+//! The log store against `grep` on the same raw lines, in one run (issue 8's speed targets).
+//!
+//! Generates container logs with a fixed seed — nginx access lines, kubelet's klog lines and
+//! JSON application logs, over 10 namespaces × 6 pods, six hours of timestamps — and writes
+//! each stream's raw lines to `raw/<namespace>/<pod>.log`, as a node keeps them. The same
+//! lines are pushed into a [`LogStore`] in 1 MiB batches (as Promtail batches) by two pushers,
+//! then:
+//!
+//! - ingest: MiB of raw lines per CPU-second of the store (all its threads: WAL, indexing,
+//!   commits, merges; the generator's own thread is subtracted), and per wall second;
+//! - the selective query `{namespace="payments"} |= "<trace id>"` over the whole span against
+//!   `grep -rF <trace id>` over `raw/payments` and over all of `raw/`;
+//! - `sum by (pod) (count_over_time({namespace="payments"} |= "error" [5m]))` over the whole
+//!   span at a 5-minute step against `grep -rcF error` over `raw/payments` and over `raw/`;
+//! - disk bytes of the store (partitions and WAL) per raw byte;
+//! - query latency while a writer pushes 100 lines every 10 ms into the newest partition,
+//!   against the same queries with no ingest, and against committing before each query (what
+//!   the store did before it searched uncommitted entries in memory).
+//!
+//! Answers are checked: the query's line count must equal grep's on the namespace, and the
+//! count query's sum must equal `grep -c`'s. Timings are medians of 5 runs (grep's of 3), page
+//! cache warm for both (one unmeasured run first), `LC_ALL=C` for grep.
+//!
+//! Run: `cargo bench -p logstore --bench grep` (2 GiB; `-- --mib 256` for a quick run,
+//! `-- --keep` to leave the data directory in place and print its path).
+
+// Harness code: a panic here is a broken benchmark setup, and the table is its product.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use logstore::{Direction, LogStore, QueryResult, RangeParams};
+use model::{Labels, LogEntry, LogStream};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const SEED: u64 = 0x5eed_1095;
+const NAMESPACES: [&str; 10] = [
+    "payments",
+    "checkout",
+    "search",
+    "auth",
+    "ingress-nginx",
+    "kube-system",
+    "monitoring",
+    "orders",
+    "catalog",
+    "web",
+];
+const PODS_PER_NAMESPACE: usize = 6;
+/// The namespace the selective queries select.
+const SELECTED: &str = "payments";
+/// The trace id the selective query looks for: about one line in 20,000 carries it, in
+/// every namespace.
+const NEEDLE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const NEEDLE_ONE_IN: u32 = 20_000;
+/// 2024-06-12T00:00:00Z, the first timestamp.
+const START_NS: i64 = 1_718_150_400_000_000_000;
+const SPAN_NS: i64 = 6 * 3600 * 1_000_000_000;
+const STEP_NS: i64 = 5 * 60 * 1_000_000_000;
+const BATCH_BYTES: usize = 1 << 20;
+const PUSHERS: usize = 2;
+const QUERY_RUNS: usize = 5;
+const GREP_RUNS: usize = 3;
+const LIMIT: usize = 5000;
+
+struct Args {
+    mib: u64,
+    keep: bool,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        mib: 2048,
+        keep: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--mib" => a.mib = it.next().and_then(|v| v.parse().ok()).expect("--mib N"),
+            "--keep" => a.keep = true,
+            _ => {} // cargo's --bench and filters
+        }
+    }
+    a
+}
+
+/// What a container writes, by the kind of workload in its namespace.
+#[derive(Clone, Copy)]
+enum Kind {
+    Nginx,
+    Klog,
+    Json,
+}
+
+struct Stream {
+    labels: Labels,
+    kind: Kind,
+    namespace: &'static str,
+    pod: String,
+}
+
+fn streams() -> Vec<Stream> {
+    let mut out = Vec::new();
+    for ns in NAMESPACES {
+        let (kind, app) = match ns {
+            "ingress-nginx" | "web" => (Kind::Nginx, "nginx"),
+            "kube-system" => (Kind::Klog, "kubelet"),
+            _ => (Kind::Json, ns),
+        };
+        for p in 0..PODS_PER_NAMESPACE {
+            let pod = format!("{app}-7d9f8b{p}c5-x{p}q{p}z");
+            out.push(Stream {
+                labels: Labels::from_pairs([
+                    ("namespace", ns),
+                    ("pod", pod.as_str()),
+                    ("container", app),
+                    ("app", app),
+                ]),
+                kind,
+                namespace: ns,
+                pod,
+            });
+        }
+    }
+    out
+}
+
+/// Seeded line generator.
+struct Lines {
+    rng: fastrand::Rng,
+}
+
+const PATHS: [&str; 8] = [
+    "/api/v1/orders",
+    "/api/v1/cart/items",
+    "/api/v2/search?q=shoes&page=2",
+    "/healthz",
+    "/api/v1/users/me",
+    "/static/js/app.9f3c2.js",
+    "/api/v1/payments/authorize",
+    "/metrics",
+];
+const MESSAGES: [&str; 8] = [
+    "request completed",
+    "cache miss, loading from database",
+    "upstream call finished",
+    "token refreshed",
+    "order state changed",
+    "message published to queue",
+    "slow query detected",
+    "connection pool stats",
+];
+const KLOG: [&str; 6] = [
+    "\"SyncLoop (PLEG): event for pod\" event={\"Type\":\"ContainerStarted\"}",
+    "\"Probe succeeded\" probeType=\"Readiness\"",
+    "\"RemoveContainer\" containerID=\"containerd://",
+    "\"Volume attached\" volumeName=\"kubernetes.io/projected/kube-api-access\"",
+    "\"Pod status updated\" status=\"Running\"",
+    "\"Started container\" containerName=\"app\"",
+];
+
+impl Lines {
+    fn hex(&mut self, out: &mut String, n: usize) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        for _ in 0..n {
+            out.push(HEX[self.rng.usize(..16)] as char);
+        }
+    }
+
+    fn trace(&mut self, out: &mut String) {
+        if self.rng.u32(..NEEDLE_ONE_IN) == 0 {
+            out.push_str(NEEDLE);
+        } else {
+            self.hex(out, 32);
+        }
+    }
+
+    fn line(&mut self, s: &Stream, ts_ns: i64) -> String {
+        let secs = ts_ns / 1_000_000_000;
+        let (h, m, sec) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
+        let micros = (ts_ns / 1000) % 1_000_000;
+        let mut l = String::with_capacity(256);
+        use std::fmt::Write as _;
+        match s.kind {
+            Kind::Nginx => {
+                let status = match self.rng.u32(..100) {
+                    0 => 502,
+                    1 => 404,
+                    2..=4 => 301,
+                    _ => 200,
+                };
+                let _ = write!(
+                    l,
+                    "10.{}.{}.{} - - [12/Jun/2024:{h:02}:{m:02}:{sec:02} +0000] \"{} {} HTTP/1.1\" {status} {} \"-\" \"Mozilla/5.0 (X11; Linux x86_64) Chrome/125.0\" {}.{:03} ",
+                    self.rng.u8(..),
+                    self.rng.u8(..),
+                    self.rng.u8(..),
+                    if self.rng.u8(..8) == 0 { "POST" } else { "GET" },
+                    PATHS[self.rng.usize(..PATHS.len())],
+                    self.rng.u32(100..90_000),
+                    self.rng.u32(..2),
+                    self.rng.u32(..1000),
+                );
+                self.trace(&mut l);
+                if status == 502 {
+                    l.push_str(" upstream error: connection refused");
+                }
+            }
+            Kind::Klog => {
+                let error = self.rng.u32(..100) < 3;
+                let _ = write!(
+                    l,
+                    "{}0612 {h:02}:{m:02}:{sec:02}.{micros:06}    {} kubelet.go:{}] ",
+                    if error { 'E' } else { 'I' },
+                    self.rng.u32(1000..3000),
+                    self.rng.u32(100..3000),
+                );
+                if error {
+                    l.push_str("\"Error syncing pod, skipping\" err=\"failed to \\\"StartContainer\\\": back-off\" error=\"context deadline exceeded\"");
+                } else {
+                    l.push_str(KLOG[self.rng.usize(..KLOG.len())]);
+                }
+                let _ = write!(l, " pod=\"{}/{}\" traceID=\"", s.namespace, s.pod);
+                self.trace(&mut l);
+                l.push('"');
+            }
+            Kind::Json => {
+                let level = match self.rng.u32(..100) {
+                    0..=1 => "error",
+                    2..=6 => "warn",
+                    7..=16 => "debug",
+                    _ => "info",
+                };
+                let _ = write!(
+                    l,
+                    "{{\"level\":\"{level}\",\"ts\":\"2024-06-12T{h:02}:{m:02}:{sec:02}.{micros:06}Z\",\"logger\":\"{}\",\"msg\":\"{}\",\"path\":\"{}\",\"status\":{},\"duration_ms\":{}.{:02},\"trace_id\":\"",
+                    s.namespace,
+                    MESSAGES[self.rng.usize(..MESSAGES.len())],
+                    PATHS[self.rng.usize(..PATHS.len())],
+                    if level == "error" { 500 } else { 200 },
+                    self.rng.u32(..400),
+                    self.rng.u32(..100),
+                );
+                self.trace(&mut l);
+                let _ = write!(l, "\",\"user_id\":{}", self.rng.u32(..100_000));
+                if level == "error" {
+                    l.push_str(",\"error\":\"pq: deadlock detected\"");
+                }
+                l.push('}');
+            }
+        }
+        l
+    }
+}
+
+/// Average line length, from a sample drawn with another seed: it sets the time between
+/// lines so that `target` bytes span six hours.
+fn interval_ns(streams: &[Stream], target: u64) -> i64 {
+    let mut g = Lines {
+        rng: fastrand::Rng::with_seed(SEED ^ 1),
+    };
+    let n = 20_000;
+    let bytes: usize = (0..n)
+        .map(|i| g.line(&streams[i % streams.len()], START_NS).len() + 1)
+        .sum();
+    let lines = target as f64 / (bytes as f64 / n as f64);
+    ((SPAN_NS as f64 / lines) as i64).max(1)
+}
+
+/// Generates `target` raw bytes, writes them under `raw/` and sends 1 MiB batches; returns
+/// (raw bytes, lines, last timestamp, this thread's CPU time).
+fn generate(
+    raw: &Path,
+    target: u64,
+    tx: mpsc::SyncSender<Vec<LogStream>>,
+) -> (u64, u64, i64, Duration) {
+    let streams = streams();
+    let dt = interval_ns(&streams, target);
+    let mut files: Vec<BufWriter<File>> = streams
+        .iter()
+        .map(|s| {
+            let dir = raw.join(s.namespace);
+            std::fs::create_dir_all(&dir).unwrap();
+            BufWriter::with_capacity(
+                1 << 16,
+                File::create(dir.join(format!("{}.log", s.pod))).unwrap(),
+            )
+        })
+        .collect();
+    let mut g = Lines {
+        rng: fastrand::Rng::with_seed(SEED),
+    };
+    let (mut bytes, mut lines, mut ts) = (0u64, 0u64, START_NS);
+    let mut batch: Vec<Vec<LogEntry>> = vec![Vec::new(); streams.len()];
+    let mut batch_bytes = 0usize;
+    let flush = |batch: &mut Vec<Vec<LogEntry>>| {
+        let out: Vec<LogStream> = batch
+            .iter_mut()
+            .zip(&streams)
+            .filter(|(e, _)| !e.is_empty())
+            .map(|(e, s)| LogStream {
+                labels: s.labels.clone(),
+                entries: std::mem::take(e),
+            })
+            .collect();
+        tx.send(out).unwrap();
+    };
+    while bytes < target {
+        ts += dt;
+        let i = g.rng.usize(..streams.len());
+        let line = g.line(&streams[i], ts);
+        files[i].write_all(line.as_bytes()).unwrap();
+        files[i].write_all(b"\n").unwrap();
+        bytes += line.len() as u64 + 1;
+        lines += 1;
+        batch_bytes += line.len();
+        batch[i].push(LogEntry {
+            ts_ns: ts,
+            line,
+            metadata: Vec::new(),
+        });
+        if batch_bytes >= BATCH_BYTES {
+            flush(&mut batch);
+            batch_bytes = 0;
+        }
+    }
+    flush(&mut batch);
+    for f in &mut files {
+        f.flush().unwrap();
+    }
+    (bytes, lines, ts, thread_cpu())
+}
+
+/// User + system CPU time from a `/proc/.../stat` file.
+fn cpu_from(path: &str) -> Duration {
+    let stat = std::fs::read_to_string(path).unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // USER_HZ is 100 on every Linux ABI.
+    Duration::from_millis(ticks * 10)
+}
+
+fn process_cpu() -> Duration {
+    cpu_from("/proc/self/stat")
+}
+
+fn thread_cpu() -> Duration {
+    cpu_from("/proc/thread-self/stat")
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let m = e.metadata().unwrap();
+        total += if m.is_dir() {
+            dir_bytes(&e.path())
+        } else {
+            m.len()
+        };
+    }
+    total
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn percentile(mut v: Vec<Duration>, p: f64) -> Duration {
+    v.sort();
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// Runs `grep` (`LC_ALL=C`) `runs` times after a warm-up run; its median wall time and stdout.
+fn grep(args: &[&str], dir: &Path, runs: usize) -> (Duration, String) {
+    let run = || {
+        let started = Instant::now();
+        let out = Command::new("grep")
+            .env("LC_ALL", "C")
+            .args(args)
+            .arg(dir)
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run grep");
+        (started.elapsed(), String::from_utf8(out.stdout).unwrap())
+    };
+    let (_, stdout) = run();
+    (median((0..runs).map(|_| run().0).collect()), stdout)
+}
+
+/// Runs `query` `runs` times after a warm-up run: the median wall time and the last answer.
+fn timed<T>(runs: usize, mut query: impl FnMut() -> T) -> (Duration, T) {
+    let mut answer = query();
+    let mut times = Vec::new();
+    for _ in 0..runs {
+        let started = Instant::now();
+        answer = query();
+        times.push(started.elapsed());
+    }
+    (median(times), answer)
+}
+
+fn selective_query() -> String {
+    format!("{{namespace=\"{SELECTED}\"}} |= \"{NEEDLE}\"")
+}
+
+fn count_query() -> String {
+    format!("sum by (pod) (count_over_time({{namespace=\"{SELECTED}\"}} |= \"error\" [5m]))")
+}
+
+fn log_lines(store: &LogStore, end_ns: i64) -> usize {
+    let streams = store
+        .query_range(
+            &selective_query(),
+            START_NS,
+            end_ns,
+            LIMIT,
+            Direction::Backward,
+        )
+        .unwrap();
+    streams.iter().map(|s| s.entries.len()).sum()
+}
+
+/// The count query at 5-minute steps whose windows tile `[START_NS, last]`; the sum of all
+/// points.
+fn error_count(store: &LogStore, last_ns: i64) -> f64 {
+    let steps = (last_ns - START_NS) / STEP_NS + 1;
+    let p = RangeParams {
+        start_ns: START_NS + STEP_NS - 1,
+        end_ns: START_NS + steps * STEP_NS - 1,
+        step_ns: STEP_NS,
+        limit: LIMIT,
+        direction: Direction::Backward,
+    };
+    match store.range_query(&count_query(), p).unwrap() {
+        QueryResult::Matrix(m) => m.iter().flat_map(|s| &s.points).map(|(_, v)| v).sum(),
+        other => panic!("not a matrix: {other:?}"),
+    }
+}
+
+fn main() {
+    let args = args();
+    let tmp = tempfile::Builder::new()
+        .prefix("vigil-grep-bench")
+        .tempdir()
+        .unwrap();
+    let (raw, store_dir) = (tmp.path().join("raw"), tmp.path().join("store"));
+    let target = args.mib << 20;
+    eprintln!(
+        "generating and ingesting {} MiB under {}",
+        args.mib,
+        tmp.path().display()
+    );
+
+    // Ingest: a generator thread, two pushers.
+    let store = Arc::new(LogStore::open(&store_dir).unwrap());
+    let (tx, rx) = mpsc::sync_channel::<Vec<LogStream>>(4);
+    let rx = Arc::new(Mutex::new(rx));
+    let cpu0 = process_cpu();
+    let started = Instant::now();
+    let generator = {
+        let raw = raw.clone();
+        std::thread::spawn(move || generate(&raw, target, tx))
+    };
+    let pushers: Vec<_> = (0..PUSHERS)
+        .map(|_| {
+            let (store, rx) = (store.clone(), rx.clone());
+            std::thread::spawn(move || loop {
+                let batch = rx.lock().unwrap().recv();
+                match batch {
+                    Ok(b) => drop(store.push(&b).unwrap()),
+                    Err(_) => return,
+                }
+            })
+        })
+        .collect();
+    let (raw_bytes, lines, last_ts, generator_cpu) = generator.join().unwrap();
+    for p in pushers {
+        p.join().unwrap();
+    }
+    drop(Arc::into_inner(store).expect("pushers are done")); // final commit
+    let ingest_wall = started.elapsed();
+    let ingest_cpu = process_cpu()
+        .saturating_sub(cpu0)
+        .saturating_sub(generator_cpu);
+    let raw_mib = raw_bytes as f64 / (1 << 20) as f64;
+    let disk = dir_bytes(&store_dir);
+
+    // Queries on the reopened store against grep on the raw files.
+    let store = LogStore::open(&store_dir).unwrap();
+    let end = last_ts + 1;
+    let (sel_t, sel_lines) = timed(QUERY_RUNS, || log_lines(&store, end));
+    let (count_t, count_sum) = timed(QUERY_RUNS, || error_count(&store, last_ts));
+    let ns_dir = raw.join(SELECTED);
+    let (grep_ns_t, out) = grep(&["-rhF", NEEDLE], &ns_dir, GREP_RUNS);
+    let grep_ns_lines = out.lines().count();
+    let (grep_all_t, out) = grep(&["-rhF", NEEDLE], &raw, GREP_RUNS);
+    let grep_all_lines = out.lines().count();
+    let sum_counts = |out: &str| -> u64 {
+        out.lines()
+            .map(|l| l.rsplit(':').next().unwrap().parse::<u64>().unwrap())
+            .sum()
+    };
+    let (grepc_ns_t, out) = grep(&["-rcF", "error"], &ns_dir, GREP_RUNS);
+    let grepc_ns = sum_counts(&out);
+    let (grepc_all_t, out) = grep(&["-rcF", "error"], &raw, GREP_RUNS);
+    let grepc_all = sum_counts(&out);
+    assert_eq!(
+        sel_lines, grep_ns_lines,
+        "the selective query disagrees with grep"
+    );
+    assert_eq!(
+        count_sum as u64, grepc_ns,
+        "count_over_time disagrees with grep -c"
+    );
+
+    // Query latency with and without a steady writer into the newest partition.
+    let lat = latency_under_ingest(store, last_ts);
+
+    let ratio = |grep: Duration, vigil: Duration| grep.as_secs_f64() / vigil.as_secs_f64();
+    println!(
+        "\n## Log store vs grep ({raw_mib:.0} MiB raw, {lines} lines, {} streams)\n",
+        streams().len()
+    );
+    println!("| measure | Vigil | grep | grep / Vigil |");
+    println!("|---|---|---|---|");
+    println!(
+        "| ingest, MiB/s per core (CPU {:.1} s) | {:.1} | | |",
+        ingest_cpu.as_secs_f64(),
+        raw_mib / ingest_cpu.as_secs_f64()
+    );
+    println!(
+        "| ingest, MiB/s wall ({PUSHERS} pushers, {:.1} s) | {:.1} | | |",
+        ingest_wall.as_secs_f64(),
+        raw_mib / ingest_wall.as_secs_f64()
+    );
+    println!(
+        "| `{}` ({sel_lines} lines) vs `grep -rF` on raw/{SELECTED} | {} | {} | {:.1}x |",
+        selective_query(),
+        ms(sel_t),
+        ms(grep_ns_t),
+        ratio(grep_ns_t, sel_t)
+    );
+    println!(
+        "| same, vs `grep -rF` on all of raw/ ({grep_all_lines} lines) | {} | {} | {:.1}x |",
+        ms(sel_t),
+        ms(grep_all_t),
+        ratio(grep_all_t, sel_t)
+    );
+    println!(
+        "| `{}` at 5m steps (sum {count_sum}) vs `grep -rcF error` on raw/{SELECTED} | {} | {} | {:.1}x |",
+        count_query(),
+        ms(count_t),
+        ms(grepc_ns_t),
+        ratio(grepc_ns_t, count_t)
+    );
+    println!(
+        "| same, vs `grep -rcF error` on all of raw/ ({grepc_all}) | {} | {} | {:.1}x |",
+        ms(count_t),
+        ms(grepc_all_t),
+        ratio(grepc_all_t, count_t)
+    );
+    println!(
+        "| disk bytes per raw byte ({:.0} MiB on disk) | {:.3} | | |",
+        disk as f64 / (1 << 20) as f64,
+        disk as f64 / raw_bytes as f64
+    );
+    let row = |what: &str, v: &[Duration]| {
+        println!(
+            "| {what} | {} / {} / {} | | |",
+            ms(median(v.to_vec())),
+            ms(percentile(v.to_vec(), 0.9)),
+            ms(percentile(v.to_vec(), 1.0))
+        );
+    };
+    row(
+        "selective query over the last hour, median / p90 / max, no ingest",
+        &lat.idle,
+    );
+    row(
+        &format!(
+            "same, while 100 lines are pushed every 10 ms ({} pushes in all)",
+            lat.pushes
+        ),
+        &lat.busy,
+    );
+    row(
+        "same under ingest, committing before each query (the former read-your-writes path)",
+        &lat.committing,
+    );
+    if args.keep {
+        let kept = tmp.keep();
+        println!("\ndata kept in {}", kept.display());
+    }
+}
+
+/// Latencies of the selective query over the last hour (the newest partition): 30 runs with no
+/// ingest, then 30 while a writer pushes 100 lines every 10 ms at ever newer timestamps. Also
+/// checks read-your-writes on the way: the writer's needle lines must be seen.
+fn latency_under_ingest(store: LogStore, last_ts: i64) -> Latencies {
+    const RUNS: usize = 30;
+    let store = Arc::new(store);
+    let from = last_ts - 3_600_000_000_000;
+    let horizon = last_ts + 3_600_000_000_000;
+    let query = selective_query();
+    let run = |store: &LogStore| {
+        let started = Instant::now();
+        let n: usize = store
+            .query_range(&query, from, horizon, LIMIT, Direction::Backward)
+            .unwrap()
+            .iter()
+            .map(|s| s.entries.len())
+            .sum();
+        (started.elapsed(), n)
+    };
+    let base = run(&store).1;
+    let idle: Vec<Duration> = (0..RUNS)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            run(&store).0
+        })
+        .collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (store, stop) = (store.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let labels = streams().remove(0).labels;
+            let (mut ts, mut pushes) = (last_ts, 0u64);
+            while !stop.load(Ordering::Relaxed) {
+                let entries = (0..100)
+                    .map(|i| {
+                        ts += 1000;
+                        let line = if i == 0 {
+                            format!("{{\"level\":\"info\",\"msg\":\"live\",\"trace_id\":\"{NEEDLE}\",\"n\":{pushes}}}")
+                        } else {
+                            format!("{{\"level\":\"info\",\"msg\":\"live line {i}\",\"n\":{pushes}}}")
+                        };
+                        LogEntry {
+                            ts_ns: ts,
+                            line,
+                            metadata: Vec::new(),
+                        }
+                    })
+                    .collect();
+                store
+                    .push(&[LogStream {
+                        labels: labels.clone(),
+                        entries,
+                    }])
+                    .unwrap();
+                pushes += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            pushes
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let mut busy = Vec::new();
+    let mut seen = 0;
+    for _ in 0..RUNS {
+        std::thread::sleep(Duration::from_millis(20));
+        let (t, n) = run(&store);
+        assert!(n >= seen, "a query lost lines an earlier one saw");
+        seen = n;
+        busy.push(t);
+    }
+    // The path queries took before pending entries were searched in memory: commit what is
+    // pending, then search (a checkpoint also seals the WAL segment, which costs little).
+    let mut committing = Vec::new();
+    for _ in 0..RUNS {
+        std::thread::sleep(Duration::from_millis(20));
+        let started = Instant::now();
+        store.checkpoint().unwrap();
+        let n = run(&store).1;
+        committing.push(started.elapsed());
+        assert!(n >= seen, "a query lost lines an earlier one saw");
+        seen = n;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let pushes = writer.join().unwrap();
+    assert_eq!(
+        run(&store).1 as u64,
+        base as u64 + pushes,
+        "every acknowledged needle line is visible"
+    );
+    Latencies {
+        idle,
+        busy,
+        committing,
+        pushes,
+    }
+}
+
+/// Selective-query latencies: with no ingest, under ingest, and under ingest with a commit
+/// before each query.
+struct Latencies {
+    idle: Vec<Duration>,
+    busy: Vec<Duration>,
+    committing: Vec<Duration>,
+    pushes: u64,
+}
