@@ -1,16 +1,24 @@
 //! The web UI against the real binary: its assets as served over HTTP, and its pages rendered
 //! by Debian's headless Chromium from shareable URLs, with data pushed by remote write and the
-//! Loki push API. Screenshots land in `target/tmp/ui-screenshots/` as artifacts.
+//! Loki push API. Screenshots land in `$VIGIL_TEST_ARTIFACTS`, else in
+//! `target/tmp/ui-screenshots/`; each test prints where it wrote them.
 
-// In a test harness a panic is a failed test with its message, which is what we want.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+// In a test harness a panic is a failed test with its message, which is what we want; and the
+// tests print where their screenshots went and what the measurement measured.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 #[path = "ui/chromium.rs"]
 mod chromium;
+#[path = "ui/flows.rs"]
+mod flows;
 #[path = "ui/pages.rs"]
 mod pages;
+#[path = "ui/query.rs"]
+mod query;
 #[path = "ui/spawn.rs"]
 mod spawn;
+#[path = "ui/targets.rs"]
+mod targets;
 #[path = "ui/webdriver.rs"]
 mod webdriver;
 #[path = "common/wire.rs"]
@@ -334,6 +342,12 @@ async fn a_bad_query_shows_the_apis_error_under_the_editor() {
         dom.contains(&format!(r#"role="alert">{shown}</div>"#)),
         "the API's text {message:?}:\n{dom}"
     );
+    chrome
+        .screenshot(
+            &v.url(&format!("/logs?query={}", enc(logql))),
+            &artifact("bad-query.png"),
+        )
+        .await;
     if message.contains("line 1, col 18") {
         assert!(
             dom.contains(r#"<span class="t-errmark"> </span>"#),

@@ -85,6 +85,8 @@ static ASSETS: &[Asset] = &[
     asset!("js/rules.js", JS),
     asset!("js/targets.js", JS),
     asset!("js/dashboards.js", JS),
+    asset!("js/tail.js", JS),
+    asset!("js/podlinks.js", JS),
     dashboard!("cluster-use"),
     dashboard!("namespace-pods"),
     dashboard!("node"),

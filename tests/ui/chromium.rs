@@ -48,6 +48,7 @@ impl Chromium {
             "chromium wrote no screenshot at {}",
             path.display()
         );
+        report_artifact(path);
     }
 
     async fn run(&self, extra: &[String], url: &str) -> Vec<u8> {
@@ -85,9 +86,18 @@ impl Chromium {
     }
 }
 
-/// Where screenshots go: the target directory, so CI can keep them as artifacts.
+/// Where screenshots go: `$VIGIL_TEST_ARTIFACTS` when set (CI uploads that directory), else
+/// `ui-screenshots/` in the target directory's tmp.
 pub fn artifact(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("ui-screenshots")
-        .join(name)
+    match std::env::var_os("VIGIL_TEST_ARTIFACTS") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir).join(name),
+        _ => Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("ui-screenshots")
+            .join(name),
+    }
+}
+
+/// Says where a screenshot was written, so a test's output leads to its artifacts.
+pub fn report_artifact(path: &Path) {
+    println!("screenshot: {}", path.display());
 }

@@ -177,6 +177,9 @@ async fn the_rules_page_lists_each_rule_with_its_health() {
         !dom.contains("never"),
         "every rule has been evaluated:\n{dom}"
     );
+    chrome
+        .screenshot(&v.url("/rules"), &artifact("rules.png"))
+        .await;
 }
 
 /// Render time: from the browser receiving the last byte of the range query's answer to the

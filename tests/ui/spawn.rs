@@ -1,4 +1,4 @@
-//! Starting the real `vigil server` on a free port with a temp dir (a small copy of
+//! Starting the real `vigil server` (and `vigil agent`) on a free port with a temp dir (a small copy of
 //! `tests/e2e/harness.rs`'s, so the two test binaries stay independent), and feeding it.
 
 use std::io::{BufRead, BufReader};
@@ -23,19 +23,36 @@ impl Vigil {
     /// A server with extra flags, made from its temp dir (for config files written there).
     pub fn server_with(extra: impl FnOnce(&std::path::Path) -> Vec<String>) -> Vigil {
         let dir = tempfile::tempdir().expect("temp dir");
-        let extra = extra(dir.path());
+        let mut args = vec![
+            "server".to_string(),
+            "--web.listen-address=127.0.0.1:0".into(),
+            format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()),
+            format!("--storage.logs.path={}", dir.path().join("logs").display()),
+        ];
+        args.extend(extra(dir.path()));
+        Vigil::start(args, dir)
+    }
+
+    /// `vigil agent` shipping to `server`, with its endpoint on a free port, no pod logs, and
+    /// the flags `extra` makes from its temp dir (a scrape config written there).
+    pub fn agent(server: &Vigil, extra: impl FnOnce(&std::path::Path) -> Vec<String>) -> Vigil {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut args = vec![
+            "agent".to_string(),
+            "--web.listen-address=127.0.0.1:0".into(),
+            format!("--state.path={}", dir.path().join("agent").display()),
+            format!("--remote-write.url={}", server.url("/api/v1/write")),
+            format!("--logs.push-url={}", server.url("/loki/api/v1/push")),
+            format!("--logs.path={}", dir.path().join("no-pods").display()),
+            "--metrics.interval=1s".into(),
+        ];
+        args.extend(extra(dir.path()));
+        Vigil::start(args, dir)
+    }
+
+    fn start(args: Vec<String>, dir: tempfile::TempDir) -> Vigil {
         let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-            .arg("server")
-            .arg("--web.listen-address=127.0.0.1:0")
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("tsdb").display()
-            ))
-            .arg(format!(
-                "--storage.logs.path={}",
-                dir.path().join("logs").display()
-            ))
-            .args(&extra)
+            .args(&args)
             .env("VIGIL_LOG", "info")
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())

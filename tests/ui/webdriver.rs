@@ -1,6 +1,6 @@
 //! A small W3C WebDriver client over reqwest, driving Debian's headless Chromium through
 //! Debian's `chromedriver`, for the UI tests that type, click and wait (the `--dump-dom` tests in
-//! `chromium.rs` cannot interact).
+//! `chromium.rs` cannot interact), and move or drag the mouse through W3C actions.
 //!
 //! Skip rule: without `/usr/bin/chromedriver` the interactive tests print that they skipped,
 //! unless `CI=true`, where a missing driver fails them.
@@ -202,6 +202,55 @@ impl Driver {
         .await
     }
 
+    /// The centre of the first element matching `css`, in viewport pixels, and its width.
+    pub async fn centre_of(&self, css: &str) -> (f64, f64, f64) {
+        self.wait_for(css).await;
+        let v = self
+            .script(&format!(
+                "const r = document.querySelector({}).getBoundingClientRect(); return [r.left + r.width / 2, r.top + r.height / 2, r.width]",
+                Value::String(css.to_string())
+            ))
+            .await;
+        let n = |i: usize| {
+            v[i].as_f64()
+                .unwrap_or_else(|| panic!("no box for {css}: {v}"))
+        };
+        (n(0), n(1), n(2))
+    }
+
+    /// Moves the mouse to a viewport point, as a user's hover does.
+    pub async fn mouse_move(&self, x: f64, y: f64) {
+        self.pointer(vec![move_to(x, y, 0)]).await;
+    }
+
+    /// Presses the left button at `from`, moves to `to` in steps and releases it there.
+    pub async fn drag(&self, from: (f64, f64), to: (f64, f64)) {
+        let mut steps = vec![
+            move_to(from.0, from.1, 0),
+            json!({"type": "pointerDown", "button": 0}),
+        ];
+        for k in 1..=4 {
+            let f = k as f64 / 4.0;
+            steps.push(move_to(
+                from.0 + (to.0 - from.0) * f,
+                from.1 + (to.1 - from.1) * f,
+                50,
+            ));
+        }
+        steps.push(json!({"type": "pointerUp", "button": 0}));
+        self.pointer(steps).await;
+    }
+
+    async fn pointer(&self, steps: Vec<Value>) {
+        let actions = json!({"actions": [{
+            "type": "pointer",
+            "id": "mouse",
+            "parameters": {"pointerType": "mouse"},
+            "actions": steps,
+        }]});
+        self.call("POST", "/actions", Some(actions)).await;
+    }
+
     pub async fn refresh(&self) {
         self.call("POST", "/refresh", None).await;
     }
@@ -214,6 +263,7 @@ impl Driver {
             std::fs::create_dir_all(dir).expect("artifact dir");
         }
         std::fs::write(path, png).expect("write screenshot");
+        super::chromium::report_artifact(path);
     }
 }
 
@@ -223,6 +273,12 @@ impl Drop for Driver {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A W3C pointer move to a viewport point (whole pixels, as the protocol wants).
+fn move_to(x: f64, y: f64, ms: u64) -> Value {
+    json!({"type": "pointerMove", "duration": ms, "origin": "viewport",
+           "x": x.round() as i64, "y": y.round() as i64})
 }
 
 /// Standard base64 (with padding), as WebDriver returns screenshots.

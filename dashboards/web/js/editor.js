@@ -159,7 +159,11 @@ export function createEditor({ language, value = "", placeholder = "", onSubmit,
       if (onSubmit) onSubmit(input.value);
     }
   });
-  input.addEventListener("blur", () => setTimeout(closeList, 100));
+  // Closed a moment after focus leaves (a click on an option lands first), unless focus came
+  // back meanwhile and the list is the one for the new text.
+  input.addEventListener("blur", () => setTimeout(() => {
+    if (document.activeElement !== input) closeList();
+  }, 100));
   input.addEventListener("scroll", () => {
     hl.scrollTop = input.scrollTop;
     hl.scrollLeft = input.scrollLeft;

@@ -24,20 +24,30 @@ export function formatLabels(metric) {
   return `${name}{${rest.map((k) => `${k}="${metric[k]}"`).join(", ")}}`;
 }
 
-// A value as a short axis or tooltip label: SI prefixes for large and small magnitudes.
-export function formatValue(v) {
+// A value as a short axis or tooltip label: SI prefixes for large and small magnitudes, with
+// `digits` significant digits at most.
+export function formatValue(v, digits = 4) {
   if (!Number.isFinite(v)) return String(v);
+  // Rounded first, so that 0.99999999 picks the unit of 1 and reads "1", not "1000m".
+  v = parseFloat(v.toPrecision(digits));
   const a = Math.abs(v);
   if (a === 0) return "0";
   const units = [[1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "k"]];
+  const trim = (x) => String(parseFloat(x.toPrecision(digits)));
   for (const [size, u] of units) if (a >= size) return trim(v / size) + u;
   if (a >= 1) return trim(v);
   for (const [size, u] of [[1e-3, "m"], [1e-6, "µ"], [1e-9, "n"]]) if (a >= size) return trim(v / size) + u;
-  return v.toExponential(2);
+  return v.toExponential(Math.max(digits - 2, 2));
 }
 
-function trim(x) {
-  return String(parseFloat(x.toPrecision(4)));
+// Labels for axis ticks: as short as they can be while every tick reads differently (ticks
+// 0.05M apart around 209.8M need five digits, not four).
+export function axisLabels(ticks) {
+  for (let digits = 4; digits < 12; digits++) {
+    const labels = ticks.map((v) => formatValue(v, digits));
+    if (new Set(labels).size === labels.length) return labels;
+  }
+  return ticks.map((v) => formatValue(v, 12));
 }
 
 // Round tick values covering [lo, hi], about `n` of them.
@@ -117,11 +127,12 @@ export function renderGraph(container, matrix, { start, end, step, stacked = fal
   const y = (v) => PAD.top + plotH - ((v - y0) / (y1 - y0 || 1)) * plotH;
 
   const axes = [];
-  for (const v of yTicks) {
-    if (v < y0 || v > y1) continue;
+  const shown = yTicks.filter((v) => v >= y0 && v <= y1);
+  axisLabels(shown).forEach((label, i) => {
+    const v = shown[i];
     axes.push(svg("line", { class: "grid", x1: PAD.left, x2: width - PAD.right, y1: y(v), y2: y(v) }));
-    axes.push(svg("text", { class: "tick", x: PAD.left - 6, y: y(v) + 4, "text-anchor": "end" }, formatValue(v)));
-  }
+    axes.push(svg("text", { class: "tick", x: PAD.left - 6, y: y(v) + 4, "text-anchor": "end" }, label));
+  });
   const { step: tStep, ticks } = timeTicks(start, end, Math.max(2, Math.floor(plotW / 90)));
   for (const t of ticks) {
     axes.push(svg("line", { class: "grid", x1: x(t), x2: x(t), y1: PAD.top, y2: PAD.top + plotH }));

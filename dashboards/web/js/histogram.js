@@ -33,7 +33,8 @@ export function renderHistogram(container, matrix, { start, end, step }) {
     return { level: levelOf(s.metric), color: colorOfLevel(levelOf(s.metric), i), points, sum };
   });
   const max = Math.max(1, ...totals.values());
-  const ticks = niceTicks(0, max, 3);
+  // Line counts are whole: no tick at half a line.
+  const ticks = niceTicks(0, max, 3).filter(Number.isInteger);
   const top = ticks[ticks.length - 1];
   const x = (t) => PAD.left + ((t - start) / Math.max(end - start, 1)) * plotW;
   const y = (v) => PAD.top + plotH - (v / top) * plotH;

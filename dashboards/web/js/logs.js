@@ -1,8 +1,8 @@
 // The Logs page: a LogQL editor, a label browser that builds the stream selector by clicking,
 // the volume histogram (`sum by (level) (count_over_time(<query> [step]))`), and the lines
-// newest first, each expandable to its labels and the fields parsed from it (JSON or logfmt).
-// A metric query draws a graph instead. State lives in the URL: `query`, `range_input`,
-// `end_input`, `limit`.
+// newest first, each expandable to its labels, the fields parsed from it (JSON or logfmt) and a
+// link to its pod's metrics, and a live tail that puts new lines on top. A metric query draws a
+// graph instead. State lives in the URL: `query`, `range_input`, `end_input`, `limit`.
 
 import { h, replace } from "./dom.js";
 import { get, post } from "./api.js";
@@ -12,8 +12,12 @@ import { renderGraph, renderLegend } from "./graph.js";
 import { renderHistogram } from "./histogram.js";
 import { createRangePicker, resolveRange } from "./rangepicker.js";
 import { autoStep, formatTime, formatDuration, msToNs } from "./time.js";
+import { podMetricsLink } from "./podlinks.js";
+import { openTail, prependBounded, cmpNs } from "./tail.js";
 
 const DEFAULT_LIMIT = "1000";
+// The most lines a live tail keeps in the page when the limit asks for more.
+const MAX_TAIL_LINES = 5000;
 // About this many histogram bars across the range, on round steps.
 const VOLUME_BARS = 60;
 const VOLUME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400].map((s) => s * 1000);
@@ -48,9 +52,6 @@ export function parseFields(line) {
   }
   return out;
 }
-
-// Nanosecond timestamps as decimal strings, compared without losing precision.
-const cmpNs = (a, b) => (a.length - b.length) || (a < b ? -1 : a > b ? 1 : 0);
 
 function formatNs(ns) {
   const ms = Number(ns.slice(0, -6) || "0");
@@ -87,6 +88,7 @@ export function mount(root, params) {
   });
 
   async function run(push) {
+    stopTail();
     state.query = editor.value.trim();
     save(push);
     if (controller) controller.abort();
@@ -211,18 +213,85 @@ export function mount(root, params) {
   function detailsView(e) {
     const row = (k, v, kind) => h("tr", { class: kind }, h("th", null, k), h("td", null, v));
     const fields = parseFields(e.line);
-    let metrics = null;
-    if (e.labels.pod) {
-      const sel = [e.labels.namespace ? `namespace="${e.labels.namespace}"` : null, `pod="${e.labels.pod}"`].filter(Boolean).join(", ");
-      const r = resolveRange(state, autoStep);
-      const p = new URLSearchParams({ "g0.expr": `{${sel}}`, "g0.tab": "0", "g0.range_input": state.range, "g0.end_input": formatTime(r.end || Date.now()) });
-      metrics = h("a", { class: "pod-metrics", href: `/query?${p}` }, `metrics of pod ${e.labels.pod}`);
-    }
     return h("div", { class: "line-details" },
       h("table", null, h("tbody", null,
         Object.entries(e.labels).map(([k, v]) => row(k, v, "label")),
         fields.map(([k, v]) => row(k, v, "field")))),
-      metrics);
+      podMetricsLink(e.labels, lineRange(e.ts)));
+  }
+
+  // The page's range for a line's links; a line newer than the range's end (one the live tail
+  // brought) moves the same span forward to end at it.
+  function lineRange(ts) {
+    const r = resolveRange({ range: state.range, end: state.end, step: "" }, autoStep);
+    const span = r.error ? 3600000 : r.end - r.start;
+    const end = Math.max(r.error ? Date.now() : r.end, Math.ceil(Number(ts.slice(0, -6) || "0") / 1000) * 1000);
+    return { start: end - span, end };
+  }
+
+  // Live tail: new lines of the query go on top of the list, which keeps at most `limit` of
+  // them; drops the server reports are counted in the status.
+  let tail = null;
+  let dropped = 0;
+  let received = 0;
+  const tailButton = h("button", { type: "button", class: "tail-toggle", "aria-pressed": "false", onclick: () => (tail ? stopTail() : startTail()) }, "Live");
+  const tailStatus = h("span", { class: "tail-status", "data-state": "idle", "data-dropped": "0", role: "status" });
+
+  function setTailState(st, detail) {
+    tailStatus.dataset.state = st;
+    const on = st === "connecting" || st === "live";
+    tailButton.textContent = on ? "Stop" : "Live";
+    tailButton.setAttribute("aria-pressed", String(on));
+    if (!on) tail = null;
+    const parts = { connecting: "connecting…", live: "live", stopped: "stopped", ended: `ended: ${detail}`, error: detail }[st] || "";
+    const count = received && st !== "error" ? ` · ${received} new line${received === 1 ? "" : "s"}` : "";
+    replace(tailStatus, parts, count, dropped ? h("span", { class: "tail-dropped" }, ` · ${dropped} dropped by the server (reading too slowly)`) : null);
+  }
+
+  function startTail() {
+    const query = editor.value.trim();
+    if (!isLogQuery(query)) return setTailState("error", "live tail needs a log query: a stream selector, optionally with a pipeline");
+    if (query !== state.query) {
+      editor.value = query;
+      // Run the edited query first; its error, if any, is shown and no tail starts.
+      return run(true).then(() => lines.dataset.state === "done" && startTail());
+    }
+    // Continue from the newest line shown when the range ends now, so nothing falls between
+    // the query and the tail; otherwise start from now.
+    const newest = lines.querySelector(".log-line");
+    const startNs = !state.end && newest ? (BigInt(newest.dataset.ts) + 1n).toString() : msToNs(Date.now());
+    dropped = 0;
+    received = 0;
+    tailStatus.dataset.dropped = "0";
+    const max = Math.min(parseInt(state.limit, 10) || 1000, MAX_TAIL_LINES);
+    tail = openTail({
+      query,
+      limit: max,
+      startNs,
+      onState: setTailState,
+      onDropped: (n) => {
+        dropped += n;
+        tailStatus.dataset.dropped = String(dropped);
+        setTailState(tailStatus.dataset.state);
+      },
+      onEntries: (entries) => {
+        let list = lines.querySelector(".log-lines");
+        if (!list) {
+          list = h("ol", { class: "log-lines" });
+          replace(lines, list);
+        }
+        const pinned = new Set(parseMatchers(query.slice(...selectorSpan(query))).filter((m) => m.op === "=").map((m) => m.name));
+        prependBounded(list, entries.map((e) => lineView(e, pinned)), max);
+        lines.dataset.count = String(list.children.length);
+        lines.dataset.state = "done";
+        received += entries.length;
+        setTailState(tailStatus.dataset.state);
+      },
+    });
+  }
+
+  function stopTail() {
+    if (tail) tail.stop();
   }
 
   let browserLoaded = "";
@@ -285,7 +354,9 @@ export function mount(root, params) {
   replace(root, h("div", { class: "logs-page" }, browser,
     h("div", { class: "logs-main" },
       h("div", { class: "panel-head" }, editor.el, h("button", { type: "button", class: "primary", onclick: () => run(true) }, "Run")),
-      h("div", { class: "panel-controls" }, picker, h("label", { class: "inline" }, "limit ", limitIn)),
+      h("div", { class: "panel-controls" }, picker, h("label", { class: "inline" }, "limit ", limitIn), tailButton, tailStatus),
       volume, stats, lines)));
   queueMicrotask(() => run(false));
+  // Leaving the page ends its tail.
+  return stopTail;
 }

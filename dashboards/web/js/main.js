@@ -1,5 +1,7 @@
 // The app shell: picks the page from the URL path, keeps the navigation current, and follows
-// in-app links without reloading (history API), so back and forward move between views.
+// in-app links without reloading (history API), so back and forward move between views. A
+// page's `mount` may return a function that ends what it started (the Logs page's live tail);
+// it runs before the next page mounts.
 
 import { h, replace } from "./dom.js";
 import * as query from "./query.js";
@@ -17,7 +19,11 @@ function pageName(path) {
   return name;
 }
 
+let unmount = null;
+
 function render() {
+  if (unmount) unmount();
+  unmount = null;
   const root = document.getElementById("page");
   const name = pageName(location.pathname);
   const active = name === "graph" ? "query" : name;
@@ -29,7 +35,8 @@ function render() {
   const page = PAGES[name];
   if (page) {
     document.title = `Vigil · ${TITLES[active]}`;
-    page.mount(root, new URLSearchParams(location.search));
+    const end = page.mount(root, new URLSearchParams(location.search));
+    if (typeof end === "function") unmount = end;
     return;
   }
   document.title = "Vigil · Not found";

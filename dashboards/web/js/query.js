@@ -10,6 +10,7 @@ import { language } from "./promql.js";
 import { renderGraph, renderLegend, formatLabels } from "./graph.js";
 import { createRangePicker, resolveRange } from "./rangepicker.js";
 import { autoStep, formatTime, formatDuration } from "./time.js";
+import { podLogsLink } from "./podlinks.js";
 
 // Panels read from URL parameters; at least one, empty.
 export function panelsFromParams(params) {
@@ -43,16 +44,6 @@ export function panelsToParams(panels) {
 }
 
 const newPanel = () => ({ expr: "", tab: "graph", range: "1h", end: "", step: "", stacked: false });
-
-// A link to the logs of the pod a series belongs to, over the same time range.
-export function podLogsLink(metric, range) {
-  if (!metric.pod) return null;
-  const sel = [];
-  if (metric.namespace) sel.push(`namespace="${metric.namespace}"`);
-  sel.push(`pod="${metric.pod}"`);
-  const p = new URLSearchParams({ query: `{${sel.join(", ")}}`, range_input: formatDuration(range.end - range.start), end_input: formatTime(range.end) });
-  return h("a", { class: "pod-logs", href: `/logs?${p}`, title: `logs of pod ${metric.pod} over this range` }, "logs");
-}
 
 export function mount(root, params) {
   const panels = panelsFromParams(params);
@@ -149,6 +140,7 @@ function panelView(state, { save, remove }) {
         onZoom: (from, to) => {
           state.end = formatTime(to);
           state.range = formatDuration(Math.max(to - from, 1000));
+          picker.sync();
           run(true);
         },
       });
@@ -178,7 +170,7 @@ function panelView(state, { save, remove }) {
     result.dataset.count = String(rows.length);
     if (!rows.length) return replace(result, h("p", { class: "hint" }, "Empty query result"));
     replace(result, h("table", { class: "result-table" }, h("tbody", null, rows.map(([metric, value]) => h("tr", null,
-      h("td", { class: "labels" }, metric ? formatLabels(metric) : data.resultType, metric ? podLogsLink(metric, { start: r.end - 3600000, end: r.end }) : null),
+      h("td", { class: "labels" }, metric ? formatLabels(metric) : data.resultType, metric ? podLogsLink(metric, r) : null),
       h("td", { class: "value" }, value))))));
   }
 

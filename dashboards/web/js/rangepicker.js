@@ -8,7 +8,7 @@ import { parseDuration, formatDuration, parseTime, formatTime } from "./time.js"
 const RANGES = ["1m", "5m", "15m", "30m", "1h", "2h", "6h", "12h", "1d", "2d", "1w", "2w", "4w", "8w"];
 
 // `state` is `{range, end, step}` as strings; `onChange()` runs after any edit, with `state`
-// already updated.
+// already updated. The element's `sync()` rereads `state` into the inputs.
 export function createRangePicker(state, { withStep = true, onChange }) {
   const rangeIn = h("input", { class: "range-input", value: state.range, size: "5", "aria-label": "range", title: "range, e.g. 1h or 30m" });
   const endIn = h("input", { class: "end-input", value: state.end, size: "18", placeholder: "end: now", "aria-label": "end time (UTC)", title: "end time, UTC: YYYY-MM-DD HH:MM:SS" });
@@ -40,10 +40,18 @@ export function createRangePicker(state, { withStep = true, onChange }) {
     input.addEventListener("keydown", (e) => e.key === "Enter" && commit());
   }
   const btn = (label, title, f) => h("button", { type: "button", class: "small", title, onclick: f }, label);
-  return h("div", { class: "range-picker" },
+  const el = h("div", { class: "range-picker" },
     btn("−", "shorter range", () => shiftRange(-1)), rangeIn, btn("+", "longer range", () => shiftRange(1)),
     btn("◀", "earlier", () => shiftEnd(-1)), endIn, btn("▶", "later", () => shiftEnd(1)),
     stepIn ? [h("label", { class: "inline" }, "step ", stepIn)] : null);
+  // After the state changed elsewhere (a drag-zoom on the graph), the inputs show it again;
+  // otherwise the next edit here would commit the old range over the new one.
+  el.sync = () => {
+    rangeIn.value = state.range;
+    endIn.value = state.end;
+    if (stepIn) stepIn.value = state.step;
+  };
+  return el;
 }
 
 // The `{start, end, step}` in milliseconds a state asks for at this moment, or an error text.
