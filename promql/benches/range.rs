@@ -1,6 +1,7 @@
 //! Range-query evaluation of range functions through the public [`Engine`], on a store shaped
 //! like a scrape of 1,000 targets: 4 h of samples at 15 s, queried over the last hour at 15 s
-//! steps (241 steps) with a 5 m window.
+//! steps (241 steps) with a 5 m window: range functions, and aggregations of them and of instant
+//! selectors.
 //!
 //! `cargo bench -p promql --bench range` prints criterion's timings per query. The data are
 //! deterministic: integer-valued counters with an occasional reset, and fractional gauges.
@@ -95,13 +96,23 @@ fn range_functions(c: &mut Criterion) {
         "sum_over_time(memory_used_ratio[5m])",
         "max_over_time(memory_used_ratio[5m])",
         "sum by (job) (rate(http_requests_total[5m]))",
+        // Instant selectors aggregated at every step: the shapes that were slowest against
+        // Prometheus in `vigil-bench promql`.
+        r#"count by (job) (memory_used_ratio{job=~"job-[1-4]"})"#,
+        r#"sum by (__name__, job) ({__name__=~"http_requests_total|memory_used_ratio"})"#,
+        "sum by (job) (memory_used_ratio) / sum by (job) (http_requests_total)",
+        "topk(5, rate(http_requests_total[5m]))",
     ] {
         // Fail loudly on a query that does not return the full matrix, rather than time it.
         let result = engine.range_query(query, start, end, step).unwrap();
         let promql::Value::Matrix(m) = &result.value else {
             panic!("{query}: expected a matrix")
         };
-        assert!(!m.is_empty() && m[0].samples.len() == 241, "{query}");
+        let steps: std::collections::BTreeSet<i64> = m
+            .iter()
+            .flat_map(|s| s.samples.iter().map(|p| p.t))
+            .collect();
+        assert_eq!(steps.len(), 241, "{query}");
         group.bench_function(query, |b| {
             b.iter(|| black_box(engine.range_query(query, start, end, step).unwrap()))
         });

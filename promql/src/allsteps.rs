@@ -1,21 +1,25 @@
-//! Range functions evaluated per series over all the steps of their grid at once.
+//! Nodes evaluated per series over all the steps of their grid at once.
 //!
-//! A range query evaluates its tree step by step, but a range function of a range selector
-//! (`rate(x[5m])`, `max_over_time(x[1h])`, ...) does not depend on anything else that varies
-//! by step. So the first time such a call is evaluated, it is computed for every step it will
-//! be evaluated at ([`Grid`]): for each input series, one pass slides the window over the
-//! sorted samples (`functions::sliding`), and the output labels are built once per series
-//! instead of once per step. Later steps read their elements from that result, and a range
-//! query whose root is such a call takes the whole matrix from it without per-step work.
+//! A range query evaluates its tree step by step, but some nodes can be computed for every
+//! step they will be evaluated at ([`Grid`]) in one pass per input series: a range function of
+//! a range selector (`rate(x[5m])`: the window slides over the sorted samples,
+//! `functions::sliding`), an instant selector (a cursor resolves the lookback of every step,
+//! `selector::instant_steps`) and a folding aggregation of either (`aggregate::fold`: group
+//! keys once per series, per-group per-step accumulators). Output labels are built once per
+//! series instead of once per step. The result is an [`AllSteps`]; later steps read their
+//! elements from it, and a range query whose root is such a node takes the whole matrix from
+//! it without per-step work. A [`Source`] is what an aggregation folds: an instant vector read
+//! series by series, in the order the step-by-step path lists it.
 
 use crate::error::Error;
 use crate::eval::check_unique_labels;
 use crate::functions::sliding::StepPoint;
-use crate::selector::{duration_ms, pinned_time, QueryTimes};
+use crate::selector::{duration_ms, instant_steps, pinned_time, QueryTimes};
 use crate::value::Elem;
 use model::{Labels, Sample, Series};
 use promql_parser::parser::SubqueryExpr;
 use std::collections::HashSet;
+use std::ops::Range;
 
 /// The steps one node of the tree is evaluated at: `first`, `first + step`, ... (`count` of
 /// them). The query's steps at the root; a subquery's inner steps (multiples of its step)
@@ -109,6 +113,10 @@ pub(crate) struct AllSteps {
     /// dropped from `a_total{x="1"}` and `b_total{x="1"}`), a step where both have a point is
     /// an error, as in Prometheus, so those steps are checked.
     distinct: bool,
+    /// Where each point of each series (same shape as `points`) goes in its step's vector,
+    /// smallest first, when that is not the order of `series`: an aggregation lists a step's
+    /// groups in the order their first input element came in.
+    ranks: Option<Vec<Vec<u32>>>,
 }
 
 impl AllSteps {
@@ -119,20 +127,45 @@ impl AllSteps {
             grid,
             series,
             distinct,
+            ranks: None,
         }
+    }
+
+    /// Like [`AllSteps::new`], with each point's place in its step's vector.
+    pub fn ranked(grid: Grid, series: Vec<StepSeries>, ranks: Vec<Vec<u32>>) -> AllSteps {
+        AllSteps {
+            ranks: Some(ranks),
+            ..AllSteps::new(grid, series)
+        }
+    }
+
+    /// Whether a consumer that reads the series one after the other sees each step's
+    /// elements in the order the step-by-step path gives them: the series list them in that
+    /// order and no two share a label set.
+    pub fn reads_in_step_order(&self) -> bool {
+        self.ranks.is_none() && self.distinct
     }
 
     /// The instant vector at step `i`.
     pub fn at(&self, i: usize) -> Result<Vec<Elem>, Error> {
         let mut out = Vec::new();
-        for s in &self.series {
+        let mut order = Vec::new();
+        for (k, s) in self.series.iter().enumerate() {
             let found = s.points.binary_search_by(|p| p.step.cmp(&i));
             if let Ok(at) = found {
+                if let Some(ranks) = &self.ranks {
+                    order.push(ranks.get(k).and_then(|r| r.get(at)).copied());
+                }
                 out.push(Elem {
                     labels: s.labels.clone(),
                     v: s.points[at].v,
                 });
             }
+        }
+        if !order.is_empty() {
+            let mut ranked: Vec<(Option<u32>, Elem)> = order.into_iter().zip(out).collect();
+            ranked.sort_by_key(|(rank, _)| *rank);
+            out = ranked.into_iter().map(|(_, e)| e).collect();
         }
         if !self.distinct {
             check_unique_labels(&out)?;
@@ -166,6 +199,65 @@ impl AllSteps {
             .collect();
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok(out)
+    }
+}
+
+/// An instant vector over a block of steps, read series by series: each series' points in
+/// step order, and at every step the series in the order the step-by-step path lists them.
+pub(crate) enum Source<'a> {
+    /// An instant selector: each series' value at each step is found as it is read, with no
+    /// per-step vectors built.
+    Selector {
+        series: &'a [Series],
+        /// Each step's reference time (the step moved by `@` and `offset`).
+        ends: Vec<i64>,
+        lookback: i64,
+    },
+    /// A node computed for all steps that [`AllSteps::reads_in_step_order`].
+    Computed(AllSteps),
+}
+
+impl Source<'_> {
+    pub fn len(&self) -> usize {
+        match self {
+            Source::Selector { series, .. } => series.len(),
+            Source::Computed(all) => all.series.len(),
+        }
+    }
+
+    /// The labels of series `i`, which it has at every step.
+    pub fn labels(&self, i: usize) -> &Labels {
+        match self {
+            Source::Selector { series, .. } => &series[i].labels,
+            Source::Computed(all) => &all.series[i].labels,
+        }
+    }
+
+    /// The points of series `i` at the steps in `steps`, in step order; `scratch` holds them
+    /// when they are computed as they are read.
+    pub fn points<'s>(
+        &'s self,
+        i: usize,
+        steps: Range<usize>,
+        scratch: &'s mut Vec<StepPoint>,
+    ) -> &'s [StepPoint] {
+        match self {
+            Source::Selector {
+                series,
+                ends,
+                lookback,
+            } => {
+                scratch.clear();
+                instant_steps(&series[i].samples, ends, steps, *lookback, scratch);
+                scratch
+            }
+            Source::Computed(all) => {
+                let points = &all.series[i].points;
+                let lo = points.partition_point(|p| p.step < steps.start);
+                let hi = points.partition_point(|p| p.step < steps.end).max(lo);
+                &points[lo..hi]
+            }
+        }
     }
 }
 
@@ -205,6 +297,37 @@ mod tests {
         );
         assert_eq!(all.at(0).unwrap().len(), 1);
         assert!(all.at(1).is_err());
+        assert!(!all.reads_in_step_order());
         assert!(all.into_matrix().is_err());
+    }
+
+    #[test]
+    fn ranked_steps_list_their_series_by_rank() {
+        let series = |name: &str, points: &[(usize, f64)]| StepSeries {
+            labels: Labels::from_pairs([("g", name)]),
+            points: points
+                .iter()
+                .map(|&(step, v)| StepPoint { step, v })
+                .collect(),
+        };
+        let all = AllSteps::ranked(
+            Grid::of_query(0, 20, 10),
+            vec![
+                series("a", &[(0, 1.0), (1, 2.0)]),
+                series("b", &[(0, 3.0), (1, 4.0), (2, 5.0)]),
+            ],
+            vec![vec![0, 7], vec![2, 5, 0]],
+        );
+        let names = |i| -> Vec<String> {
+            all.at(i)
+                .unwrap()
+                .iter()
+                .map(|e| e.labels.to_string())
+                .collect()
+        };
+        assert_eq!(names(0), [r#"{g="a"}"#, r#"{g="b"}"#]);
+        assert_eq!(names(1), [r#"{g="b"}"#, r#"{g="a"}"#]);
+        assert_eq!(names(2), [r#"{g="b"}"#]);
+        assert!(!all.reads_in_step_order());
     }
 }

@@ -134,6 +134,20 @@ impl Engine {
         end_ms: i64,
         step_ms: i64,
     ) -> Result<QueryResult, Error> {
+        self.range_eval(query, start_ms, end_ms, step_ms, true)
+            .map(|(result, _)| result)
+    }
+
+    /// A range query, with the nodes that can be computed for all steps at once computed so
+    /// when `all_steps`; also says how many were.
+    fn range_eval(
+        &self,
+        query: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+        all_steps: bool,
+    ) -> Result<(QueryResult, usize), Error> {
         let _span = tracing::debug_span!(
             "promql_query",
             kind = "range",
@@ -169,14 +183,20 @@ impl Engine {
         )?;
         let grid = Grid::of_query(start_ms, end_ms, step_ms);
         let mut ev = Evaluator::new(&fetched, times, self.lookback(), grid, limits.deadline());
+        if !all_steps {
+            ev = ev.step_by_step();
+        }
         if let Some(matrix) = ev.root_matrix(&expr)? {
             limits.add_samples(matrix.iter().map(|s| s.samples.len()).sum())?;
             limits.check_deadline()?;
-            return Ok(QueryResult {
-                value: Value::Matrix(matrix),
-                warnings: ev.annotations.warnings,
-                infos: ev.annotations.infos,
-            });
+            return Ok((
+                QueryResult {
+                    value: Value::Matrix(matrix),
+                    warnings: ev.annotations.warnings,
+                    infos: ev.annotations.infos,
+                },
+                ev.all_steps_nodes,
+            ));
         }
         let mut series: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
         let mut ts = start_ms;
@@ -211,16 +231,19 @@ impl Engine {
             };
             ts = next;
         }
-        Ok(QueryResult {
-            value: Value::Matrix(
-                series
-                    .into_iter()
-                    .map(|(labels, samples)| Series { labels, samples })
-                    .collect(),
-            ),
-            warnings: ev.annotations.warnings,
-            infos: ev.annotations.infos,
-        })
+        Ok((
+            QueryResult {
+                value: Value::Matrix(
+                    series
+                        .into_iter()
+                        .map(|(labels, samples)| Series { labels, samples })
+                        .collect(),
+                ),
+                warnings: ev.annotations.warnings,
+                infos: ev.annotations.infos,
+            },
+            ev.all_steps_nodes,
+        ))
     }
 
     fn lookback(&self) -> i64 {
@@ -283,5 +306,7 @@ fn type_name(t: ValueType) -> &'static str {
     }
 }
 
+#[cfg(test)]
+mod allsteps_tests;
 #[cfg(test)]
 mod tests;

@@ -1,21 +1,23 @@
 //! The evaluator: computes one expression node at one step from the data the fetch pass
 //! loaded. A range query calls it once per step on the root; nothing here reads storage.
-//! Range functions of range selectors are the exception that makes range queries fast: they
-//! are computed for all their steps at once on first use (`allsteps`).
+//! The nodes that can be computed for all their steps at once (range functions of range
+//! selectors, folding aggregations of those and of instant selectors, instant selectors at
+//! the root) are the exception that makes range queries fast: they are computed that way on
+//! first use (`allsteps`), and their steps are read from the result.
 
-use crate::aggregate::eval_aggregate;
-use crate::allsteps::{AllSteps, Grid};
+use crate::aggregate::{self, eval_aggregate};
+use crate::allsteps::{AllSteps, Grid, Source, StepSeries};
 use crate::annotations::Annotations;
 use crate::binary::{self, BinOp};
 use crate::error::{Error, TIMEOUT};
 use crate::functions;
 use crate::prepare::subquery_step;
 use crate::selector::{
-    duration_ms, pinned_time, reference_time, sample_at, window, Fetched, QueryTimes,
+    duration_ms, instant_steps, pinned_time, reference_time, sample_at, window, Fetched, QueryTimes,
 };
 use crate::value::{Elem, StepValue, Window};
 use model::{Labels, Sample, Series};
-use promql_parser::parser::{Call, Expr, MatrixSelector, SubqueryExpr, VectorSelector};
+use promql_parser::parser::{Expr, MatrixSelector, SubqueryExpr, VectorSelector};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
@@ -37,8 +39,14 @@ pub(crate) struct Evaluator<'a> {
     grid: Grid,
     deadline: Instant,
     subqueries: SubqueryCache,
-    /// Range calls computed for every step of their grid, by node.
-    range_calls: HashMap<*const Call, AllSteps>,
+    /// Nodes computed for every step of their grid, by node; `None` for a node that cannot
+    /// be, so that it is not tried again at the next step.
+    computed: HashMap<*const Expr, Option<AllSteps>>,
+    /// Whether nodes may be computed for all steps at once; off only to check that path
+    /// against the step-by-step one.
+    all_steps: bool,
+    /// How many nodes were computed for all steps at once.
+    pub all_steps_nodes: usize,
     pub annotations: Annotations,
 }
 
@@ -59,9 +67,18 @@ impl<'a> Evaluator<'a> {
             grid,
             deadline,
             subqueries: SubqueryCache::new(),
-            range_calls: HashMap::new(),
+            computed: HashMap::new(),
+            all_steps: true,
+            all_steps_nodes: 0,
             annotations: Annotations::default(),
         }
+    }
+
+    /// Evaluates every node step by step, as the reference the all-steps paths are checked
+    /// against.
+    pub fn step_by_step(mut self) -> Self {
+        self.all_steps = false;
+        self
     }
 
     /// Fails once the query's deadline has passed; called inside long loops (series of a
@@ -78,47 +95,118 @@ impl<'a> Evaluator<'a> {
         self.grid.count > 1
     }
 
-    /// The value at `ts` of the range call `call`, read from its result for all steps
-    /// (computed on first use). `None` when the call is not evaluated that way: it is not a
-    /// range function of a range selector, or `ts` is not a step of the current grid.
-    pub fn all_steps_at(&mut self, call: &'a Call, ts: i64) -> Result<Option<Vec<Elem>>, Error> {
-        let key = std::ptr::from_ref(call);
-        if let Some(all) = self.range_calls.get(&key) {
+    /// The value at `ts` of `expr`, read from its result for all steps (computed on first
+    /// use). `None` when the node is not evaluated that way: it cannot be, or `ts` is not a
+    /// step of the current grid.
+    fn steps_at(&mut self, expr: &'a Expr, ts: i64) -> Result<Option<Vec<Elem>>, Error> {
+        let key = std::ptr::from_ref(expr);
+        if let Some(computed) = self.computed.get(&key) {
+            let Some(all) = computed else {
+                return Ok(None);
+            };
             return match all.grid.index(ts) {
                 Some(i) => all.at(i).map(Some),
                 None => Ok(None),
             };
         }
-        // A single step gains nothing from the sliding pass.
+        // A single step gains nothing from the all-steps pass.
         let grid = self.grid;
         let Some(i) = grid.index(ts).filter(|_| grid.count > 1) else {
             return Ok(None);
         };
-        let Some(all) = functions::all_steps(self, call, grid)? else {
-            return Ok(None);
-        };
-        let out = all.at(i)?;
-        self.range_calls.insert(key, all);
-        Ok(Some(out))
+        let all = self.all_steps(expr, grid)?;
+        let out = all.as_ref().map(|a| a.at(i)).transpose()?;
+        self.computed.insert(key, all);
+        Ok(out)
     }
 
-    /// The whole result of a range query whose root is a range call that can be computed for
-    /// all steps at once, without evaluating step by step; `None` for any other root.
-    pub fn root_matrix(&mut self, expr: &'a Expr) -> Result<Option<Vec<Series>>, Error> {
-        let Expr::Call(call) = unparen(expr) else {
+    /// `expr` computed for every step of `grid` at once, if it is a node that can be.
+    pub fn all_steps(&mut self, expr: &'a Expr, grid: Grid) -> Result<Option<AllSteps>, Error> {
+        if !self.all_steps {
             return Ok(None);
+        }
+        let all = match expr {
+            Expr::Paren(p) => return self.all_steps(&p.expr, grid),
+            Expr::Call(c) => functions::all_steps(self, c, grid)?,
+            Expr::Aggregate(a) => aggregate::all_steps(self, a, grid)?,
+            Expr::VectorSelector(vs) => Some(self.selector_steps(vs, grid)?),
+            _ => None,
         };
+        self.all_steps_nodes += usize::from(all.is_some());
+        Ok(all)
+    }
+
+    /// The instant vector `expr` as an aggregation folds it over all steps of `grid`, series
+    /// by series; `None` when it cannot be read that way (it is then evaluated step by step,
+    /// from the all-steps result kept here if there is one).
+    pub fn series_source(
+        &mut self,
+        expr: &'a Expr,
+        grid: Grid,
+    ) -> Result<Option<Source<'a>>, Error> {
+        if !self.all_steps {
+            return Ok(None);
+        }
+        match expr {
+            Expr::Paren(p) => self.series_source(&p.expr, grid),
+            Expr::VectorSelector(vs) => Ok(Some(Source::Selector {
+                series: self.data.get(vs)?,
+                ends: self.selector_ends(vs, grid),
+                lookback: self.lookback,
+            })),
+            _ => match self.all_steps(expr, grid)? {
+                Some(all) if all.reads_in_step_order() => Ok(Some(Source::Computed(all))),
+                all => {
+                    self.computed.insert(std::ptr::from_ref(expr), all);
+                    Ok(None)
+                }
+            },
+        }
+    }
+
+    /// Each step's reference time for selector `vs`.
+    fn selector_ends(&self, vs: &VectorSelector, grid: Grid) -> Vec<i64> {
+        grid.times()
+            .map(|t| reference_time(vs, t, self.times))
+            .collect()
+    }
+
+    /// An instant selector at every step of `grid`.
+    fn selector_steps(&self, vs: &'a VectorSelector, grid: Grid) -> Result<AllSteps, Error> {
+        let ends = self.selector_ends(vs, grid);
+        let mut out = Vec::new();
+        for (i, s) in self.data.get(vs)?.iter().enumerate() {
+            if i % DEADLINE_EVERY_SERIES == 0 {
+                self.check_deadline()?;
+            }
+            let mut points = Vec::new();
+            instant_steps(&s.samples, &ends, 0..grid.count, self.lookback, &mut points);
+            if !points.is_empty() {
+                out.push(StepSeries {
+                    labels: s.labels.clone(),
+                    points,
+                });
+            }
+        }
+        Ok(AllSteps::new(grid, out))
+    }
+
+    /// The whole result of a range query whose root can be computed for all steps at once,
+    /// without evaluating step by step; `None` for any other root.
+    pub fn root_matrix(&mut self, expr: &'a Expr) -> Result<Option<Vec<Series>>, Error> {
+        let expr = unparen(expr);
+        let key = std::ptr::from_ref(expr);
         let grid = self.grid;
-        let Some(all) = functions::all_steps(self, call, grid)? else {
+        let Some(all) = self.all_steps(expr, grid)? else {
+            self.computed.insert(key, None);
             return Ok(None);
         };
         // `into_matrix` refuses when output series collide; the step-by-step path then
         // finds the steps where that is an error, from the result kept here.
-        let kept = std::ptr::from_ref(call);
         match all.into_matrix() {
             Ok(m) => Ok(Some(m)),
             Err(all) => {
-                self.range_calls.insert(kept, all);
+                self.computed.insert(key, Some(all));
                 Ok(None)
             }
         }
@@ -137,14 +225,20 @@ impl<'a> Evaluator<'a> {
             Expr::Unary(u) => negate(self.eval(&u.expr, ts)?),
             Expr::VectorSelector(vs) => Ok(StepValue::Vector(self.vector_selector(vs, ts)?)),
             Expr::MatrixSelector(ms) => Ok(StepValue::Matrix(self.matrix_selector(ms, ts)?)),
-            Expr::Aggregate(a) => eval_aggregate(self, a, ts),
+            Expr::Aggregate(a) => match self.steps_at(expr, ts)? {
+                Some(v) => Ok(StepValue::Vector(v)),
+                None => eval_aggregate(self, a, ts),
+            },
             Expr::Binary(b) => {
                 let op = binary::check(b)?;
                 let lhs = self.eval(&b.lhs, ts)?;
                 let rhs = self.eval(&b.rhs, ts)?;
                 binary_values(op, lhs, rhs, b.modifier.as_ref())
             }
-            Expr::Call(c) => functions::eval_call(self, c, ts),
+            Expr::Call(c) => match self.steps_at(expr, ts)? {
+                Some(v) => Ok(StepValue::Vector(v)),
+                None => functions::eval_call(self, c, ts),
+            },
             Expr::Subquery(sq) => Ok(StepValue::Matrix(self.subquery(sq, ts)?)),
             Expr::Extension(_) => Err(Error::unsupported("extension expressions")),
         }
@@ -259,6 +353,9 @@ impl<'a> Evaluator<'a> {
             .collect())
     }
 }
+
+/// How many series a node computed for all steps reads between two looks at the deadline.
+const DEADLINE_EVERY_SERIES: usize = 256;
 
 fn unparen(e: &Expr) -> &Expr {
     match e {

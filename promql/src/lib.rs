@@ -32,8 +32,11 @@
 //! evaluator then computes the tree step by step from those samples (`eval` for nodes and
 //! subqueries, `aggregate/` and `binary` for the operators, `functions/` for calls, with the
 //! pure kernels in `functions/range.rs`, `math.rs`, `time.rs`, `labels.rs`, `histogram.rs`),
-//! except that a range function of a range selector is computed for all its steps at once,
-//! series by series (`allsteps`, over the sliding kernels of `functions/sliding.rs`).
+//! except that some nodes are computed for all their steps at once, series by series
+//! (`allsteps`): range functions of range selectors (the sliding kernels of
+//! `functions/sliding.rs`), instant selectors (one cursor per series), and the folding
+//! aggregations and `topk`/`bottomk`/`limitk` of those (`aggregate/fold.rs`, `select.rs`:
+//! group keys once per series), with the same bits as step by step.
 //!
 //! Supported: the float language of Prometheus 3.x — selectors with all matcher types,
 //! `offset` and `@`, range selectors, subqueries aligned to their step, every aggregation

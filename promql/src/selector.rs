@@ -3,14 +3,18 @@
 //!
 //! Fetching is a separate pass before evaluation (Prometheus's `populateSeries`): a range query
 //! of 1000 steps reads storage once per selector, not once per step. The evaluator then finds
-//! each step's samples by binary search in the fetched series.
+//! each step's samples by binary search in the fetched series, or, for an instant selector
+//! evaluated at every step of a range query, with one forward cursor per series
+//! ([`instant_steps`]).
 
 use crate::error::Error;
+use crate::functions::sliding::StepPoint;
 use crate::limits::Limits;
 use model::{is_stale_nan, Labels, MatchOp, Matcher, Querier, Sample, Series, METRIC_NAME};
 use promql_parser::label::{MatchOp as ParsedOp, Matcher as ParsedMatcher};
 use promql_parser::parser::{AtModifier, Offset, VectorSelector};
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
 use std::time::{Duration, SystemTime};
 
 /// The time range a query is evaluated over; `@ start()` and `@ end()` refer to it.
@@ -181,6 +185,49 @@ pub(crate) fn sample_at(samples: &[Sample], t: i64, lookback: i64) -> Option<f64
     (s.t > t.saturating_sub(lookback) && !is_stale_nan(s.v)).then_some(s.v)
 }
 
+/// An instant selector's values at the steps in `steps`, where `ends[step]` is a step's
+/// reference time: for each, the point [`sample_at`] gives, appended to `out` in step order.
+/// One cursor moves forward over `samples` as the steps do, so a series costs one pass, not
+/// a search per step; a reference time that moves back (never, for a range query's steps)
+/// is found by search.
+pub(crate) fn instant_steps(
+    samples: &[Sample],
+    ends: &[i64],
+    steps: Range<usize>,
+    lookback: i64,
+    out: &mut Vec<StepPoint>,
+) {
+    let first = steps.start;
+    let Some(ends) = ends.get(steps) else {
+        return;
+    };
+    let Some(&start) = ends.first() else {
+        return;
+    };
+    // `samples[..hi]` are those at or before the current reference time.
+    let mut hi = samples.partition_point(|s| s.t <= start);
+    let mut last = start;
+    for (k, &end) in ends.iter().enumerate() {
+        if end < last {
+            hi = samples.partition_point(|s| s.t <= end);
+        } else {
+            while samples.get(hi).is_some_and(|s| s.t <= end) {
+                hi += 1;
+            }
+        }
+        last = end;
+        let Some(s) = hi.checked_sub(1).and_then(|j| samples.get(j)) else {
+            continue;
+        };
+        if s.t > end.saturating_sub(lookback) && !is_stale_nan(s.v) {
+            out.push(StepPoint {
+                step: first + k,
+                v: s.v,
+            });
+        }
+    }
+}
+
 /// A range selector's samples at `t`: those in `(t - range, t]`.
 pub(crate) fn window(samples: &[Sample], t: i64, range: i64) -> &[Sample] {
     let lo = samples.partition_point(|s| s.t <= t.saturating_sub(range));
@@ -217,6 +264,37 @@ mod tests {
         assert_eq!(sample_at(&s, 5, 100), Some(1.0));
         assert_eq!(sample_at(&s, 15, 100), None);
         assert_eq!(sample_at(&s, 20, 100), Some(3.0));
+    }
+
+    #[test]
+    fn instant_steps_agree_with_a_search_per_step() {
+        let s = samples(&[
+            (0, 1.0),
+            (10, 2.0),
+            (25, f64::from_bits(STALE_NAN_BITS)),
+            (30, 3.0),
+            (80, 4.0),
+            (81, 5.0),
+        ]);
+        // Forward, standing still (`@`), backwards, before and after the data.
+        let ends = [
+            -5, 0, 9, 10, 24, 25, 29, 30, 30, 45, 79, 81, 95, 120, 40, 5, 200,
+        ];
+        for lookback in [1, 10, 15, 50] {
+            for steps in [0..ends.len(), 3..9, 12..17, 4..4] {
+                let mut out = Vec::new();
+                instant_steps(&s, &ends, steps.clone(), lookback, &mut out);
+                let want: Vec<StepPoint> = steps
+                    .filter_map(|step| {
+                        sample_at(&s, ends[step], lookback).map(|v| StepPoint { step, v })
+                    })
+                    .collect();
+                assert_eq!(out, want, "lookback {lookback}");
+            }
+        }
+        let mut out = Vec::new();
+        instant_steps(&s, &ends, 10..40, 10, &mut out);
+        assert!(out.is_empty(), "steps past the end give nothing");
     }
 
     #[test]

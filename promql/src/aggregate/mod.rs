@@ -1,12 +1,15 @@
 //! Aggregation operators over one step's instant vector, with `by` / `without` grouping:
 //! the folding ones (`sum`, `avg`, `min`, `max`, `count`, `group`, `stddev`, `stdvar`) here,
-//! `quantile` and `count_values` in [`values`], and the selecting ones (`topk`, `bottomk`,
-//! `limitk`, `limit_ratio`) in [`select`], with `limit_ratio`'s label hash in [`labelhash`].
+//! and over every step of a range query at once in [`fold`]; `quantile` and `count_values`
+//! in [`values`], and the selecting ones (`topk`, `bottomk`, `limitk`, `limit_ratio`) in
+//! [`select`], with `limit_ratio`'s label hash in [`labelhash`].
 
+mod fold;
 mod labelhash;
 mod select;
 mod values;
 
+use crate::allsteps::{AllSteps, Grid};
 use crate::annotations::go_float;
 use crate::error::Error;
 use crate::eval::Evaluator;
@@ -111,6 +114,39 @@ pub(crate) fn eval_aggregate<'a>(
         _ => aggregate(op, modifier, ev.eval_vector(&a.expr, ts)?),
     };
     Ok(StepValue::Vector(out))
+}
+
+/// The aggregation `a` at every step of `grid` at once: the folding operators, and `topk`,
+/// `bottomk` and `limitk` with a constant `k`. `None` for the others, or when the input
+/// cannot be read series by series in step order; those are evaluated step by step.
+pub(crate) fn all_steps<'a>(
+    ev: &mut Evaluator<'a>,
+    a: &'a AggregateExpr,
+    grid: Grid,
+) -> Result<Option<AllSteps>, Error> {
+    let op = AggOp::from_token(a.op)?;
+    let k = match op {
+        AggOp::Topk | AggOp::Bottomk | AggOp::Limitk => {
+            // A NaN `k` is an error at every step, which the step-by-step path reports.
+            match a.param.as_deref().map(unparen) {
+                Some(Expr::NumberLiteral(n)) => match select::limit(n.val) {
+                    Ok(k) => Some(k),
+                    Err(_) => return Ok(None),
+                },
+                _ => return Ok(None),
+            }
+        }
+        _ if fold::folds(op) => None,
+        _ => return Ok(None),
+    };
+    let Some(source) = ev.series_source(&a.expr, grid)? else {
+        return Ok(None);
+    };
+    let modifier = a.modifier.as_ref();
+    Ok(Some(match k {
+        Some(k) => select::select_steps(ev, op, k, modifier, &source, grid)?,
+        None => fold::fold_steps(ev, op, modifier, &source, grid)?,
+    }))
 }
 
 fn unparen(e: &Expr) -> &Expr {

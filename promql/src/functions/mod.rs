@@ -189,9 +189,6 @@ pub(crate) fn eval_call<'a>(
 ) -> Result<StepValue<'a>, Error> {
     let name = call.func.name;
     if let Some(kernel) = range_kernel(name) {
-        if let Some(v) = ev.all_steps_at(call, ts)? {
-            return Ok(StepValue::Vector(v));
-        }
         let keep_name = keeps_metric_name(name);
         return range_function(ev, call, 0, ts, keep_name, kernel).map(StepValue::Vector);
     }
