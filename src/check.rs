@@ -192,10 +192,51 @@ fn check_alertmanager_config(path: &Path, out: &mut dyn Write) -> bool {
 /// The error as amtool words it: without the "alertmanager config:" prefix the server adds.
 fn amtool_message(e: &alertmanager::Error) -> String {
     match e {
-        alertmanager::Error::ConfigYaml(y) => y.to_string(),
+        alertmanager::Error::ConfigYaml(y) => go_unknown_field(y).unwrap_or_else(|| y.to_string()),
         alertmanager::Error::InvalidConfig(m) => m.clone(),
         other => other.to_string(),
     }
+}
+
+/// An unknown key as Go's strict YAML decoder reports it (`line N: field X not found in type
+/// T`), for the places whose Go type amtool names are known: the config's own structs (all
+/// decoded through a `plain` alias, hence `config.plain`) and the time-interval types. Go lists
+/// every unknown key of the file; serde stops at the first, so a file with several still
+/// differs after the first line.
+fn go_unknown_field(e: &serde_yaml::Error) -> Option<String> {
+    let text = e.to_string();
+    let (path, rest) = text.split_once("unknown field `")?;
+    let path = path.strip_suffix(": ").unwrap_or(path);
+    let field = rest.split('`').next()?;
+    let line = e.location()?.line();
+    let last = path.rsplit('.').next().unwrap_or("");
+    let indexed = |name: &str| {
+        last.strip_prefix(name)
+            .and_then(|i| i.strip_prefix('['))
+            .and_then(|i| i.strip_suffix(']'))
+            .is_some_and(|i| i.parse::<usize>().is_ok())
+    };
+    let in_named_interval =
+        path.starts_with("time_intervals[") || path.starts_with("mute_time_intervals[");
+    let go_type = if indexed("times") && in_named_interval {
+        "timeinterval.yamlTimeRange"
+    } else if indexed("time_intervals") && in_named_interval && path.contains('.') {
+        "timeinterval.TimeInterval"
+    } else if path.is_empty()
+        || path == "route"
+        || (path.starts_with("route.") && indexed("routes"))
+        || (!path.contains('.')
+            && (indexed("receivers")
+                || indexed("time_intervals")
+                || indexed("mute_time_intervals")))
+    {
+        "config.plain"
+    } else {
+        return None;
+    };
+    Some(format!(
+        "yaml: unmarshal errors:\n  line {line}: field {field} not found in type {go_type}"
+    ))
 }
 
 #[cfg(test)]
@@ -310,5 +351,39 @@ mod tests {
             String::from_utf8(out).unwrap(),
             format!("Checking '{name}'  FAILED: undefined receiver \"nope\" used in route\n\n")
         );
+    }
+
+    /// The Go types amtool 0.25 named for these keys (observed with `amtool check-config`).
+    #[test]
+    fn unknown_keys_are_reported_in_go_yaml_words() {
+        let head = "route:\n  receiver: a\nreceivers:\n- name: a\n";
+        let cases = [
+            (format!("{head}bogus: 1\n"), "line 5: field bogus not found in type config.plain"),
+            (
+                "route:\n  receiver: a\n  routes:\n  - receiver: a\n    bogus: 1\nreceivers:\n- name: a\n".to_string(),
+                "line 5: field bogus not found in type config.plain",
+            ),
+            (
+                format!("{head}time_intervals:\n- name: x\n  time_intervals:\n  - weekday: [monday]\n"),
+                "line 8: field weekday not found in type timeinterval.TimeInterval",
+            ),
+            (
+                format!("{head}mute_time_intervals:\n- name: x\n  time_intervals:\n  - times:\n    - start_time: '01:00'\n      end: '02:00'\n"),
+                "line 10: field end not found in type timeinterval.yamlTimeRange",
+            ),
+        ];
+        for (yaml, want) in cases {
+            let Err(e) = alertmanager::AlertmanagerConfig::parse(&yaml) else {
+                panic!("accepted:\n{yaml}");
+            };
+            assert_eq!(
+                amtool_message(&e),
+                format!("yaml: unmarshal errors:\n  {want}")
+            );
+        }
+        // Keys of types whose Go name is not known keep serde's words.
+        let e = alertmanager::AlertmanagerConfig::parse(&format!("{head}global:\n  bogus: 1\n"))
+            .unwrap_err();
+        assert!(amtool_message(&e).contains("unknown field `bogus`"), "{e}");
     }
 }

@@ -8,6 +8,8 @@
 //!   (the in-memory [`MemStorage`] used by tests, the TSDB) implements both.
 //! - [`wire`] holds the protobuf messages of Prometheus remote write and Loki push, and the
 //!   bounded snappy codec both protocols use.
+//! - [`labels_hash`] is Prometheus's hash of a label set (XXH64 via [`xxh64`]), for behaviour
+//!   Prometheus derives from it, such as a rule group's evaluation phase.
 //! - [`LogStream`] and [`LogEntry`] carry log lines from the agent to the log store.
 //!
 //! ```
@@ -31,6 +33,7 @@ pub mod relabel;
 mod sample;
 mod storage;
 pub mod wire;
+mod xxhash;
 
 pub use duration::{parse_duration, DURATION_UNITS};
 pub use labels::{parse_label_set, Label, Labels, LabelsError, METRIC_NAME};
@@ -40,3 +43,4 @@ pub use memstore::MemStorage;
 pub use relabel::{relabel, RelabelConfig, RelabelError, RelabelSpec};
 pub use sample::{is_stale_nan, Sample, STALE_NAN_BITS};
 pub use storage::{AppendError, AppendOutcome, Appender, Querier, Series, StorageError};
+pub use xxhash::{label_pairs_hash, labels_hash, xxh64};

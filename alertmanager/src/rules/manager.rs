@@ -1,5 +1,6 @@
-//! The rule manager: owns every group's rule state, evaluates groups on their interval (phase
-//! spread by a hash of the group, as Prometheus does) and hands due alerts to an [`AlertSink`].
+//! The rule manager: owns every group's rule state, evaluates groups on their interval (at
+//! the phase Prometheus gives the same group: its label hash modulo the interval) and hands
+//! due alerts to an [`AlertSink`].
 //! Each rule's expression goes to the engine of its language: PromQL through the manager's
 //! [`QueryFn`], LogQL through a second one given with [`RuleManager::with_log_query`].
 
@@ -14,7 +15,7 @@ use crate::clock::Clock;
 use crate::goformat::query_escape;
 use chrono::{TimeZone, Utc};
 use model::{Appender, Labels, Querier};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -24,6 +25,8 @@ use tokio_util::task::TaskTracker;
 pub const DEFAULT_EVALUATION_INTERVAL: Duration = Duration::from_secs(60);
 /// Prometheus's `--rules.alert.resend-delay` default.
 pub const DEFAULT_RESEND_DELAY: Duration = Duration::from_secs(60);
+/// Prometheus restores `for` state after a group's second evaluation, not its first.
+const EVALS_BEFORE_RESTORE: u8 = 2;
 
 /// Where evaluated alerts go: the in-process Alertmanager, or later a remote one.
 pub trait AlertSink: Send + Sync {
@@ -68,8 +71,9 @@ struct GroupRuntime {
     languages: Vec<QueryLanguage>,
     /// How the last evaluation went, for `/api/v1/rules`.
     health: Mutex<GroupHealth>,
-    /// Set until the first evaluation has restored the `for` state (when restoring is on).
-    restore_pending: AtomicBool,
+    /// Evaluations left before the `for` state is restored (when restoring is on): as in
+    /// Prometheus, it is restored after the second, so recording rules have had a round.
+    evals_before_restore: AtomicU8,
 }
 
 /// Evaluates rule groups and sends their alerts.
@@ -123,7 +127,7 @@ impl RuleManager {
                     health: Mutex::new(GroupHealth::new(def.rules.len())),
                     def,
                     state: Mutex::new(state),
-                    restore_pending: AtomicBool::new(true),
+                    evals_before_restore: AtomicU8::new(EVALS_BEFORE_RESTORE),
                 }
             })
             .collect();
@@ -139,9 +143,10 @@ impl RuleManager {
         }
     }
 
-    /// Restores each group's `for` state on its first evaluation from the `ALERTS_FOR_STATE`
-    /// series in `store` (Prometheus's behaviour on startup). Until then the group writes no
-    /// `ALERTS`/`ALERTS_FOR_STATE` samples, so the lookup sees only the previous run's.
+    /// Restores each group's `for` state from the `ALERTS_FOR_STATE` series in `store` right
+    /// after its second evaluation (Prometheus's behaviour on startup). Until then the group
+    /// writes no `ALERTS`/`ALERTS_FOR_STATE` samples, so the lookup sees only the previous
+    /// run's.
     pub fn with_for_restore(mut self, store: Arc<dyn Querier>, opts: ForRestoreOptions) -> Self {
         self.restore = Some((store, opts));
         self
@@ -189,7 +194,7 @@ impl RuleManager {
             return;
         };
         let interval_ms = (group.interval.as_millis() as i64).max(1);
-        let offset_ms = (group_hash(&group.def) % interval_ms as u64) as i64;
+        let offset_ms = eval_offset_ms(&group.def, group.interval);
         // The first evaluation lands on the group's phase, so restarts keep the same timestamps.
         let now = self.clock.now_ms();
         let next = aligned_eval_time(now, interval_ms, offset_ms) + interval_ms;
@@ -203,17 +208,24 @@ impl RuleManager {
             }
             let ts = aligned_eval_time(self.clock.now_ms(), interval_ms, offset_ms);
             let me = Arc::clone(&self);
-            // Queries are synchronous and may be slow: keep them off the async workers.
-            if let Err(err) = tokio::task::spawn_blocking(move || me.eval_group_at(index, ts)).await
-            {
+            // Queries are synchronous and may be slow: keep them off the async workers. A
+            // restore happens at the wall time after the evaluation, as in Prometheus.
+            let eval = move || me.eval_group(index, ts, &|| me.clock.now_ms());
+            if let Err(err) = tokio::task::spawn_blocking(eval).await {
                 tracing::error!(group = %group.def.name, error = %err, "rule group evaluation panicked");
             }
         }
     }
 
     /// Evaluates group `group` once at `now_ms`: every rule in order, at the same timestamp,
-    /// then sends the alerts that are due.
+    /// then sends the alerts that are due. The second evaluation after startup restores the
+    /// `for` state as of `now_ms`.
     pub fn eval_group_at(&self, group: usize, now_ms: i64) {
+        self.eval_group(group, now_ms, &|| now_ms);
+    }
+
+    /// [`Self::eval_group_at`], restoring the `for` state (when due) as of `restore_at()`.
+    fn eval_group(&self, group: usize, now_ms: i64, restore_at: &dyn Fn() -> i64) {
         let Some(g) = self.groups.get(group) else {
             tracing::warn!(group, "no such rule group");
             return;
@@ -233,7 +245,12 @@ impl RuleManager {
         let resend_ms = self.opts.resend_delay.as_millis() as i64;
         let interval_ms = g.interval.as_millis() as i64;
         let mut to_send = Vec::new();
-        let restoring = self.restore.is_some() && g.restore_pending.swap(false, Ordering::AcqRel);
+        // Counts down to 0 and stays there; `before` is the count before this evaluation.
+        let before = g
+            .evals_before_restore
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .unwrap_or(0);
+        let restoring = self.restore.is_some() && before > 0;
         {
             let mut states = match g.state.lock() {
                 Ok(s) => s,
@@ -286,10 +303,11 @@ impl RuleManager {
                 };
                 outcomes.push((result, began.elapsed().as_secs_f64()));
             }
-            if let (true, Some((store, opts))) = (restoring, &self.restore) {
+            if let (true, Some((store, opts))) = (restoring && before == 1, &self.restore) {
+                let ts = restore_at();
                 for (rule, state) in g.def.rules.iter().zip(states.iter_mut()) {
                     if let (Rule::Alerting(r), RuleState::Alerting(s)) = (rule, state) {
-                        restore_for_state(s, r, store.as_ref(), now_ms, *opts);
+                        restore_for_state(s, r, store.as_ref(), ts, *opts);
                     }
                 }
             }
@@ -397,10 +415,15 @@ fn aligned_eval_time(now_ms: i64, interval_ms: i64, offset_ms: i64) -> i64 {
     adjusted - adjusted.rem_euclid(interval_ms) + offset_ms
 }
 
-/// A stable hash of the group's identity (FNV-1a over name and file), spreading groups' phases.
-fn group_hash(g: &RuleGroup) -> u64 {
-    let key = Labels::from_pairs([("name", g.name.as_str()), ("file", g.file.as_str())]);
-    crate::alert::fingerprint(&key)
+/// Where in each interval the group is evaluated, in milliseconds: Prometheus's
+/// `Group.EvalTimestamp` offset, the hash of the label set `{file, name}` modulo the interval
+/// in nanoseconds. Evaluation times are whole milliseconds, so the sub-millisecond rest of
+/// the offset never shows.
+pub(crate) fn eval_offset_ms(g: &RuleGroup, interval: Duration) -> i64 {
+    let interval_ns = (interval.as_nanos().min(u128::from(u64::MAX)) as u64).max(1);
+    // Sorted by name, as Go's `labels.New` leaves them; empty values are hashed, not dropped.
+    let hash = model::label_pairs_hash([("file", g.file.as_str()), ("name", g.name.as_str())]);
+    ((hash % interval_ns) / 1_000_000) as i64
 }
 
 #[cfg(test)]
@@ -412,5 +435,25 @@ mod tests {
         assert_eq!(aligned_eval_time(10_500, 1_000, 568), 10_568 - 1_000);
         assert_eq!(aligned_eval_time(10_568, 1_000, 568), 10_568);
         assert_eq!(aligned_eval_time(60_000, 60_000, 0), 60_000);
+    }
+
+    /// The phases a running Prometheus 2.42 gave these groups (`lastEvaluation` in
+    /// `/api/v1/rules`: 01:26:58.6335 for `diff` every 1s, 01:26:55.8889 for `restore` every
+    /// 7s, i.e. 5.886 s into a 7 s slot), from `rule_files: ['/tmp/alerting-phase/rules.yml']`.
+    #[test]
+    fn eval_offset_is_the_phase_prometheus_gives_the_group() {
+        let text = "groups:
+  - name: diff
+    rules: [{record: x, expr: vector(1)}]
+  - name: restore
+    interval: 7s
+    rules: [{record: y, expr: vector(1)}]
+";
+        let groups = super::super::parse_rule_file(text, "/tmp/alerting-phase/rules.yml").unwrap();
+        assert_eq!(eval_offset_ms(&groups[0], Duration::from_secs(1)), 633);
+        assert_eq!(eval_offset_ms(&groups[1], Duration::from_secs(7)), 5886);
+        // The same group elsewhere, or renamed, lands elsewhere in the interval.
+        let moved = super::super::parse_rule_file(text, "/etc/rules.yml").unwrap();
+        assert_ne!(eval_offset_ms(&moved[0], Duration::from_secs(1)), 633);
     }
 }

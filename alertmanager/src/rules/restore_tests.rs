@@ -1,6 +1,7 @@
 //! `for` state restored on startup, through two [`RuleManager`]s sharing one `MemStorage` (the
 //! second is the restarted server): Prometheus's three cases (resume where it stopped, at
-//! least the grace period, already firing) and the outage tolerance.
+//! least the grace period, already firing) and the outage tolerance. As in Prometheus, the
+//! restore happens after the restarted group's second evaluation.
 
 use super::*;
 use crate::alert::PostableAlert;
@@ -71,36 +72,42 @@ fn pending_time_before_the_outage_counts_after_restart() {
     let store = Arc::new(MemStorage::new());
     let first = manager("15m", &store);
     run_minutes(&first, 0, 5 * MIN);
-    // The first evaluation of a run writes nothing; the others record active since 0.
-    assert_eq!(for_state_samples(&store).first(), Some(&(MIN, 0.0)));
+    // The first two evaluations of a run write nothing; the others record active since 0.
+    assert_eq!(for_state_samples(&store).first(), Some(&(2 * MIN, 0.0)));
     drop(first);
 
-    // Down from 5m to 8m: 5 of the 15 minutes were spent, 10 remain, counted from 8m.
+    // Down from 5m; back at 8m, restored after the evaluation at 9m: 5 of the 15 minutes
+    // were spent, 10 remain, counted from 9m.
     let second = manager("15m", &store);
     second.eval_group_at(0, 8 * MIN);
-    assert_eq!(alert(&second).active_at_ms, 3 * MIN);
+    assert_eq!(alert(&second).active_at_ms, 8 * MIN, "not restored yet");
+    second.eval_group_at(0, 9 * MIN);
+    assert_eq!(alert(&second).active_at_ms, 4 * MIN);
     assert!(
-        for_state_samples(&store).iter().all(|&(t, _)| t != 8 * MIN),
+        for_state_samples(&store)
+            .iter()
+            .all(|&(t, _)| t != 8 * MIN && t != 9 * MIN),
         "nothing written before the restore"
     );
-    run_minutes(&second, 9 * MIN, 17 * MIN);
+    run_minutes(&second, 10 * MIN, 18 * MIN);
     assert_eq!(alert(&second).state, AlertState::Pending);
-    second.eval_group_at(0, 18 * MIN);
+    second.eval_group_at(0, 19 * MIN);
     assert_eq!(alert(&second).state, AlertState::Firing);
-    assert_eq!(for_state_samples(&store).last(), Some(&(18 * MIN, 180.0)));
+    assert_eq!(for_state_samples(&store).last(), Some(&(19 * MIN, 240.0)));
 }
 
 #[test]
 fn less_than_the_grace_period_left_waits_the_grace_period() {
     let store = Arc::new(MemStorage::new());
     run_minutes(&manager("12m", &store), 0, 5 * MIN);
-    // 7 minutes remained, under the 10-minute grace period: it fires 10 minutes after restart.
+    // 7 minutes remained, under the 10-minute grace period: it fires 10 minutes after the
+    // restore at 9m.
     let second = manager("12m", &store);
-    second.eval_group_at(0, 8 * MIN);
-    assert_eq!(alert(&second).active_at_ms, 8 * MIN + 10 * MIN - 12 * MIN);
-    run_minutes(&second, 9 * MIN, 17 * MIN);
+    run_minutes(&second, 8 * MIN, 9 * MIN);
+    assert_eq!(alert(&second).active_at_ms, 9 * MIN + 10 * MIN - 12 * MIN);
+    run_minutes(&second, 10 * MIN, 18 * MIN);
     assert_eq!(alert(&second).state, AlertState::Pending);
-    second.eval_group_at(0, 18 * MIN);
+    second.eval_group_at(0, 19 * MIN);
     assert_eq!(alert(&second).state, AlertState::Firing);
 }
 
@@ -111,9 +118,10 @@ fn an_alert_firing_at_shutdown_fires_again_at_the_next_evaluation() {
     run_minutes(&first, 0, 11 * MIN);
     assert_eq!(alert(&first).state, AlertState::Firing);
     let second = manager("10m", &store);
-    second.eval_group_at(0, 12 * MIN);
+    run_minutes(&second, 12 * MIN, 13 * MIN);
     assert_eq!(alert(&second).active_at_ms, 0);
-    second.eval_group_at(0, 13 * MIN);
+    assert_eq!(alert(&second).state, AlertState::Pending);
+    second.eval_group_at(0, 14 * MIN);
     assert_eq!(alert(&second).state, AlertState::Firing);
 }
 
@@ -122,8 +130,8 @@ fn nothing_is_restored_past_the_outage_tolerance_or_under_the_grace_period() {
     let store = Arc::new(MemStorage::new());
     run_minutes(&manager("15m", &store), 0, 5 * MIN);
     let late = manager("15m", &store);
-    let restart = 5 * MIN + 61 * MIN;
-    late.eval_group_at(0, restart);
+    let restart = 5 * MIN + 60 * MIN;
+    run_minutes(&late, restart, restart + MIN);
     assert_eq!(
         alert(&late).active_at_ms,
         restart,
@@ -133,7 +141,7 @@ fn nothing_is_restored_past_the_outage_tolerance_or_under_the_grace_period() {
     let store = Arc::new(MemStorage::new());
     run_minutes(&manager("5m", &store), 0, 3 * MIN);
     let short = manager("5m", &store);
-    short.eval_group_at(0, 4 * MIN);
+    run_minutes(&short, 4 * MIN, 5 * MIN);
     assert_eq!(
         alert(&short).active_at_ms,
         4 * MIN,
