@@ -67,6 +67,7 @@ mod scan;
 mod schema;
 mod store;
 mod tail;
+mod tokens;
 mod volume;
 mod wal;
 

@@ -13,6 +13,7 @@
 
 use crate::pending::{Pending, PendingSnapshot};
 use crate::schema::Fields;
+use crate::tokens::{line_analyzer, LineIndexing, LINE_TOKENIZER};
 use crate::Error;
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -38,6 +39,8 @@ pub(crate) struct Partition {
     dir: PathBuf,
     index: Index,
     pub reader: IndexReader,
+    /// How the `line` field was tokenized, which decides how far `|=` needles narrow.
+    line: LineIndexing,
     writer: Option<IndexWriter<TantivyDocument>>,
     /// Entries added since the last commit: the duplicate check and queries read them here.
     pub pending: Pending,
@@ -59,11 +62,18 @@ impl std::fmt::Debug for Partition {
 impl Partition {
     fn open(dir: &Path, start: i64, end: i64) -> Result<Partition, Error> {
         let index = Index::open(MmapDirectory::open(dir)?)?;
-        if index.schema() != Fields::schema() {
+        let schema = index.schema();
+        let line = if schema == Fields::schema() {
+            LineIndexing::Marked
+        } else if schema == Fields::schema_for(LineIndexing::Legacy) {
+            LineIndexing::Legacy
+        } else {
             return Err(Error::Index(
                 "the index was written with a different schema".into(),
             ));
-        }
+        };
+        // Indexing resolves the schema's tokenizer name here; tantivy knows `default` itself.
+        index.tokenizers().register(LINE_TOKENIZER, line_analyzer());
         // Reloaded right after each commit, under the partitions lock, so that the searcher and
         // the pending entries a query takes never both hold an entry, nor both miss one.
         // Building the reader opens every segment, which is where most damage shows.
@@ -77,6 +87,7 @@ impl Partition {
             dir: dir.to_path_buf(),
             index,
             reader,
+            line,
             writer: None,
             pending: Pending::default(),
             dirty: false,
@@ -133,6 +144,7 @@ impl Partition {
         View {
             searcher: self.reader.searcher(),
             pending: self.pending.snapshot(),
+            line: self.line,
         }
     }
 
@@ -173,6 +185,7 @@ fn parse_name(name: &str) -> Option<(i64, i64)> {
 pub(crate) struct View {
     pub searcher: Searcher,
     pub pending: PendingSnapshot,
+    pub line: LineIndexing,
 }
 
 /// Every partition of a store, non-overlapping, by start.

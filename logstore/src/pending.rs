@@ -192,6 +192,9 @@ mod tests {
         assert_eq!(lines(&[m(MatchOp::Equal, "env", "")], 0, 100), ["a"]);
         assert_eq!(lines(&[m(MatchOp::Regex, "app", "d.")], 0, 100), ["b"]);
         assert_eq!(lines(&[], 10, 20), ["a"], "the end is exclusive");
-        assert_eq!(Pending::default().snapshot().matching(&[], 0, 100).count(), 0);
+        assert_eq!(
+            Pending::default().snapshot().matching(&[], 0, 100).count(),
+            0
+        );
     }
 }

@@ -12,19 +12,23 @@
 //! evaluated once per distinct label value, never per document, and the documents of streams
 //! that cannot match are never visited, let alone loaded.
 //!
-//! `|=` filters add `Must` clauses on the line tokens the needle guarantees (see
-//! [`required_tokens`]); they only narrow the candidates, since the index cannot express
-//! case-sensitive substring matching. The caller re-checks every filter on the stored line.
+//! `|=` filters add a `Must` clause on the line tokens the needle guarantees (see
+//! [`crate::tokens`]): every token the needle holds whole is required as an exact term; a
+//! needle with none requires, for a token at its end, one of the dictionary's terms starting
+//! with that token, or the long-token marker; a needle without separators (a trace id,
+//! `"onnect"`) narrows nothing yet. The clauses only narrow the
+//! candidates, since the index cannot express case-sensitive substring matching: the caller
+//! re-checks every filter on the stored line.
 
 use crate::logql::{LineFilter, LineFilterOp};
 use crate::schema::{label_term, Fields};
+use crate::tokens::{needle_tokens, Fit, LineIndexing, NeedleToken, LONG_TOKEN};
 use crate::Error;
 use model::{MatchOp, Matcher};
 use std::collections::BTreeSet;
 use std::ops::Bound;
 use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery, TermQuery, TermSetQuery};
 use tantivy::schema::{Field, IndexRecordOption};
-use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{Searcher, Term};
 
 /// Builds the query selecting the entries of `[start_ns, end_ns)` in streams that satisfy every
@@ -33,7 +37,7 @@ use tantivy::{Searcher, Term};
 pub(crate) fn entries_query(
     searcher: &Searcher,
     fields: &Fields,
-    line_analyzer: &mut TextAnalyzer,
+    line: LineIndexing,
     matchers: &[Matcher],
     line_filters: &[LineFilter],
     start_ns: i64,
@@ -54,17 +58,8 @@ pub(crate) fn entries_query(
             MatcherClause::EverythingMatches => {}
         }
     }
-    for lf in line_filters {
-        // An `ip()` pattern is not text of the line: it cannot narrow by tokens.
-        if lf.op() == LineFilterOp::Contains && !lf.is_ip() {
-            for token in required_tokens(line_analyzer, lf.pattern()) {
-                let term = Term::from_field_text(fields.line, &token);
-                clauses.push((
-                    Occur::Must,
-                    Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
-                ));
-            }
-        }
+    if let Some(q) = needle_clause(searcher, fields.line, line, line_filters)? {
+        clauses.push((Occur::Must, q));
     }
     Ok(Some(BooleanQuery::new(clauses)))
 }
@@ -141,51 +136,97 @@ pub(crate) fn label_values(
     Ok(values)
 }
 
-/// The line-field tokens that every line containing `needle` is guaranteed to hold.
+/// Most dictionary terms one needle token may expand to; a token so common narrows nothing
+/// worth a term set that large, so the needle then adds no clause.
+const MAX_EXPANSION: usize = 65_536;
+
+/// The clause the `|=` needles of `filters` add, `None` when they prove nothing about tokens.
 ///
-/// The analyzer splits on non-alphanumeric characters, so a needle token bounded on both sides
-/// by a separator *inside the needle* is a whole token of any line containing the needle. A
-/// token touching either end of the needle may be part of a longer word in the line
-/// (`"onnect"` in `"connection"`), so it proves nothing and is left out. Lowercasing and the
-/// long-token filter are the analyzer's own, so needle and line tokens agree.
-pub(crate) fn required_tokens(analyzer: &mut TextAnalyzer, needle: &str) -> Vec<String> {
-    let mut tokens = Vec::new();
-    let mut stream = analyzer.token_stream(needle);
-    stream.process(&mut |t| {
-        if t.offset_from > 0 && t.offset_to < needle.len() {
-            tokens.push(t.text.clone());
+/// Whole tokens are exact terms and cost one lookup each, so when any needle has one, they
+/// alone are required. Otherwise a token at the needle's end (a prefix of a line token) is
+/// expanded over one contiguous range of the term dictionaries; only
+/// [`LineIndexing::Marked`] partitions can do this soundly, since a legacy index dropped long
+/// tokens instead of marking them. Suffixes and substrings (a needle without separators, such
+/// as a trace id) would need a walk of every term, which measured slower than reading the
+/// selected streams' lines (3.6 s against 2.7 s on the 256 MiB bench), so they add no clause.
+fn needle_clause(
+    searcher: &Searcher,
+    line_field: Field,
+    line: LineIndexing,
+    filters: &[LineFilter],
+) -> Result<Option<Box<dyn Query>>, Error> {
+    let mut analyzer = line.analyzer();
+    let mut whole = BTreeSet::new();
+    let mut edge: Option<NeedleToken> = None;
+    for lf in filters {
+        // An `ip()` pattern is not text of the line: it cannot narrow by tokens.
+        if lf.op() != LineFilterOp::Contains || lf.is_ip() {
+            continue;
         }
-    });
-    tokens.sort();
-    tokens.dedup();
-    tokens
+        for t in needle_tokens(&mut analyzer, lf.pattern()) {
+            if t.fit == Fit::Whole {
+                whole.insert(t.text);
+            } else if line == LineIndexing::Marked
+                && (t.fit == Fit::Prefix || t.text == LONG_TOKEN)
+                && edge.as_ref().is_none_or(|e| edge_rank(&t) < edge_rank(e))
+            {
+                edge = Some(t);
+            }
+        }
+    }
+    if !whole.is_empty() {
+        let clauses: Vec<(Occur, Box<dyn Query>)> = whole
+            .iter()
+            .map(|t| {
+                let term = Term::from_field_text(line_field, t);
+                let q: Box<dyn Query> = Box::new(TermQuery::new(term, IndexRecordOption::Basic));
+                (Occur::Must, q)
+            })
+            .collect();
+        return Ok(Some(Box::new(BooleanQuery::new(clauses))));
+    }
+    let Some(token) = edge else {
+        return Ok(None);
+    };
+    Ok(expand(searcher, line_field, &token)?.map(|terms| {
+        let q: Box<dyn Query> = Box::new(TermSetQuery::new(
+            terms.iter().map(|t| Term::from_field_text(line_field, t)),
+        ));
+        q
+    }))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tantivy::tokenizer::TokenizerManager;
+/// Orders edge tokens by expected cost, cheapest first: the marker is one term, a prefix one
+/// range of the dictionary, and a longer prefix matches fewer terms.
+fn edge_rank(t: &NeedleToken) -> (bool, std::cmp::Reverse<usize>) {
+    (t.text != LONG_TOKEN, std::cmp::Reverse(t.text.len()))
+}
 
-    fn analyzer() -> TextAnalyzer {
-        TokenizerManager::default()
-            .get(crate::schema::LINE_TOKENIZER)
-            .unwrap()
+/// The dictionary terms (over all segments) that start with `token`, plus [`LONG_TOKEN`] (a
+/// long line token was indexed as the marker, whatever it held). `None` past
+/// [`MAX_EXPANSION`] terms.
+fn expand(
+    searcher: &Searcher,
+    line_field: Field,
+    token: &NeedleToken,
+) -> Result<Option<BTreeSet<String>>, Error> {
+    let mut terms = BTreeSet::from([LONG_TOKEN.to_string()]);
+    if token.text == LONG_TOKEN {
+        return Ok(Some(terms));
     }
-
-    #[test]
-    fn only_interior_tokens_are_required() {
-        let mut a = analyzer();
-        assert!(required_tokens(&mut a, "onnect").is_empty());
-        assert!(required_tokens(&mut a, "connection refused").is_empty());
-        assert_eq!(required_tokens(&mut a, " refused "), ["refused"]);
-        assert_eq!(
-            required_tokens(&mut a, "msg=\"Connection Refused\" code="),
-            ["code", "connection", "refused"]
-        );
-        assert_eq!(required_tokens(&mut a, "a: Error: b"), ["error"]);
-        assert!(required_tokens(&mut a, "").is_empty());
-        // Tokens the index drops for length are not required either.
-        let long = format!(" {} ", "x".repeat(50));
-        assert!(required_tokens(&mut a, &long).is_empty());
+    let prefix = token.text.as_bytes();
+    for segment in searcher.segment_readers() {
+        let inverted = segment.inverted_index(line_field)?;
+        // The terms starting with the prefix are one contiguous run of the sorted dictionary.
+        let mut stream = inverted.terms().range().ge(prefix).into_stream()?;
+        while stream.advance() && stream.key().starts_with(prefix) {
+            let key = std::str::from_utf8(stream.key())
+                .map_err(|_| Error::Index("line term is not UTF-8".to_string()))?;
+            terms.insert(key.to_string());
+            if terms.len() > MAX_EXPANSION {
+                return Ok(None);
+            }
+        }
     }
+    Ok(Some(terms))
 }

@@ -168,7 +168,6 @@ impl LogStore {
             return Ok(Vec::new());
         }
         let pushed = q.leading_line_filters();
-        let mut analyzer = self.line_analyzer()?;
         let filtered = !q.pipeline.is_empty();
         let mut views = self.views(start_ns, end_ns)?;
         // Partitions never overlap in time, so reading them one after the other in the
@@ -202,7 +201,7 @@ impl LogStore {
             let query = entries_query(
                 &view.searcher,
                 &self.core.fields,
-                &mut analyzer,
+                view.line,
                 &q.matchers,
                 &pushed,
                 start_ns,
@@ -252,7 +251,6 @@ impl LogStore {
         let mut ranges = Vec::new();
         collect_ranges(m, &mut ranges);
         let mut inputs = Inputs::new();
-        let mut analyzer = self.line_analyzer()?;
         for (id, op, range, grouping) in ranges {
             // Windows are (t - offset - range, t - offset]; the store's bounds are [start, end).
             let start = first_t
@@ -281,7 +279,7 @@ impl LogStore {
                 let Some(q) = entries_query(
                     &view.searcher,
                     &self.core.fields,
-                    &mut analyzer,
+                    view.line,
                     &range.query.matchers,
                     &pushed,
                     start,

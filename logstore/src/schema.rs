@@ -8,6 +8,7 @@
 //! | `labels`   | raw terms, indexed            | one `name=value` term per stream label         |
 //! | `stream`   | raw term, indexed+fast+stored | the canonical `{a="b", c="d"}` of the stream   |
 //! | `line`     | tokenized, docs only, stored  | the log line; the index only pre-filters       |
+//! |            |                               | (`vigil_line` analyzer, see `tokens.rs`)       |
 //! | `metadata` | stored only                   | structured metadata as a JSON array of pairs   |
 //! | `bytes`    | u64, fast                     | the line's length: `bytes_over_time` and index |
 //! |            |                               | stats read it without loading the line         |
@@ -17,12 +18,13 @@
 //! crate's default codec). Structured metadata is stored so queries return it, but not indexed:
 //! LogQL only filters on it in label-filter stages, which run on the decoded entry.
 
+use crate::tokens::LineIndexing;
 use crate::Error;
 use model::{Labels, LogEntry};
 use tantivy::schema::{
     Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions, Value, STORED,
 };
-use tantivy::tokenizer::{DEFAULT_TOKENIZER_NAME, RAW_TOKENIZER_NAME};
+use tantivy::tokenizer::RAW_TOKENIZER_NAME;
 use tantivy::TantivyDocument;
 
 pub(crate) const TS: &str = "ts";
@@ -32,10 +34,6 @@ pub(crate) const LINE: &str = "line";
 pub(crate) const METADATA: &str = "metadata";
 pub(crate) const BYTES: &str = "bytes";
 pub(crate) const HASH: &str = "hash";
-
-/// The analyzer of the `line` field: tantivy's default (split on non-alphanumerics, drop tokens
-/// of 40 bytes or more, lowercase). The `|=` pre-filter must tokenize needles with the same one.
-pub(crate) const LINE_TOKENIZER: &str = DEFAULT_TOKENIZER_NAME;
 
 /// Handles on the schema's fields.
 #[derive(Clone, Copy, Debug)]
@@ -52,6 +50,12 @@ pub(crate) struct Fields {
 impl Fields {
     /// The schema every log index is created with.
     pub fn schema() -> Schema {
+        Fields::schema_for(LineIndexing::Marked)
+    }
+
+    /// The schema of an index whose lines were tokenized as `line`; a partition may have been
+    /// written with either.
+    pub fn schema_for(line: LineIndexing) -> Schema {
         let mut b = Schema::builder();
         b.add_i64_field(TS, NumericOptions::default().set_indexed().set_fast());
         b.add_text_field(LABELS, raw_terms());
@@ -66,7 +70,7 @@ impl Fields {
             TextOptions::default()
                 .set_indexing_options(
                     TextFieldIndexing::default()
-                        .set_tokenizer(LINE_TOKENIZER)
+                        .set_tokenizer(line.tokenizer_name())
                         .set_index_option(IndexRecordOption::Basic)
                         .set_fieldnorms(false),
                 )

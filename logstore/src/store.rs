@@ -16,8 +16,9 @@ use crate::fetch::distinct_streams;
 use crate::lock::DirLock;
 use crate::partition::{Partitions, View};
 use crate::plan::entries_query;
-use crate::schema::{parse_stream, Fields, LINE_TOKENIZER};
+use crate::schema::{parse_stream, Fields};
 use crate::tail::TailHub;
+use crate::tokens::LineIndexing;
 use crate::wal::{self, Wal, DEFAULT_WAL_SEGMENT_BYTES};
 use crate::Error;
 use background::Background;
@@ -29,7 +30,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tantivy::query::BooleanQuery;
-use tantivy::tokenizer::{TextAnalyzer, TokenizerManager, MAX_TOKEN_LEN};
+use tantivy::tokenizer::MAX_TOKEN_LEN;
 use tantivy::Searcher;
 
 const WAL_DIR: &str = "wal";
@@ -126,7 +127,6 @@ pub(crate) struct Core {
     dir: PathBuf,
     options: LogStoreOptions,
     pub(crate) fields: Fields,
-    tokenizers: TokenizerManager,
     wal: Wal,
     parts: Mutex<Partitions>,
     /// The open live tails, which every push publishes its stored entries to.
@@ -190,7 +190,6 @@ impl LogStore {
             dir: dir.to_path_buf(),
             options,
             fields,
-            tokenizers: TokenizerManager::default(),
             wal,
             parts: Mutex::new(parts),
             tail: TailHub::default(),
@@ -381,23 +380,16 @@ impl LogStore {
         if start_ns >= end_ns {
             return Ok(None);
         }
-        let mut analyzer = self.line_analyzer()?;
         entries_query(
             searcher,
             &self.core.fields,
-            &mut analyzer,
+            // No line filters, so how lines were tokenized does not matter.
+            LineIndexing::Marked,
             matchers,
             &[],
             start_ns,
             end_ns,
         )
-    }
-
-    pub(crate) fn line_analyzer(&self) -> Result<TextAnalyzer, Error> {
-        self.core
-            .tokenizers
-            .get(LINE_TOKENIZER)
-            .ok_or_else(|| Error::Index(format!("tokenizer {LINE_TOKENIZER:?} is not registered")))
     }
 }
 
@@ -482,6 +474,8 @@ impl LogStore {
 
 #[cfg(test)]
 mod durability_tests;
+#[cfg(test)]
+mod needle_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -178,7 +178,6 @@ fn pushed_down_query_only_hits_matching_streams() {
     let views = store.views(0, 100).unwrap();
     assert_eq!(views.len(), 1, "all entries are in the first hour");
     let searcher = &views[0].searcher;
-    let mut analyzer = store.line_analyzer().unwrap();
     let cases = [
         (r#"{app="api"}"#, 5),
         (r#"{app=~"api|db", env!="prod"}"#, 4),
@@ -190,7 +189,7 @@ fn pushed_down_query_only_hits_matching_streams() {
         let q = entries_query(
             searcher,
             &store.core.fields,
-            &mut analyzer,
+            views[0].line,
             &parsed.matchers,
             &[],
             0,

@@ -1,0 +1,221 @@
+//! `|=` needles narrow through the index without ever losing a line: needles with no whole
+//! token (trace ids, substrings of words), lines with tokens too long to index, and
+//! partitions written with the legacy line analyzer.
+
+use super::*;
+use crate::dedup::entry_hash;
+use crate::plan::entries_query;
+use crate::schema::label_terms;
+use crate::tokens::LineIndexing;
+use model::LogEntry;
+use tantivy::collector::Count;
+
+const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+/// Lines where the trace id and `connect` sit in every relation to the line's tokens, among
+/// noise lines with other trace ids.
+fn corpus() -> Vec<String> {
+    let mut lines = vec![
+        format!("trace {TRACE} done"),
+        format!("trace=x{TRACE}Y"),
+        format!("blob {}{TRACE}", "z".repeat(30)),
+        format!("blob {}", "Q".repeat(50)),
+        "connection refused".into(),
+        "Connect later".into(),
+        "preconnect".into(),
+        "pool:connect".into(),
+        "dial tcp: connect: refused".into(),
+    ];
+    let mut rng = fastrand::Rng::with_seed(7);
+    for i in 0..200 {
+        let hex: String = (0..32)
+            .map(|_| char::from(b"0123456789abcdef"[rng.usize(..16)]))
+            .collect();
+        lines.push(format!("noise {i} trace {hex}"));
+    }
+    lines
+}
+
+const NEEDLES: [&str; 20] = [
+    " QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ",
+    "e4736Y ",
+    "0e4736 done",
+    TRACE,
+    "4bf92f",
+    "0e4736",
+    "0e4736Y",
+    "=x4bf",
+    "onnect",
+    "connect",
+    "Connect",
+    "pool:con",
+    "nect ref",
+    "ection",
+    " refused",
+    "QQQ",
+    "zz4bf9",
+    "noise 1",
+    "trace ",
+    ": connect:",
+];
+
+fn entries(lines: &[String]) -> Vec<LogEntry> {
+    lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| LogEntry {
+            ts_ns: i as i64 + 1,
+            line: l.clone(),
+            metadata: Vec::new(),
+        })
+        .collect()
+}
+
+fn found(store: &LogStore, needle: &str) -> Vec<String> {
+    let query = format!("{{app=\"x\"}} |= {:?}", needle);
+    let result = store
+        .query_range(&query, 0, 1_000_000, 10_000, Direction::Forward)
+        .unwrap_or_else(|e| panic!("{query}: {e}"));
+    let mut all: Vec<(i64, String)> = result
+        .iter()
+        .flat_map(|s| s.entries.iter().map(|e| (e.ts_ns, e.line.clone())))
+        .collect();
+    all.sort();
+    all.into_iter().map(|(_, l)| l).collect()
+}
+
+fn naive(lines: &[String], needle: &str) -> Vec<String> {
+    lines
+        .iter()
+        .filter(|l| l.contains(needle))
+        .cloned()
+        .collect()
+}
+
+fn labels() -> Labels {
+    Labels::from_pairs([("app", "x")])
+}
+
+#[test]
+fn needles_without_whole_tokens_narrow_to_the_matching_lines_and_lose_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open(dir.path()).unwrap();
+    let lines = corpus();
+    store
+        .push(&[LogStream {
+            labels: labels(),
+            entries: entries(&lines),
+        }])
+        .unwrap();
+    for needle in NEEDLES {
+        assert_eq!(
+            found(&store, needle),
+            naive(&lines, needle),
+            "pending: {needle:?}"
+        );
+    }
+    store.checkpoint().unwrap();
+    for needle in NEEDLES {
+        assert_eq!(
+            found(&store, needle),
+            naive(&lines, needle),
+            "indexed: {needle:?}"
+        );
+    }
+    // What the index alone narrows to: exact terms, prefix ranges and the long-token marker.
+    let views = store.views(0, 1_000_000).unwrap();
+    assert_eq!(views.len(), 1);
+    assert_eq!(views[0].line, LineIndexing::Marked);
+    let hits = |needle: &str| {
+        let q = crate::logql::parse(&format!("{{app=\"x\"}} |= {needle:?}")).unwrap();
+        let filters = q.leading_line_filters();
+        let query = entries_query(
+            &views[0].searcher,
+            &store.core.fields,
+            views[0].line,
+            &q.matchers,
+            &filters,
+            0,
+            1_000_000,
+        )
+        .unwrap()
+        .unwrap();
+        views[0].searcher.search(&query, &Count).unwrap()
+    };
+    let all = lines.len();
+    assert_eq!(
+        hits(TRACE),
+        all,
+        "a needle without separators reads the stream"
+    );
+    assert_eq!(hits("e4736Y "), all, "so does a suffix");
+    assert_eq!(
+        hits("pool:con"),
+        4 + 2,
+        "a prefix: the `con…` lines and the marked ones"
+    );
+    assert_eq!(hits(" refused"), 2 + 2, "a prefix again: `refused` twice");
+    let long = format!(" {}", "q".repeat(60));
+    assert_eq!(hits(&long), 2, "a long token: the marked lines");
+    assert_eq!(
+        hits(": connect:"),
+        3,
+        "a whole token is one exact term, no marked line"
+    );
+}
+
+#[test]
+fn a_partition_written_with_the_legacy_analyzer_opens_and_answers_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let part = dir
+        .path()
+        .join(crate::partition::PARTITIONS_DIR)
+        .join(format!("0_{}", 3_600_000_000_000i64));
+    std::fs::create_dir_all(&part).unwrap();
+    let lines = corpus();
+    {
+        let index =
+            tantivy::Index::create_in_dir(&part, Fields::schema_for(LineIndexing::Legacy)).unwrap();
+        let fields = Fields::from_schema(&index.schema()).unwrap();
+        let mut writer: tantivy::IndexWriter<tantivy::TantivyDocument> =
+            index.writer_with_num_threads(1, 15_000_000).unwrap();
+        let labels = labels();
+        let (stream, terms) = (labels.to_string(), label_terms(&labels));
+        for e in entries(&lines) {
+            let hash = entry_hash(&stream, e.ts_ns, &e.line);
+            writer
+                .add_document(fields.document(&stream, &terms, &e, hash).unwrap())
+                .unwrap();
+        }
+        writer.commit().unwrap();
+    }
+    let store = LogStore::open(dir.path()).unwrap();
+    let views = store.views(0, 1_000_000).unwrap();
+    assert_eq!(
+        views.len(),
+        1,
+        "the legacy partition is served, not set aside"
+    );
+    assert_eq!(views[0].line, LineIndexing::Legacy);
+    for needle in NEEDLES {
+        assert_eq!(
+            found(&store, needle),
+            naive(&lines, needle),
+            "legacy: {needle:?}"
+        );
+    }
+    // New entries go to the legacy partition too, and are found.
+    let more = [format!("late {TRACE}")];
+    store
+        .push(&[LogStream {
+            labels: labels(),
+            entries: vec![LogEntry {
+                ts_ns: 5_000,
+                line: more[0].clone(),
+                metadata: Vec::new(),
+            }],
+        }])
+        .unwrap();
+    store.checkpoint().unwrap();
+    assert_eq!(found(&store, TRACE).len(), naive(&lines, TRACE).len() + 1);
+}
