@@ -26,7 +26,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Server and agent in one process, watching this machine: the way to try Vigil.
-    Up(UpArgs),
+    Up(Box<UpArgs>),
     /// The server: remote write and Loki push in, PromQL and LogQL out, rules and alerts.
     Server(ServerArgs),
     /// The agent: node metrics and container logs, shipped to a server.
@@ -218,6 +218,11 @@ pub struct AgentSources {
     #[arg(long = "state.path", default_value = "data/agent")]
     pub state_path: PathBuf,
 
+    /// Most bytes of log pushes kept on disk (under --state.path) while the log receiver is
+    /// away; when full, the tailer waits and the files are the buffer again.
+    #[arg(long = "logs.queue-max-bytes", default_value = "1GiB", value_parser = tsdb::parse_bytes)]
+    pub logs_queue_max_bytes: u64,
+
     /// How often node metrics are collected.
     #[arg(long = "metrics.interval", default_value = "15s", value_parser = parse_duration)]
     pub interval: Duration,
@@ -258,6 +263,16 @@ pub struct AgentArgs {
     /// pod's ServiceAccount; the job is named kubernetes-pods.
     #[arg(long = "scrape.kubernetes-pods")]
     pub kubernetes_pods: bool,
+
+    /// Where the agent reports its scrape targets (POST, Vigil's /api/v1/agent/targets) so the
+    /// server's /api/v1/targets and Targets page list them with their last error. Default:
+    /// derived from --remote-write.url when its path ends in /api/v1/write; empty disables.
+    #[arg(long = "targets.push-url")]
+    pub targets_push_url: Option<String>,
+
+    /// Time between target reports; the server forgets an agent after three missed ones.
+    #[arg(long = "targets.push-interval", default_value = "10s", value_parser = parse_duration)]
+    pub targets_push_interval: Duration,
 
     #[command(flatten)]
     pub sources: AgentSources,
@@ -301,6 +316,9 @@ impl UpArgs {
             // The server of `vigil up` reads --config.file; it does not scrape yet.
             config_file: None,
             kubernetes_pods: false,
+            // Derived from remote_write_url: the server of `vigil up` takes the reports.
+            targets_push_url: None,
+            targets_push_interval: collector::DEFAULT_TARGETS_PUSH_INTERVAL,
             sources,
         }
     }

@@ -42,7 +42,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             cli::Command::Server(args) => run_server::run(args, shutdown).await,
             cli::Command::Agent(args) => run_agent::run(args, shutdown).await,
-            cli::Command::Up(args) => run_up(args, shutdown).await,
+            cli::Command::Up(args) => run_up(*args, shutdown).await,
             // Handled above, before the runtime starts.
             cli::Command::Check(_) | cli::Command::Test(_) => Ok(()),
         }

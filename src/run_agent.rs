@@ -16,8 +16,13 @@ pub async fn run(args: AgentArgs, shutdown: CancellationToken) -> anyhow::Result
     cfg.log_files = s.log_files;
     cfg.max_line_bytes = usize::try_from(s.max_line_size).unwrap_or(usize::MAX);
     cfg.state_path = s.state_path;
+    cfg.logs_queue_max_bytes = s.logs_queue_max_bytes;
     cfg.scrape_interval = s.interval;
     cfg.web_listen_address = args.listen;
+    if let Some(url) = args.targets_push_url {
+        cfg.targets_push_url = Some(url).filter(|u| !u.is_empty());
+    }
+    cfg.targets_push_interval = args.targets_push_interval;
     if let Some(path) = &args.config_file {
         cfg.scrape = collector::ScrapeFile::load(path)?;
     }

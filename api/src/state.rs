@@ -1,5 +1,6 @@
 //! What every handler shares: the stores, the query engine, limits and self-metrics.
 
+use crate::prom::agent_targets::AgentTargets;
 use crate::prom::metadata::MetadataStore;
 use crate::prom::status::{TsdbStatusFn, WalReplayFn};
 use crate::selfmetrics::SelfMetrics;
@@ -85,6 +86,8 @@ pub struct AppState {
     pub rules: Option<Arc<alertmanager::RuleManager>>,
     /// The in-process Alertmanager behind `/api/v2/*`; `None` makes those answer 404.
     pub alertmanager: Option<Arc<alertmanager::Alertmanager>>,
+    /// The latest target report of every agent, merged into `/api/v1/targets`.
+    pub agent_targets: AgentTargets,
 }
 
 impl std::fmt::Debug for AppState {
@@ -121,6 +124,7 @@ impl AppState {
             started_at: chrono::Utc::now(),
             rules: None,
             alertmanager: None,
+            agent_targets: AgentTargets::default(),
         }
     }
 }

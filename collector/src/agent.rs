@@ -27,7 +27,8 @@ use crate::http::{self, WebState};
 use crate::node::{NodeConfig, DEFAULT_JOB, DEFAULT_PROCFS, DEFAULT_SCRAPE_INTERVAL};
 use crate::scrape::{targets_router, ScrapeFile, Scraper};
 use crate::selfmetrics::AgentMetrics;
-use crate::ship::{LokiConfig, RemoteWriteConfig};
+use crate::ship::{LokiConfig, RemoteWriteConfig, DEFAULT_QUEUE_MAX_BYTES, LOG_QUEUE_DIR};
+use crate::ship::{TargetsPushConfig, TargetsPusher};
 use crate::tail::{TailConfig, DEFAULT_MAX_LINE_BYTES, DEFAULT_PODS_PATH};
 use crate::Error;
 
@@ -69,6 +70,9 @@ pub struct AgentConfig {
     pub max_line_bytes: usize,
     /// The directory of `positions.json`; default [`DEFAULT_STATE_PATH`].
     pub state_path: PathBuf,
+    /// The most bytes of log pushes waiting in `<state_path>/logqueue` while the server is
+    /// away, before the tailer waits; default [`DEFAULT_QUEUE_MAX_BYTES`] (1 GiB).
+    pub logs_queue_max_bytes: u64,
     /// Time between node metric collections; default [`DEFAULT_SCRAPE_INTERVAL`] (15 s).
     pub scrape_interval: Duration,
     /// The `job` label of node metrics; default [`DEFAULT_JOB`] (`node`).
@@ -87,6 +91,11 @@ pub struct AgentConfig {
     /// container and image of container metrics); default none: the in-cluster API server,
     /// or no pod watch outside a cluster.
     pub kubernetes_api_server: Option<String>,
+    /// Where the scrape targets are reported (`ship/targets.rs`); default derived from
+    /// `remote_write_url` by [`crate::default_targets_push_url`], `None` reports nothing.
+    pub targets_push_url: Option<String>,
+    /// Time between target reports; default [`crate::DEFAULT_TARGETS_PUSH_INTERVAL`] (10 s).
+    pub targets_push_interval: Duration,
 }
 
 impl AgentConfig {
@@ -96,8 +105,11 @@ impl AgentConfig {
             .iter()
             .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
             .unwrap_or_else(|| "localhost".to_string());
+        let remote_write_url = remote_write_url.into();
         AgentConfig {
-            remote_write_url: remote_write_url.into(),
+            targets_push_url: crate::default_targets_push_url(&remote_write_url),
+            targets_push_interval: crate::DEFAULT_TARGETS_PUSH_INTERVAL,
+            remote_write_url,
             logs_push_url: logs_push_url.into(),
             node_name,
             procfs: PathBuf::from(DEFAULT_PROCFS),
@@ -107,6 +119,7 @@ impl AgentConfig {
             log_files: Vec::new(),
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
             state_path: PathBuf::from(DEFAULT_STATE_PATH),
+            logs_queue_max_bytes: DEFAULT_QUEUE_MAX_BYTES,
             scrape_interval: DEFAULT_SCRAPE_INTERVAL,
             job: DEFAULT_JOB.to_string(),
             web_listen_address: None,
@@ -142,7 +155,9 @@ impl AgentConfig {
 pub async fn run_agent(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Error> {
     cfg.validate()?;
     let remote_write = RemoteWriteConfig::new(&cfg.remote_write_url).build()?;
-    let loki = LokiConfig::new(&cfg.logs_push_url).build()?;
+    let mut loki = LokiConfig::new(&cfg.logs_push_url, cfg.state_path.join(LOG_QUEUE_DIR));
+    loki.queue.max_bytes = cfg.logs_queue_max_bytes;
+    let loki = loki.build()?;
     let node = NodeConfig {
         procfs: cfg.procfs.clone(),
         sysfs: cfg.sysfs.clone(),
@@ -183,6 +198,16 @@ pub async fn run_agent(cfg: AgentConfig, shutdown: CancellationToken) -> Result<
     })?;
     let scraper = scraper.with_pod_index(pods.clone(), cfg.kubernetes_api_server.clone());
     let targets = scraper.targets();
+    let targets_pusher = match &cfg.targets_push_url {
+        Some(url) => Some(
+            TargetsPushConfig {
+                interval: cfg.targets_push_interval,
+                ..TargetsPushConfig::new(url, &cfg.node_name)
+            }
+            .build(targets.clone())?,
+        ),
+        None => None,
+    };
     let web = Arc::new(WebState {
         metrics: AgentMetrics {
             remote_write: remote_write.stats(),
@@ -213,6 +238,10 @@ pub async fn run_agent(cfg: AgentConfig, shutdown: CancellationToken) -> Result<
         (
             "scrape",
             tokio::spawn(scraper.run(shutdown.clone(), metrics_tx.clone())),
+        ),
+        (
+            "targets",
+            tokio::spawn(targets_task(targets_pusher, shutdown.clone())),
         ),
         (
             "cadvisor",
@@ -286,6 +315,13 @@ async fn cadvisor_task(
 ) {
     if let Some(source) = source {
         source.run(shutdown, out).await;
+    }
+}
+
+/// The target reporter's task; it ends at once when reports are off.
+async fn targets_task(pusher: Option<TargetsPusher>, shutdown: CancellationToken) {
+    if let Some(pusher) = pusher {
+        pusher.run(shutdown).await;
     }
 }
 

@@ -24,6 +24,9 @@
 //!   node's pods from [`KubernetesSdConfig`], `relabel_configs`, `metric_relabel_configs`,
 //!   `honor_labels`, limits), scraped at a jittered phase with the report series and
 //!   staleness markers, target health served by [`targets_router`] at `/api/v1/targets`.
+//! - [`HttpClientConfig`] → [`HttpClient`]: Prometheus's `http_config` (`tls_config`,
+//!   `basic_auth`/`authorization`/`bearer_token[_file]` re-read per request, `proxy_url`),
+//!   shared by scrape jobs and remote-write queues.
 //! - [`expo`]: the exposition parser for text format 0.0.4 and OpenMetrics 1.0, pure
 //!   functions from a scraped body to families and samples, with a line-numbered error.
 //! - [`run_agent`] wires them from one [`AgentConfig`] and stops them in order on shutdown;
@@ -53,6 +56,7 @@ mod error;
 pub mod expo;
 mod family;
 mod http;
+mod httpconf;
 mod node;
 mod scrape;
 pub mod selfmetrics;
@@ -68,6 +72,9 @@ pub use cadvisor::{
 };
 pub use discovery::{KubernetesSdConfig, Selector, ANNOTATED_PODS_JOB, SERVICE_ACCOUNT_DIR};
 pub use error::Error;
+pub use httpconf::{
+    HttpClient, HttpClientConfig, HttpConfigError, ProxyConfig, TlsConfig, TlsVersion,
+};
 pub use node::{
     NodeConfig, NodeSource, NodeStats, DEFAULT_DISKSTATS_EXCLUDE, DEFAULT_FS_TYPES_EXCLUDE,
     DEFAULT_JOB, DEFAULT_MOUNT_POINTS_EXCLUDE, DEFAULT_NETDEV_EXCLUDE, DEFAULT_NETSTAT_FIELDS,
@@ -81,6 +88,10 @@ pub use scrape::{
     MAX_BODY_SIZE,
 };
 pub use ship::{
+    default_targets_push_url, TargetsPushConfig, TargetsPusher, DEFAULT_TARGETS_PUSH_INTERVAL,
+    TARGETS_PUSH_PATH,
+};
+pub use ship::{
     render_forward_metrics, Auth, ForwardConfig, ForwardingAppender, QueueConfig, RemoteWriteQueue,
     Secret,
 };
@@ -89,6 +100,10 @@ pub use ship::{
     SinkStats, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_WAIT, DEFAULT_MAX_BACKOFF,
     DEFAULT_MAX_SAMPLES_PER_SEND, DEFAULT_METADATA_INTERVAL, DEFAULT_MIN_BACKOFF,
     DEFAULT_QUEUE_CAPACITY, DEFAULT_REQUEST_TIMEOUT, MAX_RETRY_AFTER, USER_AGENT,
+};
+pub use ship::{
+    LogQueueConfig, LogQueueError, DEFAULT_MAX_IN_FLIGHT, DEFAULT_QUEUE_MAX_BYTES,
+    DEFAULT_SEGMENT_BYTES, LOG_QUEUE_DIR,
 };
 pub use tail::{
     expand_glob, Position, TailConfig, TailStats, Tailer, APP_LABEL, DEFAULT_MAX_LINE_BYTES,

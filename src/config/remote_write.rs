@@ -1,9 +1,11 @@
 //! The `remote_write` section of the server's config file, read as Prometheus 2.42 reads it:
 //! the same fields, defaults and validation messages, into `collector::ForwardConfig`.
 //!
-//! Fields that would change where or how credentials are sent (`tls_config`, `oauth2`,
-//! `sigv4`, `azuread`, proxies) are refused rather than ignored, so a file that needs them
-//! fails at start instead of sending without them. Fields that only tune what is sent
+//! `tls_config` (but `server_name`) and the proxy fields are applied through
+//! `collector::TlsConfig`/`ProxyConfig`. Fields that would change where or how credentials are
+//! sent and that Vigil cannot apply (`oauth2`, `sigv4`, `azuread`, `tls_config.server_name`,
+//! `proxy_connect_header`) are refused rather than ignored, so a file that needs them fails at
+//! start instead of sending without them. Fields that only tune what is sent
 //! (`metadata_config`, exemplars, native histograms, HTTP/2, redirects) are accepted with a
 //! warning: there is nothing of that kind to send yet.
 
@@ -26,14 +28,10 @@ const UNAPPLIED: &[&str] = &[
 ];
 /// Refused: ignoring them would send requests without the credentials or route they ask for.
 const UNSUPPORTED: &[&str] = &[
-    "tls_config",
     "oauth2",
     "sigv4",
     "azuread",
     "google_iam",
-    "proxy_url",
-    "no_proxy",
-    "proxy_from_environment",
     "proxy_connect_header",
     "http_headers",
 ];
@@ -127,6 +125,18 @@ fn parse_entry(entry: &Value, base: &Path) -> anyhow::Result<ForwardConfig> {
                     serde_yaml::from_value(value.clone()).context("write_relabel_configs")?;
             }
             "queue_config" => cfg.queue = queue_config(value)?,
+            "tls_config" => {
+                let tls: collector::TlsConfig =
+                    serde_yaml::from_value(value.clone()).context("tls_config")?;
+                cfg.tls = tls.resolve(base);
+            }
+            "proxy_url" => cfg.proxy.proxy_url = Some(string(value, key)?),
+            "no_proxy" => cfg.proxy.no_proxy = Some(string(value, key)?),
+            "proxy_from_environment" => {
+                cfg.proxy.proxy_from_environment = value
+                    .as_bool()
+                    .context("proxy_from_environment must be a boolean")?
+            }
             k if UNAPPLIED.contains(&k) => {
                 tracing::warn!(key = k, "remote_write setting accepted but not applied yet")
             }
@@ -151,6 +161,8 @@ fn parse_entry(entry: &Value, base: &Path) -> anyhow::Result<ForwardConfig> {
         bail!("at most one of basic_auth, oauth2, bearer_token & bearer_token_file must be configured");
     }
     cfg.auth = auths.into_iter().next();
+    cfg.tls.validate()?;
+    cfg.proxy.validate()?;
     Ok(cfg)
 }
 
@@ -311,9 +323,14 @@ mod tests {
                 "- {url: 'http://a', remote_timout: 1s}",
                 "field remote_timout not found in type config.RemoteWriteConfig",
             ),
+            ("- {url: 'http://a', tls_config: {ca_fil: x}}", "ca_fil"),
             (
-                "- {url: 'http://a', tls_config: {ca_file: x}}",
-                "tls_config is not supported yet",
+                "- {url: 'http://a', tls_config: {server_name: x}}",
+                "tls_config.server_name is not supported",
+            ),
+            (
+                "- {url: 'http://a', oauth2: {client_id: x}}",
+                "oauth2 is not supported yet",
             ),
             (
                 "- {url: 'http://a', write_relabel_configs: [{action: hashmod, target_label: x}]}",

@@ -25,6 +25,7 @@ mod cli;
 mod crash;
 mod dashboards;
 mod grafana;
+mod log_queue;
 mod logs;
 mod logs_durability;
 mod loki;

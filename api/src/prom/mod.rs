@@ -1,6 +1,7 @@
 //! The Prometheus HTTP API v1: queries, metadata, status, remote write and read, and
 //! federation, answered in Prometheus's exact JSON (`../shared/reference/prometheus.md` §2).
 
+pub(crate) mod agent_targets;
 pub mod encode;
 mod exprs;
 mod federate;
@@ -48,6 +49,7 @@ pub fn routes(state: &AppState) -> Router<Arc<AppState>> {
         .route("/api/v1/status/walreplay", get(status::walreplay))
         .route("/api/v1/status/tsdb", get(status::tsdb))
         .route("/api/v1/targets", get(status::targets))
+        .route("/api/v1/agent/targets", post(agent_targets::push))
         .route("/federate", get(federate::federate))
         .route("/api/v1/write", post(remote_write::write).layer(body_limit))
         .route("/api/v1/read", post(remote_read::read).layer(body_limit))

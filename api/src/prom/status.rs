@@ -1,5 +1,5 @@
 //! Server status endpoints: `/api/v1/status/{runtimeinfo,config,flags,walreplay,tsdb}` and
-//! `/api/v1/targets`, in Prometheus's JSON shapes.
+//! `/api/v1/targets` (the agents' reported targets merged), in Prometheus's JSON shapes.
 //!
 //! `/status/flags` deliberately answers 404: Grafana's alerting takes a server whose buildinfo
 //! *and* flags answer for Thanos and then probes a ruler API Vigil does not have
@@ -7,6 +7,7 @@
 
 use crate::error::ApiError;
 use crate::params::Params;
+use crate::prom::agent_targets::TargetsFilter;
 use crate::prom::success;
 use crate::state::AppState;
 use axum::extract::State;
@@ -203,22 +204,23 @@ fn stat(name: &str, value: u64) -> TsdbStat {
     }
 }
 
-/// The server scrapes nothing itself (agents remote-write to it), so it has no targets. The
-/// `state` filter still shapes the answer as Prometheus's does: a list left out is `null`.
-pub async fn targets(p: Params) -> Result<Response, ApiError> {
+/// The targets the agents report (`agent_targets.rs`), merged: the server scrapes nothing
+/// itself. `state` (`active`, `dropped`, `any`; default any) and `scrapePool` filter as in
+/// Prometheus: a list left out is `null`, and an unknown state leaves out both.
+pub async fn targets(State(st): State<Arc<AppState>>, p: Params) -> Result<Response, ApiError> {
     let state = p.get("state").unwrap_or_default().to_ascii_lowercase();
-    let show_active = matches!(state.as_str(), "" | "any" | "active");
-    let show_dropped = matches!(state.as_str(), "" | "any" | "dropped");
-    let list = |show: bool| {
-        if show {
-            serde_json::json!([])
-        } else {
-            serde_json::Value::Null
-        }
+    let filter = TargetsFilter {
+        active: matches!(state.as_str(), "" | "any" | "active"),
+        dropped: matches!(state.as_str(), "" | "any" | "dropped"),
+        pool: p
+            .get("scrapePool")
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
     };
+    let merged = st.agent_targets.merged(&filter, std::time::Instant::now());
     json(&serde_json::json!({
-        "activeTargets": list(show_active),
-        "droppedTargets": list(show_dropped),
+        "activeTargets": merged.active,
+        "droppedTargets": merged.dropped,
     }))
 }
 

@@ -6,11 +6,16 @@
 //! Defaults are Prometheus's, each a named constant.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use model::RelabelConfig;
 
 use crate::discovery::{KubernetesSdConfig, ANNOTATED_PODS_JOB};
+use crate::httpconf::{
+    auth_from_yaml, AuthorizationYaml, BasicAuthYaml, HttpClientConfig, HttpConfigError,
+    ProxyConfig, SecretText, TlsConfig,
+};
 use serde::{Deserialize, Deserializer};
 
 use super::ScrapeError;
@@ -116,6 +121,33 @@ pub struct ScrapeConfig {
     /// base 1024); 0 (default) = [`MAX_BODY_SIZE`].
     #[serde(default, deserialize_with = "size")]
     pub body_size_limit: u64,
+    /// `http_config`: `Authorization: Basic` from a username and a password or password
+    /// file (re-read at every scrape).
+    #[serde(default)]
+    pub basic_auth: Option<BasicAuthYaml>,
+    /// `http_config`: `Authorization: <type> <credentials>`, type `Bearer` by default.
+    #[serde(default)]
+    pub authorization: Option<AuthorizationYaml>,
+    /// `http_config`: the older spelling of `authorization` with type `Bearer`.
+    #[serde(default)]
+    pub bearer_token: Option<SecretText>,
+    #[serde(default)]
+    pub bearer_token_file: Option<PathBuf>,
+    /// `http_config`: CA, client certificate and verification of `https` targets.
+    #[serde(default)]
+    pub tls_config: TlsConfig,
+    /// `http_config`: every scrape of the job goes through this proxy.
+    #[serde(default)]
+    pub proxy_url: Option<String>,
+    /// `http_config`: hosts reached directly despite `proxy_url`.
+    #[serde(default)]
+    pub no_proxy: Option<String>,
+    /// `http_config`: use the proxies of `HTTP_PROXY`/`HTTPS_PROXY`/`NO_PROXY`; default false.
+    #[serde(default)]
+    pub proxy_from_environment: bool,
+    /// `http_config`: follow redirects (up to 10); default true.
+    #[serde(default = "yes")]
+    pub follow_redirects: bool,
     #[serde(default)]
     pub static_configs: Vec<StaticConfig>,
     /// Pods of this node from the Kubernetes API server (`role: pod` only).
@@ -163,9 +195,49 @@ pub struct PoolConfig {
     pub relabel_configs: Vec<RelabelConfig>,
     pub metric_relabel_configs: Vec<RelabelConfig>,
     pub kubernetes_sd_configs: Vec<KubernetesSdConfig>,
+    /// Credentials, TLS and proxy of the job's requests.
+    pub http: HttpClientConfig,
 }
 
 impl ScrapeConfig {
+    /// The job's `http_config`, checked as Prometheus checks it (no file is read here).
+    pub fn http_config(&self) -> Result<HttpClientConfig, HttpConfigError> {
+        let http = HttpClientConfig {
+            auth: auth_from_yaml(
+                self.basic_auth.as_ref(),
+                self.authorization.as_ref(),
+                self.bearer_token.as_ref(),
+                self.bearer_token_file.as_deref(),
+            )?,
+            tls: self.tls_config.clone(),
+            proxy: ProxyConfig {
+                proxy_url: self.proxy_url.clone(),
+                no_proxy: self.no_proxy.clone(),
+                proxy_from_environment: self.proxy_from_environment,
+            },
+            follow_redirects: self.follow_redirects,
+        };
+        http.validate()?;
+        Ok(http)
+    }
+
+    /// Relative file paths of the `http_config` taken from `base`, the config file's
+    /// directory, as Prometheus does.
+    fn resolve_paths(&mut self, base: &Path) {
+        self.tls_config = std::mem::take(&mut self.tls_config).resolve(base);
+        let files = [
+            self.bearer_token_file.as_mut(),
+            self.basic_auth
+                .as_mut()
+                .and_then(|b| b.password_file.as_mut()),
+            self.authorization
+                .as_mut()
+                .and_then(|a| a.credentials_file.as_mut()),
+        ];
+        for path in files.into_iter().flatten() {
+            *path = base.join(&*path);
+        }
+    }
     /// The job scraping this node's pods annotated `prometheus.io/scrape: "true"`
     /// ([`ANNOTATED_PODS_JOB`], the Helm chart's `kubernetes-pods` job).
     pub fn annotated_pods() -> Result<ScrapeConfig, ScrapeError> {
@@ -180,6 +252,13 @@ impl ScrapeFile {
             serde_yaml::from_str(text).map_err(|e| ScrapeError::Config(e.to_string()))?;
         file.pools()?;
         Ok(file)
+    }
+
+    /// Relative `http_config` file paths of every job taken from `base`.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        for sc in &mut self.scrape_configs {
+            sc.resolve_paths(base);
+        }
     }
 
     /// Every scrape config resolved against `global` and checked.
@@ -242,6 +321,7 @@ impl ScrapeFile {
                     }
                 }
             }
+            let http = sc.http_config().map_err(|e| bad(job, e.to_string()))?;
             pools.push(PoolConfig {
                 job_name: sc.job_name.clone(),
                 interval,
@@ -264,6 +344,7 @@ impl ScrapeFile {
                 kubernetes_sd_configs: sc.kubernetes_sd_configs.clone(),
                 relabel_configs: sc.relabel_configs.clone(),
                 metric_relabel_configs: sc.metric_relabel_configs.clone(),
+                http,
             });
         }
         Ok(pools)

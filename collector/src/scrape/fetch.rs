@@ -1,4 +1,4 @@
-//! One HTTP GET of a target: Prometheus's request headers, the timeout over the whole
+//! One HTTP GET of a target: the job's credentials, Prometheus's request headers, the timeout over the whole
 //! exchange, and the body bounded before and after gzip decompression.
 
 use std::io::Read;
@@ -7,6 +7,7 @@ use std::time::Duration;
 use reqwest::header::{ACCEPT, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE};
 
 use crate::expo::Format;
+use crate::httpconf::{error_chain, HttpClient};
 
 /// Prometheus 2.42's `Accept`: OpenMetrics 1.0 preferred, then 0.0.1, then text 0.0.4.
 pub const ACCEPT_HEADER: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
@@ -21,7 +22,7 @@ pub(crate) struct Scraped {
 /// Fetches `url` within `timeout`; `limit` bounds the body after decompression. The error is
 /// the text `/api/v1/targets` shows as `lastError`.
 pub(crate) async fn fetch(
-    client: &reqwest::Client,
+    client: &HttpClient,
     url: &reqwest::Url,
     timeout: Duration,
     limit: u64,
@@ -29,6 +30,7 @@ pub(crate) async fn fetch(
     let exchange = async {
         let resp = client
             .get(url.clone())
+            .map_err(|e| format!("Get {:?}: {}", url.as_str(), error_chain(&e)))?
             .header(ACCEPT, ACCEPT_HEADER)
             .header(ACCEPT_ENCODING, "gzip")
             .header(
@@ -95,18 +97,6 @@ fn gunzip(raw: &[u8], limit: u64) -> Result<Vec<u8>, String> {
 
 fn body_limit_error(limit: u64) -> String {
     format!("body size limit exceeded ({limit} bytes)")
-}
-
-/// reqwest's top-level message says little ("error sending request"); the causes say why.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

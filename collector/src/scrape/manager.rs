@@ -23,6 +23,7 @@ use super::target::{discovered_labels, finish_target, jitter_seed, Target, Targe
 use super::ScrapeError;
 use crate::cadvisor::SharedPods;
 use crate::discovery::{in_cluster, KubernetesSdConfig, PodWatcher, Subscriber};
+use crate::httpconf::HttpClient;
 use crate::ship::{MetricBatch, USER_AGENT};
 
 /// A change from discovery: the new contents of some of a job's groups (a group with no
@@ -65,7 +66,6 @@ impl TargetsView {
 pub struct Scraper {
     pools: Vec<Pool>,
     view: Arc<TargetsView>,
-    client: reqwest::Client,
     seed: u64,
     node_name: String,
     updates_tx: mpsc::Sender<GroupUpdate>,
@@ -82,6 +82,7 @@ const UPDATES_CAPACITY: usize = 64;
 #[derive(Debug)]
 struct Pool {
     cfg: Arc<PoolConfig>,
+    client: HttpClient,
     groups: BTreeMap<String, TargetGroup>,
     loops: HashMap<u64, Running>,
     forced_error: Arc<Mutex<Option<String>>>,
@@ -95,7 +96,6 @@ struct Running {
 
 /// What every loop the scraper starts shares.
 struct Spawner<'a> {
-    client: &'a reqwest::Client,
     seed: u64,
     output: &'a mpsc::Sender<MetricBatch>,
     tracker: &'a TaskTracker,
@@ -106,15 +106,20 @@ impl Scraper {
     /// Checks `file` and prepares one pool per job with its static targets; `node_name` seeds
     /// the targets' jitter so agents on different nodes spread alike targets differently.
     pub fn new(file: &ScrapeFile, node_name: &str) -> Result<Scraper, ScrapeError> {
-        let client = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
-            .build()
-            .map_err(ScrapeError::HttpClient)?;
         let pools = file
             .pools()?
             .into_iter()
             .zip(&file.scrape_configs)
             .map(|(cfg, sc)| {
+                // One client per job: its TLS, proxy and credentials are the job's; the PEM
+                // files are read here, so a changed one is used from the next load on.
+                let client = cfg
+                    .http
+                    .build(reqwest::Client::builder().user_agent(USER_AGENT))
+                    .map_err(|error| ScrapeError::Http {
+                        job: cfg.job_name.clone(),
+                        error,
+                    })?;
                 let groups = sc
                     .static_configs
                     .iter()
@@ -135,19 +140,19 @@ impl Scraper {
                         (source, group)
                     })
                     .collect();
-                Pool {
+                Ok(Pool {
                     cfg: Arc::new(cfg),
+                    client,
                     groups,
                     loops: HashMap::new(),
                     forced_error: Arc::default(),
-                }
+                })
             })
-            .collect();
+            .collect::<Result<_, ScrapeError>>()?;
         let (updates_tx, updates_rx) = mpsc::channel(UPDATES_CAPACITY);
         Ok(Scraper {
             pools,
             view: Arc::default(),
-            client,
             seed: jitter_seed(node_name),
             node_name: node_name.to_string(),
             updates_tx,
@@ -185,9 +190,7 @@ impl Scraper {
     /// every loop has stopped, so `output` closes after the last batch.
     pub async fn run(mut self, shutdown: CancellationToken, output: mpsc::Sender<MetricBatch>) {
         let tracker = TaskTracker::new();
-        let client = self.client.clone();
         let spawner = Spawner {
-            client: &client,
             seed: self.seed,
             output: &output,
             tracker: &tracker,
@@ -331,7 +334,7 @@ impl Scraper {
             let health = Arc::new(Mutex::new(Health::unknown()));
             let stop = spawner.shutdown.child_token();
             let ctx = LoopContext {
-                client: spawner.client.clone(),
+                client: pool.client.clone(),
                 pool: cfg.clone(),
                 forced_error: pool.forced_error.clone(),
                 seed: spawner.seed,

@@ -10,7 +10,8 @@
 //!
 //! - `config.rs`: the file (`global`, `scrape_configs`) with Prometheus's defaults.
 //! - `target.rs`: discovered labels → target labels and URL; the jittered phase.
-//! - `fetch.rs`: the GET with Prometheus's `Accept`, gzip, timeout and body bound.
+//! - `fetch.rs`: the GET with Prometheus's `Accept`, gzip, timeout and body bound, through
+//!   the job's own client (`http_config`: TLS, proxy, credentials, built by `httpconf`).
 //! - `process.rs`: body → series, `honor_labels`, limits, staleness, report series.
 //! - `scrape_loop.rs`: the timing of one target and its end-of-run staleness.
 //! - `manager.rs`: pools and target sync; `api.rs`: `/api/v1/targets`.
@@ -49,21 +50,30 @@ pub enum ScrapeError {
         #[source]
         source: std::io::Error,
     },
-    /// The HTTP client could not be built.
-    #[error("building the scrape http client")]
-    HttpClient(#[source] reqwest::Error),
+    /// A job's `http_config` could not be turned into a client (an unreadable or invalid
+    /// PEM file, a bad proxy URL).
+    #[error("scrape config: job {job:?}: {error}")]
+    Http {
+        job: String,
+        error: crate::httpconf::HttpConfigError,
+    },
 }
 
 impl ScrapeFile {
-    /// Reads and validates a config file.
+    /// Reads and validates a config file; relative file paths in it (CA, certificates,
+    /// credentials) are taken from the file's directory.
     pub fn load(path: &std::path::Path) -> Result<ScrapeFile, ScrapeError> {
         let text = std::fs::read_to_string(path).map_err(|source| ScrapeError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        ScrapeFile::parse(&text)
+        let mut file = ScrapeFile::parse(&text)?;
+        file.resolve_paths(path.parent().unwrap_or(std::path::Path::new(".")));
+        Ok(file)
     }
 }
 
+#[cfg(test)]
+mod http_tests;
 #[cfg(test)]
 mod tests;

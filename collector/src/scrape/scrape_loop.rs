@@ -20,6 +20,7 @@ use super::fetch::fetch;
 use super::metrics::{Limit, ScrapeMetrics};
 use super::process::{process, report_metadata, report_series, stale_report_series, SeriesCache};
 use super::target::{first_scrape_delay, Target};
+use crate::httpconf::HttpClient;
 use crate::ship::MetricBatch;
 
 /// A target's state as `/api/v1/targets` shows it.
@@ -45,7 +46,8 @@ impl Health {
 /// What a loop needs besides its target.
 #[derive(Clone, Debug)]
 pub(crate) struct LoopContext {
-    pub client: reqwest::Client,
+    /// The job's client, with its TLS, proxy and credentials.
+    pub client: HttpClient,
     pub pool: Arc<PoolConfig>,
     /// Set when the job has more targets than `target_limit`: every scrape fails with it.
     pub forced_error: Arc<Mutex<Option<String>>>,

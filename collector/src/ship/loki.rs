@@ -1,14 +1,18 @@
 //! The Loki sink: batches log lines (up to 1 MiB or 1 s, Promtail's `batchsize` and
-//! `batchwait`) into protobuf `PushRequest`s, snappy-compressed.
+//! `batchwait`) into protobuf `PushRequest`s, snappy-compressed, and puts each into the
+//! bounded on-disk queue (`queue/`) under the agent's state directory.
 //!
 //! Each [`LogBatch`] carries the file positions its lines end at. The sink hands those
-//! positions back on its `acks` channel only once the push holding the lines got a 2xx (or a
-//! permanent rejection, after which retrying is pointless), so the tailer's checkpoint never
-//! runs ahead of what the server has: at-least-once delivery.
+//! positions back on its `acks` channel once the push holding the lines is fsync'd in the
+//! queue, so the tailer's checkpoint never runs ahead of what is kept: a restart finds the
+//! lines either in the queue or still in the files. The senders (`loki_send.rs`) drain the
+//! queue with several pushes in flight; a record leaves the queue only after a 2xx or a
+//! permanent rejection.
 //!
-//! The sink pushes one request at a time and does not read its input meanwhile; while the
-//! server is away, the bounded input channel fills and the tailer stops reading. The files
-//! on disk are the buffer.
+//! While the server is away the queue fills, up to `--logs.queue-max-bytes`; then the sink
+//! waits to append, stops reading its input, the bounded input channel fills and the tailer
+//! stops reading: backpressure reaches the reader, not memory. Rotated files deleted during a
+//! long outage lose nothing that already reached the queue.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,7 +26,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::retry::{deliver, Backoff, Delivery, Request};
+use super::loki_send::{send_all, Pusher, DEFAULT_MAX_IN_FLIGHT};
+use super::queue::{QueueConfig, QueueReader, QueueWriter, Record, SegmentError};
+use super::retry::Backoff;
 use super::{check_url, http_client, SinkStats, DEFAULT_REQUEST_TIMEOUT};
 use crate::tail::Position;
 use crate::Error;
@@ -33,6 +39,8 @@ pub const DEFAULT_BATCH_BYTES: usize = 1 << 20;
 pub const DEFAULT_BATCH_WAIT: Duration = Duration::from_secs(1);
 /// What an entry costs in a batch beyond its text: timestamp and protobuf framing.
 const ENTRY_OVERHEAD: usize = 16;
+/// The wait before trying again to append to the queue after an I/O error (a full disk).
+const QUEUE_RETRY: Duration = Duration::from_secs(1);
 
 /// What the tailer sends downstream: lines, and the positions reached once they are pushed.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -64,32 +72,77 @@ pub struct LokiConfig {
     pub backoff: Backoff,
     /// Timeout of one HTTP request; default [`DEFAULT_REQUEST_TIMEOUT`].
     pub request_timeout: Duration,
+    /// The on-disk queue: its directory (`<state.path>/logqueue`) and size bound.
+    pub queue: QueueConfig,
+    /// Pushes in flight at once, at least 1; default [`DEFAULT_MAX_IN_FLIGHT`].
+    pub max_in_flight: usize,
 }
 
 impl LokiConfig {
-    pub fn new(url: impl Into<String>) -> Self {
+    /// The defaults, pushing to `url` through a queue in `queue_dir`.
+    pub fn new(url: impl Into<String>, queue_dir: impl Into<std::path::PathBuf>) -> Self {
         LokiConfig {
             url: url.into(),
             batch_bytes: DEFAULT_BATCH_BYTES,
             batch_wait: DEFAULT_BATCH_WAIT,
             backoff: Backoff::default(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            queue: QueueConfig::new(queue_dir),
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
         }
     }
 
+    /// Opens the queue (recovering what a previous run left); fails on a bad URL or setting,
+    /// an unusable queue directory, or a queue segment of an unknown format.
     pub fn build(self) -> Result<LokiSink, Error> {
         check_url("logs_push_url", &self.url)?;
+        if self.max_in_flight == 0 {
+            return Err(Error::Config {
+                field: "logs_max_in_flight",
+                reason: "must be at least 1".to_string(),
+            });
+        }
+        if self.queue.max_bytes == 0 || self.queue.segment_bytes == 0 {
+            return Err(Error::Config {
+                field: "logs_queue_max_bytes",
+                reason: "must be positive".to_string(),
+            });
+        }
+        let (writer, reader, queue) = self.queue.open().map_err(|e| queue_error(&self.queue, e))?;
         let mut headers = HeaderMap::new();
         headers.insert(
             CONTENT_TYPE,
             HeaderValue::from_static("application/x-protobuf"),
         );
-        Ok(LokiSink {
+        let stats: Arc<SinkStats> = Arc::default();
+        let pusher = Arc::new(Pusher {
+            url: self.url.clone(),
             client: http_client(self.request_timeout)?,
             headers,
-            stats: Arc::default(),
+            backoff: self.backoff,
+            stats: stats.clone(),
+            queue,
+        });
+        pusher.update_gauge(0);
+        Ok(LokiSink {
             cfg: self,
+            pusher,
+            writer,
+            reader,
+            stats,
         })
+    }
+}
+
+/// A queue that cannot be opened is a state directory problem, with the reason kept.
+fn queue_error(cfg: &QueueConfig, e: SegmentError) -> Error {
+    let source = match e {
+        SegmentError::Io { source, .. } => source,
+        other => std::io::Error::new(std::io::ErrorKind::InvalidData, other.to_string()),
+    };
+    Error::State {
+        path: cfg.dir.clone(),
+        source,
     }
 }
 
@@ -97,8 +150,9 @@ impl LokiConfig {
 #[derive(Debug)]
 pub struct LokiSink {
     cfg: LokiConfig,
-    client: reqwest::Client,
-    headers: HeaderMap,
+    pusher: Arc<Pusher>,
+    writer: QueueWriter,
+    reader: QueueReader,
     stats: Arc<SinkStats>,
 }
 
@@ -135,60 +189,95 @@ impl LokiSink {
         self.stats.clone()
     }
 
-    /// Pushes what arrives on `input` until it closes (then flushes) or `abort` fires (then
-    /// what is pending is dropped unacknowledged, to be read again after a restart).
+    /// Queues what arrives on `input` until it closes, then closes `acks` and sends what
+    /// the queue holds; or until `abort` fires, when lines still gathering are dropped
+    /// unacknowledged (read again after a restart) and queued ones stay on disk.
     pub async fn run(
         self,
         mut input: mpsc::Receiver<LogBatch>,
         acks: mpsc::UnboundedSender<Vec<Position>>,
         abort: CancellationToken,
     ) {
+        let LokiSink {
+            cfg,
+            pusher,
+            mut writer,
+            reader,
+            stats,
+        } = self;
+        let senders = tokio::spawn(send_all(
+            pusher.clone(),
+            reader,
+            cfg.max_in_flight,
+            abort.clone(),
+        ));
+        let mut batcher = Batcher {
+            writer: &mut writer,
+            pusher: &pusher,
+            acks: &acks,
+            abort: &abort,
+        };
         let mut pending = Pending::default();
+        let mut closed = false;
         loop {
-            let deadline = pending.since.map(|t| t + self.cfg.batch_wait);
+            let deadline = pending.since.map(|t| t + cfg.batch_wait);
             tokio::select! {
                 _ = abort.cancelled() => break,
                 batch = input.recv() => match batch {
                     Some(batch) => {
                         let size = batch.bytes();
                         // Flush first when this batch would push the request over its size.
-                        let overflows = !pending.is_empty() && pending.bytes + size > self.cfg.batch_bytes;
-                        if overflows && !self.flush(std::mem::take(&mut pending), &acks, &abort).await {
+                        let overflows = !pending.is_empty() && pending.bytes + size > cfg.batch_bytes;
+                        if overflows && !batcher.flush(std::mem::take(&mut pending)).await {
                             break;
                         }
                         pending.add(batch);
-                        SinkStats::set(&self.stats.queued_items, pending.entries() as u64);
-                        if pending.bytes >= self.cfg.batch_bytes
-                            && !self.flush(std::mem::take(&mut pending), &acks, &abort).await
+                        pusher.update_gauge(pending.entries() as u64);
+                        if pending.bytes >= cfg.batch_bytes
+                            && !batcher.flush(std::mem::take(&mut pending)).await
                         {
                             break;
                         }
                     }
                     None => {
-                        self.flush(std::mem::take(&mut pending), &acks, &abort).await;
+                        closed = batcher.flush(std::mem::take(&mut pending)).await;
                         break;
                     }
                 },
                 _ = sleep_until(deadline) => {
-                    if !self.flush(std::mem::take(&mut pending), &acks, &abort).await {
+                    if !batcher.flush(std::mem::take(&mut pending)).await {
                         break;
                     }
                 }
             }
         }
         // Lines still gathering when the abort came are read again after a restart.
-        SinkStats::add(&self.stats.aborted_items, pending.entries() as u64);
-        SinkStats::set(&self.stats.queued_items, 0);
+        SinkStats::add(&stats.aborted_items, pending.entries() as u64);
+        // The tailer writes its final checkpoint once the acks channel closes.
+        drop(acks);
+        if closed {
+            writer.close();
+        }
+        if let Err(error) = senders.await {
+            tracing::error!(%error, "loki senders failed");
+        }
+        pusher.update_gauge(0);
         tracing::debug!("loki sink stopped");
     }
+}
 
-    /// Pushes `pending` and acknowledges its positions; false when aborted.
-    async fn flush(
-        &self,
-        pending: Pending,
-        acks: &mpsc::UnboundedSender<Vec<Position>>,
-        abort: &CancellationToken,
-    ) -> bool {
+/// The batching side's handles, for [`Batcher::flush`].
+struct Batcher<'a> {
+    writer: &'a mut QueueWriter,
+    pusher: &'a Pusher,
+    acks: &'a mpsc::UnboundedSender<Vec<Position>>,
+    abort: &'a CancellationToken,
+}
+
+impl Batcher<'_> {
+    /// Appends `pending` to the queue (waiting while it is full) and acknowledges its
+    /// positions; false when aborted first.
+    async fn flush(&mut self, pending: Pending) -> bool {
         let entries = pending.entries();
         if entries > 0 {
             let text_bytes: usize = pending
@@ -197,44 +286,35 @@ impl LokiSink {
                 .flatten()
                 .map(|e| e.line.len())
                 .sum();
-            let req = Request {
-                url: self.cfg.url.clone(),
-                headers: self.headers.clone(),
+            let record = Record {
+                entries: u32::try_from(entries).unwrap_or(u32::MAX),
+                text_bytes: u32::try_from(text_bytes).unwrap_or(u32::MAX),
                 body: encode(pending.streams),
-                retry_429: true,
             };
-            let on_retry = || self.stats.failed(entries as u64);
-            let delivery = deliver(
-                self.client.clone(),
-                req,
-                self.cfg.backoff,
-                abort.clone(),
-                on_retry,
-            )
-            .await;
-            SinkStats::set(&self.stats.queued_items, 0);
-            match delivery {
-                Delivery::Delivered { attempts } => {
-                    SinkStats::add(&self.stats.delivered_requests, 1);
-                    SinkStats::add(&self.stats.sent_items, entries as u64);
-                    SinkStats::add(&self.stats.sent_bytes, text_bytes as u64);
-                    tracing::debug!(entries, attempts, "loki push delivered");
-                }
-                Delivery::Rejected { status, body } => {
-                    SinkStats::add(&self.stats.rejected_requests, 1);
-                    SinkStats::add(&self.stats.rejected_items, entries as u64);
-                    tracing::error!(status, entries, %body, "loki push rejected, lines dropped");
-                }
-                Delivery::Aborted => {
-                    SinkStats::add(&self.stats.aborted_requests, 1);
-                    SinkStats::add(&self.stats.aborted_items, entries as u64);
-                    return false;
+            loop {
+                let pushed = tokio::select! {
+                    _ = self.abort.cancelled() => {
+                        SinkStats::add(&self.pusher.stats.aborted_items, entries as u64);
+                        return false;
+                    }
+                    pushed = self.writer.push(record.clone()) => pushed,
+                };
+                match pushed {
+                    Ok(()) => break,
+                    Err(error) => {
+                        tracing::error!(%error, "appending to the log queue failed, will retry");
+                        tokio::select! {
+                            _ = self.abort.cancelled() => return false,
+                            _ = tokio::time::sleep(QUEUE_RETRY) => {}
+                        }
+                    }
                 }
             }
+            self.pusher.update_gauge(0);
         }
         if !pending.positions.is_empty() {
             // The tailer may have stopped listening; then its checkpoint is already final.
-            let _ = acks.send(pending.positions);
+            let _ = self.acks.send(pending.positions);
         }
         true
     }
@@ -295,7 +375,8 @@ mod tests {
         server: &TestServer,
         batches: Vec<LogBatch>,
     ) -> (Vec<Vec<Position>>, Arc<SinkStats>) {
-        let sink = LokiConfig::new(&server.url).build().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let sink = LokiConfig::new(&server.url, dir.path()).build().unwrap();
         let stats = sink.stats();
         let (tx, rx) = mpsc::channel(16);
         let (ack_tx, mut ack_rx) = mpsc::unbounded_channel();
@@ -366,7 +447,8 @@ mod tests {
     #[tokio::test]
     async fn a_full_batch_goes_out_without_waiting() {
         let server = TestServer::start(&[]).await;
-        let mut cfg = LokiConfig::new(&server.url);
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = LokiConfig::new(&server.url, dir.path());
         cfg.batch_bytes = 100;
         cfg.batch_wait = Duration::from_secs(3600);
         let sink = cfg.build().unwrap();
@@ -381,5 +463,116 @@ mod tests {
             .unwrap();
         assert_eq!(first[0].offset, 91, "the first line went out alone");
         drop(tx);
+    }
+
+    /// A receiver that answers after `delay`, counting the most requests it held at once.
+    async fn slow_server(delay: Duration) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::AtomicUsize;
+        let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let state = (now, most.clone());
+        let app = axum::Router::new()
+            .fallback(
+                move |axum::extract::State((now, most)): axum::extract::State<(
+                    Arc<AtomicUsize>,
+                    Arc<AtomicUsize>,
+                )>| async move {
+                    let delay = delay;
+                    let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(n, Ordering::SeqCst);
+                    tokio::time::sleep(delay).await;
+                    now.fetch_sub(1, Ordering::SeqCst);
+                    axum::http::StatusCode::NO_CONTENT
+                },
+            )
+            .with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{addr}/push"), most)
+    }
+
+    #[tokio::test]
+    async fn up_to_max_in_flight_pushes_are_sent_at_once() {
+        let (url, most) = slow_server(Duration::from_millis(300)).await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = LokiConfig::new(&url, dir.path());
+        cfg.batch_bytes = 10;
+        let sink = cfg.build().unwrap();
+        let stats = sink.stats();
+        let (tx, rx) = mpsc::channel(16);
+        let (ack_tx, _ack_rx) = mpsc::unbounded_channel();
+        for k in 0..8 {
+            tx.send(batch(&"z".repeat(20), k + 1)).await.unwrap();
+        }
+        drop(tx);
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            sink.run(rx, ack_tx, CancellationToken::new()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(stats.delivered_requests.load(Ordering::Relaxed), 8);
+        assert_eq!(
+            most.load(Ordering::SeqCst),
+            DEFAULT_MAX_IN_FLIGHT,
+            "8 slow pushes overlap up to the bound"
+        );
+        assert!(
+            std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+            "a drained queue leaves no segment"
+        );
+    }
+
+    #[tokio::test]
+    async fn lines_are_acked_once_queued_and_delivered_by_the_next_run() {
+        // A port nothing listens on: every push fails with a network error.
+        let dead = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("http://{}/push", l.local_addr().unwrap())
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let sink = LokiConfig::new(&dead, dir.path()).build().unwrap();
+        let (tx, rx) = mpsc::channel(16);
+        let (ack_tx, mut ack_rx) = mpsc::unbounded_channel();
+        let abort = CancellationToken::new();
+        let running = tokio::spawn(sink.run(rx, ack_tx, abort.clone()));
+        tx.send(batch("kept", 5)).await.unwrap();
+        let acked = tokio::time::timeout(Duration::from_secs(5), ack_rx.recv())
+            .await
+            .expect("acked while the server is away")
+            .unwrap();
+        assert_eq!(acked[0].offset, 5);
+        abort.cancel();
+        running.await.unwrap();
+
+        let server = TestServer::start(&[]).await;
+        let sink = LokiConfig::new(&server.url, dir.path()).build().unwrap();
+        let (tx, rx) = mpsc::channel(16);
+        let (ack_tx, _ack_rx) = mpsc::unbounded_channel();
+        drop(tx);
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            sink.run(rx, ack_tx, CancellationToken::new()),
+        )
+        .await
+        .unwrap();
+        let reqs = server.requests();
+        assert_eq!(reqs.len(), 1, "the queued push is replayed once");
+        assert_eq!(decode(&reqs[0].body).streams[0].entries[0].line, "kept");
+    }
+
+    #[tokio::test]
+    async fn a_queue_segment_of_an_unknown_version_fails_the_build() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("00000000000000000001.seg"),
+            b"VLGQ\x09\0\0\0",
+        )
+        .unwrap();
+        let err = LokiConfig::new("http://127.0.0.1:1/push", dir.path())
+            .build()
+            .unwrap_err();
+        let chain = format!("{err}: {}", std::error::Error::source(&err).unwrap());
+        assert!(chain.contains("format version 9"), "{chain}");
     }
 }

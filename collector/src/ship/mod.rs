@@ -2,8 +2,9 @@
 //!
 //! - [`RemoteWriteSink`] sends [`MetricBatch`]es as Prometheus remote write 1.0 from a bounded
 //!   in-memory queue that drops the oldest samples when the server is away too long.
-//! - [`LokiSink`] sends [`LogBatch`]es as Loki pushes, batched by size and time, and
-//!   acknowledges each batch's file positions only after the server accepted it.
+//! - [`LokiSink`] sends [`LogBatch`]es as Loki pushes, batched by size and time, through a
+//!   bounded on-disk queue (`queue/`): it acknowledges each batch's file positions once the
+//!   push is fsync'd there, and sends with several pushes in flight (`loki_send.rs`).
 //! - [`RemoteWriteQueue`] (`forward/`) is the server's remote write out: sharded queues fed by
 //!   [`ForwardingAppender`] with what the store accepted, configured like Prometheus's
 //!   `remote_write`.
@@ -16,8 +17,11 @@
 
 mod forward;
 mod loki;
+mod loki_send;
+mod queue;
 mod remote_write;
 mod retry;
+mod targets;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -27,11 +31,20 @@ pub use forward::{
     RemoteWriteQueue, Secret,
 };
 pub use loki::{LogBatch, LokiConfig, LokiSink, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_WAIT};
+pub use loki_send::DEFAULT_MAX_IN_FLIGHT;
+pub use queue::{
+    QueueConfig as LogQueueConfig, SegmentError as LogQueueError, DEFAULT_QUEUE_MAX_BYTES,
+    DEFAULT_SEGMENT_BYTES, LOG_QUEUE_DIR,
+};
 pub use remote_write::{
     MetricBatch, RemoteWriteConfig, RemoteWriteSink, DEFAULT_MAX_SAMPLES_PER_SEND,
     DEFAULT_METADATA_INTERVAL, DEFAULT_QUEUE_CAPACITY,
 };
 pub use retry::{Backoff, DEFAULT_MAX_BACKOFF, DEFAULT_MIN_BACKOFF, MAX_RETRY_AFTER};
+pub use targets::{
+    default_targets_push_url, TargetsPushConfig, TargetsPusher, DEFAULT_TARGETS_PUSH_INTERVAL,
+    TARGETS_PUSH_PATH,
+};
 
 use crate::Error;
 

@@ -1,9 +1,10 @@
 // The Targets page: the scrape targets from /api/v1/targets grouped by scrape pool, each with
 // its health, labels, last scrape, duration and last error, as Prometheus's targets page. The
-// server scrapes nothing itself (the agents do, and remote-write what they scrape), so the
-// page also lists the targets the agents report through the series every scrape writes: `up`
-// gives the health, `timestamp(up)` the last scrape and `scrape_duration_seconds` the
-// duration, grouped by `job`. The last error text stays on the agent's own /api/v1/targets.
+// server scrapes nothing itself: Vigil's agents report their targets to it, and
+// /api/v1/targets lists them complete. A scraper that does not report (a Prometheus in agent
+// mode, or a Vigil agent whose reports are off) is still seen through the series every scrape
+// writes: `up` gives the health, `timestamp(up)` the last scrape and
+// `scrape_duration_seconds` the duration, grouped by `job`; those rows have no error text.
 
 import { h, replace } from "./dom.js";
 import { get } from "./api.js";
@@ -77,7 +78,7 @@ export function draw(data) {
   if (!pools.size) return h("p", { class: "hint" }, "No scrape targets. Agents report theirs once they scrape; the server's own targets come from the config file's scrape_configs.");
   const reported = (data.activeTargets || []).some((t) => t.source === "series");
   return [
-    reported ? h("p", { class: "hint" }, "Targets listed by instance rather than URL are the ones the agents report through their up and scrape_duration_seconds series; each agent's own /api/v1/targets has their last error.") : null,
+    reported ? h("p", { class: "hint" }, "Targets listed by instance rather than URL come from the up and scrape_duration_seconds series of a scraper that does not report its targets; its own /api/v1/targets has their last error.") : null,
     [...pools.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([pool, targets]) => {
       const up = targets.filter((t) => t.health === "up").length;
       return section(h("span", { class: "group-title" }, pool), h("span", { class: "hint" }, ` (${up}/${targets.length} up)`),

@@ -1,15 +1,15 @@
-//! Credentials and extra headers of a remote-write queue: `basic_auth` and `authorization`
-//! (or the older `bearer_token`), with secrets given inline or read from a file.
+//! Credentials and extra headers of a remote-write queue: the configured headers (the
+//! protocol's own are reserved) and `Authorization` from `httpconf`'s [`Auth`].
 //!
 //! A `*_file` secret is read again for every request, as Prometheus does, so a rotated
 //! token is picked up without a restart; if the file becomes unreadable the last value read
 //! is kept and the failure logged.
 
-use std::path::PathBuf;
 use std::sync::Mutex;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 
+use crate::httpconf::Auth;
 use crate::Error;
 
 /// Headers a remote-write config may not set, because the protocol or the client owns them
@@ -30,23 +30,6 @@ const RESERVED_HEADERS: &[&str] = &[
     "x-prometheus-remote-write-version",
     "x-prometheus-scrape-timeout-seconds",
 ];
-
-/// A secret given inline or as a file read at each use.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Secret {
-    Inline(String),
-    File(PathBuf),
-}
-
-/// How requests authenticate.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Auth {
-    /// `basic_auth`: `Authorization: Basic base64(username:password)`.
-    Basic { username: String, password: Secret },
-    /// `authorization` (or `bearer_token`): `Authorization: <scheme> <credentials>`;
-    /// Prometheus's default scheme is `Bearer`.
-    Credentials { scheme: String, credentials: Secret },
-}
 
 /// Builds each request's headers: the fixed protocol headers, the configured extra headers,
 /// and `Authorization` from a secret that may be re-read.
@@ -118,80 +101,18 @@ impl RequestHeaders {
     }
 }
 
-fn read_secret(secret: &Secret) -> Result<String, Error> {
-    match secret {
-        Secret::Inline(s) => Ok(s.clone()),
-        Secret::File(path) => std::fs::read_to_string(path)
-            .map(|s| s.trim().to_string())
-            .map_err(|e| Error::Config {
-                field: "remote_write credentials file",
-                reason: format!("{}: {e}", path.display()),
-            }),
-    }
-}
-
+/// The `Authorization` value, with a failure in the config's own terms.
 fn authorization(auth: &Auth) -> Result<HeaderValue, Error> {
-    let text = match auth {
-        Auth::Basic { username, password } => {
-            let password = read_secret(password)?;
-            format!(
-                "Basic {}",
-                base64(format!("{username}:{password}").as_bytes())
-            )
-        }
-        Auth::Credentials {
-            scheme,
-            credentials,
-        } => format!("{scheme} {}", read_secret(credentials)?),
-    };
-    let mut value = HeaderValue::try_from(text).map_err(|_| Error::Config {
+    auth.header_value().map_err(|e| Error::Config {
         field: "remote_write credentials",
-        reason: "not a valid HTTP header value".into(),
-    })?;
-    value.set_sensitive(true);
-    Ok(value)
-}
-
-/// Standard base64 with padding (RFC 4648), for `Basic` credentials.
-fn base64(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+        reason: e.to_string(),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_rfc_4648_vectors() {
-        for (input, want) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(input.as_bytes()), want);
-        }
-    }
+    use crate::httpconf::Secret;
 
     #[test]
     fn basic_auth_and_extra_headers() {

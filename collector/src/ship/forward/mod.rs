@@ -13,6 +13,9 @@
 //!   `max_shards`: the old shards drain before the new ones send, so no series goes out of
 //!   order.
 //!
+//! Each queue's client carries the entry's `tls_config` and proxy (`httpconf`); its
+//! credentials are re-read per request by `auth.rs`.
+//!
 //! Memory is bounded by `capacity` samples per shard. When a shard is full its oldest
 //! samples are dropped and counted (`prometheus_remote_storage_samples_dropped_total`).
 //! Prometheus instead stops reading its WAL, which it can because the WAL keeps the samples;
@@ -35,12 +38,13 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::httpconf::{Auth, Secret};
 pub use appender::ForwardingAppender;
-pub use auth::{Auth, Secret};
 pub use metrics::render_metrics;
 
 use super::check_url;
 use super::retry::Backoff;
+use crate::httpconf::{HttpClientConfig, ProxyConfig, TlsConfig};
 use crate::Error;
 use auth::RequestHeaders;
 use shard::Shard;
@@ -110,6 +114,11 @@ pub struct ForwardConfig {
     /// Extra headers on every request; the protocol's own headers cannot be overridden.
     pub headers: Vec<(String, String)>,
     pub auth: Option<Auth>,
+    /// `tls_config`: the receiver's CA, a client certificate, `insecure_skip_verify`.
+    pub tls: TlsConfig,
+    /// `proxy_url`, `no_proxy`, `proxy_from_environment`; by default no proxy, as in
+    /// Prometheus.
+    pub proxy: ProxyConfig,
     pub write_relabel_configs: Vec<RelabelConfig>,
     /// `global.external_labels`, added to every series that lacks them, before relabeling.
     pub external_labels: Labels,
@@ -124,6 +133,8 @@ impl ForwardConfig {
             remote_timeout: DEFAULT_REMOTE_TIMEOUT,
             headers: Vec::new(),
             auth: None,
+            tls: TlsConfig::default(),
+            proxy: ProxyConfig::default(),
             write_relabel_configs: Vec::new(),
             external_labels: Labels::empty(),
             queue: QueueConfig::default(),
@@ -161,11 +172,25 @@ impl ForwardConfig {
             HeaderValue::from_static("0.1.0"),
         );
         let headers = RequestHeaders::new(base, &self.headers, self.auth.clone())?;
-        let client = reqwest::Client::builder()
+        // Credentials stay with `headers`, which keeps the last value read when a secret
+        // file goes missing; the client carries TLS and the proxy.
+        let http = HttpClientConfig {
+            auth: None,
+            tls: self.tls.clone(),
+            proxy: self.proxy.clone(),
+            follow_redirects: true,
+        };
+        let builder = reqwest::Client::builder()
             .user_agent(SERVER_USER_AGENT)
-            .timeout(self.remote_timeout)
-            .build()
-            .map_err(Error::HttpClient)?;
+            .timeout(self.remote_timeout);
+        let client = http
+            .build(builder)
+            .map_err(|e| Error::Config {
+                field: "remote_write",
+                reason: e.to_string(),
+            })?
+            .client()
+            .clone();
         let name = self.name.clone().unwrap_or_else(|| {
             let mut h = DefaultHasher::new();
             self.url.hash(&mut h);

@@ -289,3 +289,58 @@ async fn reshards_up_under_backlog_and_keeps_order() {
         assert_eq!(ts, (0..10).collect::<Vec<_>>());
     }
 }
+
+#[tokio::test]
+async fn remote_write_to_an_https_prometheus_verified_by_ca_file() {
+    use crate::httpconf::peers::{self, testdata};
+    if !peers::available(peers::PROMETHEUS) {
+        return;
+    }
+    let peer = peers::prometheus_tls();
+    let mut cfg = fast(&format!("https://{}/api/v1/write", peer.addr));
+    cfg.tls.ca_file = Some(testdata("ca.crt"));
+    let queue = cfg.build().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    queue.push(
+        &Labels::from_pairs([("__name__", "vigil_tls_forwarded")]),
+        &[Sample { t: now, v: 42.0 }],
+    );
+    drain(queue.clone()).await;
+    assert_eq!(queue.shared.stats.failed.load(Ordering::Relaxed), 0);
+    assert_eq!(queue.shared.stats.sent.load(Ordering::Relaxed), 1);
+    // Read it back over HTTPS with the same CA: the receiver stored what was sent.
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(testdata("ca.crt")).unwrap()).unwrap();
+    let client = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .no_proxy()
+        .build()
+        .unwrap();
+    let url = format!(
+        "https://{}/api/v1/query?query=vigil_tls_forwarded",
+        peer.addr
+    );
+    let mut body = serde_json::Value::Null;
+    for _ in 0..50 {
+        body = client.get(&url).send().await.unwrap().json().await.unwrap();
+        if body["data"]["result"][0]["value"][1] == "42" {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("sample not found in the receiver: {body}");
+}
+
+#[test]
+fn tls_and_proxy_problems_fail_the_build() {
+    let mut cfg = ForwardConfig::new("https://127.0.0.1:1/api/v1/write");
+    cfg.tls.ca_file = Some("/nonexistent/ca.pem".into());
+    let msg = cfg.build().unwrap_err().to_string();
+    assert!(msg.contains("/nonexistent/ca.pem"), "{msg}");
+    let mut cfg = ForwardConfig::new("https://127.0.0.1:1/api/v1/write");
+    cfg.proxy.no_proxy = Some("localhost".into());
+    let msg = cfg.build().unwrap_err().to_string();
+    assert!(msg.contains("no_proxy"), "{msg}");
+}

@@ -1,0 +1,104 @@
+//! The Loki sink's senders: drain the on-disk queue in order with several pushes in flight,
+//! each retried with backoff on network errors, 5xx and 429 (`retry.rs`), and mark each
+//! record done in the queue once it got a 2xx or a permanent rejection.
+//!
+//! Several pushes in flight can land out of order. Loki accepts out-of-order entries per
+//! stream since 2.4 (`unordered_writes`, on by default), and Vigil's log store routes each
+//! entry by its own timestamp without an order check, so no per-stream ordering is kept.
+
+use std::sync::Arc;
+
+use reqwest::header::HeaderMap;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::queue::{LogQueue, QueueReader, Queued};
+use super::retry::{deliver, Backoff, Delivery, Request};
+use super::SinkStats;
+
+/// Pushes in flight at once unless configured.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 4;
+
+/// What every push shares.
+#[derive(Debug)]
+pub(super) struct Pusher {
+    pub url: String,
+    pub client: reqwest::Client,
+    pub headers: HeaderMap,
+    pub backoff: Backoff,
+    pub stats: Arc<SinkStats>,
+    pub queue: LogQueue,
+}
+
+impl Pusher {
+    /// Sets the queued-lines gauge from the queue.
+    pub fn update_gauge(&self, gathering: u64) {
+        let (_, waiting) = self.queue.usage();
+        SinkStats::set(&self.stats.queued_items, waiting + gathering);
+    }
+}
+
+/// Sends what `reader` hands out until it ends (the writer closed and everything was sent) or
+/// `abort` fires; records still in flight then stay in the queue for the next run.
+pub(super) async fn send_all(
+    pusher: Arc<Pusher>,
+    mut reader: QueueReader,
+    max_in_flight: usize,
+    abort: CancellationToken,
+) {
+    let mut in_flight = JoinSet::new();
+    let mut reading = true;
+    while reading || !in_flight.is_empty() {
+        tokio::select! {
+            _ = abort.cancelled() => break,
+            next = reader.next(), if reading && in_flight.len() < max_in_flight => match next {
+                Some(q) => {
+                    in_flight.spawn(push_one(pusher.clone(), q, abort.clone()));
+                }
+                None => reading = false,
+            },
+            Some(joined) = in_flight.join_next() => {
+                if let Err(error) = joined {
+                    tracing::error!(%error, "loki push task failed; its record is sent again after a restart");
+                }
+            }
+        }
+    }
+    // The tasks see the same abort and end on their own; wait so their counts are final.
+    while in_flight.join_next().await.is_some() {}
+    tracing::debug!("loki senders stopped");
+}
+
+/// Delivers one queued record and marks it done unless aborted.
+async fn push_one(pusher: Arc<Pusher>, q: Queued, abort: CancellationToken) {
+    let entries = u64::from(q.record.entries);
+    let req = Request {
+        url: pusher.url.clone(),
+        headers: pusher.headers.clone(),
+        body: q.record.body,
+        retry_429: true,
+    };
+    let on_retry = || pusher.stats.failed(entries);
+    let delivery = deliver(pusher.client.clone(), req, pusher.backoff, abort, on_retry).await;
+    let stats = &pusher.stats;
+    match delivery {
+        Delivery::Delivered { attempts } => {
+            SinkStats::add(&stats.delivered_requests, 1);
+            SinkStats::add(&stats.sent_items, entries);
+            SinkStats::add(&stats.sent_bytes, u64::from(q.record.text_bytes));
+            tracing::debug!(entries, attempts, "loki push delivered");
+        }
+        Delivery::Rejected { status, body } => {
+            SinkStats::add(&stats.rejected_requests, 1);
+            SinkStats::add(&stats.rejected_items, entries);
+            tracing::error!(status, entries, %body, "loki push rejected, lines dropped");
+        }
+        Delivery::Aborted => {
+            // Not done: the record stays on disk and is sent after a restart.
+            SinkStats::add(&stats.aborted_requests, 1);
+            return;
+        }
+    }
+    pusher.queue.done(q.seq, 1, entries);
+    pusher.update_gauge(0);
+}

@@ -1,0 +1,474 @@
+//! The Loki sink's bounded on-disk queue: push bodies wait here, durable, between the batcher
+//! (which acknowledges the tailer's positions once a body is fsync'd) and the senders (which
+//! deliver bodies in order and mark each one done after a 2xx or a permanent rejection).
+//!
+//! - [`QueueWriter`] appends records to the open segment, fsyncing each; it waits (and so the
+//!   tailer waits) while the queue holds `max_bytes` or more, and rolls to a new segment past
+//!   `segment_bytes`, or when every record of the open one is already done, so a drained
+//!   queue keeps no delivered bytes to re-send after a restart.
+//! - [`QueueReader`] hands out records in order, waiting for new ones.
+//! - [`LogQueue::done`] counts a record finished; a sealed segment whose records are all
+//!   done is deleted, which frees space for the writer.
+//!
+//! Delivery is at-least-once across restarts: done counts live in memory only, so a segment
+//! not yet deleted is sent again whole after a restart. The log store drops the copies (same
+//! stream, timestamp and line). The format is in `segment.rs`.
+
+mod segment;
+#[cfg(test)]
+mod tests;
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::Notify;
+
+pub(crate) use segment::Record;
+pub use segment::SegmentError;
+
+/// The queue's directory inside the agent's state directory.
+pub const LOG_QUEUE_DIR: &str = "logqueue";
+/// The most bytes the queue holds before the tailer waits (`--logs.queue-max-bytes`): 1 GiB,
+/// hours of a busy node's logs, and room on any node's disk.
+pub const DEFAULT_QUEUE_MAX_BYTES: u64 = 1 << 30;
+/// A segment is sealed once it holds this many bytes; it is deleted when all of it is done.
+pub const DEFAULT_SEGMENT_BYTES: u64 = 8 << 20;
+
+/// Where the queue lives and how large it may grow.
+#[derive(Clone, Debug)]
+pub struct QueueConfig {
+    pub dir: PathBuf,
+    /// Default [`DEFAULT_QUEUE_MAX_BYTES`]. A record larger than this is still taken when
+    /// nothing else is waiting, so an outsized push cannot stop the queue for good.
+    pub max_bytes: u64,
+    /// Default [`DEFAULT_SEGMENT_BYTES`].
+    pub segment_bytes: u64,
+}
+
+impl QueueConfig {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        QueueConfig {
+            dir: dir.into(),
+            max_bytes: DEFAULT_QUEUE_MAX_BYTES,
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
+        }
+    }
+
+    /// Opens the queue, recovering the segments a previous run left (their records are
+    /// delivered first); fails on a segment of an unknown format.
+    pub(crate) fn open(&self) -> Result<(QueueWriter, QueueReader, LogQueue), SegmentError> {
+        let io = |source| SegmentError::Io {
+            path: self.dir.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&self.dir).map_err(io)?;
+        let mut seqs = Vec::new();
+        for entry in std::fs::read_dir(&self.dir).map_err(io)? {
+            let entry = entry.map_err(io)?;
+            if let Some(seq) = entry.file_name().to_str().and_then(segment::parse_name) {
+                seqs.push(seq);
+            }
+        }
+        seqs.sort_unstable();
+        let mut index = Index::default();
+        for seq in seqs {
+            let path = self.dir.join(segment::file_name(seq));
+            match segment::recover(&path)? {
+                Some(r) if r.records > 0 => {
+                    index.bytes += r.len;
+                    index.unsent += r.records;
+                    index.unsent_entries += r.entries;
+                    index.segs.push_back(Segment {
+                        seq,
+                        len: r.len,
+                        records: r.records,
+                        done: 0,
+                        sealed: true,
+                    });
+                }
+                _ => std::fs::remove_file(&path).map_err(io)?,
+            }
+        }
+        if index.unsent > 0 {
+            tracing::info!(
+                records = index.unsent,
+                entries = index.unsent_entries,
+                bytes = index.bytes,
+                "log queue replays what a previous run left"
+            );
+        }
+        let next_seq = index.segs.back().map_or(1, |s| s.seq + 1);
+        let shared = Arc::new(Shared {
+            cfg: self.clone(),
+            index: Mutex::new(index),
+            space: Notify::new(),
+            data: Notify::new(),
+        });
+        let writer = QueueWriter {
+            shared: shared.clone(),
+            file: None,
+            next_seq,
+        };
+        let reader = QueueReader {
+            shared: shared.clone(),
+            cursor: Cursor {
+                seq: 0,
+                offset: segment::HEADER_LEN,
+                read: 0,
+            },
+            file: None,
+        };
+        Ok((writer, reader, LogQueue { shared }))
+    }
+}
+
+/// One segment as the queue knows it.
+#[derive(Debug)]
+struct Segment {
+    seq: u64,
+    /// Durable bytes, header included.
+    len: u64,
+    records: u64,
+    done: u64,
+    /// No more records will be appended.
+    sealed: bool,
+}
+
+#[derive(Debug, Default)]
+struct Index {
+    segs: VecDeque<Segment>,
+    /// Bytes of every segment on disk.
+    bytes: u64,
+    /// Records and lines not yet done.
+    unsent: u64,
+    unsent_entries: u64,
+    /// The writer is gone: once everything is read, the reader ends.
+    closed: bool,
+}
+
+#[derive(Debug)]
+struct Shared {
+    cfg: QueueConfig,
+    index: Mutex<Index>,
+    /// Signalled when a segment is deleted (the writer may go on).
+    space: Notify,
+    /// Signalled when a record is appended or the writer closes (the reader may go on).
+    data: Notify,
+}
+
+impl Shared {
+    fn index(&self) -> MutexGuard<'_, Index> {
+        self.index.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn path(&self, seq: u64) -> PathBuf {
+        self.cfg.dir.join(segment::file_name(seq))
+    }
+
+    /// Deletes segment `seq` when it is sealed and all done. Called with the index locked.
+    fn collect(&self, index: &mut Index, seq: u64) {
+        let Some(at) = index.segs.iter().position(|s| s.seq == seq) else {
+            return;
+        };
+        let s = &index.segs[at];
+        if !(s.sealed && s.done >= s.records) {
+            return;
+        }
+        if let Err(error) = std::fs::remove_file(self.path(seq)) {
+            // Left behind, it is replayed (duplicates, dropped by the store) after a restart.
+            tracing::warn!(seq, %error, "deleting a delivered log queue segment failed");
+        }
+        index.bytes = index.bytes.saturating_sub(s.len);
+        index.segs.remove(at);
+        self.space.notify_waiters();
+    }
+}
+
+/// The handle that marks records done; cheap to clone.
+#[derive(Clone, Debug)]
+pub(crate) struct LogQueue {
+    shared: Arc<Shared>,
+}
+
+impl LogQueue {
+    /// Marks `n` records of segment `seq`, holding `entries` lines, as finished (delivered or
+    /// rejected for good).
+    pub fn done(&self, seq: u64, n: u64, entries: u64) {
+        let mut index = self.shared.index();
+        if let Some(s) = index.segs.iter_mut().find(|s| s.seq == seq) {
+            s.done += n;
+        }
+        index.unsent = index.unsent.saturating_sub(n);
+        index.unsent_entries = index.unsent_entries.saturating_sub(entries);
+        self.shared.collect(&mut index, seq);
+    }
+
+    /// Bytes on disk, and lines waiting, for the counters.
+    pub fn usage(&self) -> (u64, u64) {
+        let index = self.shared.index();
+        (index.bytes, index.unsent_entries)
+    }
+}
+
+/// Appends records; see the module docs.
+#[derive(Debug)]
+pub(crate) struct QueueWriter {
+    shared: Arc<Shared>,
+    /// The open segment and its sequence number.
+    file: Option<(u64, File)>,
+    next_seq: u64,
+}
+
+impl QueueWriter {
+    /// Appends `record` once there is room, fsync'd before this returns. On an I/O error
+    /// (disk full) nothing is appended and the caller may try again.
+    pub async fn push(&mut self, record: Record) -> std::io::Result<()> {
+        let need = record.framed_len();
+        loop {
+            let notified = self.shared.space.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let index = self.shared.index();
+                if index.unsent == 0 || index.bytes + need <= self.shared.cfg.max_bytes {
+                    break;
+                }
+            }
+            notified.await;
+        }
+        let roll = match &self.file {
+            None => true,
+            Some((seq, _)) => {
+                let index = self.shared.index();
+                index.segs.iter().find(|s| s.seq == *seq).is_none_or(|s| {
+                    s.sealed
+                        || s.records > 0
+                            && (s.len + need > self.shared.cfg.segment_bytes || s.done >= s.records)
+                })
+            }
+        };
+        if roll {
+            self.seal();
+            self.open_segment().await?;
+        }
+        let Some((seq, file)) = self.file.take() else {
+            return Err(std::io::Error::other("no open log queue segment"));
+        };
+        let bytes = record.encode();
+        let (file, written) = tokio::task::spawn_blocking(move || {
+            let mut file = file;
+            let written = file.write_all(&bytes).and_then(|()| file.sync_data());
+            (file, written)
+        })
+        .await
+        .map_err(std::io::Error::other)?;
+        let mut index = self.shared.index();
+        let Some(s) = index.segs.iter_mut().find(|s| s.seq == seq) else {
+            return Err(std::io::Error::other("open log queue segment vanished"));
+        };
+        if let Err(error) = written {
+            // Part of the record may be in the file: cut it off and write no more there.
+            let _ = file.set_len(s.len);
+            s.sealed = true;
+            self.shared.collect(&mut index, seq);
+            return Err(error);
+        }
+        s.len += need;
+        s.records += 1;
+        index.bytes += need;
+        index.unsent += 1;
+        index.unsent_entries += u64::from(record.entries);
+        drop(index);
+        self.file = Some((seq, file));
+        self.shared.data.notify_one();
+        Ok(())
+    }
+
+    /// Creates the next segment and makes its name durable.
+    async fn open_segment(&mut self) -> std::io::Result<()> {
+        let seq = self.next_seq;
+        let (path, dir) = (self.shared.path(seq), self.shared.cfg.dir.clone());
+        let file = tokio::task::spawn_blocking(move || {
+            let file = segment::create(&path)?;
+            File::open(&dir)?.sync_all()?;
+            Ok::<_, std::io::Error>(file)
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        self.next_seq += 1;
+        let mut index = self.shared.index();
+        index.bytes += segment::HEADER_LEN;
+        index.segs.push_back(Segment {
+            seq,
+            len: segment::HEADER_LEN,
+            records: 0,
+            done: 0,
+            sealed: false,
+        });
+        self.file = Some((seq, file));
+        Ok(())
+    }
+
+    /// Seals the open segment (deleting it when all done).
+    fn seal(&mut self) {
+        if let Some((seq, _)) = self.file.take() {
+            let mut index = self.shared.index();
+            if let Some(s) = index.segs.iter_mut().find(|s| s.seq == seq) {
+                s.sealed = true;
+            }
+            self.shared.collect(&mut index, seq);
+        }
+    }
+
+    /// No more records: the reader ends once it has read everything.
+    pub fn close(mut self) {
+        self.seal();
+        self.shared.index().closed = true;
+        self.shared.data.notify_one();
+    }
+}
+
+/// Where the reader is: segment, byte offset, records read there.
+#[derive(Clone, Copy, Debug)]
+struct Cursor {
+    seq: u64,
+    offset: u64,
+    read: u64,
+}
+
+/// One record handed out, with the segment it is in (for [`LogQueue::done`]).
+#[derive(Debug)]
+pub(crate) struct Queued {
+    pub seq: u64,
+    pub record: Record,
+}
+
+/// Reads records in order; see the module docs.
+#[derive(Debug)]
+pub(crate) struct QueueReader {
+    shared: Arc<Shared>,
+    cursor: Cursor,
+    file: Option<(u64, File)>,
+}
+
+enum Step {
+    Read(Cursor),
+    Wait,
+    End,
+}
+
+impl QueueReader {
+    /// The next record, waiting for one; `None` once the writer closed and all was read.
+    /// Cancel-safe: the cursor moves only when a record is returned.
+    pub async fn next(&mut self) -> Option<Queued> {
+        let shared = self.shared.clone();
+        loop {
+            let notified = shared.data.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            match self.step() {
+                Step::End => return None,
+                Step::Wait => notified.await,
+                Step::Read(at) => {
+                    if let Some(q) = self.read(at).await {
+                        return Some(q);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Moves the cursor to the first segment with an unread record.
+    fn step(&mut self) -> Step {
+        let shared = self.shared.clone();
+        let index = shared.index();
+        let from = self.cursor.seq;
+        for s in index.segs.iter().filter(|s| s.seq >= from) {
+            if s.seq > self.cursor.seq {
+                self.cursor = Cursor {
+                    seq: s.seq,
+                    offset: segment::HEADER_LEN,
+                    read: 0,
+                };
+            }
+            if self.cursor.read < s.records {
+                return Step::Read(self.cursor);
+            }
+            if !s.sealed {
+                return Step::Wait;
+            }
+        }
+        if index.closed {
+            Step::End
+        } else {
+            Step::Wait
+        }
+    }
+
+    /// Reads the record at `at`; none when the segment turned out corrupt, which is logged
+    /// and skipped (its remaining records counted done).
+    async fn read(&mut self, at: Cursor) -> Option<Queued> {
+        let file = match self.file.take() {
+            Some((seq, f)) if seq == at.seq => Some(f),
+            _ => None,
+        };
+        let path = self.shared.path(at.seq);
+        let (file, got) = tokio::task::spawn_blocking(move || {
+            let mut file = match file {
+                Some(f) => f,
+                None => match File::open(&path) {
+                    Ok(f) => f,
+                    Err(e) => return (None, Err(e)),
+                },
+            };
+            let got = segment::read_at(&mut file, at.offset);
+            (Some(file), got)
+        })
+        .await
+        .unwrap_or_else(|e| (None, Err(std::io::Error::other(e))));
+        match got {
+            Ok((record, next)) => {
+                self.file = file.map(|f| (at.seq, f));
+                self.cursor = Cursor {
+                    seq: at.seq,
+                    offset: next,
+                    read: at.read + 1,
+                };
+                Some(Queued {
+                    seq: at.seq,
+                    record,
+                })
+            }
+            Err(error) => {
+                let mut index = self.shared.index();
+                let left = index
+                    .segs
+                    .iter_mut()
+                    .find(|s| s.seq == at.seq)
+                    .map_or(0, |s| {
+                        // The writer appends no more to a segment it cannot be trusted with.
+                        s.sealed = true;
+                        s.records - at.read
+                    });
+                tracing::error!(
+                    path = %Path::new(&self.shared.path(at.seq)).display(),
+                    %error,
+                    records = left,
+                    "log queue segment unreadable, skipping its remaining records"
+                );
+                self.cursor.read = at.read + left;
+                drop(index);
+                // Lines in the skipped records are unknown here; the gauge catches up as
+                // records are counted done, and an unreadable segment is the rare case.
+                LogQueue {
+                    shared: self.shared.clone(),
+                }
+                .done(at.seq, left, 0);
+                None
+            }
+        }
+    }
+}

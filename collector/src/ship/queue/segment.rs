@@ -1,0 +1,216 @@
+//! The on-disk format of the log queue's segment files, and their recovery at start.
+//!
+//! # FORMAT (version 1)
+//!
+//! The queue is a directory (`<state.path>/logqueue/`) of segment files named
+//! `<seq>.seg`, `seq` a zero-padded decimal that grows by one per new segment; records are
+//! delivered in `seq` order, then in file order.
+//!
+//! A segment starts with an 8-byte header: the magic `VLGQ`, the version byte (`1`) and three
+//! zero bytes. Records follow, each framed as
+//!
+//! ```text
+//! len: u32 LE | crc32: u32 LE | payload (len bytes)
+//! payload = entries: u32 LE | text_bytes: u32 LE | body
+//! ```
+//!
+//! where `crc32` is the IEEE CRC of the payload, `entries` and `text_bytes` are the number of
+//! log lines and their text size (for the sink's counters), and `body` is the Loki push body
+//! exactly as sent: a snappy-compressed protobuf `PushRequest`. Each record is fsync'd before
+//! the tailer's positions for its lines are acknowledged.
+//!
+//! A crash can leave the last record torn (short, or with a CRC that does not match). Opening
+//! truncates the segment at the last good record with a warning; nothing before it is lost,
+//! and the torn record's lines were never acknowledged, so the tailer reads them again. A
+//! header with another magic or version is a clear error: a newer agent's queue is not
+//! silently discarded by an older one.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// The magic at the start of every segment.
+const MAGIC: &[u8; 4] = b"VLGQ";
+/// The format version this agent writes and reads.
+pub(crate) const VERSION: u8 = 1;
+/// Bytes of the segment header.
+pub(crate) const HEADER_LEN: u64 = 8;
+/// Bytes of a frame's `len` and `crc32`.
+const FRAME_HEAD: usize = 8;
+/// Bytes of the payload's `entries` and `text_bytes`.
+const META_LEN: usize = 8;
+/// The largest payload a frame may declare: far above any push body (a few MiB), so a
+/// corrupt length is caught before it allocates.
+const MAX_PAYLOAD: u32 = 256 << 20;
+
+/// Why a segment could not be opened.
+#[derive(thiserror::Error, Debug)]
+pub enum SegmentError {
+    #[error("log queue segment {path}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("log queue segment {path} is not a Vigil log queue segment (bad magic)")]
+    BadMagic { path: PathBuf },
+    #[error(
+        "log queue segment {path} has format version {found}; this agent reads version {VERSION} \
+         (move the queue directory away to start with an empty queue)"
+    )]
+    UnknownVersion { path: PathBuf, found: u8 },
+}
+
+/// One record: a push body and what it holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Record {
+    pub entries: u32,
+    pub text_bytes: u32,
+    pub body: Vec<u8>,
+}
+
+impl Record {
+    /// Bytes the record takes in its segment, framing included.
+    pub fn framed_len(&self) -> u64 {
+        (FRAME_HEAD + META_LEN + self.body.len()) as u64
+    }
+
+    /// The framed bytes of the record.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut payload = Vec::with_capacity(META_LEN + self.body.len());
+        payload.extend_from_slice(&self.entries.to_le_bytes());
+        payload.extend_from_slice(&self.text_bytes.to_le_bytes());
+        payload.extend_from_slice(&self.body);
+        let mut out = Vec::with_capacity(FRAME_HEAD + payload.len());
+        out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        out.extend_from_slice(&payload);
+        out
+    }
+}
+
+/// The file name of segment `seq`.
+pub(crate) fn file_name(seq: u64) -> String {
+    format!("{seq:020}.seg")
+}
+
+/// The sequence number of a segment file name, or none for another file.
+pub(crate) fn parse_name(name: &str) -> Option<u64> {
+    name.strip_suffix(".seg")?.parse().ok()
+}
+
+/// Creates segment `path` with its header, synced.
+pub(crate) fn create(path: &Path) -> std::io::Result<File> {
+    let mut f = File::options().create_new(true).append(true).open(path)?;
+    let mut header = [0u8; HEADER_LEN as usize];
+    header[..4].copy_from_slice(MAGIC);
+    header[4] = VERSION;
+    f.write_all(&header)?;
+    f.sync_data()?;
+    Ok(f)
+}
+
+/// What a segment holds after recovery.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Recovered {
+    /// Records in the segment.
+    pub records: u64,
+    /// Lines in those records.
+    pub entries: u64,
+    /// The segment's length once any torn tail is cut off.
+    pub len: u64,
+}
+
+/// Reads segment `path` through, truncating a torn tail; `None` when even the header is
+/// incomplete (a crash right after creating it: the segment holds nothing).
+pub(crate) fn recover(path: &Path) -> Result<Option<Recovered>, SegmentError> {
+    let io = |source| SegmentError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let bytes = std::fs::read(path).map_err(io)?;
+    if bytes.len() < HEADER_LEN as usize {
+        return Ok(None);
+    }
+    if &bytes[..4] != MAGIC {
+        return Err(SegmentError::BadMagic {
+            path: path.to_path_buf(),
+        });
+    }
+    if bytes[4] != VERSION {
+        return Err(SegmentError::UnknownVersion {
+            path: path.to_path_buf(),
+            found: bytes[4],
+        });
+    }
+    let mut at = HEADER_LEN as usize;
+    let (mut records, mut entries) = (0u64, 0u64);
+    while let Some((record, next)) = decode_at(&bytes, at) {
+        records += 1;
+        entries += u64::from(record.entries);
+        at = next;
+    }
+    if at < bytes.len() {
+        tracing::warn!(
+            path = %path.display(),
+            good_bytes = at,
+            torn_bytes = bytes.len() - at,
+            "log queue segment has a torn tail, truncating at the last good record"
+        );
+        let f = File::options().write(true).open(path).map_err(io)?;
+        f.set_len(at as u64).map_err(io)?;
+        f.sync_all().map_err(io)?;
+    }
+    Ok(Some(Recovered {
+        records,
+        entries,
+        len: at as u64,
+    }))
+}
+
+/// The record framed at `at` in `bytes` and the offset after it; none when the frame is
+/// incomplete or its CRC does not match.
+fn decode_at(bytes: &[u8], at: usize) -> Option<(Record, usize)> {
+    let head = bytes.get(at..at.checked_add(FRAME_HEAD)?)?;
+    let len = u32::from_le_bytes(head[..4].try_into().ok()?);
+    let crc = u32::from_le_bytes(head[4..].try_into().ok()?);
+    if len > MAX_PAYLOAD || (len as usize) < META_LEN {
+        return None;
+    }
+    let start = at + FRAME_HEAD;
+    let payload = bytes.get(start..start.checked_add(len as usize)?)?;
+    if crc32fast::hash(payload) != crc {
+        return None;
+    }
+    Some((decode_payload(payload)?, start + len as usize))
+}
+
+fn decode_payload(payload: &[u8]) -> Option<Record> {
+    Some(Record {
+        entries: u32::from_le_bytes(payload.get(..4)?.try_into().ok()?),
+        text_bytes: u32::from_le_bytes(payload.get(4..8)?.try_into().ok()?),
+        body: payload.get(META_LEN..)?.to_vec(),
+    })
+}
+
+/// Reads the record at `offset` of an open segment; returns it and the offset after it. An
+/// error means the segment changed under the queue (corruption after it was opened).
+pub(crate) fn read_at(f: &mut File, offset: u64) -> std::io::Result<(Record, u64)> {
+    let corrupt =
+        |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+    f.seek(SeekFrom::Start(offset))?;
+    let mut head = [0u8; FRAME_HEAD];
+    f.read_exact(&mut head)?;
+    let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+    let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+    if len > MAX_PAYLOAD || (len as usize) < META_LEN {
+        return Err(corrupt("record length out of range"));
+    }
+    let mut payload = vec![0u8; len as usize];
+    f.read_exact(&mut payload)?;
+    if crc32fast::hash(&payload) != crc {
+        return Err(corrupt("record checksum mismatch"));
+    }
+    let record = decode_payload(&payload).ok_or_else(|| corrupt("record too short"))?;
+    Ok((record, offset + (FRAME_HEAD as u64) + u64::from(len)))
+}

@@ -1,0 +1,236 @@
+//! The log queue's tests: round trip, torn tails, backpressure, replay after a restart and
+//! deletion after delivery, on real files in a temp dir.
+
+use std::time::Duration;
+
+use super::segment::{self, SegmentError};
+use super::*;
+
+fn rec(k: u8, len: usize) -> Record {
+    Record {
+        entries: u32::from(k) + 1,
+        text_bytes: len as u32,
+        body: vec![k; len],
+    }
+}
+
+fn cfg(dir: &Path) -> QueueConfig {
+    QueueConfig::new(dir)
+}
+
+fn segments(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Every record the reader hands out until the writer's close, with their segments.
+async fn drain(reader: &mut QueueReader) -> Vec<Queued> {
+    let mut out = Vec::new();
+    while let Some(q) = tokio::time::timeout(Duration::from_secs(5), reader.next())
+        .await
+        .expect("reader ended")
+    {
+        out.push(q);
+    }
+    out
+}
+
+#[tokio::test]
+async fn records_come_back_in_order_after_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let written = vec![rec(1, 10), rec(2, 0), rec(3, 5000)];
+    {
+        let (mut writer, mut reader, _q) = cfg(dir.path()).open().unwrap();
+        for r in &written {
+            writer.push(r.clone()).await.unwrap();
+        }
+        writer.close();
+        let got: Vec<Record> = drain(&mut reader)
+            .await
+            .into_iter()
+            .map(|q| q.record)
+            .collect();
+        assert_eq!(got, written);
+    }
+    // Nothing was marked done: a new run replays all of it.
+    let (writer, mut reader, queue) = cfg(dir.path()).open().unwrap();
+    assert_eq!(queue.usage().1, 2 + 3 + 4, "lines waiting");
+    writer.close();
+    let got: Vec<Record> = drain(&mut reader)
+        .await
+        .into_iter()
+        .map(|q| q.record)
+        .collect();
+    assert_eq!(got, written);
+}
+
+#[tokio::test]
+async fn a_torn_tail_is_cut_at_every_record_boundary() {
+    let dir = tempfile::tempdir().unwrap();
+    let written = vec![rec(1, 3), rec(2, 40), rec(3, 7)];
+    {
+        let (mut writer, _reader, _q) = cfg(dir.path()).open().unwrap();
+        for r in &written {
+            writer.push(r.clone()).await.unwrap();
+        }
+        writer.close();
+    }
+    let name = segment::file_name(1);
+    let full = std::fs::read(dir.path().join(&name)).unwrap();
+    let mut ends = vec![segment::HEADER_LEN];
+    for r in &written {
+        ends.push(ends[ends.len() - 1] + r.framed_len());
+    }
+    assert_eq!(*ends.last().unwrap(), full.len() as u64);
+    for cut in 0..=full.len() {
+        let torn = tempfile::tempdir().unwrap();
+        std::fs::write(torn.path().join(&name), &full[..cut]).unwrap();
+        let (writer, mut reader, _q) = cfg(torn.path()).open().unwrap();
+        writer.close();
+        let got: Vec<Record> = drain(&mut reader)
+            .await
+            .into_iter()
+            .map(|q| q.record)
+            .collect();
+        let whole = ends.iter().skip(1).filter(|&&e| e <= cut as u64).count();
+        assert_eq!(got, written[..whole], "cut at {cut}");
+        let good = ends.iter().copied().filter(|&e| e <= cut as u64).max();
+        let len = std::fs::metadata(torn.path().join(&name)).map(|m| m.len());
+        match good {
+            // Nothing whole in it: the segment is gone.
+            _ if whole == 0 => assert!(len.is_err(), "cut at {cut}: empty segment removed"),
+            Some(g) => assert_eq!(len.unwrap(), g, "cut at {cut}: truncated to the boundary"),
+            None => unreachable!(),
+        }
+    }
+    // A flipped byte in the last record's payload: that record is dropped, the others stay.
+    let mut flipped = full.clone();
+    *flipped.last_mut().unwrap() ^= 0xff;
+    let torn = tempfile::tempdir().unwrap();
+    std::fs::write(torn.path().join(&name), &flipped).unwrap();
+    let (writer, mut reader, _q) = cfg(torn.path()).open().unwrap();
+    writer.close();
+    let got: Vec<Record> = drain(&mut reader)
+        .await
+        .into_iter()
+        .map(|q| q.record)
+        .collect();
+    assert_eq!(got, written[..2]);
+}
+
+#[tokio::test]
+async fn a_full_queue_blocks_the_writer_until_a_segment_is_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cfg(dir.path());
+    // Room for the header and one 1000-byte record, and one record per segment.
+    c.max_bytes = segment::HEADER_LEN + rec(0, 1000).framed_len();
+    c.segment_bytes = 1;
+    let (mut writer, mut reader, queue) = c.open().unwrap();
+    writer.push(rec(0, 1000)).await.unwrap();
+    let blocked = tokio::time::timeout(Duration::from_millis(300), writer.push(rec(1, 1000))).await;
+    assert!(blocked.is_err(), "the second record waits for room");
+    let first = reader.next().await.unwrap();
+    assert_eq!(first.record, rec(0, 1000));
+    queue.done(first.seq, 1, 1);
+    // The first segment is still open (nothing else was appended): it is rolled and deleted
+    // by the next append, which then fits.
+    tokio::time::timeout(Duration::from_secs(5), writer.push(rec(1, 1000)))
+        .await
+        .expect("the writer goes on once the first record is done")
+        .unwrap();
+    assert_eq!(segments(dir.path()), [segment::file_name(2)]);
+    let second = reader.next().await.unwrap();
+    assert_eq!(second.record, rec(1, 1000));
+}
+
+#[tokio::test]
+async fn a_record_larger_than_the_queue_is_taken_when_the_queue_is_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cfg(dir.path());
+    c.max_bytes = 100;
+    let (mut writer, mut reader, _q) = c.open().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), writer.push(rec(7, 1000)))
+        .await
+        .expect("not blocked forever")
+        .unwrap();
+    assert_eq!(reader.next().await.unwrap().record, rec(7, 1000));
+}
+
+#[tokio::test]
+async fn a_restart_replays_only_the_segments_not_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cfg(dir.path());
+    c.segment_bytes = 1; // one record per segment
+    {
+        let (mut writer, mut reader, queue) = c.open().unwrap();
+        for k in 0..3 {
+            writer.push(rec(k, 100)).await.unwrap();
+        }
+        let first = reader.next().await.unwrap();
+        queue.done(first.seq, 1, 1);
+        // Killed here: records 1 and 2 were never delivered.
+    }
+    assert_eq!(
+        segments(dir.path()),
+        [segment::file_name(2), segment::file_name(3)]
+    );
+    let (mut writer, mut reader, _q) = c.open().unwrap();
+    writer.push(rec(9, 10)).await.unwrap();
+    writer.close();
+    let got: Vec<Record> = drain(&mut reader)
+        .await
+        .into_iter()
+        .map(|q| q.record)
+        .collect();
+    assert_eq!(
+        got,
+        [rec(1, 100), rec(2, 100), rec(9, 10)],
+        "old records first"
+    );
+    assert_eq!(
+        segments(dir.path()).last().unwrap(),
+        &segment::file_name(4),
+        "new segments continue the sequence"
+    );
+}
+
+#[tokio::test]
+async fn a_segment_is_deleted_only_when_every_record_in_it_is_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut writer, mut reader, queue) = cfg(dir.path()).open().unwrap();
+    writer.push(rec(0, 10)).await.unwrap();
+    writer.push(rec(1, 10)).await.unwrap();
+    writer.close();
+    let got = drain(&mut reader).await;
+    assert_eq!(got.len(), 2);
+    // Out of order, as concurrent pushes finish.
+    queue.done(got[1].seq, 1, 2);
+    assert_eq!(segments(dir.path()), [segment::file_name(1)]);
+    queue.done(got[0].seq, 1, 1);
+    assert!(segments(dir.path()).is_empty());
+    assert_eq!(queue.usage(), (0, 0));
+}
+
+#[test]
+fn an_unknown_version_or_magic_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(segment::file_name(1));
+    std::fs::write(&path, b"VLGQ\x02\0\0\0").unwrap();
+    match cfg(dir.path()).open() {
+        Err(SegmentError::UnknownVersion { found: 2, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    std::fs::write(&path, b"NOPE\x01\0\0\0").unwrap();
+    assert!(matches!(
+        cfg(dir.path()).open(),
+        Err(SegmentError::BadMagic { .. })
+    ));
+    // Other files in the directory are not the queue's business.
+    std::fs::remove_file(&path).unwrap();
+    std::fs::write(dir.path().join("notes.txt"), b"x").unwrap();
+    assert!(cfg(dir.path()).open().is_ok());
+}
