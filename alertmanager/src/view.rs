@@ -119,13 +119,80 @@ const SECRET_KEYS: &[&str] = &[
 
 /// The config as YAML with every secret written as `<secret>`, for `/api/v2/status`: never
 /// the file as read, which holds the secrets.
+/// It is shown as Alertmanager 0.25 shows its own (what `amtool config show` prints): the
+/// global defaults filled in, unset fields left out, `templates` always present.
 pub fn redacted_config_yaml(config: &AlertmanagerConfig) -> String {
     let mut value = match serde_yaml::to_value(config) {
         Ok(v) => v,
         Err(error) => return format!("# config could not be rendered: {error}\n"),
     };
     redact(&mut value);
+    fill_defaults(&mut value);
+    drop_unset(&mut value);
     serde_yaml::to_string(&value).unwrap_or_default()
+}
+
+/// Alertmanager 0.25's `DefaultGlobalConfig`, for the global fields a file leaves unset.
+const GLOBAL_DEFAULTS: &[(&str, &str)] = &[
+    ("resolve_timeout", "5m"),
+    (
+        "http_config",
+        "{follow_redirects: true, enable_http2: true}",
+    ),
+    ("smtp_hello", "localhost"),
+    ("smtp_require_tls", "true"),
+    ("pagerduty_url", "https://events.pagerduty.com/v2/enqueue"),
+    ("opsgenie_api_url", "https://api.opsgenie.com/"),
+    ("wechat_api_url", "https://qyapi.weixin.qq.com/cgi-bin/"),
+    (
+        "victorops_api_url",
+        "https://alert.victorops.com/integrations/generic/20131114/alert/",
+    ),
+    ("telegram_api_url", "https://api.telegram.org"),
+    ("webex_api_url", "https://webexapis.com/v1/messages"),
+];
+
+fn fill_defaults(v: &mut serde_yaml::Value) {
+    let serde_yaml::Value::Mapping(root) = v else {
+        return;
+    };
+    let global = root
+        .entry("global".into())
+        .or_insert_with(|| serde_yaml::Value::Mapping(Default::default()));
+    if global.is_null() {
+        *global = serde_yaml::Value::Mapping(Default::default());
+    }
+    if let serde_yaml::Value::Mapping(global) = global {
+        for (key, default) in GLOBAL_DEFAULTS {
+            let slot = global
+                .entry((*key).into())
+                .or_insert(serde_yaml::Value::Null);
+            if slot.is_null() {
+                // The defaults are literals above; one that did not parse stays unset.
+                *slot = serde_yaml::from_str(default).unwrap_or_default();
+            }
+        }
+    }
+    let templates = root
+        .entry("templates".into())
+        .or_insert(serde_yaml::Value::Null);
+    if templates.is_null() {
+        *templates = serde_yaml::Value::Sequence(Vec::new());
+    }
+}
+
+/// Removes unset (null) fields, as Go's `omitempty` leaves them out.
+fn drop_unset(v: &mut serde_yaml::Value) {
+    match v {
+        serde_yaml::Value::Mapping(m) => {
+            m.retain(|_, val| !val.is_null());
+            for (_, val) in m.iter_mut() {
+                drop_unset(val);
+            }
+        }
+        serde_yaml::Value::Sequence(s) => s.iter_mut().for_each(drop_unset),
+        _ => {}
+    }
 }
 
 fn redact(v: &mut serde_yaml::Value) {
@@ -161,5 +228,14 @@ mod tests {
             "webhook urls are not secret in 0.25: {shown}"
         );
         assert!(shown.contains("username: u"), "{shown}");
+    }
+
+    #[test]
+    fn the_config_is_shown_with_alertmanagers_defaults_and_without_unset_fields() {
+        let yaml = "route:\n  receiver: team\n  group_by: [alertname]\nreceivers:\n- name: team\n";
+        let shown = redacted_config_yaml(&AlertmanagerConfig::parse(yaml).unwrap());
+        // What `amtool config show` printed for this file against a real Alertmanager 0.25.
+        let want = "global:\n  resolve_timeout: 5m\n  http_config:\n    follow_redirects: true\n    enable_http2: true\n  smtp_hello: localhost\n  smtp_require_tls: true\n  pagerduty_url: https://events.pagerduty.com/v2/enqueue\n  opsgenie_api_url: https://api.opsgenie.com/\n  wechat_api_url: https://qyapi.weixin.qq.com/cgi-bin/\n  victorops_api_url: https://alert.victorops.com/integrations/generic/20131114/alert/\n  telegram_api_url: https://api.telegram.org\n  webex_api_url: https://webexapis.com/v1/messages\nroute:\n  receiver: team\n  group_by:\n  - alertname\n  continue: false\nreceivers:\n- name: team\ntemplates: []\n";
+        assert_eq!(shown, want);
     }
 }

@@ -20,6 +20,7 @@ mod alerting_nflog;
 mod alerting_phase;
 mod alerting_restore;
 mod alerting_rules_logql;
+mod amtool;
 mod check;
 mod cli;
 mod crash;

@@ -12,7 +12,7 @@ pub const PROMETHEUS: &str = "/usr/bin/prometheus";
 
 /// True when the peer at `path` is installed; otherwise says the test skipped, or panics
 /// under `CI=true`, where a missing peer is a failure.
-fn present(path: &str, purpose: &str) -> bool {
+pub fn present(path: &str, purpose: &str) -> bool {
     if std::path::Path::new(path).exists() {
         return true;
     }
