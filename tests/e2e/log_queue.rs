@@ -3,17 +3,16 @@
 //! rotated files are deleted as kubelet would, the agent is SIGKILLed and restarted, and when
 //! the receiver comes back every line still arrives, from the queue.
 
-use crate::harness::BIN;
+use crate::tail_stress::Agent;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use model::wire::loki::PushRequest;
 use prost::Message;
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -47,65 +46,6 @@ async fn receive(State(r): State<Arc<Receiver>>, uri: Uri, body: Bytes) -> Statu
     StatusCode::NO_CONTENT
 }
 
-/// `vigil agent` on the test's directories; SIGKILLed on drop.
-struct Agent {
-    child: Child,
-    log: Arc<Mutex<String>>,
-}
-
-impl Agent {
-    fn start(root: &Path, receiver: &str) -> Agent {
-        let mut child = Command::new(BIN)
-            .args([
-                "agent".to_string(),
-                "--web.listen-address=127.0.0.1:0".to_string(),
-                format!("--state.path={}", root.join("state").display()),
-                format!("--logs.path={}", root.join("pods").display()),
-                format!("--logs.push-url={receiver}/loki/api/v1/push"),
-                format!("--remote-write.url={receiver}/api/v1/write"),
-                "--logs.queue-max-bytes=64MB".to_string(),
-                "--metrics.interval=1h".to_string(),
-                "--node-name=queue".to_string(),
-            ])
-            .env("VIGIL_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start vigil agent");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let log_w = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("listening") {
-                    let _ = tx.send(());
-                }
-                let mut l = log_w.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-        if rx.recv_timeout(Duration::from_secs(30)).is_err() {
-            let _ = child.kill();
-            panic!("agent did not start; log:\n{}", log.lock().unwrap());
-        }
-        Agent { child, log }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The checkpoint offset `positions.json` holds for the file with inode `ino`.
 fn checkpoint_of(state: &Path, ino: u64) -> Option<u64> {
     let text = std::fs::read(state.join("positions.json")).ok()?;
@@ -116,6 +56,9 @@ fn checkpoint_of(state: &Path, ino: u64) -> Option<u64> {
         .find(|p| p["inode"].as_u64() == Some(ino))?["offset"]
         .as_u64()
 }
+
+/// The agent's flags beyond the stress test's: a small queue, so segments roll over.
+const QUEUE_FLAGS: &[&str] = &["--logs.queue-max-bytes=64MB"];
 
 const ROUNDS: usize = 3;
 const LINES_PER_ROUND: usize = 2_000;
@@ -139,7 +82,7 @@ async fn every_line_arrives_after_an_outage_longer_than_the_rotated_files_stay()
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let mut agent = Agent::start(root, &base);
+    let mut agent = Agent::start(root, &base, QUEUE_FLAGS);
     let mut logs = String::new();
     let live = container.join("0.log");
     for round in 0..ROUNDS {
@@ -176,7 +119,7 @@ async fn every_line_arrives_after_an_outage_longer_than_the_rotated_files_stay()
             // A crash in the middle of the outage: the queue is on disk, the files are gone.
             logs.push_str(&agent.log());
             drop(agent);
-            agent = Agent::start(root, &base);
+            agent = Agent::start(root, &base, QUEUE_FLAGS);
         }
     }
     assert!(

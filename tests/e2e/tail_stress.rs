@@ -98,14 +98,14 @@ async fn start_receiver() -> (String, Arc<Receiver>) {
 }
 
 /// A `vigil agent` on state and pod directories the test owns (so they outlive it), killed
-/// with SIGKILL on drop.
-struct Agent {
+/// with SIGKILL on drop (also used by `log_queue.rs`).
+pub(crate) struct Agent {
     child: Child,
     log: Arc<Mutex<String>>,
 }
 
 impl Agent {
-    fn start(root: &Path, receiver: &str, extra: &[&str]) -> Agent {
+    pub(crate) fn start(root: &Path, receiver: &str, extra: &[&str]) -> Agent {
         let mut args = vec![
             "agent".to_string(),
             "--web.listen-address=127.0.0.1:0".to_string(),
@@ -146,7 +146,7 @@ impl Agent {
         Agent { child, log }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
 }
