@@ -5,7 +5,6 @@
 //! [`select`], with `limit_ratio`'s label hash in [`labelhash`].
 
 mod fold;
-mod labelhash;
 mod select;
 mod values;
 

@@ -3,7 +3,6 @@
 //! `topk`, `bottomk` and `limitk` with a constant `k` are also computed for every step of a
 //! range query at once ([`select_steps`]).
 
-use super::labelhash::label_hash;
 use super::{group_labels, AggOp};
 use crate::allsteps::{AllSteps, Grid, Source, StepSeries};
 use crate::error::Error;
@@ -171,7 +170,7 @@ pub(super) fn limit_ratio(ratio: f64, input: Vec<Elem>) -> Vec<Elem> {
         .into_iter()
         .filter(|e| {
             // Go converts both to float64 the same way, rounding included.
-            let offset = label_hash(&e.labels) as f64 / u64::MAX as f64;
+            let offset = model::labels_hash(&e.labels) as f64 / u64::MAX as f64;
             (ratio >= 0.0 && offset < ratio) || (ratio < 0.0 && offset >= 1.0 + ratio)
         })
         .collect()
