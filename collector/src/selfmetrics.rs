@@ -7,11 +7,11 @@
 //! components ([`SinkStats`], [`NodeStats`], [`TailStats`]) as atomics; rendering reads them,
 //! so a scrape never waits on a component.
 
-use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crate::expo::TextWriter;
 use crate::node::NodeStats;
 use crate::ship::SinkStats;
 use crate::tail::TailStats;
@@ -74,13 +74,13 @@ pub(crate) struct AgentMetrics {
 impl AgentMetrics {
     /// The text-format body of `/metrics`, reading process figures from `/proc/self`.
     pub fn render(&self) -> String {
-        let mut out = Exposition::default();
+        let mut out = TextWriter::default();
         self.render_components(&mut out);
         render_process(&mut out, Path::new("/proc"));
         out.text
     }
 
-    fn render_components(&self, out: &mut Exposition) {
+    fn render_components(&self, out: &mut TextWriter) {
         let (rw, loki) = (&self.remote_write, &self.loki);
         out.counter(SAMPLES_SENT, "Samples the remote-write receiver accepted.")
             .sample(&[], load(&rw.sent_items));
@@ -134,7 +134,7 @@ impl AgentMetrics {
         .sample(&[], load(&loki.queued_items));
         out.gauge(FILES_TAILED, "Files the tailer follows.")
             .sample(&[], load(&self.tail.files));
-        out.text.push_str(&self.scrape.render());
+        self.scrape.render_into(out);
 
         let node = &self.node;
         out.family(
@@ -161,7 +161,7 @@ fn load(counter: &AtomicU64) -> f64 {
 
 /// Appends the process metrics that `procfs` has for this process; a figure that cannot be
 /// read is left out rather than reported as zero.
-fn render_process(out: &mut Exposition, procfs: &Path) {
+fn render_process(out: &mut TextWriter, procfs: &Path) {
     let status = std::fs::read_to_string(procfs.join("self/status")).unwrap_or_default();
     if let Some(rss) = resident_bytes(&status) {
         out.gauge(PROCESS_RESIDENT_MEMORY, "Resident memory size in bytes.")
@@ -223,62 +223,10 @@ fn boot_time(stat: &str) -> Option<f64> {
         .ok()
 }
 
-/// A text-format body being written. Label values are the constants above, which need no
-/// escaping.
-#[derive(Debug, Default)]
-struct Exposition {
-    text: String,
-}
-
-/// The family just declared, so its samples can be chained.
-struct FamilyWriter<'a> {
-    out: &'a mut Exposition,
-    name: &'static str,
-}
-
-impl FamilyWriter<'_> {
-    fn sample(self, labels: &[(&str, &str)], value: f64) -> Self {
-        self.out.line(self.name, labels, value);
-        self
-    }
-}
-
-impl Exposition {
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
-        // Writing to a String cannot fail.
-        let _ = writeln!(self.text, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    }
-
-    fn counter(&mut self, name: &'static str, help: &str) -> FamilyWriter<'_> {
-        self.family(name, "counter", help);
-        FamilyWriter { out: self, name }
-    }
-
-    fn gauge(&mut self, name: &'static str, help: &str) -> FamilyWriter<'_> {
-        self.family(name, "gauge", help);
-        FamilyWriter { out: self, name }
-    }
-
-    fn line(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
-        self.text.push_str(name);
-        if !labels.is_empty() {
-            self.text.push('{');
-            for (i, (k, v)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.text.push(',');
-                }
-                let _ = write!(self.text, "{k}=\"{v}\"");
-            }
-            self.text.push('}');
-        }
-        let _ = writeln!(self.text, " {value}");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::expo::{self, Format, MetricKind};
+    use crate::expo::{self, sample_value, Format, MetricKind};
 
     fn metrics() -> AgentMetrics {
         AgentMetrics {
@@ -288,21 +236,6 @@ mod tests {
             node: Arc::default(),
             tail: Arc::default(),
         }
-    }
-
-    /// The value of the sample `name` with `labels` in a text-format body.
-    fn value(body: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        let exp = expo::parse(body, Format::Text).unwrap();
-        exp.samples
-            .iter()
-            .find(|s| {
-                s.name == name
-                    && s.labels.len() == labels.len()
-                    && labels
-                        .iter()
-                        .all(|(k, v)| s.labels.iter().any(|(n, lv)| n == k && lv == v))
-            })
-            .map(|s| s.value)
     }
 
     #[test]
@@ -326,36 +259,36 @@ mod tests {
         assert_eq!(kind(QUEUE_SAMPLES), Some(MetricKind::Gauge));
         assert_eq!(kind(NODE_COLLECTION_DURATION), Some(MetricKind::Summary));
 
-        assert_eq!(value(&body, SAMPLES_SENT, &[]), Some(2000.0));
-        let dropped = |reason| value(&body, SAMPLES_DROPPED, &[("reason", reason)]);
+        assert_eq!(sample_value(&body, SAMPLES_SENT, &[]), Some(2000.0));
+        let dropped = |reason| sample_value(&body, SAMPLES_DROPPED, &[("reason", reason)]);
         assert_eq!(dropped(REASON_QUEUE_FULL), Some(7.0));
         assert_eq!(dropped(REASON_REJECTED), Some(3.0));
         assert_eq!(dropped(REASON_SHUTDOWN), Some(0.0));
-        assert_eq!(value(&body, QUEUE_SAMPLES, &[]), Some(42.0));
-        assert_eq!(value(&body, LOG_LINES_SENT, &[]), Some(5.0));
-        assert_eq!(value(&body, LOG_BYTES_SENT, &[]), Some(123.0));
-        assert_eq!(value(&body, LOG_PUSH_FAILURES, &[]), Some(2.0));
-        assert_eq!(value(&body, FILES_TAILED, &[]), Some(4.0));
+        assert_eq!(sample_value(&body, QUEUE_SAMPLES, &[]), Some(42.0));
+        assert_eq!(sample_value(&body, LOG_LINES_SENT, &[]), Some(5.0));
+        assert_eq!(sample_value(&body, LOG_BYTES_SENT, &[]), Some(123.0));
+        assert_eq!(sample_value(&body, LOG_PUSH_FAILURES, &[]), Some(2.0));
+        assert_eq!(sample_value(&body, FILES_TAILED, &[]), Some(4.0));
         let sum = format!("{NODE_COLLECTION_DURATION}_sum");
         let count = format!("{NODE_COLLECTION_DURATION}_count");
-        assert_eq!(value(&body, &sum, &[]), Some(1.5));
-        assert_eq!(value(&body, &count, &[]), Some(2.0));
+        assert_eq!(sample_value(&body, &sum, &[]), Some(1.5));
+        assert_eq!(sample_value(&body, &count, &[]), Some(2.0));
     }
 
     #[test]
     fn process_metrics_of_this_process_are_plausible() {
-        let mut out = Exposition::default();
+        let mut out = TextWriter::default();
         render_process(&mut out, Path::new("/proc"));
-        let rss = value(&out.text, PROCESS_RESIDENT_MEMORY, &[]).unwrap();
+        let rss = sample_value(&out.text, PROCESS_RESIDENT_MEMORY, &[]).unwrap();
         assert!(rss > 1e5 && rss < 1e11, "rss {rss}");
-        let start = value(&out.text, PROCESS_START_TIME, &[]).unwrap();
+        let start = sample_value(&out.text, PROCESS_START_TIME, &[]).unwrap();
         let now = chrono::Utc::now().timestamp() as f64;
         // This test process started at most an hour ago (the tick rounding is 10 ms).
         assert!(
             start <= now + 1.0 && start > now - 3600.0,
             "{start} vs {now}"
         );
-        assert!(value(&out.text, PROCESS_CPU_SECONDS, &[]).is_some());
+        assert!(sample_value(&out.text, PROCESS_CPU_SECONDS, &[]).is_some());
     }
 
     #[test]
@@ -382,7 +315,7 @@ mod tests {
     #[test]
     fn a_procfs_without_the_files_leaves_process_metrics_out() {
         let dir = tempfile::tempdir().unwrap();
-        let mut out = Exposition::default();
+        let mut out = TextWriter::default();
         render_process(&mut out, dir.path());
         assert!(out.text.is_empty(), "{}", out.text);
     }

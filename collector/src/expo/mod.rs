@@ -1,5 +1,5 @@
 //! The exposition parser: Prometheus text format 0.0.4 and OpenMetrics 1.0, as scraped from
-//! `/metrics` endpoints.
+//! `/metrics` endpoints; and (`write.rs`) the text-format writer of the agent's own families.
 //!
 //! [`parse`] is a pure function from a body to an [`Exposition`]: the metric families (name,
 //! type, HELP, UNIT) and their samples (name, labels, value, timestamp in milliseconds,
@@ -24,6 +24,11 @@
 mod lex;
 mod openmetrics;
 mod text;
+mod write;
+
+#[cfg(test)]
+pub(crate) use write::sample_value;
+pub(crate) use write::TextWriter;
 
 use std::borrow::Cow;
 

@@ -13,13 +13,13 @@
 //! bounded by the config. Loops and the manager write; [`ScrapeMetrics::render`] reads.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::scrape_loop::lock;
 use super::target::format_duration;
+use crate::expo::TextWriter;
 
 /// How long a summary keeps observations for its quantiles (client_golang's `DefMaxAge`).
 const SUMMARY_MAX_AGE: Duration = Duration::from_secs(600);
@@ -160,24 +160,30 @@ impl ScrapeMetrics {
         pool.sync_length.observe(Instant::now(), took.as_secs_f64());
     }
 
-    /// The text-format families, for the agent's `/metrics`.
+    /// The text-format families, for tests; the agent's `/metrics` uses [`Self::render_into`].
+    #[cfg(test)]
     pub fn render(&self) -> String {
+        let mut out = TextWriter::default();
+        self.render_into(&mut out);
+        out.text
+    }
+
+    /// Appends the text-format families to the agent's `/metrics` body.
+    pub(crate) fn render_into(&self, out: &mut TextWriter) {
         let now = Instant::now();
-        let mut out = String::new();
         let mut pools = lock(&self.pools);
-        family(
-            &mut out,
+        out.family(
             DISCOVERED_TARGETS,
             "gauge",
             "Current number of discovered targets.",
         );
         for (job, p) in pools.iter() {
             let labels = [("config", job.as_str()), ("name", "scrape")];
-            line(&mut out, DISCOVERED_TARGETS, &labels, p.discovered as f64);
+            out.line(DISCOVERED_TARGETS, &labels, p.discovered as f64);
         }
         let mut intervals = lock(&self.intervals);
         summary(
-            &mut out,
+            out,
             (
                 INTERVAL_LENGTH,
                 "Actual intervals between scrapes.",
@@ -187,54 +193,47 @@ impl ScrapeMetrics {
             now,
         );
         counter(
-            &mut out,
+            out,
             EXCEEDED_LABEL_LIMITS,
             "Total number of times scrape pools hit the label limits, during sync or config reload.",
             &self.exceeded_label_limits,
         );
         counter(
-            &mut out,
+            out,
             EXCEEDED_TARGET_LIMIT,
             "Total number of times scrape pools hit the target limit, during sync or config reload.",
             &self.exceeded_target_limit,
         );
-        family(
-            &mut out,
+        out.family(
             POOL_SYNCS,
             "counter",
             "Total number of syncs that were executed on a scrape pool.",
         );
         for (job, p) in pools.iter() {
-            line(&mut out, POOL_SYNCS, &[("scrape_job", job)], p.syncs as f64);
+            out.line(POOL_SYNCS, &[("scrape_job", job)], p.syncs as f64);
         }
-        family(
-            &mut out,
+        out.family(
             POOL_TARGETS,
             "gauge",
             "Current number of targets in this scrape pool.",
         );
         for (job, p) in pools.iter() {
-            line(
-                &mut out,
-                POOL_TARGETS,
-                &[("scrape_job", job)],
-                p.targets as f64,
-            );
+            out.line(POOL_TARGETS, &[("scrape_job", job)], p.targets as f64);
         }
         counter(
-            &mut out,
+            out,
             EXCEEDED_BODY_SIZE_LIMIT,
             "Total number of scrapes that hit the body size limit",
             &self.exceeded_body_size_limit,
         );
         counter(
-            &mut out,
+            out,
             EXCEEDED_SAMPLE_LIMIT,
             "Total number of scrapes that hit the sample limit and were rejected.",
             &self.exceeded_sample_limit,
         );
         summary(
-            &mut out,
+            out,
             (
                 SYNC_LENGTH,
                 "Actual interval to sync the scrape pool.",
@@ -245,89 +244,35 @@ impl ScrapeMetrics {
                 .map(|(k, p)| (k.as_str(), &mut p.sync_length)),
             now,
         );
-        out
     }
 }
 
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
-fn counter(out: &mut String, name: &str, help: &str, value: &AtomicU64) {
-    family(out, name, "counter", help);
-    line(out, name, &[], value.load(Ordering::Relaxed) as f64);
+fn counter(out: &mut TextWriter, name: &str, help: &str, value: &AtomicU64) {
+    out.counter(name, help)
+        .sample(&[], value.load(Ordering::Relaxed) as f64);
 }
 
 /// A summary family: `(name, help, label)` and each labelled summary's quantiles, sum and count.
 fn summary<'a>(
-    out: &mut String,
+    out: &mut TextWriter,
     (name, help, label): (&str, &str, &str),
     summaries: impl Iterator<Item = (&'a str, &'a mut Summary)>,
     now: Instant,
 ) {
-    family(out, name, "summary", help);
+    out.family(name, "summary", help);
     for (value, s) in summaries {
         for (q, v) in QUANTILES.iter().zip(s.quantiles(now)) {
-            line(
-                out,
-                name,
-                &[(label, value), ("quantile", &q.to_string())],
-                v,
-            );
+            out.line(name, &[(label, value), ("quantile", &q.to_string())], v);
         }
-        line(out, &format!("{name}_sum"), &[(label, value)], s.sum);
-        line(
-            out,
-            &format!("{name}_count"),
-            &[(label, value)],
-            s.count as f64,
-        );
+        out.line(&format!("{name}_sum"), &[(label, value)], s.sum);
+        out.line(&format!("{name}_count"), &[(label, value)], s.count as f64);
     }
-}
-
-/// One sample line; label values (job names from the config) are escaped.
-fn line(out: &mut String, name: &str, labels: &[(&str, &str)], value: f64) {
-    out.push_str(name);
-    if !labels.is_empty() {
-        out.push('{');
-        for (i, (k, v)) in labels.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            let escaped = v
-                .replace('\\', "\\\\")
-                .replace('"', "\\\"")
-                .replace('\n', "\\n");
-            let _ = write!(out, "{k}=\"{escaped}\"");
-        }
-        out.push('}');
-    }
-    let v = if value.is_nan() {
-        "NaN".to_string()
-    } else {
-        value.to_string()
-    };
-    let _ = writeln!(out, " {v}");
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::expo::{self, Format, MetricKind};
-
-    fn value(body: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        let exp = expo::parse(body, Format::Text).unwrap();
-        exp.samples
-            .iter()
-            .find(|s| {
-                s.name == name
-                    && s.labels.len() == labels.len()
-                    && labels
-                        .iter()
-                        .all(|(k, v)| s.labels.iter().any(|(n, lv)| n == k && lv == v))
-            })
-            .map(|s| s.value)
-    }
+    use crate::expo::{self, sample_value as value, Format, MetricKind};
 
     #[test]
     fn renders_prometheus_families_with_their_values() {
