@@ -2,13 +2,17 @@
 //! merged (Go's `r.FormValue`), repeated keys such as `match[]` kept, and the time and duration
 //! syntaxes both APIs accept.
 
-use axum::body::Bytes;
+use crate::error::{ApiError, PlainError};
 use axum::extract::{FromRequest, Request};
 use axum::http::{header, Method};
 use axum::response::{IntoResponse, Response};
 
-/// Largest form body accepted; a PromQL query longer than this is not a query.
-const MAX_FORM_BYTES: usize = 1 << 20;
+/// Largest form body accepted: Go's `ParseForm` bound, which Prometheus and Loki inherit, so
+/// every body they accept Vigil accepts too.
+const MAX_FORM_BYTES: usize = 10 << 20;
+
+/// Go's `ParseForm` error for a body over the bound, as Prometheus reports it.
+const FORM_TOO_LARGE: &str = "error parsing form values: http: POST too large";
 
 /// All parameters of a request, URL query first, then the form body.
 #[derive(Debug, Default)]
@@ -89,7 +93,7 @@ fn hex(b: u8) -> Option<u8> {
 impl<S: Send + Sync> FromRequest<S> for Params {
     type Rejection = Response;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
         let mut pairs = req
             .uri()
             .query()
@@ -101,16 +105,17 @@ impl<S: Send + Sync> FromRequest<S> for Params {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
         if req.method() == Method::POST && is_form {
-            let body = Bytes::from_request(req, state)
-                .await
-                .map_err(IntoResponse::into_response)?;
-            if body.len() > MAX_FORM_BYTES {
-                return Err((
-                    axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-                    "request body too large",
-                )
-                    .into_response());
-            }
+            // In the protocol's own form: Prometheus's `bad_data` envelope, Loki's plain text.
+            let too_large = if req.uri().path().starts_with("/loki/") {
+                PlainError::bad_request(FORM_TOO_LARGE).into_response()
+            } else {
+                ApiError::bad_data(FORM_TOO_LARGE).into_response()
+            };
+            // Read past axum's default body limit up to Go's; a read that fails here is either
+            // over the bound or a client that went away, which reads no answer.
+            let Ok(body) = axum::body::to_bytes(req.into_body(), MAX_FORM_BYTES).await else {
+                return Err(too_large);
+            };
             // Go's ParseForm puts body values before URL values for FormValue.
             let mut body_pairs = Params::parse(&body);
             body_pairs.append(&mut pairs);

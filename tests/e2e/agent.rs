@@ -69,6 +69,24 @@ async fn up_ships_node_metrics_and_container_logs() {
         .parse()
         .unwrap();
     assert!(cpus >= 1.0, "{j}");
+    // The families' metadata rides along with the samples: /api/v1/metadata answers with
+    // node_exporter's type and help, as Prometheus answers for what it scrapes.
+    let meta = eventually(Duration::from_secs(30), || async {
+        let (_, j) = get_json(&v, "/api/v1/metadata?metric=node_cpu_seconds_total").await;
+        let entry = j["data"]["node_cpu_seconds_total"].clone();
+        (!entry.is_null()).then_some(entry)
+    })
+    .await;
+    assert_eq!(
+        meta,
+        Some(serde_json::json!([{
+            "type": "counter",
+            "help": "Seconds the CPUs spent in each mode.",
+            "unit": ""
+        }])),
+        "log:\n{}",
+        v.log()
+    );
 
     // Container lines, with the labels from the path and partial lines joined.
     let start = "1795000000000000000"; // 2026-11-19, before the lines' timestamps

@@ -15,13 +15,13 @@ use std::collections::BTreeMap;
 
 /// One request as Grafana sends it: GET with a query string, or POST with a form body.
 #[derive(Clone, Debug)]
-enum Req {
+pub(crate) enum Req {
     Get(String),
     Post(&'static str, String),
 }
 
 /// Sends `req` to the server at `base` and returns the status and JSON body.
-async fn send(base: &str, req: &Req) -> (u16, Value) {
+pub(crate) async fn send(base: &str, req: &Req) -> (u16, Value) {
     let c = client();
     let resp = match req {
         Req::Get(path) => c.get(format!("{base}{path}")).send().await,
@@ -43,7 +43,7 @@ async fn send(base: &str, req: &Req) -> (u16, Value) {
 
 /// The generated data: counters and gauges every 15 s, 7.3 s off the minute so no sample sits
 /// on a query step, for 20 minutes ending about a minute ago.
-fn data(start: i64) -> WriteRequest {
+pub(crate) fn data(start: i64) -> WriteRequest {
     let mut timeseries = Vec::new();
     let mut add = |pairs: &[(&str, &str)], f: &dyn Fn(i64) -> f64| {
         timeseries.push(TimeSeries {
@@ -108,7 +108,7 @@ fn data(start: i64) -> WriteRequest {
     }
 }
 
-async fn write(base: &str, req: &WriteRequest) {
+pub(crate) async fn write(base: &str, req: &WriteRequest) {
     let body = snap::raw::Encoder::new()
         .compress_vec(&req.encode_to_vec())
         .expect("snappy");
@@ -117,7 +117,7 @@ async fn write(base: &str, req: &WriteRequest) {
 }
 
 /// Seconds with a millisecond fraction, as Grafana formats times.
-fn secs(ms: i64) -> String {
+pub(crate) fn secs(ms: i64) -> String {
     format!("{:.3}", ms as f64 / 1000.0)
 }
 
@@ -152,7 +152,7 @@ fn by_metric(result: &Value) -> BTreeMap<String, Value> {
 }
 
 /// Compares Vigil's answer with Prometheus's on everything Grafana reads.
-fn compare(ctx: &str, ours: &(u16, Value), theirs: &(u16, Value)) {
+pub(crate) fn compare(ctx: &str, ours: &(u16, Value), theirs: &(u16, Value)) {
     let ((sa, a), (sb, b)) = (ours, theirs);
     assert_eq!(
         sa, sb,
@@ -400,7 +400,15 @@ async fn grafana_requests_answered_like_prometheus() {
             "end before start",
             Req::Get("/api/v1/query_range?query=up&start=20&end=10&step=1".into()),
         ),
+        (
+            "form body over Go's 10 MiB bound",
+            Req::Post(
+                "/api/v1/series",
+                format!("match[]=up&pad={}", "a".repeat(10 << 20)),
+            ),
+        ),
     ]);
+    let bad_cases = 11;
     for (ctx, req) in &cases {
         let a = send(&ours, req).await;
         let b = send(&theirs, req).await;
@@ -418,8 +426,11 @@ async fn grafana_requests_answered_like_prometheus() {
             continue;
         }
         compare(ctx, &a, &b);
+        if ctx.contains("bound") {
+            assert_eq!(a.1["error"], b.1["error"], "{ctx}: message");
+        }
     }
-    for (ctx, req) in cases.iter().skip(cases.len() - 10) {
+    for (ctx, req) in cases.iter().skip(cases.len() - bad_cases) {
         let (status, body) = send(&ours, req).await;
         assert_eq!(
             (status, body["errorType"].as_str()),

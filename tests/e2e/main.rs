@@ -33,6 +33,7 @@ mod loki;
 mod loki_tail;
 mod metrics;
 mod peers;
+mod prom_peering;
 mod promql_diff;
 mod remote_write_out;
 mod scrape;

@@ -92,6 +92,7 @@ impl RemoteWriteConfig {
             queue: SampleQueue::new(self.queue_capacity),
             metadata: BTreeMap::new(),
             metadata_sent: None,
+            metadata_changed: false,
             stats: Arc::default(),
             cfg: self,
         })
@@ -111,6 +112,8 @@ pub struct RemoteWriteSink {
     /// The latest metadata of every family seen, by family name.
     metadata: BTreeMap<String, MetricMetadata>,
     metadata_sent: Option<Instant>,
+    /// A family's metadata arrived that the receiver has not been sent yet.
+    metadata_changed: bool,
     stats: Arc<SinkStats>,
 }
 
@@ -179,7 +182,13 @@ impl RemoteWriteSink {
 
     fn enqueue(&mut self, batch: MetricBatch) {
         for m in batch.metadata {
-            self.metadata.insert(m.metric_family_name.clone(), m);
+            // A family not sent before (or whose help or type changed) goes out with the next
+            // request rather than a whole interval later, so `/api/v1/metadata` knows it as
+            // soon as its samples are queryable.
+            if self.metadata.get(&m.metric_family_name) != Some(&m) {
+                self.metadata_changed = true;
+                self.metadata.insert(m.metric_family_name.clone(), m);
+            }
         }
         let dropped = self.queue.push(batch.series);
         if dropped > 0 {
@@ -199,11 +208,13 @@ impl RemoteWriteSink {
             return None;
         }
         let samples = series.iter().map(|s| s.samples.len()).sum();
-        let metadata_due = self
-            .metadata_sent
-            .is_none_or(|t| t.elapsed() >= self.cfg.metadata_interval);
+        let metadata_due = self.metadata_changed
+            || self
+                .metadata_sent
+                .is_none_or(|t| t.elapsed() >= self.cfg.metadata_interval);
         let metadata = if metadata_due {
             self.metadata_sent = Some(Instant::now());
+            self.metadata_changed = false;
             self.metadata.values().cloned().collect()
         } else {
             Vec::new()
@@ -407,6 +418,36 @@ mod tests {
         let s = first.timeseries[7].to_series().unwrap();
         assert_eq!(s, series("up", 7));
         assert_eq!(stats.delivered_requests.load(Ordering::Relaxed), 2);
+    }
+
+    #[tokio::test]
+    async fn a_new_familys_metadata_goes_with_the_next_request_not_an_interval_later() {
+        let server = TestServer::start(&[]).await;
+        let mut cfg = RemoteWriteConfig::new(&server.url);
+        cfg.max_samples_per_send = 1;
+        let mut second = batch(1);
+        second.series = vec![series("load", 1)];
+        second.metadata.push(MetricMetadata {
+            r#type: 2,
+            metric_family_name: "load".into(),
+            help: "Load.".into(),
+            unit: String::new(),
+        });
+        run_sink(cfg, vec![batch(1), second, batch(1)]).await;
+        let names = |r: &WriteRequest| {
+            let mut n: Vec<_> = r
+                .metadata
+                .iter()
+                .map(|m| m.metric_family_name.clone())
+                .collect();
+            n.sort();
+            n
+        };
+        let reqs: Vec<_> = server.requests().iter().map(|r| decode(&r.body)).collect();
+        assert_eq!(reqs.len(), 3);
+        assert_eq!(names(&reqs[0]), ["up"]);
+        assert_eq!(names(&reqs[1]), ["load", "up"], "load is new");
+        assert!(reqs[2].metadata.is_empty(), "nothing changed since");
     }
 
     #[tokio::test]
