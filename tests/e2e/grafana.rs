@@ -465,6 +465,46 @@ async fn grafana_requests_answered_like_prometheus() {
         serde_json::json!(["results truncated due to limit"])
     );
 
+    // `limit` on the label and series lists (Prometheus 3) and UTF-8 label names written with
+    // Prometheus 3's `U__` escaping (`U__job` is `job`).
+    for (path, want) in [
+        (
+            "/api/v1/labels?limit=2",
+            serde_json::json!(["__name__", "code"]),
+        ),
+        (
+            "/api/v1/label/job/values?limit=1",
+            serde_json::json!(["api"]),
+        ),
+        (
+            "/api/v1/label/U__job/values?limit=2",
+            serde_json::json!(["api", "node"]),
+        ),
+    ] {
+        let (status, body) = send(&ours, &Req::Get(format!("{path}&{range}"))).await;
+        assert_eq!((status, &body["data"]), (200, &want), "{path}: {body}");
+        assert_eq!(
+            body["warnings"],
+            serde_json::json!(["results truncated due to limit"]),
+            "{path}"
+        );
+    }
+    let (_, series) = send(
+        &ours,
+        &Req::Get(format!(
+            "/api/v1/series?match[]=http_requests_total&limit=3&{range}"
+        )),
+    )
+    .await;
+    assert_eq!(series["data"].as_array().map(Vec::len), Some(3), "{series}");
+    let (_, all) = send(
+        &ours,
+        &Req::Get(format!("/api/v1/label/U__job/values?{range}")),
+    )
+    .await;
+    assert_eq!(all["data"], serde_json::json!(["api", "node", "web"]));
+    assert!(all.get("warnings").is_none(), "{all}");
+
     // Metadata: Prometheus learns it only from scrapes, Vigil also from remote write; both
     // answer a map of metric to entries.
     let (sa, ma) = send(&ours, &Req::Get("/api/v1/metadata".into())).await;
