@@ -123,7 +123,16 @@ fn check_rule_file(path: &Path, out: &mut dyn Write, err: &mut dyn Write) -> boo
             true
         }
         Err(e) => {
-            let _ = writeln!(err, "  FAILED:\n{e:#}");
+            let message = match e.downcast_ref::<alertmanager::Error>() {
+                Some(alertmanager::Error::RuleFileYaml { file, yaml }) => {
+                    match go_unknown_rule_field(yaml) {
+                        Some(go) => format!("{file}: {go}"),
+                        None => format!("{e:#}"),
+                    }
+                }
+                _ => format!("{e:#}"),
+            };
+            let _ = writeln!(err, "  FAILED:\n{message}");
             false
         }
     };
@@ -204,11 +213,44 @@ fn amtool_message(e: &alertmanager::Error) -> String {
 /// every unknown key of the file; serde stops at the first, so a file with several still
 /// differs after the first line.
 fn go_unknown_field(e: &serde_yaml::Error) -> Option<String> {
+    go_unknown(e, alertmanager_go_type)
+}
+
+/// An unknown key in a rule file as promtool reports it, naming `rulefmt`'s types.
+fn go_unknown_rule_field(e: &serde_yaml::Error) -> Option<String> {
+    go_unknown(e, |path| {
+        let last = path.rsplit('.').next().unwrap_or("");
+        if path.is_empty() {
+            Some("rulefmt.RuleGroups")
+        } else if last.starts_with("rules[") {
+            Some("rulefmt.RuleNode")
+        } else if !path.contains('.') && last.starts_with("groups[") {
+            Some("rulefmt.RuleGroup")
+        } else {
+            None
+        }
+    })
+}
+
+/// Rewords serde's "unknown field" error as Go's decoder words it, with the Go type that
+/// `go_type` names for the error's path (`None`: keep serde's words).
+fn go_unknown(
+    e: &serde_yaml::Error,
+    go_type: impl Fn(&str) -> Option<&'static str>,
+) -> Option<String> {
     let text = e.to_string();
     let (path, rest) = text.split_once("unknown field `")?;
     let path = path.strip_suffix(": ").unwrap_or(path);
     let field = rest.split('`').next()?;
     let line = e.location()?.line();
+    let go_type = go_type(path)?;
+    Some(format!(
+        "yaml: unmarshal errors:\n  line {line}: field {field} not found in type {go_type}"
+    ))
+}
+
+/// The Go type amtool names for an unknown key at `path` of an Alertmanager config.
+fn alertmanager_go_type(path: &str) -> Option<&'static str> {
     let last = path.rsplit('.').next().unwrap_or("");
     let indexed = |name: &str| {
         last.strip_prefix(name)
@@ -218,10 +260,10 @@ fn go_unknown_field(e: &serde_yaml::Error) -> Option<String> {
     };
     let in_named_interval =
         path.starts_with("time_intervals[") || path.starts_with("mute_time_intervals[");
-    let go_type = if indexed("times") && in_named_interval {
-        "timeinterval.yamlTimeRange"
+    if indexed("times") && in_named_interval {
+        Some("timeinterval.yamlTimeRange")
     } else if indexed("time_intervals") && in_named_interval && path.contains('.') {
-        "timeinterval.TimeInterval"
+        Some("timeinterval.TimeInterval")
     } else if path.is_empty()
         || path == "route"
         || (path.starts_with("route.") && indexed("routes"))
@@ -230,13 +272,10 @@ fn go_unknown_field(e: &serde_yaml::Error) -> Option<String> {
                 || indexed("time_intervals")
                 || indexed("mute_time_intervals")))
     {
-        "config.plain"
+        Some("config.plain")
     } else {
-        return None;
-    };
-    Some(format!(
-        "yaml: unmarshal errors:\n  line {line}: field {field} not found in type {go_type}"
-    ))
+        None
+    }
 }
 
 #[cfg(test)]
@@ -274,7 +313,9 @@ mod tests {
         assert!(!ok);
         assert_eq!(out, "Checking r.yml\n\n");
         assert!(
-            err.starts_with("  FAILED:\nr.yml: group \"g\", rule \"A\": "),
+            err.starts_with(
+                "  FAILED:\nr.yml: 5:11: group \"g\", rule 1, \"A\": could not parse expression: "
+            ),
             "{err}"
         );
     }
@@ -284,8 +325,10 @@ mod tests {
         let (ok, _, err) =
             run_rules("groups:\n- name: g\n  rules:\n  - alert: A\n    expr: up\n    labelz: {}\n");
         assert!(!ok);
-        assert!(err.contains("unknown field `labelz`"), "{err}");
-        assert!(err.contains("line 6"), "{err}");
+        assert!(
+            err.ends_with("line 6: field labelz not found in type rulefmt.RuleNode\n"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -349,7 +392,9 @@ mod tests {
         assert!(!check_alertmanager_config(&path, &mut out));
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            format!("Checking '{name}'  FAILED: undefined receiver \"nope\" used in route\n\n")
+            format!(
+                "Checking '{name}'  FAILED: undefined receiver \"nope\" used in route (line 2)\n\n"
+            )
         );
     }
 

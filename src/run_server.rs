@@ -264,13 +264,17 @@ fn tsdb_status_fn(db: Arc<tsdb::Tsdb>) -> api::TsdbStatusFn {
 /// that is not PromQL may be a LogQL metric query (`rule_language`).
 pub(crate) fn check_rule_queries(groups: &[alertmanager::RuleGroup]) -> anyhow::Result<()> {
     for g in groups {
-        for rule in &g.rules {
-            let (name, expr) = match rule {
-                alertmanager::Rule::Alerting(a) => (&a.name, &a.expr),
-                alertmanager::Rule::Recording(r) => (&r.name, &r.expr),
-            };
-            rule_language(expr).map_err(|e| {
-                anyhow::anyhow!("{}: group {:?}, rule {:?}: {e}", g.file, g.name, name)
+        for (index, rule) in g.rules.iter().enumerate() {
+            rule_language(rule.expr()).map_err(|e| {
+                // promtool's form: `file: line:col: group "g", rule 1, "A": could not parse …`.
+                let at = rule.expr_at().map(|p| format!(" {p}:")).unwrap_or_default();
+                anyhow::anyhow!(
+                    "{}:{at} group {:?}, rule {}, {:?}: could not parse expression: {e}",
+                    g.file,
+                    g.name,
+                    index + 1,
+                    rule.name()
+                )
             })?;
         }
     }

@@ -15,12 +15,12 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// A rule file is not valid YAML or has a key Prometheus does not know.
-    #[error("{file}: {source}")]
+    /// A rule file is not valid YAML or has a key Prometheus does not know. The YAML error is
+    /// part of the message (not a `source`), so a chain printed whole says it once.
+    #[error("{file}: {yaml}")]
     RuleFileYaml {
         file: String,
-        #[source]
-        source: serde_yaml::Error,
+        yaml: serde_yaml::Error,
     },
 
     /// A rule group or rule breaks one of Prometheus's validation rules.
@@ -50,7 +50,7 @@ pub enum Error {
 
 fn rule_suffix(index: &Option<usize>, name: &Option<String>) -> String {
     match (index, name) {
-        (Some(i), Some(n)) => format!(", rule {} {n:?}", i + 1),
+        (Some(i), Some(n)) => format!(", rule {}, {n:?}", i + 1),
         (Some(i), None) => format!(", rule {}", i + 1),
         (None, _) => String::new(),
     }
@@ -71,7 +71,7 @@ mod tests {
         };
         assert_eq!(
             e.to_string(),
-            r#"rules.yml: group "demo", rule 2 "Down": field 'expr' must be set in rule"#
+            r#"rules.yml: group "demo", rule 2, "Down": field 'expr' must be set in rule"#
         );
     }
 }

@@ -93,9 +93,9 @@ pub use duration::{format_duration, parse_duration, PromDuration};
 pub use error::Error;
 pub use rules::{
     classify_expr, load_rule_files, parse_rule_file, ActiveAlert, AlertSink, AlertState,
-    AlertingRule, ForRestoreOptions, GroupStatus, QueryFn, QueryLanguage, RecordingRule, Rule,
-    RuleGroup, RuleHealth, RuleManager, RuleManagerOptions, RuleStatus, ALERTS_FOR_STATE_METRIC,
-    ALERTS_METRIC, DEFAULT_EVALUATION_INTERVAL, DEFAULT_FOR_GRACE_PERIOD,
+    AlertingRule, ForRestoreOptions, GroupStatus, Position, QueryFn, QueryLanguage, RecordingRule,
+    Rule, RuleGroup, RuleHealth, RuleManager, RuleManagerOptions, RuleStatus,
+    ALERTS_FOR_STATE_METRIC, ALERTS_METRIC, DEFAULT_EVALUATION_INTERVAL, DEFAULT_FOR_GRACE_PERIOD,
     DEFAULT_FOR_OUTAGE_TOLERANCE, DEFAULT_RESEND_DELAY, RESOLVED_RETENTION_MS,
 };
 pub use silence::{

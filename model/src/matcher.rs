@@ -29,6 +29,17 @@ pub struct MatcherError {
     pub reason: String,
 }
 
+/// The regex crate's reason in one line: a syntax error prints the anchored pattern with a
+/// caret under the fault, then `error: <reason>`; only the reason means anything to someone
+/// who wrote the unanchored pattern.
+fn regex_reason(e: &regex::Error) -> String {
+    let text = e.to_string();
+    text.lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("error: "))
+        .map_or_else(|| text.clone(), str::to_string)
+}
+
 impl Matcher {
     pub fn new(op: MatchOp, name: &str, value: &str) -> Result<Self, MatcherError> {
         let regex = match op {
@@ -36,7 +47,7 @@ impl Matcher {
                 // (?s) makes `.` match newlines, as Prometheus's regexes do.
                 Regex::new(&format!("^(?s:{value})$")).map_err(|e| MatcherError {
                     pattern: value.to_string(),
-                    reason: e.to_string(),
+                    reason: regex_reason(&e),
                 })?,
             ),
             _ => None,
@@ -87,6 +98,15 @@ impl std::fmt::Display for Matcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bad_regex_is_one_line_naming_the_pattern_and_the_fault() {
+        let e = Matcher::new(MatchOp::Regex, "foo", "(").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"invalid regular expression "(": unclosed group"#
+        );
+    }
 
     #[test]
     fn regex_is_anchored() {

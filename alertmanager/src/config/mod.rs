@@ -98,6 +98,31 @@ impl GlobalConfig {
     }
 }
 
+/// Adds the line of the value a validation message quotes (`undefined receiver "nope" used in
+/// route (line 2)`), which amtool leaves out. Only when the value appears on exactly one line
+/// outside comments: a line that might be the wrong one is worse than none.
+fn with_line(e: Error, yaml: &str) -> Error {
+    let Error::InvalidConfig(message) = e else {
+        return e;
+    };
+    let quoted = message
+        .split_once('"')
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(value, _)| value)
+        .filter(|v| !v.is_empty() && !v.contains('\\'));
+    let Some(value) = quoted else {
+        return Error::InvalidConfig(message);
+    };
+    let mut lines = yaml
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim_start().starts_with('#') && l.contains(value));
+    match (lines.next(), lines.next()) {
+        (Some((index, _)), None) => Error::InvalidConfig(format!("{message} (line {})", index + 1)),
+        _ => Error::InvalidConfig(message),
+    }
+}
+
 impl AlertmanagerConfig {
     /// Reads and validates a config file; `templates` globs are relative to its directory.
     pub fn load(path: &Path) -> Result<Self, Error> {
@@ -119,7 +144,7 @@ impl AlertmanagerConfig {
         let mut config: AlertmanagerConfig =
             serde_yaml::from_str(yaml).map_err(Error::ConfigYaml)?;
         config.original = yaml.to_string();
-        config.validate()?;
+        config.validate().map_err(|e| with_line(e, yaml))?;
         config.template_files =
             templates::expand_globs(dir, &config.templates).map_err(Error::InvalidConfig)?;
         // Parsed now so a broken template refuses the config, as Alertmanager does.
@@ -354,6 +379,24 @@ mod tests {
         env!("CARGO_MANIFEST_DIR"),
         "/../../shared/reference/alertmanager-captures/inputs/alertmanager.yml"
     );
+
+    #[test]
+    fn a_validation_error_names_the_line_of_the_value_it_quotes_when_unambiguous() {
+        let err = |yaml: &str| AlertmanagerConfig::parse(yaml).unwrap_err().to_string();
+        assert_eq!(
+            err("route:\n  receiver: nope\nreceivers:\n- name: a\n"),
+            r#"alertmanager config: undefined receiver "nope" used in route (line 2)"#
+        );
+        assert_eq!(
+            err("route:\n  receiver: a\n  routes:\n  - matchers: ['foo=~(']\n    receiver: a\nreceivers:\n- name: a\n"),
+            r#"alertmanager config: invalid regular expression "(": unclosed group (line 4)"#
+        );
+        // "a" is on several lines: no line rather than a guess.
+        assert_eq!(
+            err("route:\n  receiver: a\nreceivers:\n- name: a\n- name: a\n"),
+            r#"alertmanager config: notification config name "a" is not unique"#
+        );
+    }
 
     #[test]
     fn loads_the_captured_alertmanager_config() {

@@ -2,6 +2,7 @@
 //! strict decoder does), validated with Prometheus's rules, and turned into [`RuleGroup`]s whose
 //! templates are already parsed.
 
+use super::position::{expr_positions, Position};
 use super::template::Template;
 use crate::duration::PromDuration;
 use crate::Error;
@@ -38,6 +39,8 @@ pub struct AlertingRule {
     /// The `alert` name, which becomes the `alertname` label.
     pub name: String,
     pub expr: String,
+    /// Where `expr`'s value starts in the file, when the file is in block style.
+    pub expr_at: Option<Position>,
     /// `for`: how long the expression must hold before the alert fires.
     pub hold: Duration,
     pub keep_firing_for: Duration,
@@ -54,6 +57,8 @@ pub struct RecordingRule {
     /// The metric name the result is written under.
     pub name: String,
     pub expr: String,
+    /// Where `expr`'s value starts in the file, when the file is in block style.
+    pub expr_at: Option<Position>,
     pub labels: BTreeMap<String, String>,
 }
 
@@ -71,6 +76,21 @@ impl Rule {
         match self {
             Rule::Alerting(r) => &r.expr,
             Rule::Recording(r) => &r.expr,
+        }
+    }
+
+    /// Where the expression starts in its file (see [`Position`]).
+    pub fn expr_at(&self) -> Option<Position> {
+        match self {
+            Rule::Alerting(r) => r.expr_at,
+            Rule::Recording(r) => r.expr_at,
+        }
+    }
+
+    fn set_expr_at(&mut self, at: Position) {
+        match self {
+            Rule::Alerting(r) => r.expr_at = Some(at),
+            Rule::Recording(r) => r.expr_at = Some(at),
         }
     }
 }
@@ -142,11 +162,10 @@ pub fn load_rule_files(paths: &[PathBuf]) -> Result<Vec<RuleGroup>, Error> {
 
 /// Parses and validates one rule file's text; `file` names it in errors and in the groups.
 pub fn parse_rule_file(text: &str, file: &str) -> Result<Vec<RuleGroup>, Error> {
-    let parsed: RuleFileYaml =
-        serde_yaml::from_str(text).map_err(|source| Error::RuleFileYaml {
-            file: file.to_string(),
-            source,
-        })?;
+    let parsed: RuleFileYaml = serde_yaml::from_str(text).map_err(|yaml| Error::RuleFileYaml {
+        file: file.to_string(),
+        yaml,
+    })?;
     let mut seen = HashSet::new();
     let mut groups = Vec::with_capacity(parsed.groups.len());
     for g in parsed.groups {
@@ -196,6 +215,14 @@ pub fn parse_rule_file(text: &str, file: &str) -> Result<Vec<RuleGroup>, Error> 
             rules,
         });
     }
+    // Positions only when the scan found exactly one `expr` per rule (see `position`).
+    let positions = expr_positions(text);
+    if positions.len() == groups.iter().map(|g| g.rules.len()).sum::<usize>() {
+        let rules = groups.iter_mut().flat_map(|g| g.rules.iter_mut());
+        for (rule, at) in rules.zip(positions) {
+            rule.set_expr_at(at);
+        }
+    }
     Ok(groups)
 }
 
@@ -236,6 +263,7 @@ fn build_rule(r: RuleYaml, group_labels: &BTreeMap<String, String>) -> Result<Ru
         return Ok(Rule::Recording(RecordingRule {
             name: r.record,
             expr: r.expr,
+            expr_at: None,
             labels,
         }));
     }
@@ -244,17 +272,23 @@ fn build_rule(r: RuleYaml, group_labels: &BTreeMap<String, String>) -> Result<Ru
     }
     // Prometheus names the template after the rule in error messages.
     let template_name = format!("__alert_{}", r.alert);
-    let compile = |pairs: &BTreeMap<String, String>| {
+    // promtool names the label or annotation whose template is broken.
+    let compile = |pairs: &BTreeMap<String, String>, what: &str| {
         pairs
             .iter()
-            .map(|(k, v)| Template::parse(&template_name, v).map(|t| (k.clone(), t)))
+            .map(|(k, v)| {
+                Template::parse(&template_name, v)
+                    .map(|t| (k.clone(), t))
+                    .map_err(|e| format!("{what} {k:?}: {e}"))
+            })
             .collect::<Result<Vec<_>, _>>()
     };
-    let label_templates = compile(&labels)?;
-    let annotation_templates = compile(&r.annotations)?;
+    let label_templates = compile(&labels, "label")?;
+    let annotation_templates = compile(&r.annotations, "annotation")?;
     Ok(Rule::Alerting(AlertingRule {
         name: r.alert,
         expr: r.expr,
+        expr_at: None,
         hold: r.hold.map(|d| d.0).unwrap_or_default(),
         keep_firing_for: r.keep_firing_for.map(|d| d.0).unwrap_or_default(),
         labels,
@@ -336,7 +370,7 @@ mod tests {
         let cases = [
             (
                 "  - alert: A\n",
-                "rule 1 \"A\": field 'expr' must be set in rule",
+                "rule 1, \"A\": field 'expr' must be set in rule",
             ),
             (
                 "  - record: a\n    alert: b\n    expr: up\n",

@@ -10,6 +10,7 @@ mod eval;
 mod file;
 mod lang;
 mod manager;
+mod position;
 mod restore;
 mod status;
 mod template;
@@ -27,6 +28,7 @@ pub use lang::{classify_expr, QueryLanguage};
 pub use manager::{
     AlertSink, RuleManager, RuleManagerOptions, DEFAULT_EVALUATION_INTERVAL, DEFAULT_RESEND_DELAY,
 };
+pub use position::Position;
 pub use restore::{ForRestoreOptions, DEFAULT_FOR_GRACE_PERIOD, DEFAULT_FOR_OUTAGE_TOLERANCE};
 pub use status::{GroupStatus, RuleHealth, RuleStatus};
 
