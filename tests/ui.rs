@@ -9,10 +9,16 @@
 
 #[path = "ui/chromium.rs"]
 mod chromium;
+#[path = "ui/dashboards.rs"]
+mod dashboards;
 #[path = "ui/flows.rs"]
 mod flows;
+#[path = "ui/logs.rs"]
+mod logs;
 #[path = "ui/pages.rs"]
 mod pages;
+#[path = "ui/panels.rs"]
+mod panels;
 #[path = "ui/query.rs"]
 mod query;
 #[path = "ui/spawn.rs"]

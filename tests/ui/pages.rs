@@ -1,5 +1,6 @@
 //! The interactive pages, driven through WebDriver: typing a query, a shared URL reloaded,
-//! silencing a firing alert from the Alerts page and expiring the silence; and the Rules page.
+//! silencing a firing alert from the Alerts page and expiring the silence; and the Rules page,
+//! with healthy rules and with failing ones showing their last error.
 
 use super::chromium::{artifact, browser};
 use super::spawn::*;
@@ -237,4 +238,148 @@ async fn render_time_of_a_range_query_result() {
         "render time (API answer received → graph painted), 200 series × 240 points: median {:.0} ms (min {:.0}, max {:.0})",
         samples[2], samples[0], samples[4]
     );
+}
+
+/// Two recording rules that fail at every evaluation, and one that does not: the first writes
+/// two series that become one after the rule names them, the second makes the engine refuse
+/// its own `label_replace` result.
+fn failing_rules_server() -> Vigil {
+    Vigil::server_with(|dir| {
+        let rules = dir.join("rules.yml");
+        std::fs::write(
+            &rules,
+            r#"groups:
+- name: failing
+  interval: 1s
+  rules:
+  - record: shop:requests:dup
+    expr: '{__name__=~"shop_requests_a|shop_requests_b"}'
+  - record: shop:relabelled
+    expr: 'label_replace(vector(1) or label_replace(vector(2), "a", "b", "", ""), "a", "", "", "")'
+  - record: shop:ok
+    expr: vector(1)
+"#,
+        )
+        .unwrap();
+        vec![
+            format!("--rules.file={}", rules.display()),
+            "--rules.evaluation-interval=1s".into(),
+        ]
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_rule_shows_health_err_and_its_last_error() {
+    let Some(d) = Driver::start("a_failing_rule_shows_health_err_and_its_last_error").await else {
+        return;
+    };
+    let v = failing_rules_server();
+    let now = now_ms();
+    let samples: Vec<(i64, f64)> = (0..4).map(|i| (now - 45_000 + i * 15_000, 1.0)).collect();
+    remote_write(
+        &v,
+        &[
+            (
+                vec![("__name__", "shop_requests_a"), ("job", "shop")],
+                samples.clone(),
+            ),
+            (
+                vec![("__name__", "shop_requests_b"), ("job", "shop")],
+                samples,
+            ),
+        ],
+    )
+    .await;
+    d.goto(&v.url("/rules")).await;
+    // The page shows what the API said when it loaded; reload until both rules have failed.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while d.find_all("tr.rule-err").await.len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rules never failed; log:\n{}",
+            v.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        d.refresh().await;
+    }
+    let api: serde_json::Value = client()
+        .get(v.url("/api/v1/rules"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rules = api["data"]["groups"][0]["rules"].as_array().unwrap();
+    let last_error = |name: &str| -> String {
+        let r = rules.iter().find(|r| r["name"] == name).unwrap();
+        assert_eq!(r["health"], "err", "{r}");
+        r["lastError"].as_str().unwrap().to_string()
+    };
+    let dup = last_error("shop:requests:dup");
+    assert!(
+        dup.contains("same labelset after applying rule labels"),
+        "{dup}"
+    );
+    let relabelled = last_error("shop:relabelled");
+    assert!(
+        relabelled.contains("vector cannot contain metrics with the same labelset"),
+        "{relabelled}"
+    );
+
+    // Each row: its health badge and, for the failing ones, the API's last error word for word.
+    let rows: Vec<(String, String, Option<String>)> = serde_json::from_value(
+        d.script(
+            "return [...document.querySelectorAll('tr.rule')].map(r => [r.dataset.rule,
+                r.querySelectorAll('td')[1].textContent,
+                r.querySelector('.error') ? r.querySelector('.error').textContent : null])",
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(
+        rows,
+        [
+            (
+                "shop:requests:dup".to_string(),
+                "err".to_string(),
+                Some(dup)
+            ),
+            (
+                "shop:relabelled".into(),
+                "err".into(),
+                Some(relabelled.clone())
+            ),
+            ("shop:ok".into(), "ok".into(), None),
+        ]
+    );
+    d.screenshot(&artifact("rules-failing.png")).await;
+
+    // The failing expression's link opens it on the Query page, which shows the engine's error
+    // under the editor, as the query API words it.
+    d.click(
+        &d.wait_for(r#"tr[data-rule="shop:relabelled"] a.expr"#)
+            .await,
+    )
+    .await;
+    let shown = d.wait_for(".panel .editor-error:not([hidden])").await;
+    let shown = d.text(&shown).await;
+    let expr = rules
+        .iter()
+        .find(|r| r["name"] == "shop:relabelled")
+        .unwrap()["query"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let answer: serde_json::Value = client()
+        .get(v.url(&format!("/api/v1/query?query={}", enc(&expr))))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["status"], "error", "{answer}");
+    assert_eq!(shown, answer["error"].as_str().unwrap());
+    assert!(relabelled.contains(&shown), "{relabelled} vs {shown}");
 }

@@ -8,18 +8,18 @@ use super::spawn::*;
 use super::webdriver::Driver;
 use serde_json::Value;
 
-const TAB: &str = "\u{E004}";
-const ENTER: &str = "\u{E007}";
-const ARROW_DOWN: &str = "\u{E015}";
+pub const TAB: &str = "\u{E004}";
+pub const ENTER: &str = "\u{E007}";
+pub const ARROW_DOWN: &str = "\u{E015}";
 
 /// The open completion list as `[kind, text]` pairs, or null while it is hidden.
-const OPTIONS: &str = "const l = document.querySelector('.completions');
+pub const OPTIONS: &str = "const l = document.querySelector('.completions');
     return l.hidden ? null : [...l.querySelectorAll('li')].map(li => [li.firstChild.className.replace('kind kind-', ''), li.lastChild.textContent])";
 
 /// The graph over the seeded counters' per-second rates: 2/s for pod api-1, 1/s for api-2.
 const RATE: &str = "rate(http_requests_total[1m])";
 
-async fn editor_value(d: &Driver) -> String {
+pub async fn editor_value(d: &Driver) -> String {
     let v = d
         .script("return document.querySelector('.editor-input').value")
         .await;
@@ -27,7 +27,7 @@ async fn editor_value(d: &Driver) -> String {
 }
 
 /// Waits until the completion list offers exactly `want` (as `[kind, text]`), and returns it.
-async fn wait_options(d: &Driver, what: &str, want: &[(&str, &str)]) {
+pub async fn wait_options(d: &Driver, what: &str, want: &[(&str, &str)]) {
     let want: Vec<Value> = want
         .iter()
         .map(|(k, t)| Value::from(vec![*k, *t]))

@@ -255,6 +255,16 @@ impl Driver {
         self.call("POST", "/refresh", None).await;
     }
 
+    /// The browser's Back button.
+    pub async fn back(&self) {
+        self.call("POST", "/back", None).await;
+    }
+
+    /// The browser's Forward button.
+    pub async fn forward(&self) {
+        self.call("POST", "/forward", None).await;
+    }
+
     /// Saves a PNG of the current view at `path`.
     pub async fn screenshot(&self, path: &Path) {
         let v = self.call("GET", "/screenshot", None).await;

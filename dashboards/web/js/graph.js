@@ -50,10 +50,14 @@ export function axisLabels(ticks) {
   return ticks.map((v) => formatValue(v, 12));
 }
 
-// Round tick values covering [lo, hi], about `n` of them.
+// Round tick values covering [lo, hi], about `n` of them. A span too narrow for the values'
+// precision is widened as a flat line's is: a ratio that reads 0.1 at one step and
+// 0.09999999999999999 at the next would otherwise give a step below the values' last digit,
+// which adding to them never moves past `lo`.
 export function niceTicks(lo, hi, n) {
-  if (lo === hi) {
-    const d = Math.abs(lo) || 1;
+  const scale = Math.max(Math.abs(lo), Math.abs(hi));
+  if (hi - lo <= scale * 1e-9) {
+    const d = scale || 1;
     lo -= d / 2;
     hi += d / 2;
   }
@@ -62,7 +66,7 @@ export function niceTicks(lo, hi, n) {
   const step = [1, 2, 2.5, 5, 10].map((f) => f * mag).find((s) => s >= raw);
   const first = Math.floor(lo / step) * step;
   const ticks = [];
-  for (let v = first; v <= hi + step * 0.5; v += step) ticks.push(parseFloat(v.toPrecision(12)));
+  for (let k = 0; first + k * step <= hi + step * 0.5; k++) ticks.push(parseFloat((first + k * step).toPrecision(12)));
   return ticks;
 }
 

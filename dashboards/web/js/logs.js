@@ -31,15 +31,17 @@ export function volumeQuery(query, stepMs) {
   return `sum by (level) (count_over_time(${query.trim()} [${formatDuration(stepMs)}]))`;
 }
 
-// Fields parsed from a line: JSON objects flattened one level, else logfmt pairs.
+// Fields parsed from a line, named as Loki's `| json` and `| logfmt` stages name them: a JSON
+// object's nested objects flattened with `_` between the keys (`{"http":{"status":504}}` gives
+// `http_status`), arrays kept as JSON text; else logfmt pairs. Characters a label name cannot
+// hold become `_`, so a field's name can be used in a label filter as shown. Empty when the
+// line is neither.
 export function parseFields(line) {
   const t = line.trim();
   if (t.startsWith("{")) {
     try {
       const obj = JSON.parse(t);
-      if (obj && typeof obj === "object") {
-        return Object.entries(obj).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)]);
-      }
+      if (obj && typeof obj === "object" && !Array.isArray(obj)) return flattenJson(obj, "");
     } catch {
       // Not JSON after all; try logfmt.
     }
@@ -48,10 +50,22 @@ export function parseFields(line) {
   const re = /(?:^|\s)([\w.\-/]+)=("(?:[^"\\]|\\.)*"|[^\s"]*)/g;
   let m;
   while ((m = re.exec(line)) !== null) {
-    out.push([m[1], m[2].startsWith('"') ? m[2].slice(1, -1).replace(/\\(.)/g, "$1") : m[2]]);
+    out.push([fieldName(m[1]), m[2].startsWith('"') ? m[2].slice(1, -1).replace(/\\(.)/g, "$1") : m[2]]);
   }
   return out;
 }
+
+function flattenJson(obj, prefix) {
+  const out = [];
+  for (const [k, v] of Object.entries(obj)) {
+    const key = prefix + fieldName(k);
+    if (v && typeof v === "object" && !Array.isArray(v)) out.push(...flattenJson(v, key + "_"));
+    else out.push([key, typeof v === "string" ? v : JSON.stringify(v)]);
+  }
+  return out;
+}
+
+const fieldName = (k) => k.replace(/[^A-Za-z0-9_]/g, "_");
 
 function formatNs(ns) {
   const ms = Number(ns.slice(0, -6) || "0");
@@ -217,6 +231,7 @@ export function mount(root, params) {
       h("table", null, h("tbody", null,
         Object.entries(e.labels).map(([k, v]) => row(k, v, "label")),
         fields.map(([k, v]) => row(k, v, "field")))),
+      fields.length ? null : h("p", { class: "hint no-fields" }, "No fields: the line is neither JSON nor logfmt."),
       podMetricsLink(e.labels, lineRange(e.ts)));
   }
 
