@@ -82,7 +82,7 @@ pub fn test(cmd: &TestCommand) -> i32 {
     let TestCommand::Rules { files } = cmd;
     let engine = alertmanager::RuleTestEngine {
         query: Box::new(|storage: Arc<model::MemStorage>| {
-            crate::run_server::query_fn(Arc::new(promql::Engine::new(
+            crate::rules::query_fn(Arc::new(promql::Engine::new(
                 storage,
                 promql::EngineOptions::default(),
             )))
@@ -111,7 +111,7 @@ pub fn test(cmd: &TestCommand) -> i32 {
 /// The rules in one file, or the reason it is refused.
 fn rule_count(path: &Path) -> anyhow::Result<usize> {
     let groups = alertmanager::load_rule_files(&[path.to_path_buf()])?;
-    crate::run_server::check_rule_queries(&groups)?;
+    crate::rules::check_rule_queries(&groups)?;
     Ok(groups.iter().map(|g| g.rules.len()).sum())
 }
 

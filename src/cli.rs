@@ -145,6 +145,10 @@ pub struct ServerCore {
     #[arg(long = "web.external-url")]
     pub external_url: Option<String>,
 
+    /// Enables `POST /-/reload` (and PUT), as Prometheus's flag does; SIGHUP reloads either way.
+    #[arg(long = "web.enable-lifecycle")]
+    pub enable_lifecycle: bool,
+
     /// How far back a PromQL instant selector looks for the latest sample.
     #[arg(long = "query.lookback-delta", default_value = "5m", value_parser = parse_duration)]
     pub lookback_delta: Duration,

@@ -7,6 +7,7 @@
 mod check;
 mod cli;
 mod config;
+mod rules;
 mod run_agent;
 mod run_server;
 

@@ -4,12 +4,10 @@
 use crate::cli::ServerArgs;
 use crate::config::ServerConfig;
 use alertmanager::{
-    AlertSink, Alertmanager, AlertmanagerConfig, AlertmanagerOptions, PostableAlert, QueryFn,
-    RuleManager, RuleManagerOptions,
+    AlertSink, Alertmanager, AlertmanagerConfig, AlertmanagerOptions, PostableAlert,
 };
 use anyhow::Context;
 use logstore::LogStore;
-use model::Labels;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
@@ -126,40 +124,38 @@ pub async fn start(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Res
         None => Arc::new(DiscardSink),
     };
 
-    let mut rule_files = config.rule_files.clone();
-    rule_files.extend(core.rule_files.iter().cloned());
-    let groups = alertmanager::load_rule_files(&rule_files).context("load rule files")?;
-    check_rule_queries(&groups)?;
-    let group_count = groups.len();
-    let rules = Arc::new(
-        RuleManager::new(
-            groups,
-            query_fn(engine.clone()),
-            appender.clone(),
+    let rules = crate::rules::Rules::start(
+        crate::rules::RuleInputs {
+            config_file: core.config_file.clone(),
+            flag_rule_files: core.rule_files.clone(),
+            default_interval: core.evaluation_interval,
+            external_url: external_url.clone(),
+            engine: engine.clone(),
+            logs: logs.clone(),
+            appender: appender.clone(),
             sink,
-            RuleManagerOptions {
-                evaluation_interval: config
-                    .evaluation_interval
-                    .unwrap_or(core.evaluation_interval),
-                external_url: external_url.clone(),
-                external_labels: Labels::from_pairs(config.external_labels.clone()),
-                ..RuleManagerOptions::default()
-            },
-        )
-        // `for` state survives restarts: each group's first evaluation reads ALERTS_FOR_STATE.
-        .with_for_restore(
+        },
+        &config,
+        // `for` state survives restarts: each group's first evaluations read ALERTS_FOR_STATE.
+        (
             head.clone(),
             alertmanager::ForRestoreOptions {
                 outage_tolerance: core.for_outage_tolerance,
                 grace_period: core.for_grace_period,
             },
-        )
-        // LogQL rules (recognised by `rule_language`) query the log store.
-        .with_log_query(log_query_fn(logs.clone()), |expr| {
-            rule_language(expr).unwrap_or(alertmanager::QueryLanguage::PromQL)
-        }),
-    );
-    background.push(tokio::spawn(rules.clone().run(shutdown.clone())));
+        ),
+        shutdown.clone(),
+    )?;
+    let group_count = rules.current().get().map_or(0, |r| r.groups().count());
+    #[cfg(unix)]
+    background.push(tokio::spawn(crate::rules::reload_on_sighup(
+        rules.clone(),
+        shutdown.clone(),
+    )));
+    {
+        let rules = rules.clone();
+        background.push(tokio::spawn(async move { rules.stopped().await }));
+    }
 
     let mut state = api::AppState::new(head.clone(), appender, engine, logs);
     if !forward_queues.is_empty() {
@@ -180,7 +176,15 @@ pub async fn start(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Res
         current: last,
     };
     state.wal_replay = Some(Arc::new(move || replayed));
-    state.rules = Some(rules.clone());
+    state.rules = rules.current();
+    state.gauges.push(rules.gauges());
+    if core.enable_lifecycle {
+        let rules = rules.clone();
+        state.reload = Some(Arc::new(move || {
+            let rules = rules.clone();
+            Box::pin(async move { rules.reload().await.map_err(|e| format!("{e:#}")) })
+        }));
+    }
     state.alertmanager = alertmanager;
     let gauge_head = head.clone();
     state.gauges.push(Arc::new(move || {
@@ -257,90 +261,6 @@ fn tsdb_status_fn(db: Arc<tsdb::Tsdb>) -> api::TsdbStatusFn {
         // Only a panic elsewhere poisons the index; the status page answers 500 with why.
         Err(e) => Err(format!("tsdb status unavailable: {e}")),
     })
-}
-
-/// Refuses a rule whose expression does not parse or that the engine cannot evaluate, so the
-/// mistake surfaces at load, naming the file, group and rule, as Prometheus does. An expression
-/// that is not PromQL may be a LogQL metric query (`rule_language`).
-pub(crate) fn check_rule_queries(groups: &[alertmanager::RuleGroup]) -> anyhow::Result<()> {
-    for g in groups {
-        for (index, rule) in g.rules.iter().enumerate() {
-            rule_language(rule.expr()).map_err(|e| {
-                // promtool's form: `file: line:col: group "g", rule 1, "A": could not parse …`.
-                let at = rule.expr_at().map(|p| format!(" {p}:")).unwrap_or_default();
-                anyhow::anyhow!(
-                    "{}:{at} group {:?}, rule {}, {:?}: could not parse expression: {e}",
-                    g.file,
-                    g.name,
-                    index + 1,
-                    rule.name()
-                )
-            })?;
-        }
-    }
-    Ok(())
-}
-
-/// The language of a rule expression, PromQL or LogQL, by `alertmanager::classify_expr`'s
-/// rules (its module doc says why).
-pub(crate) fn rule_language(expr: &str) -> Result<alertmanager::QueryLanguage, String> {
-    alertmanager::classify_expr(
-        expr,
-        |e| promql::check(e).map_err(|e| e.to_string()),
-        |e| match logstore::parse_expr(e) {
-            Ok(logstore::Expr::Metric(m)) => {
-                // Whether it selects streams by labels alone: some selector, none on `__name__`.
-                let (mut selectors, mut names_metric) = (0, false);
-                m.for_each_range(&mut |_, _, range| {
-                    selectors += 1;
-                    names_metric |= range.query.matchers.iter().any(|m| m.name == "__name__");
-                });
-                Ok(selectors > 0 && !names_metric)
-            }
-            Ok(logstore::Expr::Log(_)) => {
-                Err("a log query selects lines; a rule needs a metric query".into())
-            }
-            Err(e) => Err(e.to_string()),
-        },
-    )
-}
-
-/// How LogQL rules reach the log store: an instant metric query at a time.
-pub(crate) fn log_query_fn(logs: Arc<LogStore>) -> QueryFn {
-    Arc::new(move |query: &str, t_ms: i64| {
-        match logs.instant_query(query, t_ms.saturating_mul(1_000_000)) {
-            Ok(logstore::QueryResult::Vector(v)) => Ok(v),
-            Ok(logstore::QueryResult::Scalar(v)) => Ok(vec![(Labels::empty(), v)]),
-            Ok(_) => Err("rule query must return a vector or scalar".into()),
-            Err(e) => Err(e.to_string()),
-        }
-    })
-}
-
-/// How rules reach the PromQL engine: an instant query at a time, answered as a vector.
-pub(crate) fn query_fn(engine: Arc<promql::Engine>) -> QueryFn {
-    Arc::new(move |query: &str, t_ms: i64| {
-        let res = engine
-            .instant_query(query, t_ms)
-            .map_err(|e| e.to_string())?;
-        match res.value {
-            promql::Value::Vector(v) => Ok(v.into_iter().map(|e| (e.labels, e.v)).collect()),
-            promql::Value::Scalar { v, .. } => Ok(vec![(Labels::empty(), v)]),
-            other => Err(format!(
-                "rule query must return a vector or scalar, got {}",
-                value_kind(&other)
-            )),
-        }
-    })
-}
-
-fn value_kind(v: &promql::Value) -> &'static str {
-    match v {
-        promql::Value::Scalar { .. } => "scalar",
-        promql::Value::String { .. } => "string",
-        promql::Value::Vector(_) => "vector",
-        promql::Value::Matrix(_) => "matrix",
-    }
 }
 
 /// Where alerts go when no Alertmanager config is given: nowhere, but they still show in the

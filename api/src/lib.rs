@@ -15,7 +15,8 @@
 //!   Alertmanager (404 when none is configured);
 //! - the Loki API (`/loki/api/v1/push`, `query`, `query_range`, `labels`, `label/<name>/values`,
 //!   `series`, `index/stats`, and 404s where Grafana probes for endpoints Vigil lacks);
-//! - `/-/healthy`, `/-/ready` and the server's own metrics at `/metrics`.
+//! - `/-/healthy`, `/-/ready`, `/-/reload` (with `--web.enable-lifecycle`) and the server's own
+//!   metrics at `/metrics`.
 //!
 //! Handlers reach storage only through [`AppState`]: `model`'s `Querier` and `Appender`, the
 //! PromQL [`promql::Engine`] and the [`logstore::LogStore`]. Blocking work (queries, appends
@@ -49,4 +50,4 @@ pub use prom::status::{
 };
 pub use selfmetrics::SelfMetrics;
 pub use server::{router, serve};
-pub use state::{AppState, GaugeFn, Limits, TextMetricsFn};
+pub use state::{AppState, CurrentRules, GaugeFn, Limits, ReloadFn, TextMetricsFn};

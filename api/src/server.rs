@@ -7,7 +7,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -23,6 +23,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(crate::alerting::routes(&state))
         .route("/-/healthy", get(healthy).head(healthy))
         .route("/-/ready", get(ready).head(ready))
+        .route("/-/reload", post(reload).put(reload))
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)
@@ -58,6 +59,23 @@ async fn track(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Res
 
 async fn healthy() -> &'static str {
     "Vigil is Healthy.\n"
+}
+
+/// Prometheus's lifecycle endpoint: 200 once the new configuration and rules are in service,
+/// 500 with the reason when they were refused (the old ones keep running), 403 when the
+/// server was not started with `--web.enable-lifecycle`.
+async fn reload(State(st): State<Arc<AppState>>) -> Response {
+    let Some(reload) = st.reload.clone() else {
+        return (StatusCode::FORBIDDEN, "Lifecycle API is not enabled.").into_response();
+    };
+    match reload().await {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to reload config: {e}"),
+        )
+            .into_response(),
+    }
 }
 
 async fn ready(State(st): State<Arc<AppState>>) -> Response {

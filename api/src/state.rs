@@ -50,6 +50,35 @@ pub type GaugeFn = Arc<dyn Fn() -> Vec<(&'static str, &'static str, f64)> + Send
 /// HELP and TYPE), appended to `/metrics` at scrape time.
 pub type TextMetricsFn = Arc<dyn Fn() -> String + Send + Sync>;
 
+/// The rule manager in service. `/-/reload` and SIGHUP put a new one in its place, so
+/// handlers take the current one per request.
+#[derive(Clone, Debug, Default)]
+pub struct CurrentRules(Arc<std::sync::RwLock<Option<Arc<alertmanager::RuleManager>>>>);
+
+impl CurrentRules {
+    pub fn get(&self) -> Option<Arc<alertmanager::RuleManager>> {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn set(&self, rules: Arc<alertmanager::RuleManager>) {
+        *self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(rules);
+    }
+}
+
+/// Reloads the configuration and rule files (`/-/reload`); the error says why the old ones
+/// stay in service.
+pub type ReloadFn = Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>
+        + Send
+        + Sync,
+>;
+
 /// The server's shared state.
 pub struct AppState {
     pub querier: Arc<dyn Querier>,
@@ -82,8 +111,11 @@ pub struct AppState {
     pub storage_retention: String,
     /// When the server started, for `/api/v1/status/runtimeinfo`.
     pub started_at: chrono::DateTime<chrono::Utc>,
-    /// The rule manager behind `/api/v1/rules` and `/api/v1/alerts`; `None` answers no rules.
-    pub rules: Option<Arc<alertmanager::RuleManager>>,
+    /// The rule manager behind `/api/v1/rules` and `/api/v1/alerts`; empty answers no rules.
+    pub rules: CurrentRules,
+    /// What `POST /-/reload` runs; `None` (the default, as Prometheus without
+    /// `--web.enable-lifecycle`) answers 403.
+    pub reload: Option<ReloadFn>,
     /// The in-process Alertmanager behind `/api/v2/*`; `None` makes those answer 404.
     pub alertmanager: Option<Arc<alertmanager::Alertmanager>>,
     /// The latest target report of every agent, merged into `/api/v1/targets`.
@@ -122,7 +154,8 @@ impl AppState {
             wal_replay: None,
             storage_retention: String::new(),
             started_at: chrono::Utc::now(),
-            rules: None,
+            rules: CurrentRules::default(),
+            reload: None,
             alertmanager: None,
             agent_targets: AgentTargets::default(),
         }

@@ -18,6 +18,7 @@ mod alerting_diff;
 mod alerting_groups;
 mod alerting_nflog;
 mod alerting_phase;
+mod alerting_reload;
 mod alerting_restore;
 mod alerting_rules_logql;
 mod amtool;

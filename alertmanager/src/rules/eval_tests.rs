@@ -439,3 +439,47 @@ fn alerts_and_for_state_series_follow_the_alert() {
     );
     assert_eq!(series.len(), 3);
 }
+
+#[test]
+fn a_reload_keeps_each_unchanged_rules_alerts_and_drops_a_changed_ones() {
+    let (old, script, _, _) = setup(DEMO);
+    script.set(EXPR, down());
+    for s in 0..2 {
+        old.eval_group_at(0, T0 + s * 1000);
+    }
+    assert_eq!(old.active_alerts()[0].active_at_ms, T0);
+
+    // The same rule plus a new one: the pending alert keeps its activeAt and fires when the
+    // `for` that began before the reload has elapsed.
+    let with_new_rule = format!("{DEMO}      - alert: Another\n        expr: vector(1)\n");
+    let reloaded = |rules: &str| {
+        let sent = Arc::new(Recorder::default());
+        let groups = parse_rule_file(rules, "rules.yml").unwrap();
+        let store = Arc::new(MemStorage::new());
+        let m = RuleManager::new(
+            groups,
+            script.query_fn(),
+            store,
+            sent.clone(),
+            Default::default(),
+        );
+        (m, sent)
+    };
+    let (new, sent) = reloaded(&with_new_rule);
+    new.take_state_from(&old);
+    assert_eq!(new.group_statuses()[0].last_evaluation_ms, Some(T0 + 1000));
+    new.eval_group_at(0, T0 + 2000);
+    let active = new.active_alerts();
+    assert_eq!((active.len(), active[0].active_at_ms), (1, T0));
+    assert_eq!(active[0].state, AlertState::Pending);
+    new.eval_group_at(0, T0 + 3000);
+    assert_eq!(new.active_alerts()[0].state, AlertState::Firing);
+    assert_eq!(sent.take().len(), 1);
+
+    // A rule whose labels changed is a different rule: its alert starts over.
+    let relabelled = DEMO.replace("severity: critical", "severity: warning");
+    let (fresh, _) = reloaded(&relabelled);
+    fresh.take_state_from(&new);
+    fresh.eval_group_at(0, T0 + 4000);
+    assert_eq!(fresh.active_alerts()[0].active_at_ms, T0 + 4000);
+}

@@ -79,6 +79,14 @@ impl Rule {
         }
     }
 
+    /// The rule's labels (templates, unexpanded), by name.
+    pub fn labels(&self) -> &BTreeMap<String, String> {
+        match self {
+            Rule::Alerting(r) => &r.labels,
+            Rule::Recording(r) => &r.labels,
+        }
+    }
+
     /// Where the expression starts in its file (see [`Position`]).
     pub fn expr_at(&self) -> Option<Position> {
         match self {

@@ -16,7 +16,7 @@ use crate::goformat::query_escape;
 use chrono::{TimeZone, Utc};
 use model::{Appender, Labels, Querier};
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -27,6 +27,12 @@ pub const DEFAULT_EVALUATION_INTERVAL: Duration = Duration::from_secs(60);
 pub const DEFAULT_RESEND_DELAY: Duration = Duration::from_secs(60);
 /// Prometheus restores `for` state after a group's second evaluation, not its first.
 const EVALS_BEFORE_RESTORE: u8 = 2;
+
+/// Locks `m`, also when a panic poisoned it: the state stays usable, as a rule that panicked
+/// mid-evaluation is reported and evaluated again at the next tick.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// Where evaluated alerts go: the in-process Alertmanager, or later a remote one.
 pub trait AlertSink: Send + Sync {
@@ -167,6 +173,46 @@ impl RuleManager {
         self
     }
 
+    /// Takes over the state of `old`'s rules, as Prometheus does when it reloads rule files
+    /// (`Group.CopyState`): a group with the same file and name keeps its last evaluation,
+    /// and each of its rules takes the state (pending and firing alerts, the series written
+    /// last time) of the first unclaimed old rule with the same kind, name and labels. So an
+    /// alert keeps its `activeAt` across a reload, and a changed expression starts from the
+    /// alerts it already had. `old` must have stopped evaluating; its states are moved out.
+    pub fn take_state_from(&self, old: &RuleManager) {
+        for new_group in &self.groups {
+            let Some(old_group) = old
+                .groups
+                .iter()
+                .find(|g| g.def.name == new_group.def.name && g.def.file == new_group.def.file)
+            else {
+                continue;
+            };
+            let mut old_states = lock(&old_group.state);
+            let mut new_states = lock(&new_group.state);
+            let mut claimed = vec![false; old_group.def.rules.len()];
+            for (rule, state) in new_group.def.rules.iter().zip(new_states.iter_mut()) {
+                let same = |i: &usize| {
+                    let o = &old_group.def.rules[*i];
+                    !claimed[*i]
+                        && std::mem::discriminant(o) == std::mem::discriminant(rule)
+                        && o.name() == rule.name()
+                        && o.labels() == rule.labels()
+                };
+                if let Some(i) = (0..old_group.def.rules.len()).find(same) {
+                    claimed[i] = true;
+                    if let Some(old_state) = old_states.get_mut(i) {
+                        std::mem::swap(state, old_state);
+                    }
+                }
+            }
+            let old_health = lock(&old_group.health);
+            let mut new_health = lock(&new_group.health);
+            new_health.last_evaluation_ms = old_health.last_evaluation_ms;
+            new_health.evaluation_seconds = old_health.evaluation_seconds;
+        }
+    }
+
     /// The language each rule of group `group` is evaluated in, in rule order.
     pub fn rule_languages(&self, group: usize) -> &[QueryLanguage] {
         self.groups.get(group).map_or(&[], |g| &g.languages)
@@ -252,10 +298,7 @@ impl RuleManager {
             .unwrap_or(0);
         let restoring = self.restore.is_some() && before > 0;
         {
-            let mut states = match g.state.lock() {
-                Ok(s) => s,
-                Err(poisoned) => poisoned.into_inner(),
-            };
+            let mut states = lock(&g.state);
             let group_began = std::time::Instant::now();
             let mut outcomes = Vec::with_capacity(states.len());
             for ((rule, state), language) in
@@ -311,10 +354,7 @@ impl RuleManager {
                     }
                 }
             }
-            let mut health = match g.health.lock() {
-                Ok(h) => h,
-                Err(poisoned) => poisoned.into_inner(),
-            };
+            let mut health = lock(&g.health);
             health.record(now_ms, group_began.elapsed().as_secs_f64(), outcomes);
         }
         if !to_send.is_empty() {
@@ -331,10 +371,7 @@ impl RuleManager {
                     Ok(h) => h.clone(),
                     Err(poisoned) => poisoned.into_inner().clone(),
                 };
-                let states = match g.state.lock() {
-                    Ok(s) => s,
-                    Err(poisoned) => poisoned.into_inner(),
-                };
+                let states = lock(&g.state);
                 let rules = g
                     .def
                     .rules
@@ -372,10 +409,7 @@ impl RuleManager {
     pub fn active_alerts(&self) -> Vec<ActiveAlert> {
         let mut out = Vec::new();
         for g in &self.groups {
-            let states = match g.state.lock() {
-                Ok(s) => s,
-                Err(poisoned) => poisoned.into_inner(),
-            };
+            let states = lock(&g.state);
             for (rule, state) in g.def.rules.iter().zip(states.iter()) {
                 if let (Rule::Alerting(r), RuleState::Alerting(s)) = (rule, state) {
                     out.extend(s.active(&r.name));

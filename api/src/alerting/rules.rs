@@ -185,7 +185,7 @@ pub async fn rules(State(st): State<Arc<AppState>>, params: Params) -> Response 
     };
     let statuses = st
         .rules
-        .as_ref()
+        .get()
         .map(|r| r.group_statuses())
         .unwrap_or_default();
     let groups = statuses
@@ -221,7 +221,7 @@ struct AlertDiscovery {
 pub async fn alerts(State(st): State<Arc<AppState>>) -> Response {
     let alerts = st
         .rules
-        .as_ref()
+        .get()
         .map(|r| r.active_alerts())
         .unwrap_or_default()
         .iter()
