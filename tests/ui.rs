@@ -21,6 +21,8 @@ mod pages;
 mod panels;
 #[path = "ui/query.rs"]
 mod query;
+#[path = "ui/query_controls.rs"]
+mod query_controls;
 #[path = "ui/spawn.rs"]
 mod spawn;
 #[path = "ui/targets.rs"]

@@ -210,13 +210,16 @@ function offsetOf(text, line, col) {
 }
 
 // Where an error without a position most likely is: the first bracket left unclosed (or closed
-// without opening), an unterminated string, or the end for "unexpected end of input". The
-// PromQL parser's messages carry no position, so this keeps the mark next to the mistake.
+// without opening), an unterminated string, the end when the text ends in an operator (its
+// right operand is what is missing), or the end for "unexpected end of input". The PromQL
+// parser's messages carry no position, so this keeps the mark next to the mistake.
 export function guessErrorAt(tokens, message, length) {
   const open = [];
   const pairs = { ")": "(", "]": "[", "}": "{" };
+  let last = null;
   for (const t of tokens) {
     if (t.type === "string" && !/^(["'`]).*\1$/s.test(t.text)) return t.start;
+    if (t.type !== "ws" && t.type !== "comment") last = t;
     if ("([{".includes(t.text)) open.push(t);
     else if (pairs[t.text]) {
       const o = open.pop();
@@ -224,6 +227,7 @@ export function guessErrorAt(tokens, message, length) {
     }
   }
   if (open.length && /unclosed|end of input|expecting/i.test(message)) return open[0].start;
+  if (last && last.type === "op" && last.text !== ",") return length;
   if (/end of input|unexpected end/i.test(message)) return length;
   return null;
 }
