@@ -7,8 +7,13 @@
 //! keep their phase. Otherwise the old manager keeps running and the error is returned, logged
 //! and counted in `prometheus_config_last_reload_successful`, as in Prometheus.
 //!
+//! The Alertmanager config (`--alertmanager.config.file`) is read again in the same reload, as
+//! Alertmanager's own reload does: routes, receivers, inhibition and time intervals change,
+//! alerts, silences and the notification log stay. Nothing is applied unless every file is
+//! valid.
+//!
 //! What a reload changes: rule files (and `rule_files` globs), `evaluation_interval` and
-//! `external_labels` as rules see them. `remote_write` and the Alertmanager config are read at
+//! `external_labels` as rules see them, and the Alertmanager config. `remote_write` is read at
 //! start only.
 
 use crate::config::ServerConfig;
@@ -37,6 +42,8 @@ pub struct RuleInputs {
     pub logs: Arc<LogStore>,
     pub appender: Arc<dyn model::Appender>,
     pub sink: Arc<dyn AlertSink>,
+    /// The in-process Alertmanager and its config file, reloaded with the rules.
+    pub alertmanager: Option<(PathBuf, Arc<alertmanager::Alertmanager>)>,
 }
 
 /// The manager in service, what stops it, and the outcome of the last reload.
@@ -116,6 +123,18 @@ impl Rules {
             None => ServerConfig::default(),
         };
         let new = build(&self.inputs, &config)?;
+        let am_config = match &self.inputs.alertmanager {
+            Some((path, am)) => Some((
+                alertmanager::AlertmanagerConfig::load(path)
+                    .with_context(|| format!("alertmanager config {}", path.display()))?,
+                am,
+            )),
+            None => None,
+        };
+        // Every file is valid: apply.
+        if let Some((config, am)) = am_config {
+            am.reload(config);
+        }
         // The old manager finishes the evaluation it is in, then its states move over.
         running.stop.cancel();
         if let Some(task) = running.task.take() {

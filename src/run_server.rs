@@ -134,6 +134,7 @@ pub async fn start(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Res
             logs: logs.clone(),
             appender: appender.clone(),
             sink,
+            alertmanager: core.alertmanager_config.clone().zip(alertmanager.clone()),
         },
         &config,
         // `for` state survives restarts: each group's first evaluations read ALERTS_FOR_STATE.

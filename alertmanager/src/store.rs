@@ -83,6 +83,17 @@ impl AlertStore {
         out
     }
 
+    /// Every alert kept, resolved ones too until the next GC, ordered by fingerprint.
+    pub fn all(&self) -> Vec<Alert> {
+        let alerts = match self.alerts.lock() {
+            Ok(a) => a,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut out: Vec<Alert> = alerts.values().cloned().collect();
+        out.sort_by_key(|a| a.fingerprint);
+        out
+    }
+
     /// Drops alerts that have ended (Alertmanager's periodic alert GC).
     pub fn gc(&self, now: DateTime<Utc>) -> usize {
         let mut alerts = match self.alerts.lock() {

@@ -131,3 +131,60 @@ async fn reload_over_http_needs_the_lifecycle_flag() {
         (403, "Lifecycle API is not enabled.".to_string())
     );
 }
+
+/// The receiver names `/api/v2/receivers` lists.
+async fn receivers(v: &Vigil) -> Vec<String> {
+    let (_, j) = get_json(v, "/api/v2/receivers").await;
+    j.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_alertmanager_config_reloads_with_the_rules_and_a_broken_one_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let am = dir.path().join("alertmanager.yml");
+    let one = "route:\n  receiver: a\nreceivers:\n- name: a\n";
+    std::fs::write(&am, one).unwrap();
+    let rules = dir.path().join("rules.yml");
+    std::fs::write(&rules, RULES).unwrap();
+    let v = Vigil::server(&[
+        &format!("--alertmanager.config.file={}", am.display()),
+        &format!("--rules.file={}", rules.display()),
+        "--web.enable-lifecycle",
+    ]);
+    assert_eq!(receivers(&v).await, ["a"]);
+
+    std::fs::write(
+        &am,
+        "route:\n  receiver: a\n  routes:\n  - matchers: [team=b]\n    receiver: b\nreceivers:\n- name: a\n- name: b\n",
+    )
+    .unwrap();
+    assert_eq!(post_reload(&v).await, (200, String::new()));
+    assert_eq!(receivers(&v).await, ["a", "b"]);
+    let (_, status) = get_json(&v, "/api/v2/status").await;
+    assert!(
+        status["config"]["original"]
+            .as_str()
+            .is_some_and(|c| c.contains("team=b")),
+        "{status}"
+    );
+
+    // A broken Alertmanager config refuses the whole reload, rules included.
+    std::fs::write(&am, "route:\n  receiver: nope\nreceivers:\n- name: a\n").unwrap();
+    std::fs::write(
+        &rules,
+        format!("{RULES}      - record: reload:one\n        expr: vector(1)\n"),
+    )
+    .unwrap();
+    let (status, text) = post_reload(&v).await;
+    assert_eq!(status, 500);
+    assert!(
+        text.contains("undefined receiver \"nope\" used in route (line 2)"),
+        "{text}"
+    );
+    assert_eq!(receivers(&v).await, ["a", "b"]);
+    assert_eq!(rule_names(&v).await, ["Held"]);
+}

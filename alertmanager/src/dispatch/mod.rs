@@ -136,10 +136,6 @@ impl Dispatcher {
             .collect()
     }
 
-    pub fn pipeline(&self) -> &Pipeline {
-        &self.pipeline
-    }
-
     /// Routes `alert` into its groups, starting a task for each new group.
     pub fn dispatch(
         self: &Arc<Self>,

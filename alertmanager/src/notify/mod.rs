@@ -174,13 +174,10 @@ impl Pipeline {
     }
 
     /// Replaces the (in-memory) notification log, e.g. with one kept in the data directory.
-    pub fn with_nflog(mut self, nflog: NotificationLog) -> Pipeline {
-        self.nflog = Arc::new(nflog);
+    /// Records to (and checks) `nflog`, which outlives the pipeline across config reloads.
+    pub fn with_nflog(mut self, nflog: Arc<NotificationLog>) -> Pipeline {
+        self.nflog = nflog;
         self
-    }
-
-    pub fn nflog(&self) -> &NotificationLog {
-        &self.nflog
     }
 
     /// Runs every integration of `ctx.receiver` on `alerts`; true when all succeeded.

@@ -345,7 +345,7 @@ pub async fn status(State(st): State<Arc<AppState>>) -> Result<Response, V2Error
                 status: "disabled",
             },
             config: ConfigOriginal {
-                original: redacted_config_yaml(am.config()),
+                original: redacted_config_yaml(&am.config()),
             },
             uptime: openapi_time(&am.started_at()),
             version_info: VersionInfo {
