@@ -86,6 +86,7 @@ impl From<promql::Error> for ApiError {
             promql::Error::Parse(_) => ErrorType::BadData,
             promql::Error::Execution(_) => ErrorType::Execution,
             promql::Error::Timeout(_) => ErrorType::Timeout,
+            promql::Error::Canceled(_) => ErrorType::Canceled,
             promql::Error::Storage(model::StorageError::NotReady(_)) => ErrorType::Unavailable,
             promql::Error::Storage(_) => ErrorType::Internal,
         };

@@ -15,6 +15,7 @@ pub const HTTP_REQUEST_SECONDS_TOTAL: &str = "vigil_http_request_duration_second
 pub const REMOTE_WRITE_SAMPLES_TOTAL: &str = "vigil_remote_write_samples_total";
 pub const REMOTE_WRITE_REJECTED_TOTAL: &str = "vigil_remote_write_rejected_samples_total";
 pub const LOKI_PUSH_ENTRIES_TOTAL: &str = "vigil_loki_push_entries_total";
+pub const QUERIES_CANCELED_TOTAL: &str = "vigil_engine_queries_canceled_total";
 pub const PROCESS_START_TIME: &str = "process_start_time_seconds";
 pub const PROCESS_RSS: &str = "process_resident_memory_bytes";
 
@@ -30,6 +31,8 @@ pub struct SelfMetrics {
     /// series per metric).
     pub remote_write_over_limit: AtomicU64,
     pub loki_entries: AtomicU64,
+    /// PromQL queries stopped because their client went away.
+    pub queries_canceled: AtomicU64,
     start_time: f64,
 }
 
@@ -48,6 +51,7 @@ impl SelfMetrics {
             remote_write_duplicate: AtomicU64::new(0),
             remote_write_over_limit: AtomicU64::new(0),
             loki_entries: AtomicU64::new(0),
+            queries_canceled: AtomicU64::new(0),
             start_time: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_secs_f64())
@@ -124,6 +128,17 @@ impl SelfMetrics {
             out,
             "{REMOTE_WRITE_REJECTED_TOTAL}{{reason=\"over_limit\"}} {}",
             self.remote_write_over_limit.load(Ordering::Relaxed)
+        );
+        header(
+            &mut out,
+            QUERIES_CANCELED_TOTAL,
+            "PromQL queries stopped because their client went away.",
+            "counter",
+        );
+        let _ = writeln!(
+            out,
+            "{QUERIES_CANCELED_TOTAL} {}",
+            self.queries_canceled.load(Ordering::Relaxed)
         );
         header(
             &mut out,

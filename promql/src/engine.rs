@@ -4,13 +4,14 @@
 use crate::allsteps::Grid;
 use crate::error::Error;
 use crate::eval::Evaluator;
-use crate::limits::Limits;
+use crate::limits::{Limits, Stop};
 use crate::prepare::prepare;
 use crate::selector::{duration_ms, QueryTimes};
 use crate::value::{QueryResult, StepValue, Value, VectorElement};
 use model::{Labels, Querier, Sample, Series};
 use promql_parser::parser::{self, value::ValueType, Expr};
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -50,6 +51,8 @@ impl Default for EngineOptions {
 pub struct Engine {
     querier: Arc<dyn Querier>,
     opts: EngineOptions,
+    /// Set when the query's client has gone away (see [`Engine::canceled_by`]).
+    cancel: Option<Arc<AtomicBool>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -65,7 +68,22 @@ impl Engine {
         if opts.lookback_delta.is_zero() {
             opts.lookback_delta = DEFAULT_LOOKBACK_DELTA;
         }
-        Engine { querier, opts }
+        Engine {
+            querier,
+            opts,
+            cancel: None,
+        }
+    }
+
+    /// The same engine for one query that stops with [`Error::Canceled`] once `flag` is set,
+    /// at its next look at the clock: the HTTP layer sets it when the client disconnects, so
+    /// an abandoned query frees its thread instead of running to its timeout.
+    pub fn canceled_by(&self, flag: Arc<AtomicBool>) -> Engine {
+        Engine {
+            querier: Arc::clone(&self.querier),
+            opts: self.opts.clone(),
+            cancel: Some(flag),
+        }
     }
 
     /// Evaluates `query` at `t_ms`. An instant vector comes back as [`Value::Vector`] sorted
@@ -86,7 +104,7 @@ impl Engine {
             &mut limits,
         )?;
         let grid = Grid::of_query(t_ms, t_ms, 1);
-        let mut ev = Evaluator::new(&fetched, times, self.lookback(), grid, limits.deadline());
+        let mut ev = Evaluator::new(&fetched, times, self.lookback(), grid, limits.stop());
         let value = match ev.eval(&expr, t_ms)? {
             StepValue::Scalar(v) => Value::Scalar { t: t_ms, v },
             StepValue::String(s) => Value::String { t: t_ms, s },
@@ -182,7 +200,7 @@ impl Engine {
             &mut limits,
         )?;
         let grid = Grid::of_query(start_ms, end_ms, step_ms);
-        let mut ev = Evaluator::new(&fetched, times, self.lookback(), grid, limits.deadline());
+        let mut ev = Evaluator::new(&fetched, times, self.lookback(), grid, limits.stop());
         if !all_steps {
             ev = ev.step_by_step();
         }
@@ -253,7 +271,10 @@ impl Engine {
     fn limits(&self) -> Limits {
         let now = Instant::now();
         let deadline = now.checked_add(self.opts.timeout).unwrap_or(now);
-        Limits::new(self.opts.max_samples, deadline)
+        Limits::new(
+            self.opts.max_samples,
+            Stop::at(deadline).or_when(self.cancel.clone()),
+        )
     }
 }
 

@@ -18,6 +18,9 @@ pub enum Error {
     /// The query ran past its deadline (Prometheus `timeout`, HTTP 503).
     #[error("{0}")]
     Timeout(String),
+    /// Whoever asked for the query went away (Prometheus `canceled`, HTTP 499).
+    #[error("{0}")]
+    Canceled(String),
     /// The store failed to read (Prometheus `internal`, HTTP 500).
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -38,6 +41,9 @@ impl Error {
 /// Prometheus's wording, kept verbatim because clients and alert runbooks match on it.
 pub(crate) const TOO_MANY_SAMPLES: &str =
     "query processing would load too many samples into memory in query execution";
+
+/// Prometheus's wording for a query whose client went away.
+pub(crate) const CANCELED: &str = "query was canceled in query execution";
 
 /// Prometheus's wording for a query that ran past `--query.timeout`.
 pub(crate) const TIMEOUT: &str = "query timed out in query execution";

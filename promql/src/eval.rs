@@ -9,8 +9,9 @@ use crate::aggregate::{self, eval_aggregate};
 use crate::allsteps::{AllSteps, Grid, Source, StepSeries};
 use crate::annotations::Annotations;
 use crate::binary::{self, BinOp};
-use crate::error::{Error, TIMEOUT};
+use crate::error::Error;
 use crate::functions;
+use crate::limits::Stop;
 use crate::prepare::subquery_step;
 use crate::selector::{
     duration_ms, instant_steps, pinned_time, reference_time, sample_at, window, Fetched, QueryTimes,
@@ -20,7 +21,6 @@ use model::{Labels, Sample, Series};
 use promql_parser::parser::{Expr, MatrixSelector, SubqueryExpr, VectorSelector};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::time::Instant;
 
 /// A subquery's inner results by inner step, so that the steps of a range query, whose
 /// subquery windows overlap, compute each inner step once.
@@ -37,7 +37,7 @@ pub(crate) struct Evaluator<'a> {
     /// The steps the current node is evaluated at: the query's, or inside a subquery its
     /// inner steps.
     grid: Grid,
-    deadline: Instant,
+    stop: Stop,
     subqueries: SubqueryCache,
     /// Nodes computed for every step of their grid, by node; `None` for a node that cannot
     /// be, so that it is not tried again at the next step.
@@ -52,20 +52,20 @@ pub(crate) struct Evaluator<'a> {
 
 impl<'a> Evaluator<'a> {
     /// An evaluator for a query over `times` whose root is evaluated at the steps of `grid`,
-    /// giving up at `deadline`.
+    /// giving up when `stop` says so.
     pub fn new(
         data: &'a Fetched,
         times: QueryTimes,
         lookback: i64,
         grid: Grid,
-        deadline: Instant,
+        stop: Stop,
     ) -> Self {
         Evaluator {
             data,
             times,
             lookback,
             grid,
-            deadline,
+            stop,
             subqueries: SubqueryCache::new(),
             computed: HashMap::new(),
             all_steps: true,
@@ -81,13 +81,11 @@ impl<'a> Evaluator<'a> {
         self
     }
 
-    /// Fails once the query's deadline has passed; called inside long loops (series of a
-    /// range function, steps of a subquery) so a query cannot outrun its timeout by much.
+    /// Fails once the query was canceled or its deadline has passed; called inside long loops
+    /// (series of a range function, steps of a subquery) so a query cannot outrun its timeout
+    /// or its client by much.
     pub fn check_deadline(&self) -> Result<(), Error> {
-        if Instant::now() >= self.deadline {
-            return Err(Error::Timeout(TIMEOUT.to_string()));
-        }
-        Ok(())
+        self.stop.check()
     }
 
     /// Whether the current node is evaluated at more than one step.

@@ -1,7 +1,48 @@
 //! The per-query budget: how many samples a query may hold and when it must give up.
 
-use crate::error::{Error, TIMEOUT, TOO_MANY_SAMPLES};
+use crate::error::{Error, CANCELED, TIMEOUT, TOO_MANY_SAMPLES};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
+
+/// When a query must stop: at its deadline, or as soon as whoever asked for it has gone away
+/// (the flag is set when the HTTP request is dropped).
+#[derive(Clone, Debug)]
+pub(crate) struct Stop {
+    deadline: Instant,
+    canceled: Option<Arc<AtomicBool>>,
+}
+
+impl Stop {
+    pub fn at(deadline: Instant) -> Self {
+        Stop {
+            deadline,
+            canceled: None,
+        }
+    }
+
+    /// Also stops once `flag` is set.
+    pub fn or_when(mut self, flag: Option<Arc<AtomicBool>>) -> Self {
+        self.canceled = flag;
+        self
+    }
+
+    /// Fails once the query was canceled or its deadline has passed. Called between units of
+    /// work (a fetch, a step, a block of series), so a query overruns by at most one unit.
+    pub fn check(&self) -> Result<(), Error> {
+        if self
+            .canceled
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
+        {
+            return Err(Error::Canceled(CANCELED.to_string()));
+        }
+        if Instant::now() >= self.deadline {
+            return Err(Error::Timeout(TIMEOUT.to_string()));
+        }
+        Ok(())
+    }
+}
 
 /// Counts the samples a query has loaded or produced and knows its deadline.
 ///
@@ -11,15 +52,15 @@ use std::time::Instant;
 pub(crate) struct Limits {
     max_samples: usize,
     samples: usize,
-    deadline: Instant,
+    stop: Stop,
 }
 
 impl Limits {
-    pub fn new(max_samples: usize, deadline: Instant) -> Self {
+    pub fn new(max_samples: usize, stop: Stop) -> Self {
         Limits {
             max_samples,
             samples: 0,
-            deadline,
+            stop,
         }
     }
 
@@ -33,17 +74,13 @@ impl Limits {
     }
 
     /// When the query must give up.
-    pub fn deadline(&self) -> Instant {
-        self.deadline
+    pub fn stop(&self) -> Stop {
+        self.stop.clone()
     }
 
-    /// Fails once the deadline has passed. Called between units of work (a fetch, a step), so
-    /// a query overruns by at most one unit.
+    /// Fails once the query was canceled or its deadline has passed (see [`Stop::check`]).
     pub fn check_deadline(&self) -> Result<(), Error> {
-        if Instant::now() >= self.deadline {
-            return Err(Error::Timeout(TIMEOUT.to_string()));
-        }
-        Ok(())
+        self.stop.check()
     }
 }
 
@@ -54,7 +91,7 @@ mod tests {
 
     #[test]
     fn sample_limit_is_inclusive() {
-        let mut l = Limits::new(10, Instant::now() + Duration::from_secs(60));
+        let mut l = Limits::new(10, Stop::at(Instant::now() + Duration::from_secs(60)));
         l.add_samples(10).unwrap();
         let err = l.add_samples(1).unwrap_err();
         assert!(matches!(err, Error::Execution(m) if m == TOO_MANY_SAMPLES));
@@ -62,7 +99,16 @@ mod tests {
 
     #[test]
     fn past_deadline_is_a_timeout() {
-        let l = Limits::new(10, Instant::now());
+        let l = Limits::new(10, Stop::at(Instant::now()));
         assert!(matches!(l.check_deadline(), Err(Error::Timeout(_))));
+    }
+
+    #[test]
+    fn a_set_flag_cancels_before_the_deadline() {
+        let flag = Arc::new(AtomicBool::new(false));
+        let stop = Stop::at(Instant::now() + Duration::from_secs(60)).or_when(Some(flag.clone()));
+        assert!(stop.check().is_ok());
+        flag.store(true, Ordering::Relaxed);
+        assert!(matches!(stop.check(), Err(Error::Canceled(m)) if m == CANCELED));
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::harness::*;
 use serde_json::Value;
+use std::time::Duration;
 
 /// Samples every 15 s, offset 7.3 s from the minute so none sits on a query step.
 fn counter_samples(start: i64, n: i64, per_step: f64) -> Vec<(i64, f64)> {
@@ -190,6 +191,52 @@ async fn query_errors_have_prometheus_shape() {
     );
     let (_, j) = get_json(&v, &format!("/api/v1/query?query={}&time=1.5", enc("0/0"))).await;
     assert_eq!(j["data"]["result"], serde_json::json!([1.5, "NaN"]));
+}
+
+/// A client that goes away stops its query: the engine notices at its next look at the clock
+/// (the query would run for many seconds), counts it, and the server keeps serving.
+#[tokio::test]
+async fn a_query_whose_client_goes_away_is_stopped() {
+    let v = Vigil::server(&[]);
+    // Millions of inner subquery steps: far longer than the wait below in this build.
+    let slow = enc("max_over_time(count_over_time(vector(1)[1h:1s])[2d:1m])");
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(400))
+        .build()
+        .unwrap();
+    let gone = impatient
+        .get(v.url(&format!("/api/v1/query?query={slow}")))
+        .send()
+        .await;
+    assert!(gone.is_err(), "the query answered within 400 ms: {gone:?}");
+    let stopped = eventually(Duration::from_secs(5), || async {
+        v.log()
+            .contains("query stopped: its client went away")
+            .then_some(())
+    })
+    .await;
+    assert!(
+        stopped.is_some(),
+        "the query kept running; log:\n{}",
+        v.log()
+    );
+    let metrics = client()
+        .get(v.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("\nvigil_engine_queries_canceled_total 1\n"),
+        "{metrics}"
+    );
+    let (status, j) = get_json(&v, "/api/v1/query?query=1%2B1").await;
+    assert_eq!(
+        (status, &j["data"]["result"][1]),
+        (200, &serde_json::json!("2"))
+    );
 }
 
 #[tokio::test]

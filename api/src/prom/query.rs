@@ -10,6 +10,7 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::response::Response;
 use promql::{Engine, QueryResult, Value};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -125,17 +126,30 @@ where
     }
     let reads = counting.clone();
     let queued = Instant::now();
+    // When the client goes away, hyper drops this future and with it the guard, which tells
+    // the engine to stop at its next look at the clock (Prometheus's `canceled`).
+    let canceled = CancelOnDrop::new(&st.metrics.queries_canceled);
+    let flag = canceled.flag();
     let (res, queue, eval) = tokio::task::spawn_blocking(move || {
         let began = Instant::now();
-        let res = if custom {
-            query(&Engine::new(reads, engine_opts))
+        let engine = if custom {
+            Engine::new(reads, engine_opts).canceled_by(flag)
         } else {
-            query(&shared)
+            shared.canceled_by(flag)
         };
+        let res = query(&engine);
+        if matches!(res, Err(promql::Error::Canceled(_))) {
+            // Nobody reads the answer; the log says the thread is free again.
+            tracing::info!(
+                elapsed_ms = began.elapsed().as_millis() as u64,
+                "query stopped: its client went away"
+            );
+        }
         (res, began - queued, began.elapsed())
     })
     .await
     .map_err(|e| ApiError::internal(format!("query task failed: {e}")))?;
+    canceled.finished();
     let mut res = res?;
     if let Some(limit) = opts.limit {
         truncate(&mut res, limit);
@@ -148,6 +162,42 @@ where
         result_samples: result_samples(&res.value),
     });
     Ok(render(&res, stats))
+}
+
+/// Sets its flag when dropped before [`CancelOnDrop::finished`]: the request went away with
+/// its query still running. Counted in `vigil_engine_queries_canceled_total`.
+struct CancelOnDrop<'a> {
+    flag: Arc<AtomicBool>,
+    done: bool,
+    counter: &'a AtomicU64,
+}
+
+impl<'a> CancelOnDrop<'a> {
+    fn new(counter: &'a AtomicU64) -> Self {
+        CancelOnDrop {
+            flag: Arc::new(AtomicBool::new(false)),
+            done: false,
+            counter,
+        }
+    }
+
+    fn flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.flag)
+    }
+
+    fn finished(mut self) {
+        self.done = true;
+    }
+}
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.flag.store(true, Ordering::Relaxed);
+            self.counter.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!("client went away; query canceled");
+        }
+    }
 }
 
 /// Keeps the first `limit` series of a vector or matrix answer, warning when any were cut.

@@ -166,7 +166,7 @@ mod tests {
         let times = QueryTimes { start: 0, end: 400 };
         let grid = Grid::of_query(0, 400, 10);
         let deadline = Instant::now() + Duration::from_secs(60);
-        let ev = Evaluator::new(&fetched, times, 15, grid, deadline);
+        let ev = Evaluator::new(&fetched, times, 15, grid, crate::limits::Stop::at(deadline));
         let source = Source::Selector {
             series: &data,
             ends: grid.times().collect(),
