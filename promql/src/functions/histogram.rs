@@ -102,7 +102,8 @@ pub(crate) fn bucket_quantile(q: f64, mut buckets: Vec<Bucket>) -> (f64, Repairs
 }
 
 /// The estimated share of observations between `lower` and `upper`, interpolating linearly
-/// inside buckets (the lowest bucket starts at 0 when its bound is positive).
+/// inside buckets (the lowest bucket starts at 0 when its bound is positive). A bucket of
+/// infinite width counts whole when the range reaches its infinite end, else not at all.
 pub(crate) fn bucket_fraction(lower: f64, upper: f64, mut buckets: Vec<Bucket>) -> f64 {
     let mut repairs = Repairs::default();
     if lower.is_nan() || upper.is_nan() || normalise(&mut buckets, &mut repairs).is_none() {
@@ -128,7 +129,9 @@ pub(crate) fn bucket_fraction(lower: f64, upper: f64, mut buckets: Vec<Bucket>) 
                 let start = if i == 0 && b.upper > 0.0 {
                     0.0
                 } else if i == 0 {
-                    return if x < b.upper { 0.0 } else { b.count };
+                    // The lowest bucket reaches down to -Inf: nothing is known inside it, so
+                    // all of it lies below `x`, as all of the +Inf bucket lies above.
+                    return b.count;
                 } else {
                     prev_upper
                 };
