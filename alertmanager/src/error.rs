@@ -24,16 +24,8 @@ pub enum Error {
     },
 
     /// A rule group or rule breaks one of Prometheus's validation rules.
-    #[error("{file}: group {group:?}{}: {message}", rule_suffix(.rule_index, .rule_name))]
-    InvalidRule {
-        file: String,
-        group: String,
-        /// Zero-based position of the rule in its group, when a single rule is at fault.
-        rule_index: Option<usize>,
-        /// The rule's `alert` or `record` name, when it has one.
-        rule_name: Option<String>,
-        message: String,
-    },
+    #[error("{0}")]
+    InvalidRule(Box<InvalidRule>),
 
     /// The Alertmanager config is not valid YAML or has a key Alertmanager does not know.
     #[error("alertmanager config: {0}")]
@@ -48,11 +40,34 @@ pub enum Error {
     Unsupported { what: String },
 }
 
-fn rule_suffix(index: &Option<usize>, name: &Option<String>) -> String {
-    match (index, name) {
-        (Some(i), Some(n)) => format!(", rule {}, {n:?}", i + 1),
-        (Some(i), None) => format!(", rule {}", i + 1),
-        (None, _) => String::new(),
+/// Where and why a rule file breaks a validation rule, worded as promtool words it:
+/// `file: line:col: group "g", rule 1, "name": message`.
+#[derive(Debug)]
+pub struct InvalidRule {
+    pub file: String,
+    /// Where in the file, as promtool places it (`4:17`, or `5:17: 4:16` for two keys).
+    pub at: Option<String>,
+    pub group: String,
+    /// Zero-based position of the rule in its group, when a single rule is at fault.
+    pub rule_index: Option<usize>,
+    /// The rule's `alert` or `record` name, when it has one.
+    pub rule_name: Option<String>,
+    pub message: String,
+}
+
+impl std::fmt::Display for InvalidRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: ", self.file)?;
+        if let Some(at) = &self.at {
+            write!(f, "{at}: ")?;
+        }
+        write!(f, "group {:?}", self.group)?;
+        match (self.rule_index, &self.rule_name) {
+            (Some(i), Some(n)) => write!(f, ", rule {}, {n:?}", i + 1)?,
+            (Some(i), None) => write!(f, ", rule {}", i + 1)?,
+            (None, _) => {}
+        }
+        write!(f, ": {}", self.message)
     }
 }
 
@@ -62,16 +77,17 @@ mod tests {
 
     #[test]
     fn invalid_rule_names_file_group_and_rule() {
-        let e = Error::InvalidRule {
+        let e = Error::InvalidRule(Box::new(InvalidRule {
             file: "rules.yml".into(),
+            at: Some("7:9".into()),
             group: "demo".into(),
             rule_index: Some(1),
             rule_name: Some("Down".into()),
             message: "field 'expr' must be set in rule".into(),
-        };
+        }));
         assert_eq!(
             e.to_string(),
-            r#"rules.yml: group "demo", rule 2, "Down": field 'expr' must be set in rule"#
+            r#"rules.yml: 7:9: group "demo", rule 2, "Down": field 'expr' must be set in rule"#
         );
     }
 }

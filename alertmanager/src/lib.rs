@@ -90,7 +90,7 @@ pub use config::{
     DEFAULT_SLACK_SEND_RESOLVED, DEFAULT_WEBHOOK_SEND_RESOLVED,
 };
 pub use duration::{format_duration, parse_duration, PromDuration};
-pub use error::Error;
+pub use error::{Error, InvalidRule};
 pub use rules::{
     classify_expr, load_rule_files, parse_rule_file, ActiveAlert, AlertSink, AlertState,
     AlertingRule, ForRestoreOptions, GroupStatus, Position, QueryFn, QueryLanguage, RecordingRule,

@@ -2,9 +2,10 @@
 //! strict decoder does), validated with Prometheus's rules, and turned into [`RuleGroup`]s whose
 //! templates are already parsed.
 
-use super::position::{expr_positions, Position};
+use super::position::{rule_positions, Position, RulePositions};
 use super::template::Template;
 use crate::duration::PromDuration;
+use crate::error::InvalidRule;
 use crate::Error;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashSet};
@@ -174,15 +175,24 @@ pub fn parse_rule_file(text: &str, file: &str) -> Result<Vec<RuleGroup>, Error> 
         file: file.to_string(),
         yaml,
     })?;
+    // Positions only when the scan found exactly one item per rule (see `position`).
+    let mut positions = rule_positions(text);
+    if positions.len() != parsed.groups.iter().map(|g| g.rules.len()).sum::<usize>() {
+        positions.clear();
+    }
+    let mut positions = positions.into_iter();
     let mut seen = HashSet::new();
     let mut groups = Vec::with_capacity(parsed.groups.len());
     for g in parsed.groups {
-        let group_err = |message: String| Error::InvalidRule {
-            file: file.to_string(),
-            group: g.name.clone(),
-            rule_index: None,
-            rule_name: None,
-            message,
+        let group_err = |message: String| {
+            Error::InvalidRule(Box::new(InvalidRule {
+                file: file.to_string(),
+                at: None,
+                group: g.name.clone(),
+                rule_index: None,
+                rule_name: None,
+                message,
+            }))
         };
         if g.name.is_empty() {
             return Err(group_err("Groupname must not be empty".into()));
@@ -205,13 +215,20 @@ pub fn parse_rule_file(text: &str, file: &str) -> Result<Vec<RuleGroup>, Error> 
                 .into_iter()
                 .find(|n| !n.is_empty())
                 .cloned();
-            let rule = build_rule(r, &g.labels).map_err(|message| Error::InvalidRule {
-                file: file.to_string(),
-                group: g.name.clone(),
-                rule_index: Some(index),
-                rule_name,
-                message,
+            let at = positions.next().unwrap_or_default();
+            let mut rule = build_rule(r, &g.labels).map_err(|(node, message)| {
+                Error::InvalidRule(Box::new(InvalidRule {
+                    file: file.to_string(),
+                    at: node.place(&at),
+                    group: g.name.clone(),
+                    rule_index: Some(index),
+                    rule_name,
+                    message,
+                }))
             })?;
+            if let Some(expr) = at.expr {
+                rule.set_expr_at(expr);
+            }
             rules.push(rule);
         }
         groups.push(RuleGroup {
@@ -223,50 +240,108 @@ pub fn parse_rule_file(text: &str, file: &str) -> Result<Vec<RuleGroup>, Error> 
             rules,
         });
     }
-    // Positions only when the scan found exactly one `expr` per rule (see `position`).
-    let positions = expr_positions(text);
-    if positions.len() == groups.iter().map(|g| g.rules.len()).sum::<usize>() {
-        let rules = groups.iter_mut().flat_map(|g| g.rules.iter_mut());
-        for (rule, at) in rules.zip(positions) {
-            rule.set_expr_at(at);
-        }
-    }
     Ok(groups)
 }
 
-/// `RuleNode.Validate` from Prometheus's `rulefmt`, then template parsing.
-fn build_rule(r: RuleYaml, group_labels: &BTreeMap<String, String>) -> Result<Rule, String> {
+/// The key a rule error is about, which promtool prints the position of.
+#[derive(Clone, Debug)]
+enum Node {
+    /// promtool gives no position (label and annotation names).
+    Unplaced,
+    /// A label's (`true`) or an annotation's template: promtool gives no position, Vigil the
+    /// line of its value.
+    Template(bool, String),
+    Expr,
+    Record,
+    RecordAndAlert,
+}
+
+impl Node {
+    /// The position prefix promtool prints for this node; where promtool would print `0:0`
+    /// (the key is missing), the rule's own first line instead.
+    fn place(self, at: &RulePositions) -> Option<String> {
+        let one = |p: Option<Position>| p.or(at.start).map(|p| p.to_string());
+        match self {
+            Node::Unplaced => None,
+            Node::Template(is_label, key) => {
+                let list = if is_label {
+                    &at.templates.labels
+                } else {
+                    &at.templates.annotations
+                };
+                let found = list.iter().find(|(k, _)| *k == key).map(|(_, p)| *p);
+                one(found)
+            }
+            Node::Expr => one(at.expr),
+            Node::Record => one(at.record),
+            Node::RecordAndAlert => match (at.record, at.alert) {
+                (Some(r), Some(a)) => Some(format!("{r}: {a}")),
+                (r, a) => one(r.or(a)),
+            },
+        }
+    }
+}
+
+/// `RuleNode.Validate` from Prometheus's `rulefmt`, then template parsing; an error comes with
+/// the key it is about.
+fn build_rule(
+    r: RuleYaml,
+    group_labels: &BTreeMap<String, String>,
+) -> Result<Rule, (Node, String)> {
+    let on = |node: Node| move |message: String| (node, message);
     match (r.record.is_empty(), r.alert.is_empty()) {
-        (false, false) => return Err("only one of 'record' and 'alert' must be set".into()),
-        (true, true) => return Err("one of 'record' or 'alert' must be set".into()),
+        (false, false) => {
+            return Err(on(Node::RecordAndAlert)(
+                "only one of 'record' and 'alert' must be set".into(),
+            ))
+        }
+        (true, true) => {
+            return Err(on(Node::RecordAndAlert)(
+                "one of 'record' or 'alert' must be set".into(),
+            ))
+        }
         _ => {}
     }
     if r.expr.trim().is_empty() {
-        return Err("field 'expr' must be set in rule".into());
+        return Err(on(Node::Expr)("field 'expr' must be set in rule".into()));
     }
+    build_checked(r, group_labels)
+}
+
+/// The rest of `build_rule`, once the rule has a name and an expression.
+fn build_checked(
+    r: RuleYaml,
+    group_labels: &BTreeMap<String, String>,
+) -> Result<Rule, (Node, String)> {
+    let unplaced = |message: String| (Node::Unplaced, message);
+    let record = |message: String| (Node::Record, message);
     for (name, value) in &r.labels {
-        check_label_name(name)?;
+        check_label_name(name).map_err(unplaced)?;
         if name == model::METRIC_NAME {
-            return Err(format!("invalid label name: {name}"));
+            return Err(unplaced(format!("invalid label name: {name}")));
         }
         if value.contains('\u{fffd}') {
-            return Err(format!("invalid label value: {value}"));
+            return Err(unplaced(format!("invalid label value: {value}")));
         }
     }
     let mut labels = group_labels.clone();
     labels.extend(r.labels);
     if !r.record.is_empty() {
         if !r.annotations.is_empty() {
-            return Err("invalid field 'annotations' in recording rule".into());
+            return Err(record(
+                "invalid field 'annotations' in recording rule".into(),
+            ));
         }
         if r.hold.is_some_and(|d| !d.0.is_zero()) {
-            return Err("invalid field 'for' in recording rule".into());
+            return Err(record("invalid field 'for' in recording rule".into()));
         }
         if r.keep_firing_for.is_some_and(|d| !d.0.is_zero()) {
-            return Err("invalid field 'keep_firing_for' in recording rule".into());
+            return Err(record(
+                "invalid field 'keep_firing_for' in recording rule".into(),
+            ));
         }
         if !is_valid_metric_name(&r.record) {
-            return Err(format!("invalid recording rule name: {}", r.record));
+            return Err(record(format!("invalid recording rule name: {}", r.record)));
         }
         return Ok(Rule::Recording(RecordingRule {
             name: r.record,
@@ -276,23 +351,29 @@ fn build_rule(r: RuleYaml, group_labels: &BTreeMap<String, String>) -> Result<Ru
         }));
     }
     for name in r.annotations.keys() {
-        check_label_name(name).map_err(|_| format!("invalid annotation name: {name}"))?;
+        check_label_name(name).map_err(|_| unplaced(format!("invalid annotation name: {name}")))?;
     }
     // Prometheus names the template after the rule in error messages.
     let template_name = format!("__alert_{}", r.alert);
     // promtool names the label or annotation whose template is broken.
-    let compile = |pairs: &BTreeMap<String, String>, what: &str| {
+    let compile = |pairs: &BTreeMap<String, String>, is_label: bool| {
+        let what = if is_label { "label" } else { "annotation" };
         pairs
             .iter()
             .map(|(k, v)| {
                 Template::parse(&template_name, v)
                     .map(|t| (k.clone(), t))
-                    .map_err(|e| format!("{what} {k:?}: {e}"))
+                    .map_err(|e| {
+                        (
+                            Node::Template(is_label, k.clone()),
+                            format!("{what} {k:?}: {e}"),
+                        )
+                    })
             })
             .collect::<Result<Vec<_>, _>>()
     };
-    let label_templates = compile(&labels, "label")?;
-    let annotation_templates = compile(&r.annotations, "annotation")?;
+    let label_templates = compile(&labels, true)?;
+    let annotation_templates = compile(&r.annotations, false)?;
     Ok(Rule::Alerting(AlertingRule {
         name: r.alert,
         expr: r.expr,
@@ -375,38 +456,43 @@ mod tests {
 
     #[test]
     fn validation_errors_name_group_and_rule() {
+        // The position is promtool's: the key the error is about (the rule's first line where
+        // promtool would print 0:0 for a missing key, and a template's value, which promtool
+        // leaves unplaced).
         let cases = [
             (
                 "  - alert: A\n",
-                "rule 1, \"A\": field 'expr' must be set in rule",
+                "4:5: group \"g\", rule 1, \"A\": field 'expr' must be set in rule",
             ),
             (
                 "  - record: a\n    alert: b\n    expr: up\n",
-                "only one of 'record' and 'alert' must be set",
+                "4:13: 5:12: group \"g\", rule 1, \"b\": only one of 'record' and 'alert' must be set",
             ),
-            ("  - expr: up\n", "one of 'record' or 'alert' must be set"),
+            (
+                "  - expr: up\n",
+                "4:5: group \"g\", rule 1: one of 'record' or 'alert' must be set",
+            ),
             (
                 "  - record: r\n    expr: up\n    for: 1m\n",
-                "invalid field 'for' in recording rule",
+                "4:13: group \"g\", rule 1, \"r\": invalid field 'for' in recording rule",
             ),
             (
                 "  - record: 1r\n    expr: up\n",
-                "invalid recording rule name: 1r",
+                "4:13: group \"g\", rule 1, \"1r\": invalid recording rule name: 1r",
             ),
             (
                 "  - alert: A\n    expr: up\n    labels: {__name__: x}\n",
-                "invalid label name: __name__",
+                "group \"g\", rule 1, \"A\": invalid label name: __name__",
             ),
             (
-                "  - alert: A\n    expr: up\n    annotations: {s: '{{ $labels.x'}\n",
-                "unclosed action",
+                "  - alert: A\n    expr: up\n    annotations:\n      s: '{{ $labels.x'\n",
+                "7:10: group \"g\", rule 1, \"A\": annotation \"s\": template: __alert_A:1: unclosed action",
             ),
         ];
         for (rule, want) in cases {
             let text = format!("groups:\n- name: g\n  rules:\n{rule}");
             let err = parse_rule_file(&text, "r.yml").unwrap_err().to_string();
-            assert!(err.starts_with("r.yml: group \"g\""), "{err}");
-            assert!(err.contains(want), "{err} should contain {want}");
+            assert_eq!(err, format!("r.yml: {want}"));
         }
     }
 
