@@ -116,6 +116,12 @@ pub(crate) async fn write(base: &str, req: &WriteRequest) {
     assert_eq!(status, 204, "{base}: {text}");
 }
 
+/// The instant as RFC 3339 with milliseconds (`2026-11-28T03:00:00.250Z`), URL-encoded.
+fn rfc3339(ms: i64) -> String {
+    let t = chrono::DateTime::from_timestamp_millis(ms).expect("valid time");
+    enc(&t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}
+
 /// Seconds with a millisecond fraction, as Grafana formats times.
 pub(crate) fn secs(ms: i64) -> String {
     format!("{:.3}", ms as f64 / 1000.0)
@@ -341,6 +347,23 @@ async fn grafana_requests_answered_like_prometheus() {
                 q("2 * 3"),
                 secs(s),
                 secs(start + 300_000)
+            )),
+        ),
+        (
+            "range with RFC 3339 times and a duration step",
+            Req::Get(format!(
+                "/api/v1/query_range?query={}&start={}&end={}&step=1m",
+                q("sum(rate(http_requests_total[2m]))"),
+                rfc3339(start + 120_000),
+                rfc3339(start + 600_000)
+            )),
+        ),
+        (
+            "instant at an RFC 3339 time with a fraction",
+            Req::Get(format!(
+                "/api/v1/query?query={}&time={}",
+                q("node_load1"),
+                rfc3339(start + 15 * 60_000 + 250)
             )),
         ),
         // The exemplars probe sends milliseconds where seconds belong.
