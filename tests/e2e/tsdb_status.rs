@@ -15,7 +15,7 @@ type OwnedSeries = (Vec<(String, String)>, Vec<(i64, f64)>);
 
 /// The data: 12 metrics, metric `m_k` with `k` series, spread over instances and jobs so
 /// that every top list is longer than ten and its counts differ; five samples each, a
-/// minute apart, ending a minute ago (inside Prometheus's appendable window).
+/// minute apart, ending at `end`.
 fn data(end: i64) -> Vec<OwnedSeries> {
     let mut out = Vec::new();
     for k in 1..=12usize {
@@ -38,19 +38,16 @@ fn data(end: i64) -> Vec<OwnedSeries> {
     out
 }
 
-/// Prometheus cuts head chunks where a 2 h range begins (its `chunkRange`), Vigil's head does
-/// not (a known difference in `headStats.chunkCount`, left for the TSDB issue): the four minutes
-/// of samples ending at `end` are moved before such a boundary when they would straddle one, so
-/// the comparison does not depend on the time of day the test runs at.
-fn end_within_one_chunk_range(end: i64) -> i64 {
+/// Where the four minutes of samples end: two minutes after the latest 2 h boundary that
+/// leaves room for them, so they straddle it. Prometheus's head cuts a chunk there (its
+/// `chunkRange`), and so must Vigil's for `headStats.chunkCount` to agree.
+fn end_across_a_chunk_range(now: i64) -> i64 {
     const RANGE: i64 = 2 * 3600 * 1000;
-    let start = end - 4 * 60_000;
-    let boundary = end - end.rem_euclid(RANGE);
-    if start < boundary {
-        boundary - 1_000
-    } else {
-        end
+    let mut boundary = now - now.rem_euclid(RANGE);
+    if now - boundary < 3 * 60_000 {
+        boundary -= RANGE;
     }
+    boundary + 2 * 60_000
 }
 
 async fn write(base: &str, data: &[OwnedSeries]) {
@@ -135,7 +132,7 @@ async fn tsdb_status_matches_prometheus() {
         return;
     };
     let vigil = Vigil::server(&[]);
-    let data = data(end_within_one_chunk_range(now_ms() - 60_000));
+    let data = data(end_across_a_chunk_range(now_ms()));
     let prom_base = format!("http://{}", prom.addr);
     write(&prom_base, &data).await;
     write(&vigil.url(""), &data).await;

@@ -128,7 +128,11 @@ impl Tsdb {
         let lock = DirLock::acquire(&dir)?;
         let started = Instant::now();
         let blocks = open_blocks(&dir)?;
-        let head = Head::with_options(options.limits, options.out_of_order_window);
+        let head = Head::with_options(
+            options.limits,
+            options.out_of_order_window,
+            options.block_range,
+        );
         if let Some(end) = blocks.iter().map(|b| b.meta.max_time).max() {
             head.set_min_valid_time(end);
         }

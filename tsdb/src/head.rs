@@ -65,6 +65,8 @@ struct Registry {
     /// The id the next new series gets; ids are never reused, so postings stay sorted by
     /// a plain push after series are dropped.
     next_id: u64,
+    /// The block range in milliseconds: no head chunk spans one of its boundaries.
+    chunk_range: i64,
 }
 
 impl Registry {
@@ -103,7 +105,7 @@ impl Registry {
             ))
         })?;
         let labels = Arc::new(labels.clone());
-        let series = Arc::new(MemSeries::new(id, Arc::clone(&labels)));
+        let series = Arc::new(MemSeries::new(id, Arc::clone(&labels), self.chunk_range));
         self.postings.add(id, &labels);
         self.refs.insert(labels, id);
         self.series.insert(id, Arc::clone(&series));
@@ -134,16 +136,28 @@ fn registry_poisoned() -> String {
 }
 
 impl Head {
-    /// A head without limits or out-of-order window.
+    /// A head without limits or out-of-order window, cutting chunks at 2 h boundaries.
     pub fn new() -> Head {
-        Head::with_options(Limits::default(), std::time::Duration::ZERO)
+        Head::with_options(
+            Limits::default(),
+            std::time::Duration::ZERO,
+            crate::DEFAULT_BLOCK_RANGE,
+        )
     }
 
-    /// A head that refuses series breaking `limits` and takes samples up to
-    /// `out_of_order_window` older than the newest one.
-    pub fn with_options(limits: Limits, out_of_order_window: std::time::Duration) -> Head {
+    /// A head that refuses series breaking `limits`, takes samples up to
+    /// `out_of_order_window` older than the newest one, and cuts its chunks so that none
+    /// spans a boundary of `block_range` (as Prometheus's head does).
+    pub fn with_options(
+        limits: Limits,
+        out_of_order_window: std::time::Duration,
+        block_range: std::time::Duration,
+    ) -> Head {
         Head {
-            registry: RwLock::new(Registry::default()),
+            registry: RwLock::new(Registry {
+                chunk_range: i64::try_from(block_range.as_millis()).unwrap_or(i64::MAX),
+                ..Registry::default()
+            }),
             num_series: AtomicUsize::new(0),
             num_samples: AtomicUsize::new(0),
             min_time: AtomicI64::new(i64::MAX),

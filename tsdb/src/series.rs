@@ -1,9 +1,10 @@
 //! One series in the head: its labels, its samples in compressed chunks behind a lock of its
 //! own, and its time bounds readable without that lock.
 //!
-//! Samples are kept in strictly ascending time order: closed chunks of
-//! [`SAMPLES_PER_CHUNK`] samples, each re-encoded in the smaller encoding when it closes,
-//! and one open XOR chunk that appends go to. `min_time`/`max_time` let a query skip the
+//! Samples are kept in strictly ascending time order: closed chunks of about
+//! [`SAMPLES_PER_CHUNK`] samples, cut where Prometheus's head cuts them (never across a
+//! block-range boundary), each re-encoded in the smaller encoding when it closes, and one open
+//! XOR chunk that appends go to. `min_time`/`max_time` let a query skip the
 //! series without touching its samples.
 
 use crate::checkpoint::{CheckpointWriter, LocRef};
@@ -76,18 +77,36 @@ struct Chunks {
     /// resolved the series just before must resolve its labels again rather than write
     /// here, where no query would find the samples.
     removed: bool,
+    /// The block range (ms): a chunk never spans one of its boundaries. 0 means none.
+    chunk_range: i64,
+    /// When the open chunk is cut: the end of its block range, brought forward once it
+    /// holds a quarter of [`SAMPLES_PER_CHUNK`] so the range's chunks come out even.
+    next_at: i64,
 }
 
 impl Chunks {
+    /// Appends `s` (newer than every sample held), cutting the open chunk first where
+    /// Prometheus's head would (`appendPreprocessor`): at `next_at`, or at twice
+    /// [`SAMPLES_PER_CHUNK`] when samples come faster than predicted. So chunks hold about
+    /// 120 samples, end at block boundaries, and count as Prometheus's do on the same data.
     fn push(&mut self, s: Sample) {
+        if !self.open.is_empty() {
+            let n = self.open.len();
+            if n == SAMPLES_PER_CHUNK / 4 {
+                if let Some(last) = self.last {
+                    self.next_at = chunk_end_time(self.open_min_t, last.t, self.next_at);
+                }
+            }
+            if s.t >= self.next_at || n >= SAMPLES_PER_CHUNK * 2 {
+                self.close_open();
+            }
+        }
         if self.open.is_empty() {
             self.open_min_t = s.t;
+            self.next_at = range_end(s.t, self.chunk_range);
         }
         self.open.append(s.t, s.v);
         self.last = Some(s);
-        if self.open.len() >= SAMPLES_PER_CHUNK {
-            self.close_open();
-        }
     }
 
     /// Closes the open chunk, re-encoded as decimal when that is smaller than its XOR bytes,
@@ -237,6 +256,31 @@ impl Chunks {
     }
 }
 
+/// The end of the block range `t` falls in (`i64::MAX` without ranges).
+fn range_end(t: i64, range: i64) -> i64 {
+    if range <= 0 {
+        return i64::MAX;
+    }
+    t.div_euclid(range)
+        .saturating_mul(range)
+        .saturating_add(range)
+}
+
+/// When to cut a chunk that began at `start` and reached `cur` after a quarter of its
+/// samples, so that the chunks left until `max` (its range's end) hold about as many
+/// samples each (Prometheus's `computeChunkEndTime`).
+fn chunk_end_time(start: i64, cur: i64, max: i64) -> i64 {
+    let per_quarter = (cur - start + 1).saturating_mul(4);
+    if per_quarter <= 0 || max == i64::MAX {
+        return max;
+    }
+    let n = (max - start) / per_quarter;
+    if n <= 1 {
+        return max;
+    }
+    start + (max - start) / n
+}
+
 /// A closed chunk read back from a checkpoint, its bytes checked.
 #[derive(Debug)]
 pub(crate) struct RestoredChunk {
@@ -319,11 +363,14 @@ impl Default for BatchStats {
 pub(crate) struct Poisoned;
 
 impl MemSeries {
-    pub(crate) fn new(id: SeriesRef, labels: Arc<Labels>) -> Self {
+    pub(crate) fn new(id: SeriesRef, labels: Arc<Labels>, chunk_range: i64) -> Self {
         MemSeries {
             id,
             labels,
-            data: Mutex::new(Chunks::default()),
+            data: Mutex::new(Chunks {
+                chunk_range,
+                ..Chunks::default()
+            }),
             min_time: AtomicI64::new(NO_MIN),
             max_time: AtomicI64::new(NO_MAX),
             wal_segment: AtomicU64::new(0),

@@ -10,7 +10,11 @@ fn samples(ts: &[i64]) -> Vec<Sample> {
 }
 
 fn new_series() -> MemSeries {
-    MemSeries::new(0, Arc::new(Labels::from_pairs([("a", "1")])))
+    MemSeries::new(
+        0,
+        Arc::new(Labels::from_pairs([("a", "1")])),
+        crate::DEFAULT_BLOCK_RANGE.as_millis() as i64,
+    )
 }
 
 #[test]
@@ -164,4 +168,37 @@ fn late_samples_merge_into_order() {
     let got = s.samples_in(0, 5).unwrap();
     assert_eq!(got, samples(&[0, 1, 2, 3, 4]));
     assert_eq!(s.last_time(), Some(1000));
+}
+
+#[test]
+fn chunks_are_cut_as_prometheus_cuts_them() {
+    let two_hours = 7_200_000;
+    let chunk_bounds = |ts: &[i64]| {
+        let s = new_series();
+        let mut stats = BatchStats::default();
+        s.append(&samples(ts), &NO_LIMIT, &mut stats, &mut Vec::new())
+            .unwrap();
+        let data = s.data.lock().unwrap();
+        let mut bounds: Vec<(i64, i64)> = data.closed.iter().map(|c| (c.min_t, c.max_t)).collect();
+        if let Some(last) = data.last {
+            bounds.push((data.open_min_t, last.t));
+        }
+        bounds
+    };
+    // 15 s samples over 4 h: four even chunks of 120 per 2 h range.
+    let ts: Vec<i64> = (0..960).map(|i| i * 15_000).collect();
+    let bounds = chunk_bounds(&ts);
+    assert_eq!(bounds.len(), 8, "{bounds:?}");
+    assert!(bounds.iter().all(|(lo, hi)| (hi - lo) / 15_000 + 1 == 120));
+    // Samples across a range boundary: the chunk ends before it, the next starts after it,
+    // although neither holds 120 samples (20 minutes at 15 s, 7.3 s off the minute).
+    let ts: Vec<i64> = (0..80)
+        .map(|i| two_hours - 600_000 + 7_300 + i * 15_000)
+        .collect();
+    let bounds = chunk_bounds(&ts);
+    assert_eq!(bounds.len(), 2, "{bounds:?}");
+    assert!(
+        bounds[0].1 < two_hours && bounds[1].0 >= two_hours,
+        "{bounds:?}"
+    );
 }
