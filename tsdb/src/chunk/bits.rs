@@ -134,4 +134,17 @@ mod tests {
         assert_eq!(r.read_bits(3), Ok(0));
         assert_eq!(r.read_bit(), Err(EndOfStream));
     }
+
+    #[test]
+    fn prefixes_stop_at_the_data_end() {
+        assert_eq!(BitReader::new(&[0xFF]).read_prefix(8), Ok(8));
+        // Eight ones then the end: a ninth prefix bit (or the terminating zero) is missing.
+        assert_eq!(BitReader::new(&[0xFF]).read_prefix(9), Err(EndOfStream));
+        let mut r = BitReader::new(&[0b1110_1100, 0x00]);
+        assert_eq!(r.read_prefix(4), Ok(3));
+        assert_eq!(r.read_prefix(4), Ok(2));
+        assert_eq!(r.read_bits(9), Ok(0));
+        assert_eq!(r.read_prefix(1), Err(EndOfStream));
+        assert_eq!(r.read_bits(0), Ok(0));
+    }
 }
