@@ -130,7 +130,6 @@ impl Chunks {
 
     /// Appends the samples in `[mint, maxt]` to `out`, decoding only the chunks that overlap.
     fn read(&self, mint: i64, maxt: i64, out: &mut Vec<Sample>) -> Result<(), crate::ChunkError> {
-        let mut scratch = Vec::new();
         let open_max = self.last.map_or(NO_MAX, |s| s.t);
         let closed = self.closed.iter().map(|c| (c.min_t, c.max_t, c.bytes()));
         let open = (!self.open.is_empty()).then(|| (self.open_min_t, open_max, self.open.bytes()));
@@ -138,9 +137,18 @@ impl Chunks {
             if hi < mint || lo > maxt {
                 continue;
             }
-            scratch.clear();
-            chunk::decode_into(bytes, &mut scratch)?;
-            out.extend(scratch.iter().filter(|s| mint <= s.t && s.t <= maxt));
+            // Decoded straight into `out`; only a chunk that sticks out of the range is
+            // trimmed, its samples being in time order.
+            let start = out.len();
+            chunk::decode_into(bytes, out)?;
+            if lo < mint || hi > maxt {
+                let decoded = &out[start..];
+                let keep_from = start + decoded.partition_point(|s| s.t < mint);
+                let keep_to = start + decoded.partition_point(|s| s.t <= maxt);
+                // An empty range (`mint` > `maxt`) keeps nothing.
+                out.truncate(keep_to.max(start));
+                out.drain(start..keep_from.min(out.len()));
+            }
         }
         Ok(())
     }

@@ -202,3 +202,20 @@ fn chunks_are_cut_as_prometheus_cuts_them() {
         "{bounds:?}"
     );
 }
+
+#[test]
+fn reads_trim_chunks_that_stick_out_and_empty_ranges_read_nothing() {
+    let s = new_series();
+    let ts: Vec<i64> = (0..300).map(|i| i * 1000).collect();
+    let mut stats = BatchStats::default();
+    s.append(&samples(&ts), &NO_LIMIT, &mut stats, &mut Vec::new())
+        .unwrap();
+    assert_eq!(
+        s.samples_in(5_500, 9_000).unwrap(),
+        samples(&[6_000, 7_000, 8_000, 9_000])
+    );
+    assert_eq!(s.samples_in(i64::MIN, i64::MAX).unwrap(), samples(&ts));
+    // Inside one chunk, but backwards: nothing, and no panic.
+    assert_eq!(s.samples_in(9_000, 5_500).unwrap(), vec![]);
+    assert_eq!(s.samples_in(299_000, 299_000).unwrap(), samples(&[299_000]));
+}
