@@ -8,6 +8,8 @@
 //!   (issue 4).
 //! - `alerting`: remote write → Slack POST latency against Prometheus 2.42 + Alertmanager
 //!   0.25 (issue 9).
+//! - `footprint`: the agent's memory and CPU against Prometheus 2.42 in agent mode +
+//!   node_exporter 1.5 (issue 6).
 //!
 //! Shared parts: [`gen`] (the data), [`server`] (the processes), [`procfs`] (what they
 //! used), [`http`] and [`ingest`] (remote write), [`queries`] (the query set, timing and
@@ -18,6 +20,7 @@
 
 mod alerting;
 mod blocks;
+mod footprint;
 mod gen;
 mod http;
 mod ingest;
@@ -44,6 +47,10 @@ enum Bench {
     /// Alerting: latency from the remote write that makes an alert true to the Slack POST,
     /// Vigil against Prometheus 2.42 + Alertmanager 0.25 in the same run.
     Alerting(alerting::AlertingArgs),
+    /// Agent footprint: resident memory and CPU per hour of the Vigil agent against
+    /// Prometheus 2.42 in agent mode + node_exporter 1.5, collecting the same node, 200 container
+    /// cgroups and 10 scrape targets at 15 s, with the samples each delivered.
+    Footprint(footprint::FootprintArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -57,6 +64,7 @@ fn main() -> anyhow::Result<()> {
             Bench::Tsdb(args) => tsdb_bench::run(args).await,
             Bench::Promql(args) => promql_bench::run(args).await,
             Bench::Alerting(args) => alerting::run(args).await,
+            Bench::Footprint(args) => footprint::run(args).await,
         }
     })?;
     println!("$ {}\n\n{report}", command.join(" "));
