@@ -218,7 +218,8 @@ pub struct AgentSources {
     #[arg(long = "logs.max-line-size", default_value = "256KB", value_parser = tsdb::parse_bytes)]
     pub max_line_size: u64,
 
-    /// Directory of the agent's state: log positions (checkpoints) that survive restarts.
+    /// Directory of the agent's state, which survives restarts: log positions (checkpoints)
+    /// and the on-disk queues of log pushes and remote-write requests.
     #[arg(long = "state.path", default_value = "data/agent")]
     pub state_path: PathBuf,
 
@@ -226,6 +227,12 @@ pub struct AgentSources {
     /// away; when full, the tailer waits and the files are the buffer again.
     #[arg(long = "logs.queue-max-bytes", default_value = "1GiB", value_parser = tsdb::parse_bytes)]
     pub logs_queue_max_bytes: u64,
+
+    /// Most bytes of remote-write requests kept on disk (under --state.path) while the
+    /// receiver is away, sent in order when it returns; when full, the oldest samples are
+    /// dropped and counted (vigil_agent_samples_dropped_total{reason="queue_full"}).
+    #[arg(long = "remote-write.queue-max-bytes", default_value = "256MiB", value_parser = tsdb::parse_bytes)]
+    pub remote_write_queue_max_bytes: u64,
 
     /// How often node metrics are collected.
     #[arg(long = "metrics.interval", default_value = "15s", value_parser = parse_duration)]

@@ -17,6 +17,7 @@ pub async fn run(args: AgentArgs, shutdown: CancellationToken) -> anyhow::Result
     cfg.max_line_bytes = usize::try_from(s.max_line_size).unwrap_or(usize::MAX);
     cfg.state_path = s.state_path;
     cfg.logs_queue_max_bytes = s.logs_queue_max_bytes;
+    cfg.remote_write_queue_max_bytes = s.remote_write_queue_max_bytes;
     cfg.scrape_interval = s.interval;
     cfg.web_listen_address = args.listen;
     if let Some(url) = args.targets_push_url {

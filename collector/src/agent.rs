@@ -5,8 +5,8 @@
 //! collecting) and close their output channels; the sinks then flush what they hold; the
 //! tailer records the acknowledgements of that flush and writes its final checkpoint. A
 //! server that does not answer would hold the flush forever, so after
-//! [`SHUTDOWN_FLUSH_TIMEOUT`] the sinks are aborted: unsent metrics are lost (the on-disk
-//! queue is a later step), unacknowledged log lines are read again on the next start.
+//! [`SHUTDOWN_FLUSH_TIMEOUT`] the sinks are aborted: queued metrics and log lines stay in
+//! their on-disk queues for the next start, unacknowledged log lines are read again.
 //!
 //! With a [`AgentConfig::web_listen_address`], the agent also serves `/-/healthy`, `/-/ready`,
 //! its own `/metrics` (`http.rs`) and the scraper's `/api/v1/targets`; it is ready once every
@@ -29,6 +29,7 @@ use crate::scrape::{targets_router, ScrapeFile, Scraper};
 use crate::selfmetrics::AgentMetrics;
 use crate::ship::{LokiConfig, RemoteWriteConfig, DEFAULT_QUEUE_MAX_BYTES, LOG_QUEUE_DIR};
 use crate::ship::{TargetsPushConfig, TargetsPusher};
+use crate::ship::{DEFAULT_REMOTE_WRITE_QUEUE_MAX_BYTES, REMOTE_WRITE_QUEUE_DIR};
 use crate::tail::{TailConfig, DEFAULT_MAX_LINE_BYTES, DEFAULT_PODS_PATH};
 use crate::Error;
 
@@ -73,6 +74,10 @@ pub struct AgentConfig {
     /// The most bytes of log pushes waiting in `<state_path>/logqueue` while the server is
     /// away, before the tailer waits; default [`DEFAULT_QUEUE_MAX_BYTES`] (1 GiB).
     pub logs_queue_max_bytes: u64,
+    /// The most bytes of remote-write requests waiting in `<state_path>/wal-remote-write`
+    /// while the receiver is away, before the oldest are dropped; default
+    /// [`DEFAULT_REMOTE_WRITE_QUEUE_MAX_BYTES`] (256 MiB).
+    pub remote_write_queue_max_bytes: u64,
     /// Time between node metric collections; default [`DEFAULT_SCRAPE_INTERVAL`] (15 s).
     pub scrape_interval: Duration,
     /// The `job` label of node metrics; default [`DEFAULT_JOB`] (`node`).
@@ -120,6 +125,7 @@ impl AgentConfig {
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
             state_path: PathBuf::from(DEFAULT_STATE_PATH),
             logs_queue_max_bytes: DEFAULT_QUEUE_MAX_BYTES,
+            remote_write_queue_max_bytes: DEFAULT_REMOTE_WRITE_QUEUE_MAX_BYTES,
             scrape_interval: DEFAULT_SCRAPE_INTERVAL,
             job: DEFAULT_JOB.to_string(),
             web_listen_address: None,
@@ -154,7 +160,12 @@ impl AgentConfig {
 /// retried, and only a panicking component makes it return an error.
 pub async fn run_agent(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Error> {
     cfg.validate()?;
-    let remote_write = RemoteWriteConfig::new(&cfg.remote_write_url).build()?;
+    let mut remote_write = RemoteWriteConfig::new(
+        &cfg.remote_write_url,
+        cfg.state_path.join(REMOTE_WRITE_QUEUE_DIR),
+    );
+    remote_write.queue_max_bytes = cfg.remote_write_queue_max_bytes;
+    let remote_write = remote_write.build()?;
     let mut loki = LokiConfig::new(&cfg.logs_push_url, cfg.state_path.join(LOG_QUEUE_DIR));
     loki.queue.max_bytes = cfg.logs_queue_max_bytes;
     let loki = loki.build()?;

@@ -19,7 +19,8 @@
 //!   lines joined) and plain files from globs, followed by inode through truncation and
 //!   replacement, with checkpoints in `positions.json`.
 //! - [`RemoteWriteConfig`] → [`RemoteWriteSink`] and [`LokiConfig`] → [`LokiSink`]: batching,
-//!   snappy-compressed protobuf, retries with backoff on network errors, 5xx and 429.
+//!   snappy-compressed protobuf, bounded on-disk queues under the state directory that
+//!   survive an outage and a restart, retries with backoff on network errors, 5xx and 429.
 //! - [`ScrapeFile`] → [`Scraper`]: Prometheus's `scrape_configs` (static targets and this
 //!   node's pods from [`KubernetesSdConfig`], `relabel_configs`, `metric_relabel_configs`,
 //!   `honor_labels`, limits), scraped at a jittered phase with the report series and
@@ -99,10 +100,11 @@ pub use ship::{
     Backoff, LogBatch, LokiConfig, LokiSink, MetricBatch, RemoteWriteConfig, RemoteWriteSink,
     SinkStats, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_WAIT, DEFAULT_MAX_BACKOFF,
     DEFAULT_MAX_SAMPLES_PER_SEND, DEFAULT_METADATA_INTERVAL, DEFAULT_MIN_BACKOFF,
-    DEFAULT_QUEUE_CAPACITY, DEFAULT_REQUEST_TIMEOUT, MAX_RETRY_AFTER, USER_AGENT,
+    DEFAULT_REMOTE_WRITE_QUEUE_MAX_BYTES, DEFAULT_REQUEST_TIMEOUT, MAX_RETRY_AFTER,
+    REMOTE_WRITE_QUEUE_DIR, USER_AGENT,
 };
 pub use ship::{
-    LogQueueConfig, LogQueueError, DEFAULT_MAX_IN_FLIGHT, DEFAULT_QUEUE_MAX_BYTES,
+    LogQueueConfig, LogQueueError, WhenFull, DEFAULT_MAX_IN_FLIGHT, DEFAULT_QUEUE_MAX_BYTES,
     DEFAULT_SEGMENT_BYTES, LOG_QUEUE_DIR,
 };
 pub use tail::{

@@ -37,6 +37,7 @@ mod peers;
 mod prom_peering;
 mod promql_diff;
 mod remote_write_out;
+mod remote_write_queue;
 mod scrape;
 mod tail_stress;
 mod tsdb_blocks;

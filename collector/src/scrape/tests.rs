@@ -257,7 +257,8 @@ async fn a_target_that_goes_away_is_marked_stale_at_the_receiver() {
     let scraper = Scraper::new(&file, "n").unwrap();
     let (tx, rx) = mpsc::channel(8);
     let shutdown = CancellationToken::new();
-    let sink = RemoteWriteConfig::new(url).build().unwrap();
+    let queue = tempfile::tempdir().unwrap();
+    let sink = RemoteWriteConfig::new(url, queue.path()).build().unwrap();
     tokio::spawn(sink.run(rx, CancellationToken::new()));
     tokio::spawn(scraper.run(shutdown.clone(), tx));
 

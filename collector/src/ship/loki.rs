@@ -5,7 +5,7 @@
 //! Each [`LogBatch`] carries the file positions its lines end at. The sink hands those
 //! positions back on its `acks` channel once the push holding the lines is fsync'd in the
 //! queue, so the tailer's checkpoint never runs ahead of what is kept: a restart finds the
-//! lines either in the queue or still in the files. The senders (`loki_send.rs`) drain the
+//! lines either in the queue or still in the files. The senders (`send.rs`) drain the
 //! queue with several pushes in flight; a record leaves the queue only after a 2xx or a
 //! permanent rejection.
 //!
@@ -26,9 +26,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::loki_send::{send_all, Pusher, DEFAULT_MAX_IN_FLIGHT};
-use super::queue::{QueueConfig, QueueReader, QueueWriter, Record, SegmentError};
+use super::queue::{QueueConfig, QueueReader, QueueWriter, Record};
 use super::retry::Backoff;
+use super::send::{send_all, Pusher, DEFAULT_MAX_IN_FLIGHT};
 use super::{check_url, http_client, SinkStats, DEFAULT_REQUEST_TIMEOUT};
 use crate::tail::Position;
 use crate::Error;
@@ -108,7 +108,7 @@ impl LokiConfig {
                 reason: "must be positive".to_string(),
             });
         }
-        let (writer, reader, queue) = self.queue.open().map_err(|e| queue_error(&self.queue, e))?;
+        let (writer, reader, queue) = self.queue.open_for_sink()?;
         let mut headers = HeaderMap::new();
         headers.insert(
             CONTENT_TYPE,
@@ -116,6 +116,7 @@ impl LokiConfig {
         );
         let stats: Arc<SinkStats> = Arc::default();
         let pusher = Arc::new(Pusher {
+            sink: "loki",
             url: self.url.clone(),
             client: http_client(self.request_timeout)?,
             headers,
@@ -131,18 +132,6 @@ impl LokiConfig {
             reader,
             stats,
         })
-    }
-}
-
-/// A queue that cannot be opened is a state directory problem, with the reason kept.
-fn queue_error(cfg: &QueueConfig, e: SegmentError) -> Error {
-    let source = match e {
-        SegmentError::Io { source, .. } => source,
-        other => std::io::Error::new(std::io::ErrorKind::InvalidData, other.to_string()),
-    };
-    Error::State {
-        path: cfg.dir.clone(),
-        source,
     }
 }
 

@@ -1,10 +1,13 @@
 //! Shipping: the sinks that deliver what the sources produce.
 //!
-//! - [`RemoteWriteSink`] sends [`MetricBatch`]es as Prometheus remote write 1.0 from a bounded
-//!   in-memory queue that drops the oldest samples when the server is away too long.
-//! - [`LokiSink`] sends [`LogBatch`]es as Loki pushes, batched by size and time, through a
-//!   bounded on-disk queue (`queue/`): it acknowledges each batch's file positions once the
-//!   push is fsync'd there, and sends with several pushes in flight (`loki_send.rs`).
+//! - [`RemoteWriteSink`] sends [`MetricBatch`]es as Prometheus remote write 1.0 through a
+//!   bounded on-disk queue (`queue/`, `<state.path>/wal-remote-write`), one request at a time
+//!   and in order; when the queue is full its oldest samples are dropped and counted.
+//! - [`LokiSink`] sends [`LogBatch`]es as Loki pushes, batched by size and time, through the
+//!   same kind of queue (`<state.path>/logqueue`), which makes the tailer wait when full: it
+//!   acknowledges each batch's file positions once the push is fsync'd there, and sends with
+//!   several pushes in flight.
+//! - `send.rs` drains either queue, marking a record done after a 2xx or a permanent 4xx.
 //! - [`RemoteWriteQueue`] (`forward/`) is the server's remote write out: sharded queues fed by
 //!   [`ForwardingAppender`] with what the store accepted, configured like Prometheus's
 //!   `remote_write`.
@@ -17,10 +20,10 @@
 
 mod forward;
 mod loki;
-mod loki_send;
 mod queue;
 mod remote_write;
 mod retry;
+mod send;
 mod targets;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,16 +34,16 @@ pub use forward::{
     RemoteWriteQueue, Secret,
 };
 pub use loki::{LogBatch, LokiConfig, LokiSink, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_WAIT};
-pub use loki_send::DEFAULT_MAX_IN_FLIGHT;
 pub use queue::{
-    QueueConfig as LogQueueConfig, SegmentError as LogQueueError, DEFAULT_QUEUE_MAX_BYTES,
-    DEFAULT_SEGMENT_BYTES, LOG_QUEUE_DIR,
+    QueueConfig as LogQueueConfig, SegmentError as LogQueueError, WhenFull,
+    DEFAULT_QUEUE_MAX_BYTES, DEFAULT_SEGMENT_BYTES, LOG_QUEUE_DIR,
 };
 pub use remote_write::{
     MetricBatch, RemoteWriteConfig, RemoteWriteSink, DEFAULT_MAX_SAMPLES_PER_SEND,
-    DEFAULT_METADATA_INTERVAL, DEFAULT_QUEUE_CAPACITY,
+    DEFAULT_METADATA_INTERVAL, DEFAULT_REMOTE_WRITE_QUEUE_MAX_BYTES, REMOTE_WRITE_QUEUE_DIR,
 };
 pub use retry::{Backoff, DEFAULT_MAX_BACKOFF, DEFAULT_MIN_BACKOFF, MAX_RETRY_AFTER};
+pub use send::DEFAULT_MAX_IN_FLIGHT;
 pub use targets::{
     default_targets_push_url, TargetsPushConfig, TargetsPusher, DEFAULT_TARGETS_PUSH_INTERVAL,
     TARGETS_PUSH_PATH,
@@ -62,7 +65,8 @@ pub struct SinkStats {
     pub delivered_requests: AtomicU64,
     /// Requests the server rejected for good (4xx other than 429); their data is dropped.
     pub rejected_requests: AtomicU64,
-    /// Samples dropped from the in-memory queue because it was full (remote write only).
+    /// Samples dropped from the on-disk queue because it was full, or because appending to
+    /// it failed (remote write only).
     pub dropped_samples: AtomicU64,
     /// Requests abandoned undelivered when the sink was aborted.
     pub aborted_requests: AtomicU64,
@@ -77,9 +81,11 @@ pub struct SinkStats {
     pub failed_items: AtomicU64,
     /// Items in requests the server rejected for good.
     pub rejected_items: AtomicU64,
-    /// Items abandoned undelivered when the sink was aborted (in flight or still queued).
+    /// Items abandoned when the sink was aborted before they reached its on-disk queue
+    /// (queued items stay there for the next run).
     pub aborted_items: AtomicU64,
-    /// Items waiting in the sink: the remote-write queue or the Loki batch being filled.
+    /// Items waiting in the sink's on-disk queue (in flight included), plus the Loki batch
+    /// being filled.
     pub queued_items: AtomicU64,
 }
 

@@ -1,15 +1,21 @@
-//! The remote-write sink: Prometheus remote write 1.0 (protobuf `WriteRequest`, snappy block
-//! compression) from a bounded in-memory queue.
+//! The agent's remote-write sink: Prometheus remote write 1.0 (protobuf `WriteRequest`, snappy
+//! block compression) through a bounded on-disk queue under the agent's state directory
+//! (`<state.path>/wal-remote-write/`, the queue of `queue/`).
 //!
-//! The queue sits between the sources and the sender. The sink keeps taking batches from its
-//! input while a request is in flight or waiting to retry, so sources never block on a slow
-//! server; when the queue is over capacity the oldest samples are dropped and counted, since
-//! fresh samples are worth more than old ones to alerting. (The on-disk queue that survives
-//! a restart is a later step.)
+//! Each [`MetricBatch`] from the collectors is cut into requests of at most
+//! `max_samples_per_send` samples (a burst of batches that are already waiting fills whole
+//! requests), and each request body is appended, fsync'd, to the queue; metadata rides along
+//! as it would be sent. One sender (`send.rs`) delivers the records in order, one request at a
+//! time, retrying network errors, 5xx and 429 with backoff, so samples collected while the
+//! receiver is away arrive in order once it returns, even across an agent restart.
+//!
+//! The queue is bounded by `--remote-write.queue-max-bytes`. When it is full the oldest
+//! segment is deleted and its samples counted dropped (reason `queue_full`): the collectors
+//! never wait, and fresh samples are worth more than old ones to alerting. A record whose
+//! append fails (a full disk) is dropped and counted the same way.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::future::Future;
-use std::pin::Pin;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,17 +26,26 @@ use reqwest::header::{HeaderMap, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::retry::{deliver, Backoff, Delivery, Request};
+use super::queue::{
+    QueueConfig, QueueReader, QueueWriter, Record, WhenFull, DEFAULT_SEGMENT_BYTES,
+};
+use super::retry::Backoff;
+use super::send::{send_all, Pusher};
 use super::{check_url, http_client, SinkStats, DEFAULT_REQUEST_TIMEOUT};
 use crate::Error;
 
 /// Samples per request: Prometheus's `max_samples_per_send`.
 pub const DEFAULT_MAX_SAMPLES_PER_SEND: usize = 2000;
-/// Samples held in memory while the server is away. A node's ~150 series every 15 s fill
-/// this in about two hours.
-pub const DEFAULT_QUEUE_CAPACITY: usize = 100_000;
+/// The queue's directory inside the agent's state directory.
+pub const REMOTE_WRITE_QUEUE_DIR: &str = "wal-remote-write";
+/// The most bytes of requests the queue holds (`--remote-write.queue-max-bytes`): 256 MiB,
+/// days of one node's metrics at 15 s (a request of 2000 samples is some 20–40 KiB).
+pub const DEFAULT_REMOTE_WRITE_QUEUE_MAX_BYTES: u64 = 256 << 20;
 /// How often metric metadata (HELP, TYPE) rides along: Prometheus's `metadata_config.send_interval`.
 pub const DEFAULT_METADATA_INTERVAL: Duration = Duration::from_secs(60);
+/// A segment holds at most this part of the queue's bound, so dropping the oldest segment
+/// drops about a sixteenth of the queue, not all of it.
+const SEGMENTS_PER_QUEUE: u64 = 16;
 
 /// What a metrics source sends downstream: series and the metadata of their families.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -46,8 +61,12 @@ pub struct RemoteWriteConfig {
     pub url: String,
     /// Upper bound of samples per request; default [`DEFAULT_MAX_SAMPLES_PER_SEND`].
     pub max_samples_per_send: usize,
-    /// Samples the queue holds before dropping the oldest; default [`DEFAULT_QUEUE_CAPACITY`].
-    pub queue_capacity: usize,
+    /// The queue's directory; [`RemoteWriteConfig::new`] takes it (the agent uses
+    /// `<state.path>/`[`REMOTE_WRITE_QUEUE_DIR`]).
+    pub queue_dir: PathBuf,
+    /// Bytes the queue holds before its oldest samples are dropped; default
+    /// [`DEFAULT_REMOTE_WRITE_QUEUE_MAX_BYTES`].
+    pub queue_max_bytes: u64,
     /// Retry policy; default [`Backoff::default`] (30 ms doubling to 5 s).
     pub backoff: Backoff,
     /// Timeout of one HTTP request; default [`DEFAULT_REQUEST_TIMEOUT`].
@@ -57,25 +76,42 @@ pub struct RemoteWriteConfig {
 }
 
 impl RemoteWriteConfig {
-    pub fn new(url: impl Into<String>) -> Self {
+    /// The defaults, writing to `url` through a queue in `queue_dir`.
+    pub fn new(url: impl Into<String>, queue_dir: impl Into<PathBuf>) -> Self {
         RemoteWriteConfig {
             url: url.into(),
             max_samples_per_send: DEFAULT_MAX_SAMPLES_PER_SEND,
-            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            queue_dir: queue_dir.into(),
+            queue_max_bytes: DEFAULT_REMOTE_WRITE_QUEUE_MAX_BYTES,
             backoff: Backoff::default(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             metadata_interval: DEFAULT_METADATA_INTERVAL,
         }
     }
 
+    /// The queue these settings describe.
+    fn queue(&self) -> QueueConfig {
+        QueueConfig {
+            max_bytes: self.queue_max_bytes,
+            segment_bytes: (self.queue_max_bytes / SEGMENTS_PER_QUEUE)
+                .clamp(1, DEFAULT_SEGMENT_BYTES),
+            when_full: WhenFull::DropOldest,
+            name: "remote write queue",
+            ..QueueConfig::new(&self.queue_dir)
+        }
+    }
+
+    /// Opens the queue (recovering what a previous run left, sent first); fails on a bad URL
+    /// or setting, an unusable queue directory, or a segment of an unknown format.
     pub fn build(self) -> Result<RemoteWriteSink, Error> {
         check_url("remote_write_url", &self.url)?;
-        if self.max_samples_per_send == 0 || self.queue_capacity == 0 {
+        if self.max_samples_per_send == 0 || self.queue_max_bytes == 0 {
             return Err(Error::Config {
                 field: "remote_write",
-                reason: "max_samples_per_send and queue_capacity must be positive".into(),
+                reason: "max_samples_per_send and queue_max_bytes must be positive".into(),
             });
         }
+        let (writer, reader, queue) = self.queue().open_for_sink()?;
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_ENCODING, HeaderValue::from_static("snappy"));
         headers.insert(
@@ -86,34 +122,42 @@ impl RemoteWriteConfig {
             "X-Prometheus-Remote-Write-Version",
             HeaderValue::from_static("0.1.0"),
         );
-        Ok(RemoteWriteSink {
+        let stats: Arc<SinkStats> = Arc::default();
+        let pusher = Arc::new(Pusher {
+            sink: "remote_write",
+            url: self.url.clone(),
             client: http_client(self.request_timeout)?,
             headers,
-            queue: SampleQueue::new(self.queue_capacity),
-            metadata: BTreeMap::new(),
-            metadata_sent: None,
-            metadata_changed: false,
-            stats: Arc::default(),
-            cfg: self,
+            backoff: self.backoff,
+            stats: stats.clone(),
+            queue,
+        });
+        pusher.update_gauge(0);
+        Ok(RemoteWriteSink {
+            batcher: Batcher {
+                max_samples: self.max_samples_per_send,
+                metadata_interval: self.metadata_interval,
+                pending: Vec::new(),
+                pending_samples: 0,
+                metadata: BTreeMap::new(),
+                metadata_sent: None,
+                metadata_changed: false,
+            },
+            pusher,
+            writer,
+            reader,
+            stats,
         })
     }
 }
 
-/// A request being delivered; resolves to how it ended, its sample count and body size.
-type InFlight = Pin<Box<dyn Future<Output = (Delivery, usize, usize)> + Send>>;
-
 /// The running remote-write sink; see the module docs.
 #[derive(Debug)]
 pub struct RemoteWriteSink {
-    cfg: RemoteWriteConfig,
-    client: reqwest::Client,
-    headers: HeaderMap,
-    queue: SampleQueue,
-    /// The latest metadata of every family seen, by family name.
-    metadata: BTreeMap<String, MetricMetadata>,
-    metadata_sent: Option<Instant>,
-    /// A family's metadata arrived that the receiver has not been sent yet.
-    metadata_changed: bool,
+    batcher: Batcher,
+    pusher: Arc<Pusher>,
+    writer: QueueWriter,
+    reader: QueueReader,
     stats: Arc<SinkStats>,
 }
 
@@ -122,65 +166,89 @@ impl RemoteWriteSink {
         self.stats.clone()
     }
 
-    /// Sends what arrives on `input` until it closes and the queue is empty, or `abort` fires.
-    pub async fn run(mut self, mut input: mpsc::Receiver<MetricBatch>, abort: CancellationToken) {
-        let mut in_flight: Option<InFlight> = None;
-        // The samples of the request in flight, already taken off the queue.
-        let mut in_flight_samples = 0;
-        let mut input_open = true;
+    /// Queues what arrives on `input` until it closes, then sends what the queue holds; or
+    /// until `abort` fires, when what is queued stays on disk for the next run.
+    pub async fn run(self, mut input: mpsc::Receiver<MetricBatch>, abort: CancellationToken) {
+        let RemoteWriteSink {
+            mut batcher,
+            pusher,
+            mut writer,
+            reader,
+            stats,
+        } = self;
+        // One request at a time: the receiver must see each series' samples in order.
+        let sender = tokio::spawn(send_all(pusher.clone(), reader, 1, abort.clone()));
+        let mut closed = false;
         loop {
-            if in_flight.is_none() {
-                in_flight_samples = 0;
-                match self.next_request() {
-                    Some((req, samples)) => {
-                        in_flight_samples = samples;
-                        let client = self.client.clone();
-                        let (backoff, abort) = (self.cfg.backoff, abort.clone());
-                        let stats = self.stats.clone();
-                        let bytes = req.body.len();
-                        in_flight = Some(Box::pin(async move {
-                            let on_retry = || stats.failed(samples as u64);
-                            let delivery = deliver(client, req, backoff, abort, on_retry).await;
-                            (delivery, samples, bytes)
-                        }));
-                    }
-                    None if !input_open => break,
-                    None => {}
-                }
-            }
-            SinkStats::set(
-                &self.stats.queued_items,
-                (self.queue.samples + in_flight_samples) as u64,
-            );
-            tokio::select! {
+            let batch = tokio::select! {
                 _ = abort.cancelled() => break,
-                batch = input.recv(), if input_open => match batch {
-                    Some(batch) => self.enqueue(batch),
-                    None => input_open = false,
-                },
-                (delivery, samples, bytes) = poll_in_flight(&mut in_flight) => {
-                    in_flight = None;
-                    self.record(delivery, samples, bytes);
-                }
+                batch = input.recv() => batch,
+            };
+            let Some(batch) = batch else {
+                closed = true;
+                break;
+            };
+            let mut records = batcher.add(batch);
+            // Batches already waiting (a scrape round, the node and container collectors at
+            // the same tick) fill a request rather than one small request each; at most one
+            // full request is gathered before it goes to disk, so memory stays bounded.
+            while records.is_empty() {
+                let Ok(batch) = input.try_recv() else { break };
+                records.extend(batcher.add(batch));
+            }
+            records.extend(batcher.flush());
+            for record in records {
+                append(&mut writer, &pusher, record).await;
             }
         }
-        // Whatever is left now is counted as aborted below; nothing waits any more.
-        SinkStats::set(&self.stats.queued_items, 0);
-        if in_flight.is_some() || !self.queue.is_empty() {
-            SinkStats::add(&self.stats.aborted_requests, u64::from(in_flight.is_some()));
-            let in_flight_samples = in_flight.as_ref().map_or(0, |_| in_flight_samples);
-            SinkStats::add(
-                &self.stats.aborted_items,
-                (self.queue.samples + in_flight_samples) as u64,
-            );
-            tracing::warn!(
-                queued_samples = self.queue.samples,
-                "remote write stopped before the queue drained"
+        if closed {
+            writer.close();
+        }
+        if let Err(error) = sender.await {
+            tracing::error!(%error, "remote write sender failed");
+        }
+        let (_, left) = pusher.queue.usage();
+        if left > 0 {
+            tracing::info!(
+                samples = left,
+                "remote write stopped with samples queued; the next run sends them"
             );
         }
+        SinkStats::set(&stats.queued_items, left);
     }
+}
 
-    fn enqueue(&mut self, batch: MetricBatch) {
+/// Appends `record` to the queue, counting what the queue dropped to make room; a failed
+/// append drops the record (the collectors do not wait for a disk).
+async fn append(writer: &mut QueueWriter, pusher: &Pusher, record: Record) {
+    let samples = u64::from(record.entries);
+    if let Err(error) = writer.push(record).await {
+        SinkStats::add(&pusher.stats.dropped_samples, samples);
+        tracing::error!(%error, samples, "appending to the remote write queue failed, samples dropped");
+    }
+    let (_, dropped) = pusher.queue.take_dropped();
+    SinkStats::add(&pusher.stats.dropped_samples, dropped);
+    pusher.update_gauge(0);
+}
+
+/// Cuts batches into request bodies and decides when metadata rides along.
+#[derive(Debug)]
+struct Batcher {
+    max_samples: usize,
+    metadata_interval: Duration,
+    /// Series of the request being filled.
+    pending: Vec<Series>,
+    pending_samples: usize,
+    /// The latest metadata of every family seen, by family name.
+    metadata: BTreeMap<String, MetricMetadata>,
+    metadata_sent: Option<Instant>,
+    /// A family's metadata arrived that the receiver has not been sent yet.
+    metadata_changed: bool,
+}
+
+impl Batcher {
+    /// Takes `batch`, returning the requests it filled.
+    fn add(&mut self, batch: MetricBatch) -> Vec<Record> {
         for m in batch.metadata {
             // A family not sent before (or whose help or type changed) goes out with the next
             // request rather than a whole interval later, so `/api/v1/metadata` knows it as
@@ -190,28 +258,33 @@ impl RemoteWriteSink {
                 self.metadata.insert(m.metric_family_name.clone(), m);
             }
         }
-        let dropped = self.queue.push(batch.series);
-        if dropped > 0 {
-            SinkStats::add(&self.stats.dropped_samples, dropped as u64);
-            tracing::warn!(
-                dropped_samples = dropped,
-                capacity = self.cfg.queue_capacity,
-                "remote write queue full, dropped the oldest samples"
-            );
+        let mut out = Vec::new();
+        for s in batch.series {
+            let n = s.samples.len();
+            // A series larger than a request still goes out, alone.
+            if !self.pending.is_empty() && self.pending_samples + n > self.max_samples {
+                out.extend(self.flush());
+            }
+            self.pending_samples += n;
+            self.pending.push(s);
+            if self.pending_samples >= self.max_samples {
+                out.extend(self.flush());
+            }
         }
+        out
     }
 
-    /// The next request from the head of the queue, with its sample count.
-    fn next_request(&mut self) -> Option<(Request, usize)> {
-        let series = self.queue.pop_batch(self.cfg.max_samples_per_send);
-        if series.is_empty() {
+    /// The request holding what is pending, if anything is.
+    fn flush(&mut self) -> Option<Record> {
+        if self.pending.is_empty() {
             return None;
         }
-        let samples = series.iter().map(|s| s.samples.len()).sum();
+        let series = std::mem::take(&mut self.pending);
+        let samples = std::mem::take(&mut self.pending_samples);
         let metadata_due = self.metadata_changed
             || self
                 .metadata_sent
-                .is_none_or(|t| t.elapsed() >= self.cfg.metadata_interval);
+                .is_none_or(|t| t.elapsed() >= self.metadata_interval);
         let metadata = if metadata_due {
             self.metadata_sent = Some(Instant::now());
             self.metadata_changed = false;
@@ -220,41 +293,13 @@ impl RemoteWriteSink {
             Vec::new()
         };
         let body = encode(&series, metadata);
-        let req = Request {
-            url: self.cfg.url.clone(),
-            headers: self.headers.clone(),
+        Some(Record {
+            entries: u32::try_from(samples).unwrap_or(u32::MAX),
+            // Remote write counts compressed bytes sent, as Prometheus's
+            // `prometheus_remote_storage_bytes_total`.
+            text_bytes: u32::try_from(body.len()).unwrap_or(u32::MAX),
             body,
-            retry_429: true,
-        };
-        Some((req, samples))
-    }
-
-    fn record(&mut self, delivery: Delivery, samples: usize, bytes: usize) {
-        match delivery {
-            Delivery::Delivered { attempts } => {
-                SinkStats::add(&self.stats.delivered_requests, 1);
-                SinkStats::add(&self.stats.sent_items, samples as u64);
-                SinkStats::add(&self.stats.sent_bytes, bytes as u64);
-                tracing::debug!(samples, attempts, "remote write delivered");
-            }
-            Delivery::Rejected { status, body } => {
-                SinkStats::add(&self.stats.rejected_requests, 1);
-                SinkStats::add(&self.stats.rejected_items, samples as u64);
-                tracing::error!(status, samples, %body, "remote write rejected, batch dropped");
-            }
-            Delivery::Aborted => {
-                SinkStats::add(&self.stats.aborted_requests, 1);
-                SinkStats::add(&self.stats.aborted_items, samples as u64);
-            }
-        }
-    }
-}
-
-/// Awaits the request in flight, or never when there is none (so `select!` can poll it).
-async fn poll_in_flight(in_flight: &mut Option<InFlight>) -> (Delivery, usize, usize) {
-    match in_flight.as_mut() {
-        Some(f) => f.await,
-        None => std::future::pending().await,
+        })
     }
 }
 
@@ -267,71 +312,13 @@ pub(crate) fn encode(series: &[Series], metadata: Vec<MetricMetadata>) -> Vec<u8
     model::wire::snappy_compress(&req.encode_to_vec())
 }
 
-/// Series waiting to be sent, bounded by their total sample count.
-#[derive(Debug)]
-struct SampleQueue {
-    series: VecDeque<Series>,
-    samples: usize,
-    capacity: usize,
-}
-
-impl SampleQueue {
-    fn new(capacity: usize) -> Self {
-        SampleQueue {
-            series: VecDeque::new(),
-            samples: 0,
-            capacity,
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.series.is_empty()
-    }
-
-    /// Appends `series`, then drops from the front until within capacity; returns the number
-    /// of samples dropped.
-    fn push(&mut self, series: Vec<Series>) -> usize {
-        for s in series {
-            self.samples += s.samples.len();
-            self.series.push_back(s);
-        }
-        let mut dropped = 0;
-        while self.samples > self.capacity {
-            let Some(old) = self.series.pop_front() else {
-                break;
-            };
-            self.samples -= old.samples.len();
-            dropped += old.samples.len();
-        }
-        dropped
-    }
-
-    /// Takes series from the front up to `max` samples (at least one series, so a series
-    /// larger than `max` still goes out).
-    fn pop_batch(&mut self, max: usize) -> Vec<Series> {
-        let mut out = Vec::new();
-        let mut taken = 0;
-        while let Some(front) = self.series.front() {
-            let n = front.samples.len();
-            if !out.is_empty() && taken + n > max {
-                break;
-            }
-            taken += n;
-            self.samples -= n;
-            if let Some(s) = self.series.pop_front() {
-                out.push(s);
-            }
-        }
-        out
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ship::test_server::TestServer;
     use model::{Labels, Sample};
-    use std::sync::atomic::Ordering;
+    use std::path::Path;
+    use std::sync::atomic::{AtomicU64, Ordering};
 
     fn series(name: &str, t: i64) -> Series {
         Series {
@@ -352,15 +339,53 @@ mod tests {
         }
     }
 
+    /// One batch of one `load` sample at `t`.
+    fn load_at(t: i64) -> MetricBatch {
+        MetricBatch {
+            series: vec![series("load", t)],
+            metadata: Vec::new(),
+        }
+    }
+
     fn decode(body: &[u8]) -> WriteRequest {
         let raw = model::wire::snappy_decompress(body, 1 << 24).unwrap();
         WriteRequest::decode(raw.as_slice()).unwrap()
     }
 
+    /// The timestamps of every sample the server received, in arrival order.
+    fn received(server: &TestServer) -> Vec<i64> {
+        server
+            .requests()
+            .iter()
+            .flat_map(|r| decode(&r.body).timeseries)
+            .flat_map(|ts| ts.samples.into_iter().map(|s| s.timestamp))
+            .collect()
+    }
+
+    fn load(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+
+    /// A URL on a port nothing listens on: every request fails with a network error.
+    fn dead_url() -> String {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/api/v1/write", l.local_addr().unwrap())
+    }
+
+    /// Retries quickly, so tests against a dead server spin without waiting long.
+    fn fast(mut cfg: RemoteWriteConfig) -> RemoteWriteConfig {
+        cfg.backoff = Backoff {
+            min: Duration::from_millis(5),
+            max: Duration::from_millis(20),
+        };
+        cfg
+    }
+
+    /// Runs a sink over `batches` with the input closed, until the queue is drained.
     async fn run_sink(cfg: RemoteWriteConfig, batches: Vec<MetricBatch>) -> Arc<SinkStats> {
         let sink = cfg.build().unwrap();
         let stats = sink.stats();
-        let (tx, rx) = mpsc::channel(16);
+        let (tx, rx) = mpsc::channel(batches.len().max(1));
         for b in batches {
             tx.send(b).await.unwrap();
         }
@@ -374,23 +399,51 @@ mod tests {
         stats
     }
 
-    #[test]
-    fn queue_drops_oldest_over_capacity() {
-        let mut q = SampleQueue::new(3);
-        assert_eq!(q.push((0..5).map(|i| series("a", i)).collect()), 2);
-        let out = q.pop_batch(2);
-        assert_eq!(
-            out.iter().map(|s| s.samples[0].t).collect::<Vec<_>>(),
-            [2, 3]
-        );
-        assert_eq!(q.pop_batch(2).len(), 1);
-        assert!(q.is_empty() && q.samples == 0);
+    /// Runs a sink against a dead receiver until every batch is queued (or dropped), then
+    /// aborts it, as a killed agent: what it queued stays in `dir`.
+    async fn queue_while_away(cfg: RemoteWriteConfig, batches: Vec<MetricBatch>) -> Arc<SinkStats> {
+        let sink = cfg.build().unwrap();
+        let stats = sink.stats();
+        let samples: u64 = batches
+            .iter()
+            .flat_map(|b| &b.series)
+            .map(|s| s.samples.len() as u64)
+            .sum();
+        let (tx, rx) = mpsc::channel(16);
+        let abort = CancellationToken::new();
+        let running = tokio::spawn(sink.run(rx, abort.clone()));
+        for b in batches {
+            tx.send(b).await.unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        // Queued samples include the request being retried; dropped ones left the queue.
+        while load(&stats.queued_items) + load(&stats.dropped_samples) < samples {
+            assert!(Instant::now() < deadline, "the batches were never queued");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(load(&stats.failed_attempts) >= 1, "the receiver was away");
+        abort.cancel();
+        tokio::time::timeout(Duration::from_secs(5), running)
+            .await
+            .unwrap()
+            .unwrap();
+        stats
+    }
+
+    fn segments(dir: &Path) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        out.sort();
+        out
     }
 
     #[tokio::test]
     async fn sends_protobuf_snappy_with_headers_in_batches_of_max_samples() {
         let server = TestServer::start(&[]).await;
-        let mut cfg = RemoteWriteConfig::new(&server.url);
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = RemoteWriteConfig::new(&server.url, dir.path());
         cfg.max_samples_per_send = 2000;
         let stats = run_sink(cfg, vec![batch(2500)]).await;
 
@@ -417,13 +470,18 @@ mod tests {
         );
         let s = first.timeseries[7].to_series().unwrap();
         assert_eq!(s, series("up", 7));
-        assert_eq!(stats.delivered_requests.load(Ordering::Relaxed), 2);
+        assert_eq!(load(&stats.delivered_requests), 2);
+        assert!(
+            segments(dir.path()).is_empty(),
+            "a drained queue leaves no segment"
+        );
     }
 
     #[tokio::test]
     async fn a_new_familys_metadata_goes_with_the_next_request_not_an_interval_later() {
         let server = TestServer::start(&[]).await;
-        let mut cfg = RemoteWriteConfig::new(&server.url);
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = RemoteWriteConfig::new(&server.url, dir.path());
         cfg.max_samples_per_send = 1;
         let mut second = batch(1);
         second.series = vec![series("load", 1)];
@@ -451,9 +509,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn batches_already_waiting_fill_one_request() {
+        let server = TestServer::start(&[]).await;
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = RemoteWriteConfig::new(&server.url, dir.path());
+        run_sink(cfg, (0..5).map(load_at).collect()).await;
+        assert_eq!(
+            server.requests().len(),
+            1,
+            "five ready batches, one request"
+        );
+        assert_eq!(received(&server), [0, 1, 2, 3, 4]);
+    }
+
+    #[tokio::test]
     async fn a_500_is_retried_and_delivered_once() {
         let server = TestServer::start(&[500]).await;
-        let stats = run_sink(RemoteWriteConfig::new(&server.url), vec![batch(3)]).await;
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = RemoteWriteConfig::new(&server.url, dir.path());
+        let stats = run_sink(cfg, vec![batch(3)]).await;
         let reqs = server.requests();
         assert_eq!(reqs.len(), 2, "one failure, one retry");
         assert_eq!(
@@ -461,8 +535,7 @@ mod tests {
             "the retry resends the same batch"
         );
         assert_eq!(reqs[1].headers["retry-attempt"], "1");
-        assert_eq!(stats.delivered_requests.load(Ordering::Relaxed), 1);
-        let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+        assert_eq!(load(&stats.delivered_requests), 1);
         assert_eq!(load(&stats.failed_attempts), 1);
         assert_eq!(
             load(&stats.failed_items),
@@ -477,7 +550,8 @@ mod tests {
     #[tokio::test]
     async fn a_429_is_retried_but_a_400_is_not() {
         let server = TestServer::start(&[429, 400]).await;
-        let mut cfg = RemoteWriteConfig::new(&server.url);
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = RemoteWriteConfig::new(&server.url, dir.path());
         cfg.max_samples_per_send = 1;
         let stats = run_sink(cfg, vec![batch(2)]).await;
         let reqs = server.requests();
@@ -485,17 +559,120 @@ mod tests {
         assert_eq!(reqs.len(), 3);
         assert_eq!(reqs[1].body, reqs[0].body);
         assert_ne!(reqs[2].body, reqs[1].body);
-        assert_eq!(stats.rejected_requests.load(Ordering::Relaxed), 1);
-        assert_eq!(stats.delivered_requests.load(Ordering::Relaxed), 1);
-        assert_eq!(stats.rejected_items.load(Ordering::Relaxed), 1);
-        assert_eq!(stats.failed_items.load(Ordering::Relaxed), 1, "the 429");
-        assert_eq!(stats.sent_items.load(Ordering::Relaxed), 1);
+        assert_eq!(load(&stats.rejected_requests), 1);
+        assert_eq!(load(&stats.delivered_requests), 1);
+        assert_eq!(load(&stats.rejected_items), 1);
+        assert_eq!(load(&stats.failed_items), 1, "the 429");
+        assert_eq!(load(&stats.sent_items), 1);
     }
 
     #[tokio::test]
-    async fn abort_stops_retrying_against_a_dead_server() {
-        // Port 9 (discard) on localhost refuses connections: every attempt is a network error.
-        let sink = RemoteWriteConfig::new("http://127.0.0.1:9/api/v1/write")
+    async fn requests_behind_a_failing_one_wait_and_follow_in_order() {
+        // The first request meets 503, 429 and 500 before the receiver takes it; the others
+        // were queued meanwhile and must neither overtake it nor be lost or sent twice.
+        let server = TestServer::start(&[503, 429, 500]).await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = fast(RemoteWriteConfig::new(&server.url, dir.path()));
+        cfg.max_samples_per_send = 1;
+        let stats = run_sink(cfg, (0..20).map(load_at).collect()).await;
+        let reqs = server.requests();
+        assert_eq!(reqs.len(), 23, "20 requests and 3 failed attempts");
+        assert!(
+            reqs[..4].iter().all(|r| r.body == reqs[0].body),
+            "retries first"
+        );
+        let delivered: Vec<i64> = reqs[3..]
+            .iter()
+            .flat_map(|r| decode(&r.body).timeseries)
+            .map(|ts| ts.samples[0].timestamp)
+            .collect();
+        assert_eq!(delivered, (0..20).collect::<Vec<_>>());
+        assert_eq!(load(&stats.sent_items), 20);
+        assert_eq!(load(&stats.failed_attempts), 3);
+    }
+
+    #[tokio::test]
+    async fn samples_queued_while_the_receiver_is_away_arrive_in_order_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = fast(RemoteWriteConfig::new(dead_url(), dir.path()));
+        cfg.max_samples_per_send = 3;
+        let first = queue_while_away(cfg, (0..50).map(load_at).collect()).await;
+        assert_eq!(load(&first.delivered_requests), 0);
+        assert_eq!(load(&first.dropped_samples), 0);
+        assert_eq!(load(&first.aborted_items), 0, "all of it reached the disk");
+        assert_eq!(load(&first.queued_items), 50, "kept for the next run");
+        assert!(!segments(dir.path()).is_empty());
+
+        // The next run, with the receiver back: the old requests go first, then new ones.
+        let server = TestServer::start(&[]).await;
+        let mut cfg = RemoteWriteConfig::new(&server.url, dir.path());
+        cfg.max_samples_per_send = 3;
+        let second = run_sink(cfg, (50..60).map(load_at).collect()).await;
+        assert_eq!(received(&server), (0..60).collect::<Vec<_>>());
+        assert_eq!(load(&second.sent_items), 60);
+        assert_eq!(load(&second.queued_items), 0);
+        assert!(
+            segments(dir.path()).is_empty(),
+            "delivered segments are deleted"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_its_oldest_samples_and_counts_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = fast(RemoteWriteConfig::new(dead_url(), dir.path()));
+        cfg.max_samples_per_send = 1;
+        // Segments of 256 bytes, three or four requests each.
+        cfg.queue_max_bytes = 4096;
+        let first = queue_while_away(cfg, (0..300).map(load_at).collect()).await;
+        let dropped = load(&first.dropped_samples);
+        assert!(dropped > 200, "most of 300 did not fit: {dropped}");
+        let on_disk: u64 = segments(dir.path())
+            .iter()
+            .map(|p| std::fs::metadata(p).unwrap().len())
+            .sum();
+        assert!(on_disk <= 4096, "the bound holds: {on_disk} bytes");
+
+        let server = TestServer::start(&[]).await;
+        let mut cfg = RemoteWriteConfig::new(&server.url, dir.path());
+        cfg.queue_max_bytes = 4096;
+        run_sink(cfg, Vec::new()).await;
+        let got = received(&server);
+        assert_eq!(
+            got.len() as u64 + dropped,
+            300,
+            "every sample either arrives or is counted dropped"
+        );
+        let newest: Vec<i64> = (300 - got.len() as i64..300).collect();
+        assert_eq!(got, newest, "the newest survive, in order");
+    }
+
+    #[tokio::test]
+    async fn a_torn_last_request_is_cut_and_the_ones_before_it_are_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = fast(RemoteWriteConfig::new(dead_url(), dir.path()));
+        cfg.max_samples_per_send = 1;
+        queue_while_away(cfg, (0..5).map(load_at).collect()).await;
+        // A crash in the middle of the last append: its frame is cut short.
+        let last = segments(dir.path()).pop().unwrap();
+        let len = std::fs::metadata(&last).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&last)
+            .unwrap()
+            .set_len(len - 3)
+            .unwrap();
+
+        let server = TestServer::start(&[]).await;
+        let cfg = RemoteWriteConfig::new(&server.url, dir.path());
+        run_sink(cfg, vec![load_at(5)]).await;
+        assert_eq!(received(&server), [0, 1, 2, 3, 5]);
+    }
+
+    #[tokio::test]
+    async fn abort_stops_retrying_against_a_dead_server_and_keeps_the_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = RemoteWriteConfig::new(dead_url(), dir.path())
             .build()
             .unwrap();
         let stats = sink.stats();
@@ -509,13 +686,22 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(stats.delivered_requests.load(Ordering::Relaxed), 0);
-        assert_eq!(stats.aborted_requests.load(Ordering::Relaxed), 1);
-        assert_eq!(
-            stats.aborted_items.load(Ordering::Relaxed),
-            1,
-            "the sample in flight is counted as dropped at shutdown, once"
-        );
-        assert!(stats.failed_attempts.load(Ordering::Relaxed) >= 1);
+        assert_eq!(load(&stats.delivered_requests), 0);
+        assert_eq!(load(&stats.aborted_requests), 1);
+        assert_eq!(load(&stats.aborted_items), 0, "the sample is on disk");
+        assert_eq!(load(&stats.queued_items), 1);
+        assert!(load(&stats.failed_attempts) >= 1);
+    }
+
+    #[test]
+    fn a_bad_url_or_a_zero_bound_fails_the_build() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = RemoteWriteConfig::new("ftp://x/write", dir.path())
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("remote_write_url"), "{err}");
+        let mut cfg = RemoteWriteConfig::new("http://127.0.0.1:1/api/v1/write", dir.path());
+        cfg.queue_max_bytes = 0;
+        assert!(cfg.build().is_err());
     }
 }

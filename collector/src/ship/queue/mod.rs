@@ -1,18 +1,23 @@
-//! The Loki sink's bounded on-disk queue: push bodies wait here, durable, between the batcher
-//! (which acknowledges the tailer's positions once a body is fsync'd) and the senders (which
-//! deliver bodies in order and mark each one done after a 2xx or a permanent rejection).
+//! The sinks' bounded on-disk queue: request bodies wait here, durable, between the side that
+//! makes them (the Loki batcher, which acknowledges the tailer's positions once a body is
+//! fsync'd; the remote-write batcher) and the senders (which deliver bodies in order and mark
+//! each one done after a 2xx or a permanent rejection). One record is one request body.
 //!
-//! - [`QueueWriter`] appends records to the open segment, fsyncing each; it waits (and so the
-//!   tailer waits) while the queue holds `max_bytes` or more, and rolls to a new segment past
-//!   `segment_bytes`, or when every record of the open one is already done, so a drained
-//!   queue keeps no delivered bytes to re-send after a restart.
+//! - [`QueueWriter`] appends records to the open segment, fsyncing each, and rolls to a new
+//!   segment past `segment_bytes`, or when every record of the open one is already done, so a
+//!   drained queue keeps no delivered bytes to re-send after a restart. When the queue holds
+//!   `max_bytes`, [`WhenFull`] decides: the Loki sink's writer waits (and so the tailer waits:
+//!   the files are a buffer too); the remote-write sink's writer deletes the oldest segments,
+//!   counting their records dropped, and never waits (a collector cannot pause, and fresh
+//!   samples matter more to alerting than old ones).
 //! - [`QueueReader`] hands out records in order, waiting for new ones.
-//! - [`LogQueue::done`] counts a record finished; a sealed segment whose records are all
+//! - [`DiskQueue::done`] counts a record finished; a sealed segment whose records are all
 //!   done is deleted, which frees space for the writer.
 //!
 //! Delivery is at-least-once across restarts: done counts live in memory only, so a segment
 //! not yet deleted is sent again whole after a restart. The log store drops the copies (same
-//! stream, timestamp and line). The format is in `segment.rs`.
+//! stream, timestamp and line), as a TSDB does an identical sample. The format is in
+//! `segment.rs`.
 
 mod segment;
 #[cfg(test)]
@@ -37,15 +42,30 @@ pub const DEFAULT_QUEUE_MAX_BYTES: u64 = 1 << 30;
 /// A segment is sealed once it holds this many bytes; it is deleted when all of it is done.
 pub const DEFAULT_SEGMENT_BYTES: u64 = 8 << 20;
 
-/// Where the queue lives and how large it may grow.
+/// What the writer does with a record that does not fit under `max_bytes`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WhenFull {
+    /// Wait until delivered segments are deleted: backpressure reaches whoever appends.
+    Wait,
+    /// Delete the oldest segments (whole, the one being read included) until the record
+    /// fits, counting their unread records as dropped; never wait.
+    DropOldest,
+}
+
+/// Where the queue lives, how large it may grow and what happens when it is full.
 #[derive(Clone, Debug)]
 pub struct QueueConfig {
     pub dir: PathBuf,
     /// Default [`DEFAULT_QUEUE_MAX_BYTES`]. A record larger than this is still taken when
     /// nothing else is waiting, so an outsized push cannot stop the queue for good.
     pub max_bytes: u64,
-    /// Default [`DEFAULT_SEGMENT_BYTES`].
+    /// Default [`DEFAULT_SEGMENT_BYTES`]. With [`WhenFull::DropOldest`] this is also how much
+    /// is dropped at once, so keep it a small part of `max_bytes`.
     pub segment_bytes: u64,
+    /// Default [`WhenFull::Wait`].
+    pub when_full: WhenFull,
+    /// What the queue is called in log messages; default `"log queue"`.
+    pub name: &'static str,
 }
 
 impl QueueConfig {
@@ -54,12 +74,31 @@ impl QueueConfig {
             dir: dir.into(),
             max_bytes: DEFAULT_QUEUE_MAX_BYTES,
             segment_bytes: DEFAULT_SEGMENT_BYTES,
+            when_full: WhenFull::Wait,
+            name: "log queue",
         }
+    }
+
+    /// [`QueueConfig::open`] for a sink: a queue that cannot be opened is a state directory
+    /// problem, with the reason kept.
+    pub(crate) fn open_for_sink(
+        &self,
+    ) -> Result<(QueueWriter, QueueReader, DiskQueue), crate::Error> {
+        self.open().map_err(|e| {
+            let source = match e {
+                SegmentError::Io { source, .. } => source,
+                other => std::io::Error::new(std::io::ErrorKind::InvalidData, other.to_string()),
+            };
+            crate::Error::State {
+                path: self.dir.clone(),
+                source,
+            }
+        })
     }
 
     /// Opens the queue, recovering the segments a previous run left (their records are
     /// delivered first); fails on a segment of an unknown format.
-    pub(crate) fn open(&self) -> Result<(QueueWriter, QueueReader, LogQueue), SegmentError> {
+    pub(crate) fn open(&self) -> Result<(QueueWriter, QueueReader, DiskQueue), SegmentError> {
         let io = |source| SegmentError::Io {
             path: self.dir.clone(),
             source,
@@ -85,6 +124,9 @@ impl QueueConfig {
                         seq,
                         len: r.len,
                         records: r.records,
+                        entries: r.entries,
+                        read: 0,
+                        read_entries: 0,
                         done: 0,
                         sealed: true,
                     });
@@ -97,7 +139,9 @@ impl QueueConfig {
                 records = index.unsent,
                 entries = index.unsent_entries,
                 bytes = index.bytes,
-                "log queue replays what a previous run left"
+                dir = %self.dir.display(),
+                "{} replays what a previous run left",
+                self.name
             );
         }
         let next_seq = index.segs.back().map_or(1, |s| s.seq + 1);
@@ -121,7 +165,7 @@ impl QueueConfig {
             },
             file: None,
         };
-        Ok((writer, reader, LogQueue { shared }))
+        Ok((writer, reader, DiskQueue { shared }))
     }
 }
 
@@ -132,6 +176,12 @@ struct Segment {
     /// Durable bytes, header included.
     len: u64,
     records: u64,
+    /// Items (log lines, samples) in those records.
+    entries: u64,
+    /// Records, and their items, the reader has handed out: the rest are unread, which is
+    /// what dropping the segment loses (a record handed out is finished by its sender).
+    read: u64,
+    read_entries: u64,
     done: u64,
     /// No more records will be appended.
     sealed: bool,
@@ -147,6 +197,10 @@ struct Index {
     unsent_entries: u64,
     /// The writer is gone: once everything is read, the reader ends.
     closed: bool,
+    /// Unread records, and their items, deleted by [`WhenFull::DropOldest`] and not yet
+    /// taken by [`DiskQueue::take_dropped`].
+    dropped: u64,
+    dropped_entries: u64,
 }
 
 #[derive(Debug)]
@@ -179,21 +233,47 @@ impl Shared {
         }
         if let Err(error) = std::fs::remove_file(self.path(seq)) {
             // Left behind, it is replayed (duplicates, dropped by the store) after a restart.
-            tracing::warn!(seq, %error, "deleting a delivered log queue segment failed");
+            tracing::warn!(seq, %error, queue = self.cfg.name, "deleting a delivered queue segment failed");
         }
         index.bytes = index.bytes.saturating_sub(s.len);
         index.segs.remove(at);
         self.space.notify_waiters();
     }
+
+    /// Deletes the oldest segment whatever its state, counting its unread records dropped;
+    /// returns its sequence number, or none when the queue holds no segment. Called with the
+    /// index locked. Records of it already handed out stay unsent until their sender marks
+    /// them done, and the reader discards a record it read from it meanwhile.
+    fn drop_oldest(&self, index: &mut Index) -> Option<u64> {
+        let s = index.segs.pop_front()?;
+        let (records, entries) = (s.records - s.read, s.entries - s.read_entries);
+        if let Err(error) = std::fs::remove_file(self.path(s.seq)) {
+            // It would be replayed after a restart; the bound holds for this run.
+            tracing::warn!(seq = s.seq, %error, queue = self.cfg.name, "deleting a dropped queue segment failed");
+        }
+        index.bytes = index.bytes.saturating_sub(s.len);
+        index.unsent = index.unsent.saturating_sub(records);
+        index.unsent_entries = index.unsent_entries.saturating_sub(entries);
+        index.dropped += records;
+        index.dropped_entries += entries;
+        tracing::warn!(
+            seq = s.seq,
+            records,
+            entries,
+            queue = self.cfg.name,
+            "queue full, dropped its oldest segment"
+        );
+        Some(s.seq)
+    }
 }
 
 /// The handle that marks records done; cheap to clone.
 #[derive(Clone, Debug)]
-pub(crate) struct LogQueue {
+pub(crate) struct DiskQueue {
     shared: Arc<Shared>,
 }
 
-impl LogQueue {
+impl DiskQueue {
     /// Marks `n` records of segment `seq`, holding `entries` lines, as finished (delivered or
     /// rejected for good).
     pub fn done(&self, seq: u64, n: u64, entries: u64) {
@@ -206,10 +286,24 @@ impl LogQueue {
         self.shared.collect(&mut index, seq);
     }
 
-    /// Bytes on disk, and lines waiting, for the counters.
+    /// Bytes on disk, and items waiting, for the counters.
     pub fn usage(&self) -> (u64, u64) {
         let index = self.shared.index();
         (index.bytes, index.unsent_entries)
+    }
+
+    /// Whether segment `seq` is still on disk: a record handed out from a segment dropped
+    /// since is lost if its delivery is abandoned.
+    pub fn holds(&self, seq: u64) -> bool {
+        self.shared.index().segs.iter().any(|s| s.seq == seq)
+    }
+
+    /// Records, and items, dropped since the last call ([`WhenFull::DropOldest`]).
+    pub fn take_dropped(&self) -> (u64, u64) {
+        let mut index = self.shared.index();
+        let taken = (index.dropped, index.dropped_entries);
+        (index.dropped, index.dropped_entries) = (0, 0);
+        taken
     }
 }
 
@@ -223,18 +317,32 @@ pub(crate) struct QueueWriter {
 }
 
 impl QueueWriter {
-    /// Appends `record` once there is room, fsync'd before this returns. On an I/O error
-    /// (disk full) nothing is appended and the caller may try again.
+    /// Appends `record` once there is room, fsync'd before this returns; with
+    /// [`WhenFull::DropOldest`] room is made at once. On an I/O error (disk full) nothing is
+    /// appended and the caller may try again.
     pub async fn push(&mut self, record: Record) -> std::io::Result<()> {
         let need = record.framed_len();
+        // Room for a new segment's header too, in case this record starts one.
+        let room = need + segment::HEADER_LEN;
         loop {
             let notified = self.shared.space.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             {
-                let index = self.shared.index();
-                if index.unsent == 0 || index.bytes + need <= self.shared.cfg.max_bytes {
+                let mut index = self.shared.index();
+                if index.unsent == 0 || index.bytes + room <= self.shared.cfg.max_bytes {
                     break;
+                }
+                if self.shared.cfg.when_full == WhenFull::DropOldest {
+                    match self.shared.drop_oldest(&mut index) {
+                        // The open segment is gone: the next record starts a new one.
+                        Some(seq) if self.file.as_ref().is_some_and(|(open, _)| *open == seq) => {
+                            self.file = None;
+                        }
+                        Some(_) => {}
+                        None => break,
+                    }
+                    continue;
                 }
             }
             notified.await;
@@ -255,7 +363,7 @@ impl QueueWriter {
             self.open_segment().await?;
         }
         let Some((seq, file)) = self.file.take() else {
-            return Err(std::io::Error::other("no open log queue segment"));
+            return Err(std::io::Error::other("no open queue segment"));
         };
         let bytes = record.encode();
         let (file, written) = tokio::task::spawn_blocking(move || {
@@ -267,7 +375,7 @@ impl QueueWriter {
         .map_err(std::io::Error::other)?;
         let mut index = self.shared.index();
         let Some(s) = index.segs.iter_mut().find(|s| s.seq == seq) else {
-            return Err(std::io::Error::other("open log queue segment vanished"));
+            return Err(std::io::Error::other("open queue segment vanished"));
         };
         if let Err(error) = written {
             // Part of the record may be in the file: cut it off and write no more there.
@@ -278,6 +386,7 @@ impl QueueWriter {
         }
         s.len += need;
         s.records += 1;
+        s.entries += u64::from(record.entries);
         index.bytes += need;
         index.unsent += 1;
         index.unsent_entries += u64::from(record.entries);
@@ -305,6 +414,9 @@ impl QueueWriter {
             seq,
             len: segment::HEADER_LEN,
             records: 0,
+            entries: 0,
+            read: 0,
+            read_entries: 0,
             done: 0,
             sealed: false,
         });
@@ -339,7 +451,7 @@ struct Cursor {
     read: u64,
 }
 
-/// One record handed out, with the segment it is in (for [`LogQueue::done`]).
+/// One record handed out, with the segment it is in (for [`DiskQueue::done`]).
 #[derive(Debug)]
 pub(crate) struct Queued {
     pub seq: u64,
@@ -431,6 +543,15 @@ impl QueueReader {
         .unwrap_or_else(|e| (None, Err(std::io::Error::other(e))));
         match got {
             Ok((record, next)) => {
+                let mut index = self.shared.index();
+                let Some(s) = index.segs.iter_mut().find(|s| s.seq == at.seq) else {
+                    // Dropped while being read (its records are counted dropped): the next
+                    // step moves on to the segment after it.
+                    return None;
+                };
+                s.read += 1;
+                s.read_entries += u64::from(record.entries);
+                drop(index);
                 self.file = file.map(|f| (at.seq, f));
                 self.cursor = Cursor {
                     seq: at.seq,
@@ -444,29 +565,37 @@ impl QueueReader {
             }
             Err(error) => {
                 let mut index = self.shared.index();
-                let left = index
-                    .segs
-                    .iter_mut()
-                    .find(|s| s.seq == at.seq)
-                    .map_or(0, |s| {
-                        // The writer appends no more to a segment it cannot be trusted with.
-                        s.sealed = true;
-                        s.records - at.read
-                    });
+                let (left, left_entries) =
+                    index
+                        .segs
+                        .iter_mut()
+                        .find(|s| s.seq == at.seq)
+                        .map_or((0, 0), |s| {
+                            // The writer appends no more to a segment it cannot be trusted with.
+                            s.sealed = true;
+                            let left = (s.records - at.read, s.entries - s.read_entries);
+                            // Handed to nobody, but finished here: not to be counted as dropped.
+                            s.read = s.records;
+                            s.read_entries = s.entries;
+                            left
+                        });
+                if left == 0 {
+                    // The segment was dropped (or is done) under the reader: nothing to skip.
+                    return None;
+                }
                 tracing::error!(
                     path = %Path::new(&self.shared.path(at.seq)).display(),
                     %error,
                     records = left,
-                    "log queue segment unreadable, skipping its remaining records"
+                    queue = self.shared.cfg.name,
+                    "queue segment unreadable, skipping its remaining records"
                 );
                 self.cursor.read = at.read + left;
                 drop(index);
-                // Lines in the skipped records are unknown here; the gauge catches up as
-                // records are counted done, and an unreadable segment is the rare case.
-                LogQueue {
+                DiskQueue {
                     shared: self.shared.clone(),
                 }
-                .done(at.seq, left, 0);
+                .done(at.seq, left, left_entries);
                 None
             }
         }

@@ -1,8 +1,9 @@
-//! The on-disk format of the log queue's segment files, and their recovery at start.
+//! The on-disk format of the sinks' queue segment files, and their recovery at start.
 //!
 //! # FORMAT (version 1)
 //!
-//! The queue is a directory (`<state.path>/logqueue/`) of segment files named
+//! A queue is a directory (`<state.path>/logqueue/` for Loki pushes,
+//! `<state.path>/wal-remote-write/` for remote-write requests) of segment files named
 //! `<seq>.seg`, `seq` a zero-padded decimal that grows by one per new segment; records are
 //! delivered in `seq` order, then in file order.
 //!
@@ -14,14 +15,16 @@
 //! payload = entries: u32 LE | text_bytes: u32 LE | body
 //! ```
 //!
-//! where `crc32` is the IEEE CRC of the payload, `entries` and `text_bytes` are the number of
-//! log lines and their text size (for the sink's counters), and `body` is the Loki push body
-//! exactly as sent: a snappy-compressed protobuf `PushRequest`. Each record is fsync'd before
-//! the tailer's positions for its lines are acknowledged.
+//! where `crc32` is the IEEE CRC of the payload, `entries` and `text_bytes` are what the body
+//! holds, for the sink's counters (log lines and their text size; samples and the body's
+//! size), and `body` is the request body exactly as sent: a snappy-compressed protobuf
+//! `PushRequest` or `WriteRequest`. Each record is fsync'd before the tailer's positions for
+//! its lines are acknowledged.
 //!
 //! A crash can leave the last record torn (short, or with a CRC that does not match). Opening
 //! truncates the segment at the last good record with a warning; nothing before it is lost,
-//! and the torn record's lines were never acknowledged, so the tailer reads them again. A
+//! and the torn record's lines were never acknowledged, so the tailer reads them again (a torn
+//! remote-write record's samples were being appended at the crash: they are lost). A
 //! header with another magic or version is a clear error: a newer agent's queue is not
 //! silently discarded by an older one.
 
@@ -46,22 +49,22 @@ const MAX_PAYLOAD: u32 = 256 << 20;
 /// Why a segment could not be opened.
 #[derive(thiserror::Error, Debug)]
 pub enum SegmentError {
-    #[error("log queue segment {path}")]
+    #[error("queue segment {path}")]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("log queue segment {path} is not a Vigil log queue segment (bad magic)")]
+    #[error("queue segment {path} is not a Vigil queue segment (bad magic)")]
     BadMagic { path: PathBuf },
     #[error(
-        "log queue segment {path} has format version {found}; this agent reads version {VERSION} \
+        "queue segment {path} has format version {found}; this agent reads version {VERSION} \
          (move the queue directory away to start with an empty queue)"
     )]
     UnknownVersion { path: PathBuf, found: u8 },
 }
 
-/// One record: a push body and what it holds.
+/// One record: a request body and what it holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Record {
     pub entries: u32,
@@ -155,7 +158,7 @@ pub(crate) fn recover(path: &Path) -> Result<Option<Recovered>, SegmentError> {
             path = %path.display(),
             good_bytes = at,
             torn_bytes = bytes.len() - at,
-            "log queue segment has a torn tail, truncating at the last good record"
+            "queue segment has a torn tail, truncating at the last good record"
         );
         let f = File::options().write(true).open(path).map_err(io)?;
         f.set_len(at as u64).map_err(io)?;

@@ -1,5 +1,5 @@
-//! The log queue's tests: round trip, torn tails, backpressure, replay after a restart and
-//! deletion after delivery, on real files in a temp dir.
+//! The queue's tests: round trip, torn tails, backpressure or dropping the oldest when full,
+//! replay after a restart and deletion after delivery, on real files in a temp dir.
 
 use std::time::Duration;
 
@@ -213,6 +213,62 @@ async fn a_segment_is_deleted_only_when_every_record_in_it_is_done() {
     queue.done(got[0].seq, 1, 1);
     assert!(segments(dir.path()).is_empty());
     assert_eq!(queue.usage(), (0, 0));
+}
+
+#[tokio::test]
+async fn drop_oldest_deletes_whole_segments_and_counts_only_unread_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cfg(dir.path());
+    c.when_full = WhenFull::DropOldest;
+    c.segment_bytes = 1; // one record per segment
+    c.max_bytes = 3 * (segment::HEADER_LEN + rec(0, 100).framed_len());
+    let (mut writer, mut reader, queue) = c.open().unwrap();
+    for k in 0..3 {
+        writer.push(rec(k, 100)).await.unwrap();
+    }
+    // The sender holds the first record (in flight, against a receiver that is away).
+    let first = reader.next().await.unwrap();
+    assert_eq!(first.record, rec(0, 100));
+    assert_eq!(queue.take_dropped(), (0, 0), "everything fits so far");
+    for k in 3..5 {
+        tokio::time::timeout(Duration::from_secs(5), writer.push(rec(k, 100)))
+            .await
+            .expect("a full dropping queue never waits")
+            .unwrap();
+    }
+    // Segments 1 and 2 are gone; only record 1 (2 entries) was never handed out.
+    assert_eq!(queue.take_dropped(), (1, 2));
+    assert_eq!(queue.take_dropped(), (0, 0), "taken once");
+    assert_eq!(
+        segments(dir.path()),
+        [3, 4, 5].map(segment::file_name),
+        "the newest stay"
+    );
+    assert!(
+        !queue.holds(first.seq),
+        "the record in flight lost its segment"
+    );
+    queue.done(first.seq, 1, 1);
+    writer.close();
+    let got: Vec<Record> = drain(&mut reader)
+        .await
+        .into_iter()
+        .map(|q| q.record)
+        .collect();
+    assert_eq!(got, [rec(2, 100), rec(3, 100), rec(4, 100)]);
+}
+
+#[tokio::test]
+async fn a_dropping_queue_takes_a_record_larger_than_itself_by_dropping_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cfg(dir.path());
+    c.when_full = WhenFull::DropOldest;
+    c.max_bytes = 300;
+    let (mut writer, mut reader, queue) = c.open().unwrap();
+    writer.push(rec(1, 100)).await.unwrap();
+    writer.push(rec(2, 1000)).await.unwrap();
+    assert_eq!(queue.take_dropped(), (1, 2));
+    assert_eq!(reader.next().await.unwrap().record, rec(2, 1000));
 }
 
 #[test]

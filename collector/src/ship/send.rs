@@ -1,10 +1,13 @@
-//! The Loki sink's senders: drain the on-disk queue in order with several pushes in flight,
-//! each retried with backoff on network errors, 5xx and 429 (`retry.rs`), and mark each
-//! record done in the queue once it got a 2xx or a permanent rejection.
+//! The senders of the queued sinks (Loki push, agent remote write): drain the on-disk queue
+//! in order with up to `max_in_flight` requests at once, each retried with backoff on network
+//! errors, 5xx and 429 (`retry.rs`), and mark each record done in the queue once it got a 2xx
+//! or a permanent rejection.
 //!
-//! Several pushes in flight can land out of order. Loki accepts out-of-order entries per
+//! Several Loki pushes in flight can land out of order. Loki accepts out-of-order entries per
 //! stream since 2.4 (`unordered_writes`, on by default), and Vigil's log store routes each
 //! entry by its own timestamp without an order check, so no per-stream ordering is kept.
+//! Remote write sends one request at a time: a receiver refuses a sample older than the
+//! newest of its series, so requests must land in the order they were made.
 
 use std::sync::Arc;
 
@@ -12,26 +15,28 @@ use reqwest::header::HeaderMap;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::queue::{LogQueue, QueueReader, Queued};
+use super::queue::{DiskQueue, QueueReader, Queued};
 use super::retry::{deliver, Backoff, Delivery, Request};
 use super::SinkStats;
 
-/// Pushes in flight at once unless configured.
+/// Loki pushes in flight at once unless configured.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 4;
 
-/// What every push shares.
+/// What every request of one sink shares.
 #[derive(Debug)]
 pub(super) struct Pusher {
+    /// The sink, for log lines: `"loki"` or `"remote_write"`.
+    pub sink: &'static str,
     pub url: String,
     pub client: reqwest::Client,
     pub headers: HeaderMap,
     pub backoff: Backoff,
     pub stats: Arc<SinkStats>,
-    pub queue: LogQueue,
+    pub queue: DiskQueue,
 }
 
 impl Pusher {
-    /// Sets the queued-lines gauge from the queue.
+    /// Sets the queued-items gauge from the queue, plus `gathering` items not queued yet.
     pub fn update_gauge(&self, gathering: u64) {
         let (_, waiting) = self.queue.usage();
         SinkStats::set(&self.stats.queued_items, waiting + gathering);
@@ -59,14 +64,14 @@ pub(super) async fn send_all(
             },
             Some(joined) = in_flight.join_next() => {
                 if let Err(error) = joined {
-                    tracing::error!(%error, "loki push task failed; its record is sent again after a restart");
+                    tracing::error!(sink = pusher.sink, %error, "push task failed; its record is sent again after a restart");
                 }
             }
         }
     }
     // The tasks see the same abort and end on their own; wait so their counts are final.
     while in_flight.join_next().await.is_some() {}
-    tracing::debug!("loki senders stopped");
+    tracing::debug!(sink = pusher.sink, "senders stopped");
 }
 
 /// Delivers one queued record and marks it done unless aborted.
@@ -80,22 +85,26 @@ async fn push_one(pusher: Arc<Pusher>, q: Queued, abort: CancellationToken) {
     };
     let on_retry = || pusher.stats.failed(entries);
     let delivery = deliver(pusher.client.clone(), req, pusher.backoff, abort, on_retry).await;
-    let stats = &pusher.stats;
+    let (stats, sink) = (&pusher.stats, pusher.sink);
     match delivery {
         Delivery::Delivered { attempts } => {
             SinkStats::add(&stats.delivered_requests, 1);
             SinkStats::add(&stats.sent_items, entries);
             SinkStats::add(&stats.sent_bytes, u64::from(q.record.text_bytes));
-            tracing::debug!(entries, attempts, "loki push delivered");
+            tracing::debug!(sink, entries, attempts, "push delivered");
         }
         Delivery::Rejected { status, body } => {
             SinkStats::add(&stats.rejected_requests, 1);
             SinkStats::add(&stats.rejected_items, entries);
-            tracing::error!(status, entries, %body, "loki push rejected, lines dropped");
+            tracing::error!(sink, status, entries, %body, "push rejected, its items dropped");
         }
         Delivery::Aborted => {
-            // Not done: the record stays on disk and is sent after a restart.
+            // Not done: the record stays on disk and is sent after a restart, unless the full
+            // queue dropped its segment meanwhile; then it is lost here, and counted.
             SinkStats::add(&stats.aborted_requests, 1);
+            if !pusher.queue.holds(q.seq) {
+                SinkStats::add(&stats.dropped_samples, entries);
+            }
             return;
         }
     }
