@@ -37,6 +37,16 @@ use spawn::*;
 
 /// Fifteen minutes of two counters of pods `api-1` and `api-2`, and their log lines, ending at
 /// `now`. Returns the samples' step in milliseconds.
+/// A browser at `path` of a fresh server holding [`seed`]'s data, for `test`; `None` (after
+/// saying so) where Chromium is missing outside CI.
+async fn seeded_page(test: &str, path: &str) -> Option<(webdriver::Driver, Vigil)> {
+    let d = webdriver::Driver::start(test).await?;
+    let v = Vigil::server();
+    seed(&v, spawn::now_ms()).await;
+    d.goto(&v.url(path)).await;
+    Some((d, v))
+}
+
 async fn seed(v: &Vigil, now: i64) {
     let start = now - 15 * 60_000;
     let samples = |per_step: f64| -> Vec<(i64, f64)> {

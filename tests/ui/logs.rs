@@ -31,14 +31,14 @@ async fn wait_lines(d: &Driver, what: &str, n: usize) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_logql_editor_completes_label_names_and_values_from_the_loki_api() {
-    let Some(d) =
-        Driver::start("the_logql_editor_completes_label_names_and_values_from_the_loki_api").await
+    let Some((d, _server)) = super::seeded_page(
+        "the_logql_editor_completes_label_names_and_values_from_the_loki_api",
+        "/logs?range_input=15m",
+    )
+    .await
     else {
         return;
     };
-    let v = Vigil::server();
-    super::seed(&v, now_ms()).await;
-    d.goto(&v.url("/logs?range_input=15m")).await;
     let input = d.wait_for(".editor-input[data-language=logql]").await;
 
     // Inside `{`: the streams' label names, which exist only in the pushed data.
@@ -206,16 +206,14 @@ async fn bar_totals(d: &Driver) -> std::collections::BTreeMap<String, f64> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_label_browser_builds_the_selector_by_clicking_and_the_volume_bars_count_the_lines() {
-    let Some(d) = Driver::start(
+    let Some((d, _server)) = super::seeded_page(
         "the_label_browser_builds_the_selector_by_clicking_and_the_volume_bars_count_the_lines",
+        "/logs?range_input=15m",
     )
     .await
     else {
         return;
     };
-    let v = Vigil::server();
-    super::seed(&v, now_ms()).await;
-    d.goto(&v.url("/logs?range_input=15m")).await;
     d.wait_for(".lines .hint").await;
 
     // Clicking a label lists its values; clicking a value selects it and runs the query.

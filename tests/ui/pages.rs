@@ -11,14 +11,14 @@ const ENTER: &str = "\u{E007}";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn typing_a_query_draws_a_graph_and_its_url_reproduces_the_view() {
-    let Some(d) =
-        Driver::start("typing_a_query_draws_a_graph_and_its_url_reproduces_the_view").await
+    let Some((d, v)) = super::seeded_page(
+        "typing_a_query_draws_a_graph_and_its_url_reproduces_the_view",
+        "/query",
+    )
+    .await
     else {
         return;
     };
-    let v = Vigil::server();
-    super::seed(&v, now_ms()).await;
-    d.goto(&v.url("/query")).await;
     let input = d.wait_for(".editor-input").await;
     d.type_into(
         &input,

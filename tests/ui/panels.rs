@@ -4,7 +4,7 @@
 
 use super::chromium::artifact;
 use super::query::ENTER;
-use super::spawn::*;
+
 use super::webdriver::Driver;
 use serde_json::Value;
 
@@ -67,16 +67,14 @@ async fn url_exprs(d: &Driver) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_query_added_by_click_draws_its_own_graph_and_the_url_reproduces_both() {
-    let Some(d) = Driver::start(
+    let Some((d, v)) = super::seeded_page(
         "a_second_query_added_by_click_draws_its_own_graph_and_the_url_reproduces_both",
+        "/query",
     )
     .await
     else {
         return;
     };
-    let v = Vigil::server();
-    super::seed(&v, now_ms()).await;
-    d.goto(&v.url("/query")).await;
     let first = d.wait_for(".panel .editor-input").await;
     d.type_into(&first, &format!("{BY_POD}{ENTER}")).await;
     wait_panels(&d, "the first graph", &[(BY_POD, 2)]).await;
@@ -117,12 +115,11 @@ async fn a_second_query_added_by_click_draws_its_own_graph_and_the_url_reproduce
 
 #[tokio::test(flavor = "multi_thread")]
 async fn back_and_forward_redraw_each_earlier_querys_view() {
-    let Some(d) = Driver::start("back_and_forward_redraw_each_earlier_querys_view").await else {
+    let Some((d, _server)) =
+        super::seeded_page("back_and_forward_redraw_each_earlier_querys_view", "/query").await
+    else {
         return;
     };
-    let v = Vigil::server();
-    super::seed(&v, now_ms()).await;
-    d.goto(&v.url("/query")).await;
     let input = d.wait_for(".editor-input").await;
     d.type_into(&input, &format!("{BY_POD}{ENTER}")).await;
     wait_panels(&d, "the first query's graph", &[(BY_POD, 2)]).await;

@@ -104,16 +104,14 @@ async fn rate_graph(d: &Driver) -> (Vigil, i64) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_editor_completes_metric_names_label_names_values_and_functions_from_the_api() {
-    let Some(d) = Driver::start(
+    let Some((d, _server)) = super::seeded_page(
         "the_editor_completes_metric_names_label_names_values_and_functions_from_the_api",
+        "/query",
     )
     .await
     else {
         return;
     };
-    let v = Vigil::server();
-    super::seed(&v, now_ms()).await;
-    d.goto(&v.url("/query")).await;
     let input = d.wait_for(".editor-input").await;
 
     // A metric name prefix: the written metric is offered (it exists only in the API's data);

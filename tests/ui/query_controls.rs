@@ -80,16 +80,14 @@ async fn run_query(d: &Driver, expr: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_syntax_error_shows_the_apis_text_and_marks_the_mistake_until_the_query_is_fixed() {
-    let Some(d) = Driver::start(
+    let Some((d, v)) = super::seeded_page(
         "a_syntax_error_shows_the_apis_text_and_marks_the_mistake_until_the_query_is_fixed",
+        "/query",
     )
     .await
     else {
         return;
     };
-    let v = Vigil::server();
-    super::seed(&v, now_ms()).await;
-    d.goto(&v.url("/query")).await;
 
     // Each mistake with the offset a reader would point at when the message names none.
     let open_paren = "sum(rate(http_requests_total[5m])";
