@@ -4,7 +4,6 @@
 
 use super::chromium::artifact;
 use super::query::ENTER;
-
 use super::webdriver::Driver;
 use serde_json::Value;
 
