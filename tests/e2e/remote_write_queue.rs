@@ -1,7 +1,9 @@
 //! The agent's remote-write queue under the real `vigil agent` (issue 6's outage proof): the
 //! receiver is stopped for a minute while the agent collects every second, the agent is
 //! SIGKILLed and restarted in the middle of it, and when the receiver returns on the same port
-//! every sample collected meanwhile arrives, in order, and none twice.
+//! every sample collected meanwhile arrives, in order, and none twice. Then (issue 7's
+//! delivery mark) the agent is killed halfway through sending a backlog: the restarted agent
+//! sends only the rest of it.
 
 use crate::harness::{client, now_ms, Vigil};
 use axum::body::Bytes;
@@ -12,6 +14,7 @@ use prost::Message;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -21,10 +24,24 @@ const OUTAGE: Duration = Duration::from_secs(60);
 /// The agent's collection interval.
 const INTERVAL_MS: i64 = 1000;
 
-/// Every sample the receiver took: the series' labels rendered, and the timestamp.
+/// Every sample the receiver took: the series' labels rendered, and the timestamp. By
+/// default it takes every write at once.
 #[derive(Default)]
 struct Receiver {
     samples: Mutex<Vec<(String, i64)>>,
+    /// Answer writes 503 (retry later) without taking them.
+    refuse: AtomicBool,
+    /// How long a write waits before it is answered (a slow receiver).
+    delay_ms: AtomicU64,
+    flow: Mutex<Flow>,
+}
+
+/// Writes taken, and whether one arrived since the last was taken: then, since the agent
+/// sends one write at a time, it has finished with every write taken so far.
+#[derive(Default)]
+struct Flow {
+    taken: u64,
+    arrived_since_taken: bool,
 }
 
 impl Receiver {
@@ -44,12 +61,23 @@ async fn receive(State(r): State<Arc<Receiver>>, uri: Uri, body: Bytes) -> Statu
     if uri.path() != "/api/v1/write" {
         return StatusCode::NO_CONTENT;
     }
+    r.flow.lock().unwrap().arrived_since_taken = true;
+    let delay = r.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
     let Ok(raw) = model::wire::snappy_decompress(&body, 1 << 28) else {
         return StatusCode::BAD_REQUEST;
     };
     let Ok(req) = WriteRequest::decode(raw.as_slice()) else {
         return StatusCode::BAD_REQUEST;
     };
+    // Refused or taken under the flow lock, so that a test that sets `refuse` under it knows
+    // no write is taken afterwards.
+    let mut flow = r.flow.lock().unwrap();
+    if r.refuse.load(Ordering::SeqCst) {
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
     let mut samples = r.samples.lock().unwrap();
     for ts in req.timeseries {
         let series: String = ts
@@ -59,6 +87,8 @@ async fn receive(State(r): State<Arc<Receiver>>, uri: Uri, body: Bytes) -> Statu
             .collect();
         samples.extend(ts.samples.iter().map(|s| (series.clone(), s.timestamp)));
     }
+    flow.taken += 1;
+    flow.arrived_since_taken = false;
     StatusCode::NO_CONTENT
 }
 
@@ -169,8 +199,7 @@ async fn every_sample_collected_during_a_one_minute_outage_arrives_once_across_a
     assert!(
         std::fs::read_dir(state.join("wal-remote-write"))
             .unwrap()
-            .next()
-            .is_some(),
+            .any(|e| e.unwrap().path().extension().is_some_and(|x| x == "seg")),
         "the samples wait in segment files"
     );
 
@@ -202,9 +231,7 @@ async fn every_sample_collected_during_a_one_minute_outage_arrives_once_across_a
     stop.cancel();
     log.push_str(&second.log());
 
-    let samples = receiver.samples.lock().unwrap().clone();
-    let mut seen = HashSet::new();
-    let twice: Vec<&(String, i64)> = samples.iter().filter(|s| !seen.insert(*s)).collect();
+    let twice = twice(&receiver);
     assert!(
         twice.is_empty(),
         "{} samples arrived twice, first {:?}",
@@ -248,5 +275,112 @@ async fn every_sample_collected_during_a_one_minute_outage_arrives_once_across_a
     assert!(
         log.contains("remote write queue replays what a previous run left"),
         "the restarted agent replayed the queue; log:\n{log}"
+    );
+}
+
+/// The samples that arrived more than once.
+fn twice(receiver: &Receiver) -> Vec<(String, i64)> {
+    let samples = receiver.samples.lock().unwrap();
+    let mut seen = HashSet::new();
+    samples
+        .iter()
+        .filter(|s| !seen.insert(*s))
+        .cloned()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_halfway_through_a_backlog_resends_none_of_what_was_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, logs) = (dir.path().join("state"), dir.path().join("pods"));
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::create_dir_all(&logs).unwrap();
+    let receiver = Arc::new(Receiver::default());
+    receiver.refuse.store(true, Ordering::SeqCst);
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let base = format!("http://{addr}");
+    let (stop, _serving) = serve(addr, receiver.clone()).await;
+
+    // A backlog builds up in one segment while the receiver refuses (503).
+    let first = agent(&state, &logs, &base);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while self_metric(&first, COLLECTIONS).await < 8.0 {
+        assert!(Instant::now() < deadline, "log:\n{}", first.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Then takes it slowly, a write every 300 ms.
+    receiver.delay_ms.store(300, Ordering::SeqCst);
+    receiver.refuse.store(false, Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while receiver.flow.lock().unwrap().taken < 3 {
+        assert!(Instant::now() < deadline, "log:\n{}", first.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Kill once the agent has moved past every write taken (it sent the next one), so that
+    // every write the receiver took was acknowledged to the agent; the write in flight is
+    // refused, as one whose answer a crash cut off would be sent again anyway.
+    {
+        let _flow = receiver.flow.lock().unwrap();
+        receiver.refuse.store(true, Ordering::SeqCst);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !receiver.flow.lock().unwrap().arrived_since_taken {
+        assert!(Instant::now() < deadline, "log:\n{}", first.log());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let killed_ms = now_ms();
+    let mut log = first.log();
+    first.kill9();
+    let taken_before_kill = receiver.flow.lock().unwrap().taken;
+    let load1_before_kill = receiver.load1().len();
+    assert!(
+        load1_before_kill > 0,
+        "part of the backlog arrived before the kill"
+    );
+
+    let second = agent(&state, &logs, &base);
+    receiver.delay_ms.store(0, Ordering::SeqCst);
+    receiver.refuse.store(false, Ordering::SeqCst);
+    // Everything the killed agent collected arrives: the rest of its backlog.
+    let first_collections = {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let load1 = receiver.load1();
+            let old = load1.iter().filter(|t| **t <= killed_ms).count();
+            let new = load1.iter().filter(|t| **t > killed_ms).count();
+            if new >= 2 {
+                break old;
+            }
+            assert!(Instant::now() < deadline, "log:\n{}", second.log());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    stop.cancel();
+    log.push_str(&second.log());
+
+    let twice = twice(&receiver);
+    assert!(
+        twice.is_empty(),
+        "{} samples arrived twice (first {:?}); {taken_before_kill} writes were taken before \
+         the kill; log:\n{log}",
+        twice.len(),
+        twice.first(),
+    );
+    assert!(
+        first_collections > load1_before_kill,
+        "the restarted agent sent the rest of the backlog ({load1_before_kill} of \
+         {first_collections} collections had arrived before the kill)"
+    );
+    assert!(
+        log.contains("skipping what a previous run delivered"),
+        "the restarted agent skipped the delivered part; log:\n{log}"
+    );
+    let load1 = receiver.load1();
+    assert!(
+        load1.windows(2).all(|w| w[0] < w[1]),
+        "node_load1 arrived out of order: {load1:?}"
     );
 }

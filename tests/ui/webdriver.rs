@@ -6,6 +6,7 @@
 //! unless `CI=true`, where a missing driver fails them.
 
 use serde_json::{json, Value};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -44,10 +45,13 @@ impl Driver {
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
+        // Its own process group, so the browser it starts (and the browser's helpers) can be
+        // killed with it: killing chromedriver alone leaves them running.
         let child = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .expect("start chromedriver");
         let http = reqwest::Client::builder()
@@ -279,7 +283,12 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        // The session ends with the driver; chromedriver closes its browser when killed.
+        // The whole group: chromedriver, the browser and the browser's helper processes.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

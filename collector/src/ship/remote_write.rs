@@ -434,6 +434,7 @@ mod tests {
         let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "seg"))
             .collect();
         out.sort();
         out

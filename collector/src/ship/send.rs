@@ -1,7 +1,9 @@
 //! The senders of the queued sinks (Loki push, agent remote write): drain the on-disk queue
 //! in order with up to `max_in_flight` requests at once, each retried with backoff on network
 //! errors, 5xx and 429 (`retry.rs`), and mark each record done in the queue once it got a 2xx
-//! or a permanent rejection.
+//! or a permanent rejection. Marking waits for the queue's delivery mark to be durable, so
+//! with one request in flight the next is sent only once a crash can no longer resend the
+//! last one.
 //!
 //! Several Loki pushes in flight can land out of order. Loki accepts out-of-order entries per
 //! stream since 2.4 (`unordered_writes`, on by default), and Vigil's log store routes each
@@ -108,6 +110,6 @@ async fn push_one(pusher: Arc<Pusher>, q: Queued, abort: CancellationToken) {
             return;
         }
     }
-    pusher.queue.done(q.seq, 1, entries);
+    pusher.queue.done(q.seq, q.nth, 1, entries).await;
     pusher.update_gauge(0);
 }

@@ -12,18 +12,27 @@
 //!   samples matter more to alerting than old ones).
 //! - [`QueueReader`] hands out records in order, waiting for new ones.
 //! - [`DiskQueue::done`] counts a record finished; a sealed segment whose records are all
-//!   done is deleted, which frees space for the writer.
+//!   done is deleted, which frees space for the writer. When the finished records form a
+//!   longer unbroken prefix of the queue, that prefix (segment and record count) is made
+//!   durable in the file `delivered` before `done` returns (`marks.rs`).
 //!
-//! Delivery is at-least-once across restarts: done counts live in memory only, so a segment
-//! not yet deleted is sent again whole after a restart. The log store drops the copies (same
-//! stream, timestamp and line), as a TSDB does an identical sample. The format is in
-//! `segment.rs`.
+//! Opening the queue skips what the mark says was delivered, so a crash resends only the
+//! records that were in flight or finished out of order after the prefix (with one request
+//! in flight, as remote write sends, at most that one). Delivery stays at-least-once for
+//! those: the log store drops the copies (same stream, timestamp and line), as a TSDB does
+//! an identical sample. The segment format is in `segment.rs`.
+//!
+//! The mark is written once per advance, not coalesced: one small fsync per delivered
+//! request, next to the fsync the writer already does per record and a network round trip;
+//! a sender that waits for `done` (remote write) so never starts request N+1 before request
+//! N's delivery is durable.
 
+mod marks;
 mod segment;
 #[cfg(test)]
 mod tests;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -31,6 +40,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::Notify;
 
+use marks::{Mark, MarkFile};
 pub(crate) use segment::Record;
 pub use segment::SegmentError;
 
@@ -104,6 +114,7 @@ impl QueueConfig {
             source,
         };
         std::fs::create_dir_all(&self.dir).map_err(io)?;
+        let mark = marks::load(&self.dir).unwrap_or_default();
         let mut seqs = Vec::new();
         for entry in std::fs::read_dir(&self.dir).map_err(io)? {
             let entry = entry.map_err(io)?;
@@ -112,27 +123,63 @@ impl QueueConfig {
             }
         }
         seqs.sort_unstable();
-        let mut index = Index::default();
+        // New segments must sort after the mark, or a new one could be taken as delivered.
+        let next_seq = seqs.last().map_or(1, |s| s + 1).max(mark.seq + 1);
+        let mut index = Index {
+            mark,
+            ..Index::default()
+        };
+        let mut skipped = (0u64, 0u64);
+        let mut cursor = Cursor {
+            seq: 0,
+            offset: segment::HEADER_LEN,
+            read: 0,
+        };
         for seq in seqs {
             let path = self.dir.join(segment::file_name(seq));
-            match segment::recover(&path)? {
-                Some(r) if r.records > 0 => {
+            if seq < mark.seq {
+                // Delivered whole; its deletion was cut short by the stop or failed.
+                std::fs::remove_file(&path).map_err(io)?;
+                continue;
+            }
+            let skip = if seq == mark.seq { mark.records } else { 0 };
+            match segment::recover(&path, skip)? {
+                Some(r) if r.records > r.skipped => {
                     index.bytes += r.len;
-                    index.unsent += r.records;
-                    index.unsent_entries += r.entries;
+                    index.unsent += r.records - r.skipped;
+                    index.unsent_entries += r.entries - r.skipped_entries;
+                    if r.skipped > 0 {
+                        skipped = (r.skipped, r.skipped_entries);
+                        cursor = Cursor {
+                            seq,
+                            offset: r.skip_offset,
+                            read: r.skipped,
+                        };
+                    }
                     index.segs.push_back(Segment {
                         seq,
                         len: r.len,
                         records: r.records,
                         entries: r.entries,
-                        read: 0,
-                        read_entries: 0,
-                        done: 0,
+                        read: r.skipped,
+                        read_entries: r.skipped_entries,
+                        done: r.skipped,
+                        delivered: r.skipped,
+                        finished_after: BTreeMap::new(),
                         sealed: true,
                     });
                 }
                 _ => std::fs::remove_file(&path).map_err(io)?,
             }
+        }
+        if skipped.0 > 0 {
+            tracing::info!(
+                seq = mark.seq,
+                records = skipped.0,
+                entries = skipped.1,
+                queue = self.name,
+                "skipping what a previous run delivered"
+            );
         }
         if index.unsent > 0 {
             tracing::info!(
@@ -144,8 +191,8 @@ impl QueueConfig {
                 self.name
             );
         }
-        let next_seq = index.segs.back().map_or(1, |s| s.seq + 1);
         let shared = Arc::new(Shared {
+            marks: MarkFile::new(self.dir.clone(), mark),
             cfg: self.clone(),
             index: Mutex::new(index),
             space: Notify::new(),
@@ -158,11 +205,7 @@ impl QueueConfig {
         };
         let reader = QueueReader {
             shared: shared.clone(),
-            cursor: Cursor {
-                seq: 0,
-                offset: segment::HEADER_LEN,
-                read: 0,
-            },
+            cursor,
             file: None,
         };
         Ok((writer, reader, DiskQueue { shared }))
@@ -182,7 +225,14 @@ struct Segment {
     /// what dropping the segment loses (a record handed out is finished by its sender).
     read: u64,
     read_entries: u64,
+    /// Records finished, in any order.
     done: u64,
+    /// Records finished from the start with no gap: the part of the delivery mark this
+    /// segment holds.
+    delivered: u64,
+    /// Runs of records finished after a gap, first record to the one after the last; they
+    /// join `delivered` once the gap closes.
+    finished_after: BTreeMap<u64, u64>,
     /// No more records will be appended.
     sealed: bool,
 }
@@ -201,11 +251,14 @@ struct Index {
     /// taken by [`DiskQueue::take_dropped`].
     dropped: u64,
     dropped_entries: u64,
+    /// How far the queue is delivered, as last computed; see `marks.rs`.
+    mark: Mark,
 }
 
 #[derive(Debug)]
 struct Shared {
     cfg: QueueConfig,
+    marks: MarkFile,
     index: Mutex<Index>,
     /// Signalled when a segment is deleted (the writer may go on).
     space: Notify,
@@ -274,16 +327,50 @@ pub(crate) struct DiskQueue {
 }
 
 impl DiskQueue {
-    /// Marks `n` records of segment `seq`, holding `entries` lines, as finished (delivered or
-    /// rejected for good).
-    pub fn done(&self, seq: u64, n: u64, entries: u64) {
-        let mut index = self.shared.index();
-        if let Some(s) = index.segs.iter_mut().find(|s| s.seq == seq) {
-            s.done += n;
+    /// Marks `n` records of segment `seq` from its record `first` on, holding `entries`
+    /// lines, as finished (delivered or rejected for good). Returns once the delivery mark
+    /// this moves is durable; a mark that cannot be written is logged, and only means those
+    /// records are sent again after a restart.
+    pub async fn done(&self, seq: u64, first: u64, n: u64, entries: u64) {
+        let mark = {
+            let mut index = self.shared.index();
+            if let Some(s) = index.segs.iter_mut().find(|s| s.seq == seq) {
+                s.done += n;
+                s.finished_after.insert(first, first + n);
+                while let Some(end) = s.finished_after.remove(&s.delivered) {
+                    s.delivered = end;
+                }
+            }
+            index.unsent = index.unsent.saturating_sub(n);
+            index.unsent_entries = index.unsent_entries.saturating_sub(entries);
+            // The mark before deletion: a segment deleted all delivered is covered by the
+            // mark either way, and this one holds even if its deletion fails.
+            let mark = index.segs.front().map(|s| Mark {
+                seq: s.seq,
+                records: s.delivered,
+            });
+            self.shared.collect(&mut index, seq);
+            match mark {
+                Some(mark) if mark > index.mark => {
+                    index.mark = mark;
+                    Some(mark)
+                }
+                _ => None,
+            }
+        };
+        let Some(mark) = mark else { return };
+        let shared = self.shared.clone();
+        let stored = tokio::task::spawn_blocking(move || shared.marks.store(mark))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        if let Err(error) = stored {
+            tracing::warn!(
+                %error,
+                dir = %self.shared.cfg.dir.display(),
+                queue = self.shared.cfg.name,
+                "writing the queue's delivery mark failed; delivered records may be sent again after a restart"
+            );
         }
-        index.unsent = index.unsent.saturating_sub(n);
-        index.unsent_entries = index.unsent_entries.saturating_sub(entries);
-        self.shared.collect(&mut index, seq);
     }
 
     /// Bytes on disk, and items waiting, for the counters.
@@ -418,6 +505,8 @@ impl QueueWriter {
             read: 0,
             read_entries: 0,
             done: 0,
+            delivered: 0,
+            finished_after: BTreeMap::new(),
             sealed: false,
         });
         self.file = Some((seq, file));
@@ -455,6 +544,8 @@ struct Cursor {
 #[derive(Debug)]
 pub(crate) struct Queued {
     pub seq: u64,
+    /// The record's place in its segment, from 0.
+    pub nth: u64,
     pub record: Record,
 }
 
@@ -560,25 +651,27 @@ impl QueueReader {
                 };
                 Some(Queued {
                     seq: at.seq,
+                    nth: at.read,
                     record,
                 })
             }
             Err(error) => {
-                let mut index = self.shared.index();
-                let (left, left_entries) =
-                    index
-                        .segs
-                        .iter_mut()
-                        .find(|s| s.seq == at.seq)
-                        .map_or((0, 0), |s| {
-                            // The writer appends no more to a segment it cannot be trusted with.
-                            s.sealed = true;
-                            let left = (s.records - at.read, s.entries - s.read_entries);
-                            // Handed to nobody, but finished here: not to be counted as dropped.
-                            s.read = s.records;
-                            s.read_entries = s.entries;
-                            left
-                        });
+                // The guard in its own block: it must not be held across the await below.
+                let (left, left_entries) = self
+                    .shared
+                    .index()
+                    .segs
+                    .iter_mut()
+                    .find(|s| s.seq == at.seq)
+                    .map_or((0, 0), |s| {
+                        // The writer appends no more to a segment it cannot be trusted with.
+                        s.sealed = true;
+                        let left = (s.records - at.read, s.entries - s.read_entries);
+                        // Handed to nobody, but finished here: not to be counted as dropped.
+                        s.read = s.records;
+                        s.read_entries = s.entries;
+                        left
+                    });
                 if left == 0 {
                     // The segment was dropped (or is done) under the reader: nothing to skip.
                     return None;
@@ -591,11 +684,11 @@ impl QueueReader {
                     "queue segment unreadable, skipping its remaining records"
                 );
                 self.cursor.read = at.read + left;
-                drop(index);
                 DiskQueue {
                     shared: self.shared.clone(),
                 }
-                .done(at.seq, left, left_entries);
+                .done(at.seq, at.read, left, left_entries)
+                .await;
                 None
             }
         }

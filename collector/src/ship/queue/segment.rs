@@ -27,6 +27,8 @@
 //! remote-write record's samples were being appended at the crash: they are lost). A
 //! header with another magic or version is a clear error: a newer agent's queue is not
 //! silently discarded by an older one.
+//!
+//! Beside the segments, the file `delivered` records how far delivery got (`marks.rs`).
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -122,11 +124,17 @@ pub(crate) struct Recovered {
     pub entries: u64,
     /// The segment's length once any torn tail is cut off.
     pub len: u64,
+    /// Of the first `skip` records asked to be skipped (already delivered): how many the
+    /// segment holds, their lines, and the offset of the record after them.
+    pub skipped: u64,
+    pub skipped_entries: u64,
+    pub skip_offset: u64,
 }
 
-/// Reads segment `path` through, truncating a torn tail; `None` when even the header is
-/// incomplete (a crash right after creating it: the segment holds nothing).
-pub(crate) fn recover(path: &Path) -> Result<Option<Recovered>, SegmentError> {
+/// Reads segment `path` through, truncating a torn tail, and finds where its record `skip`
+/// starts; `None` when even the header is incomplete (a crash right after creating it: the
+/// segment holds nothing).
+pub(crate) fn recover(path: &Path, skip: u64) -> Result<Option<Recovered>, SegmentError> {
     let io = |source| SegmentError::Io {
         path: path.to_path_buf(),
         source,
@@ -148,10 +156,15 @@ pub(crate) fn recover(path: &Path) -> Result<Option<Recovered>, SegmentError> {
     }
     let mut at = HEADER_LEN as usize;
     let (mut records, mut entries) = (0u64, 0u64);
+    let (mut skipped_entries, mut skip_offset) = (0u64, at as u64);
     while let Some((record, next)) = decode_at(&bytes, at) {
         records += 1;
         entries += u64::from(record.entries);
         at = next;
+        if records <= skip {
+            skipped_entries = entries;
+            skip_offset = at as u64;
+        }
     }
     if at < bytes.len() {
         tracing::warn!(
@@ -168,6 +181,9 @@ pub(crate) fn recover(path: &Path) -> Result<Option<Recovered>, SegmentError> {
         records,
         entries,
         len: at as u64,
+        skipped: records.min(skip),
+        skipped_entries,
+        skip_offset,
     }))
 }
 

@@ -1,5 +1,6 @@
 //! The queue's tests: round trip, torn tails, backpressure or dropping the oldest when full,
-//! replay after a restart and deletion after delivery, on real files in a temp dir.
+//! replay after a restart and deletion after delivery, and the delivery mark (skip on reopen,
+//! out-of-order completion, a damaged mark), on real files in a temp dir.
 
 use std::time::Duration;
 
@@ -18,10 +19,12 @@ fn cfg(dir: &Path) -> QueueConfig {
     QueueConfig::new(dir)
 }
 
+/// The segment files in `dir`, in order (the delivery mark left out).
 fn segments(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".seg"))
         .collect();
     names.sort();
     names
@@ -135,7 +138,7 @@ async fn a_full_queue_blocks_the_writer_until_a_segment_is_delivered() {
     assert!(blocked.is_err(), "the second record waits for room");
     let first = reader.next().await.unwrap();
     assert_eq!(first.record, rec(0, 1000));
-    queue.done(first.seq, 1, 1);
+    queue.done(first.seq, first.nth, 1, 1).await;
     // The first segment is still open (nothing else was appended): it is rolled and deleted
     // by the next append, which then fits.
     tokio::time::timeout(Duration::from_secs(5), writer.push(rec(1, 1000)))
@@ -171,7 +174,7 @@ async fn a_restart_replays_only_the_segments_not_delivered() {
             writer.push(rec(k, 100)).await.unwrap();
         }
         let first = reader.next().await.unwrap();
-        queue.done(first.seq, 1, 1);
+        queue.done(first.seq, first.nth, 1, 1).await;
         // Killed here: records 1 and 2 were never delivered.
     }
     assert_eq!(
@@ -208,9 +211,9 @@ async fn a_segment_is_deleted_only_when_every_record_in_it_is_done() {
     let got = drain(&mut reader).await;
     assert_eq!(got.len(), 2);
     // Out of order, as concurrent pushes finish.
-    queue.done(got[1].seq, 1, 2);
+    queue.done(got[1].seq, got[1].nth, 1, 2).await;
     assert_eq!(segments(dir.path()), [segment::file_name(1)]);
-    queue.done(got[0].seq, 1, 1);
+    queue.done(got[0].seq, got[0].nth, 1, 1).await;
     assert!(segments(dir.path()).is_empty());
     assert_eq!(queue.usage(), (0, 0));
 }
@@ -248,7 +251,7 @@ async fn drop_oldest_deletes_whole_segments_and_counts_only_unread_records() {
         !queue.holds(first.seq),
         "the record in flight lost its segment"
     );
-    queue.done(first.seq, 1, 1);
+    queue.done(first.seq, first.nth, 1, 1).await;
     writer.close();
     let got: Vec<Record> = drain(&mut reader)
         .await
@@ -289,4 +292,174 @@ fn an_unknown_version_or_magic_is_a_clear_error() {
     std::fs::remove_file(&path).unwrap();
     std::fs::write(dir.path().join("notes.txt"), b"x").unwrap();
     assert!(cfg(dir.path()).open().is_ok());
+}
+
+/// Pushes `n` records, 100 bytes each, into one segment and reads them all.
+async fn fill_one_segment(dir: &Path, n: u8) -> (QueueWriter, QueueReader, DiskQueue, Vec<Queued>) {
+    let (mut writer, mut reader, queue) = cfg(dir).open().unwrap();
+    for k in 0..n {
+        writer.push(rec(k, 100)).await.unwrap();
+    }
+    let mut got = Vec::new();
+    for _ in 0..n {
+        got.push(reader.next().await.unwrap());
+    }
+    (writer, reader, queue, got)
+}
+
+/// Marks `q` delivered.
+async fn deliver(queue: &DiskQueue, q: &Queued) {
+    queue
+        .done(q.seq, q.nth, 1, u64::from(q.record.entries))
+        .await;
+}
+
+/// What a fresh run of the queue in `dir` hands out, with each record's place.
+async fn replay(dir: &Path) -> Vec<(u64, Record)> {
+    let (writer, mut reader, _q) = cfg(dir).open().unwrap();
+    writer.close();
+    drain(&mut reader)
+        .await
+        .into_iter()
+        .map(|q| (q.nth, q.record))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_crash_mid_segment_resends_only_the_records_not_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (_writer, _reader, queue, got) = fill_one_segment(dir.path(), 5).await;
+        for q in &got[..3] {
+            deliver(&queue, q).await;
+        }
+        // Killed here, records 3 and 4 in flight or waiting.
+    }
+    let (writer, mut reader, queue) = cfg(dir.path()).open().unwrap();
+    assert_eq!(
+        queue.usage().1,
+        4 + 5,
+        "only the lines of records 3 and 4 wait"
+    );
+    writer.close();
+    let got = drain(&mut reader).await;
+    let records: Vec<(u64, Record)> = got.iter().map(|q| (q.nth, q.record.clone())).collect();
+    assert_eq!(records, [(3, rec(3, 100)), (4, rec(4, 100))]);
+    for q in &got {
+        deliver(&queue, q).await;
+    }
+    assert!(segments(dir.path()).is_empty(), "all delivered: deleted");
+    assert_eq!(queue.usage(), (0, 0));
+    drop((reader, queue));
+    assert!(replay(dir.path()).await.is_empty());
+}
+
+#[tokio::test]
+async fn out_of_order_completion_advances_the_mark_only_over_the_unbroken_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (_writer, _reader, queue, got) = fill_one_segment(dir.path(), 5).await;
+        // Record 1 is still in flight when 2 and 3 finish.
+        for at in [0, 2, 3] {
+            deliver(&queue, &got[at]).await;
+        }
+    }
+    let nths: Vec<u64> = replay(dir.path()).await.iter().map(|r| r.0).collect();
+    assert_eq!(
+        nths,
+        [1, 2, 3, 4],
+        "2 and 3 are sent again: they follow a gap"
+    );
+    {
+        let (writer, mut reader, queue) = cfg(dir.path()).open().unwrap();
+        writer.close();
+        let got = drain(&mut reader).await;
+        for at in [1, 2, 0] {
+            deliver(&queue, &got[at]).await;
+        }
+        // Record 1 (got[0]) closed the gap: the mark covers records 0 to 3.
+    }
+    assert_eq!(replay(dir.path()).await, [(4, rec(4, 100))]);
+}
+
+#[tokio::test]
+async fn a_later_segment_finishing_first_leaves_the_mark_on_the_earlier_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cfg(dir.path());
+    c.segment_bytes = 1; // one record per segment
+    {
+        let (mut writer, mut reader, queue) = c.open().unwrap();
+        for k in 0..3 {
+            writer.push(rec(k, 100)).await.unwrap();
+        }
+        let got = [reader.next().await.unwrap(), reader.next().await.unwrap()];
+        deliver(&queue, &got[1]).await;
+        assert_eq!(marks::load(dir.path()), Some(Mark { seq: 1, records: 0 }));
+        deliver(&queue, &got[0]).await;
+        assert_eq!(marks::load(dir.path()), Some(Mark { seq: 1, records: 1 }));
+    }
+    let got: Vec<Record> = replay(dir.path()).await.into_iter().map(|r| r.1).collect();
+    assert_eq!(got, [rec(2, 100)]);
+}
+
+#[tokio::test]
+async fn a_corrupt_or_missing_mark_replays_the_whole_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (_writer, _reader, queue, got) = fill_one_segment(dir.path(), 4).await;
+        deliver(&queue, &got[0]).await;
+        deliver(&queue, &got[1]).await;
+    }
+    let mark = dir.path().join(marks::FILE_NAME);
+    let good = std::fs::read(&mark).unwrap();
+    let mut bad = good.clone();
+    bad[9] ^= 1;
+    std::fs::write(&mark, &bad).unwrap();
+    assert_eq!(
+        replay(dir.path()).await.len(),
+        4,
+        "corrupt: nothing delivered"
+    );
+    std::fs::write(&mark, &good[..good.len() - 1]).unwrap();
+    assert_eq!(
+        replay(dir.path()).await.len(),
+        4,
+        "short: nothing delivered"
+    );
+    std::fs::remove_file(&mark).unwrap();
+    assert_eq!(
+        replay(dir.path()).await.len(),
+        4,
+        "missing: nothing delivered"
+    );
+    std::fs::write(&mark, &good).unwrap();
+    assert_eq!(
+        replay(dir.path()).await.len(),
+        2,
+        "restored: records 2 and 3"
+    );
+}
+
+#[tokio::test]
+async fn a_delivered_open_segment_is_deleted_at_open_and_new_segments_sort_after_the_mark() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        // All delivered, but the segment was still open for appends: it stays on disk.
+        let (_writer, _reader, queue, got) = fill_one_segment(dir.path(), 2).await;
+        for q in &got {
+            deliver(&queue, q).await;
+        }
+        assert_eq!(segments(dir.path()), [segment::file_name(1)]);
+    }
+    {
+        let (mut writer, _reader, _q) = cfg(dir.path()).open().unwrap();
+        assert!(segments(dir.path()).is_empty(), "delivered whole: deleted");
+        writer.push(rec(9, 10)).await.unwrap();
+        assert_eq!(
+            segments(dir.path()),
+            [segment::file_name(2)],
+            "after the mark's segment, so the mark cannot skip it"
+        );
+    }
+    assert_eq!(replay(dir.path()).await, [(0, rec(9, 10))]);
 }
