@@ -58,9 +58,14 @@ pub fn check(cmd: &CheckCommand) -> i32 {
             .iter()
             .map(|f| check_rule_file(f, &mut out, &mut err))
             .fold(true, |all, ok| all & ok),
+        // An Alertmanager config given here is checked as one (as amtool would), since Vigil
+        // takes both kinds of config.
         CheckCommand::Config { files } => files
             .iter()
-            .map(|f| check_config_file(f, &mut out, &mut err))
+            .map(|f| match is_alertmanager_config(f) {
+                true => check_alertmanager_config(f, &mut out),
+                false => check_config_file(f, &mut out, &mut err),
+            })
             .fold(true, |all, ok| all & ok),
         CheckCommand::AlertmanagerConfig { files } => {
             let failed = files
@@ -167,6 +172,20 @@ fn check_config_file(path: &Path, out: &mut dyn Write, err: &mut dyn Write) -> b
         // Shown as Go's filepath.Join cleans them: `./a.yml` is `a.yml`.
         .map(|f| check_rule_file(f.strip_prefix(".").unwrap_or(f), out, err))
         .fold(true, |all, ok| all & ok)
+}
+
+/// True when `path` holds an Alertmanager config: a YAML mapping with a `route` or
+/// `receivers` key, which no Prometheus config has. Anything unreadable is left to the
+/// Prometheus check, which reports it.
+fn is_alertmanager_config(path: &Path) -> bool {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| serde_yaml::from_str::<serde_yaml::Value>(&text).ok())
+        .and_then(|doc| {
+            doc.as_mapping()
+                .map(|m| m.contains_key("route") || m.contains_key("receivers"))
+        })
+        .unwrap_or(false)
 }
 
 /// amtool writes everything, failures included, to stdout.
@@ -395,6 +414,24 @@ mod tests {
             format!(
                 "Checking '{name}'  FAILED: undefined receiver \"nope\" used in route (line 2)\n\n"
             )
+        );
+    }
+
+    #[test]
+    fn check_config_takes_an_alertmanager_config_as_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let am = dir.path().join("alertmanager.yml");
+        std::fs::write(&am, "route:\n  receiver: nope\nreceivers:\n- name: a\n").unwrap();
+        let prom = dir.path().join("prometheus.yml");
+        std::fs::write(&prom, "global:\n  evaluation_interval: 30s\n").unwrap();
+        assert!(is_alertmanager_config(&am));
+        assert!(!is_alertmanager_config(&prom));
+        let mut out = Vec::new();
+        assert!(!check_alertmanager_config(&am, &mut out));
+        let out = String::from_utf8(out).unwrap();
+        assert!(
+            out.contains("undefined receiver \"nope\" used in route (line 2)"),
+            "{out}"
         );
     }
 
