@@ -279,6 +279,11 @@ impl AlertingState {
     }
 
     /// Pending and firing alerts.
+    /// The `ALERTS`/`ALERTS_FOR_STATE` series written last time.
+    pub fn written(&self) -> impl Iterator<Item = &Labels> {
+        self.written.iter()
+    }
+
     pub fn active(&self, rule: &str) -> impl Iterator<Item = ActiveAlert> + '_ {
         let rule = rule.to_string();
         self.active
@@ -305,6 +310,11 @@ pub(crate) struct RecordingState {
 }
 
 impl RecordingState {
+    /// The series written last time.
+    pub fn written(&self) -> impl Iterator<Item = &Labels> {
+        self.last.iter()
+    }
+
     /// Evaluates the rule and appends its result (and stale markers) at `ctx.query_ts_ms`.
     /// Returns the number of series written.
     pub fn eval(

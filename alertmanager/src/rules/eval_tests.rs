@@ -483,3 +483,39 @@ fn a_reload_keeps_each_unchanged_rules_alerts_and_drops_a_changed_ones() {
     fresh.eval_group_at(0, T0 + 4000);
     assert_eq!(fresh.active_alerts()[0].active_at_ms, T0 + 4000);
 }
+
+#[test]
+fn a_reload_marks_the_series_of_removed_rules_stale() {
+    let both = "groups:\n- name: g\n  rules:\n  - record: kept\n    expr: a\n  - record: dropped\n    expr: b\n";
+    let (old, script, _, store) = setup(both);
+    script.set("a", vec![(Labels::from_pairs([("x", "1")]), 1.0)]);
+    script.set("b", vec![(Labels::from_pairs([("x", "2")]), 2.0)]);
+    old.eval_group_at(0, T0);
+
+    let one = "groups:\n- name: g\n  rules:\n  - record: kept\n    expr: a\n";
+    let groups = parse_rule_file(one, "rules.yml").unwrap();
+    let sink = Arc::new(Recorder::default());
+    let new = RuleManager::new(
+        groups,
+        script.query_fn(),
+        store.clone(),
+        sink,
+        Default::default(),
+    );
+    new.take_state_from(&old);
+
+    let series = store.select(0, i64::MAX, &[]).unwrap();
+    let last = |name: &str| {
+        let s = series
+            .iter()
+            .find(|s| s.labels.get("__name__") == Some(name))
+            .unwrap();
+        *s.samples.last().unwrap()
+    };
+    assert!(
+        model::is_stale_nan(last("dropped").v),
+        "the removed rule's series ends"
+    );
+    assert!(last("dropped").t > T0);
+    assert_eq!(last("kept").v, 1.0, "the kept rule's series goes on");
+}

@@ -14,7 +14,7 @@ use crate::alert::PostableAlert;
 use crate::clock::Clock;
 use crate::goformat::query_escape;
 use chrono::{TimeZone, Utc};
-use model::{Appender, Labels, Querier};
+use model::{Appender, Labels, Querier, Sample, Series, STALE_NAN_BITS};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -67,6 +67,16 @@ impl Default for RuleManagerOptions {
 enum RuleState {
     Alerting(AlertingState),
     Recording(RecordingState),
+}
+
+impl RuleState {
+    /// The series the rule wrote at its last evaluation.
+    fn written(&self) -> Vec<Labels> {
+        match self {
+            RuleState::Alerting(s) => s.written().cloned().collect(),
+            RuleState::Recording(s) => s.written().cloned().collect(),
+        }
+    }
 }
 
 struct GroupRuntime {
@@ -179,13 +189,19 @@ impl RuleManager {
     /// last time) of the first unclaimed old rule with the same kind, name and labels. So an
     /// alert keeps its `activeAt` across a reload, and a changed expression starts from the
     /// alerts it already had. `old` must have stopped evaluating; its states are moved out.
+    ///
+    /// The series written last by an old rule that nothing took over (a rule or group the
+    /// reload removed or changed) get a staleness marker now, as Prometheus marks them, so
+    /// they leave instant queries at once instead of after the lookback delta.
     pub fn take_state_from(&self, old: &RuleManager) {
-        for new_group in &self.groups {
-            let Some(old_group) = old
+        let mut gone: Vec<Labels> = Vec::new();
+        for old_group in &old.groups {
+            let new_group = self
                 .groups
                 .iter()
-                .find(|g| g.def.name == new_group.def.name && g.def.file == new_group.def.file)
-            else {
+                .find(|g| g.def.name == old_group.def.name && g.def.file == old_group.def.file);
+            let Some(new_group) = new_group else {
+                gone.extend(lock(&old_group.state).iter().flat_map(RuleState::written));
                 continue;
             };
             let mut old_states = lock(&old_group.state);
@@ -206,10 +222,32 @@ impl RuleManager {
                     }
                 }
             }
+            for (state, taken) in old_states.iter().zip(&claimed) {
+                if !taken {
+                    gone.extend(state.written());
+                }
+            }
             let old_health = lock(&old_group.health);
             let mut new_health = lock(&new_group.health);
             new_health.last_evaluation_ms = old_health.last_evaluation_ms;
             new_health.evaluation_seconds = old_health.evaluation_seconds;
+        }
+        if gone.is_empty() {
+            return;
+        }
+        let t = self.clock.now_ms();
+        let stale: Vec<Series> = gone
+            .into_iter()
+            .map(|labels| Series {
+                labels,
+                samples: vec![Sample {
+                    t,
+                    v: f64::from_bits(STALE_NAN_BITS),
+                }],
+            })
+            .collect();
+        if let Err(error) = self.appender.append(&stale) {
+            tracing::warn!(%error, series = stale.len(), "writing staleness markers for removed rules failed");
         }
     }
 
