@@ -130,7 +130,7 @@ where
     // the engine to stop at its next look at the clock (Prometheus's `canceled`).
     let canceled = CancelOnDrop::new(&st.metrics.queries_canceled);
     let flag = canceled.flag();
-    let (res, queue, eval) = tokio::task::spawn_blocking(move || {
+    let joined = tokio::task::spawn_blocking(move || {
         let began = Instant::now();
         let engine = if custom {
             Engine::new(reads, engine_opts).canceled_by(flag)
@@ -147,9 +147,11 @@ where
         }
         (res, began - queued, began.elapsed())
     })
-    .await
-    .map_err(|e| ApiError::internal(format!("query task failed: {e}")))?;
+    .await;
+    // The task ended (a panic included): only a dropped request counts as canceled.
     canceled.finished();
+    let (res, queue, eval) =
+        joined.map_err(|e| ApiError::internal(format!("query task failed: {e}")))?;
     let mut res = res?;
     if let Some(limit) = opts.limit {
         truncate(&mut res, limit);
