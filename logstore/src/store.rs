@@ -477,6 +477,8 @@ mod durability_tests;
 #[cfg(test)]
 mod needle_tests;
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod visibility_tests;

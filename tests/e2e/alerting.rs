@@ -2,30 +2,7 @@
 //! it, and a webhook receiver gets Alertmanager's webhook v4 JSON.
 
 use crate::harness::*;
-use axum::routing::post;
-use axum::Json;
-use serde_json::Value;
 use std::time::Duration;
-use tokio::sync::mpsc;
-
-/// A local webhook receiver; every JSON body posted to /hook arrives on the channel.
-async fn webhook_sink() -> (String, mpsc::UnboundedReceiver<Value>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let app = axum::Router::new().route(
-        "/hook",
-        post(move |Json(body): Json<Value>| {
-            let tx = tx.clone();
-            async move {
-                let _ = tx.send(body);
-                ""
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, rx)
-}
 
 #[tokio::test]
 async fn firing_rule_reaches_the_webhook_as_v4_payload() {

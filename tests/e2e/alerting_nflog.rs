@@ -3,29 +3,8 @@
 //! `repeat_interval` has not passed, and still notifies what changed.
 
 use crate::harness::*;
-use axum::routing::post;
-use axum::Json;
 use serde_json::{json, Value};
 use std::time::Duration;
-use tokio::sync::mpsc;
-
-async fn webhook_sink() -> (String, mpsc::UnboundedReceiver<Value>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let app = axum::Router::new().route(
-        "/hook",
-        post(move |Json(body): Json<Value>| {
-            let tx = tx.clone();
-            async move {
-                let _ = tx.send(body);
-                ""
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, rx)
-}
 
 async fn post_alerts(v: &Vigil, alerts: Value) {
     let resp = client()

@@ -4,12 +4,9 @@
 //! such a file, and its error naming both languages when an expression is neither.
 
 use crate::harness::*;
-use axum::routing::post;
-use axum::Json;
 use serde_json::Value;
 use std::process::Command;
 use std::time::Duration;
-use tokio::sync::mpsc;
 
 const RULES: &str = r#"groups:
   - name: logs
@@ -26,24 +23,6 @@ const RULES: &str = r#"groups:
       - alert: AlwaysOn
         expr: vector(1)
 "#;
-
-async fn webhook_sink() -> (String, mpsc::UnboundedReceiver<Value>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let app = axum::Router::new().route(
-        "/hook",
-        post(move |Json(body): Json<Value>| {
-            let tx = tx.clone();
-            async move {
-                let _ = tx.send(body);
-                ""
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, rx)
-}
 
 async fn push(v: &Vigil, labels: Value, lines: &[&str]) {
     let ns = now_ms() * 1_000_000;

@@ -1,35 +1,10 @@
 //! Tests of the store's durability and storage layout: WAL replay after a crash, duplicate
 //! suppression (also across replay), time partitions, a damaged partition, retention.
 
+use super::test_support::{manual, push};
 use super::*;
-use model::LogEntry;
 
 const H: i64 = 3_600_000_000_000;
-
-/// Options whose background commit never fires during a test, so the tests decide when
-/// entries reach tantivy.
-fn manual() -> LogStoreOptions {
-    LogStoreOptions {
-        commit_interval: Duration::from_secs(3600),
-        ..LogStoreOptions::default()
-    }
-}
-
-fn push(store: &LogStore, app: &str, entries: &[(i64, &str)]) -> PushOutcome {
-    store
-        .push(&[LogStream {
-            labels: Labels::from_pairs([("app", app)]),
-            entries: entries
-                .iter()
-                .map(|(ts, line)| LogEntry {
-                    ts_ns: *ts,
-                    line: line.to_string(),
-                    metadata: vec![],
-                })
-                .collect(),
-        }])
-        .unwrap()
-}
 
 /// Every (ts, line) of `{app=~".+"}` over all time, oldest first.
 fn all(store: &LogStore) -> Vec<(i64, String)> {

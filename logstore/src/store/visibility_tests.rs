@@ -2,34 +2,10 @@
 //! exactly once, merged in time order with the committed entries, without a query ever
 //! committing.
 
+use super::test_support::{manual, push};
 use super::*;
 use crate::{QueryResult, RangeParams, VolumeRequest};
-use model::LogEntry;
 use std::sync::atomic::{AtomicBool, Ordering};
-
-/// Options whose background commit never fires during a test.
-fn manual() -> LogStoreOptions {
-    LogStoreOptions {
-        commit_interval: Duration::from_secs(3600),
-        ..LogStoreOptions::default()
-    }
-}
-
-fn push(store: &LogStore, app: &str, entries: &[(i64, &str)]) {
-    store
-        .push(&[LogStream {
-            labels: Labels::from_pairs([("app", app)]),
-            entries: entries
-                .iter()
-                .map(|(ts, line)| LogEntry {
-                    ts_ns: *ts,
-                    line: line.to_string(),
-                    metadata: vec![],
-                })
-                .collect(),
-        }])
-        .unwrap();
-}
 
 fn lines(store: &LogStore, query: &str, limit: usize, dir: Direction) -> Vec<(i64, String)> {
     let mut out: Vec<(i64, String)> = store
