@@ -3,10 +3,11 @@
 //!
 //! Shutdown order: the sources stop (the tailer stops reading, the node collector stops
 //! collecting) and close their output channels; the sinks then flush what they hold; the
-//! tailer records the acknowledgements of that flush and writes its final checkpoint. A
-//! server that does not answer would hold the flush forever, so after
+//! tailer records the receiver's acknowledgements of that flush and writes its final
+//! checkpoint. A server that does not answer would hold the flush forever, so after
 //! [`SHUTDOWN_FLUSH_TIMEOUT`] the sinks are aborted: queued metrics and log lines stay in
-//! their on-disk queues for the next start, unacknowledged log lines are read again.
+//! their on-disk queues for the next start (which resumes tailing after the queued lines),
+//! lines not yet queued are read again.
 //!
 //! With a [`AgentConfig::web_listen_address`], the agent also serves `/-/healthy`, `/-/ready`,
 //! its own `/metrics` (`http.rs`) and the scraper's `/api/v1/targets`; it is ready once every
@@ -200,6 +201,8 @@ pub async fn run_agent(cfg: AgentConfig, shutdown: CancellationToken) -> Result<
         globs: cfg.log_files.clone(),
         max_line_bytes: cfg.max_line_bytes,
         pods: Some(pods.clone()),
+        // Lines a previous run queued and did not deliver are not read again.
+        queued: loki.queued_positions(),
         ..TailConfig::new(&cfg.node_name, &cfg.state_path)
     }
     .build()?;

@@ -1,7 +1,9 @@
-//! The agent's on-disk log queue under the real `vigil agent`: while the Loki receiver is
-//! down, lines are acknowledged into `<state.path>/logqueue` (so checkpoints move on), the
-//! rotated files are deleted as kubelet would, the agent is SIGKILLed and restarted, and when
-//! the receiver comes back every line still arrives, from the queue.
+//! The agent's on-disk log queue under the real `vigil agent`, with end-to-end
+//! acknowledgement: while the Loki receiver is down, lines wait in `<state.path>/logqueue` and
+//! the checkpoints in `positions.json` do not move past them (only the receiver's 2xx moves
+//! them). Rotated files deleted during the outage and a SIGKILL lose nothing: the restarted
+//! agent sends the queue and does not read the queued lines again. A queue lost with the crash
+//! loses nothing either while the files exist: they are read again from the checkpoint.
 
 use crate::tail_stress::Agent;
 use axum::body::Bytes;
@@ -17,21 +19,62 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// A Loki push receiver that answers 503 while `down`, and remembers every line it took.
+/// A Loki push receiver that answers 503 while `down`, remembering the lines it refused, and
+/// otherwise remembers every line it took and how many it took in all (copies included).
 #[derive(Default)]
 struct Receiver {
     lines: Mutex<HashSet<String>>,
+    received: AtomicU64,
+    refused_lines: Mutex<HashSet<String>>,
     down: AtomicBool,
     refused: AtomicU64,
+}
+
+impl Receiver {
+    /// Starts it on 127.0.0.1; returns its base URL.
+    async fn serve(self: &Arc<Self>) -> String {
+        let app = axum::Router::new()
+            .fallback(receive)
+            .with_state(self.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        base
+    }
+
+    /// Waits until every line of `want` was offered in a push (and refused): the agent's
+    /// sender reads pushes from the queue, so they are on disk.
+    async fn wait_refused(&self, want: &[String], agent: &Agent) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let missing = {
+                let seen = self.refused_lines.lock().unwrap();
+                want.iter().filter(|l| !seen.contains(*l)).count()
+            };
+            if missing == 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{missing} lines never reached the queue while the receiver was down; log:\n{}",
+                agent.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until it took `want` distinct lines, at most a minute.
+    async fn wait_lines(&self, want: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.lines.lock().unwrap().len() < want && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
 }
 
 async fn receive(State(r): State<Arc<Receiver>>, uri: Uri, body: Bytes) -> StatusCode {
     if uri.path() != "/loki/api/v1/push" {
         return StatusCode::NO_CONTENT;
-    }
-    if r.down.load(Ordering::SeqCst) {
-        r.refused.fetch_add(1, Ordering::Relaxed);
-        return StatusCode::SERVICE_UNAVAILABLE;
     }
     let Ok(raw) = model::wire::snappy_decompress(&body, 1 << 28) else {
         return StatusCode::BAD_REQUEST;
@@ -39,9 +82,19 @@ async fn receive(State(r): State<Arc<Receiver>>, uri: Uri, body: Bytes) -> Statu
     let Ok(push) = PushRequest::decode(raw.as_slice()) else {
         return StatusCode::BAD_REQUEST;
     };
+    let entries = push.streams.into_iter().flat_map(|s| s.entries);
+    if r.down.load(Ordering::SeqCst) {
+        r.refused.fetch_add(1, Ordering::Relaxed);
+        r.refused_lines
+            .lock()
+            .unwrap()
+            .extend(entries.map(|e| e.line));
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
     let mut lines = r.lines.lock().unwrap();
-    for s in push.streams {
-        lines.extend(s.entries.into_iter().map(|e| e.line));
+    for e in entries {
+        r.received.fetch_add(1, Ordering::Relaxed);
+        lines.insert(e.line);
     }
     StatusCode::NO_CONTENT
 }
@@ -67,6 +120,46 @@ fn line_of(round: usize, n: usize) -> String {
     format!("round {round} line {n:05} {:x<60}", "payload")
 }
 
+/// Writes `LINES_PER_ROUND` CRI lines of `round` to `path` (a new file); returns the lines.
+fn write_round(path: &Path, round: usize) -> Vec<String> {
+    let mut f = std::fs::File::create(path).unwrap();
+    let mut text = String::new();
+    let mut lines = Vec::new();
+    for n in 0..LINES_PER_ROUND {
+        let ts = chrono::DateTime::from_timestamp(1_704_164_645 + round as i64, n as u32)
+            .unwrap()
+            .format("%Y-%m-%dT%H:%M:%S%.9fZ");
+        let line = line_of(round, n);
+        text.push_str(&format!("{ts} stdout F {line}\n"));
+        lines.push(line);
+    }
+    f.write_all(text.as_bytes()).unwrap();
+    f.sync_all().unwrap();
+    lines
+}
+
+/// Asserts every line of `rounds` arrived, and none twice.
+fn assert_all_once(receiver: &Receiver, rounds: usize, logs: &str) {
+    let total = rounds * LINES_PER_ROUND;
+    let got = receiver.lines.lock().unwrap().clone();
+    let missing: Vec<String> = (0..rounds)
+        .flat_map(|r| (0..LINES_PER_ROUND).map(move |n| line_of(r, n)))
+        .filter(|l| !got.contains(l))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {total} lines never arrived, first {:?}; log:\n{logs}",
+        missing.len(),
+        missing.first()
+    );
+    assert_eq!(
+        receiver.received.load(Ordering::Relaxed),
+        total as u64,
+        "every line arrived exactly once (no push was answered before the crash, so none may \
+         come twice); log:\n{logs}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_line_arrives_after_an_outage_longer_than_the_rotated_files_stay() {
     let dir = tempfile::tempdir().unwrap();
@@ -75,39 +168,21 @@ async fn every_line_arrives_after_an_outage_longer_than_the_rotated_files_stay()
     std::fs::create_dir_all(&container).unwrap();
     let receiver = Arc::new(Receiver::default());
     receiver.down.store(true, Ordering::SeqCst);
-    let app = axum::Router::new()
-        .fallback(receive)
-        .with_state(receiver.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let base = receiver.serve().await;
 
     let mut agent = Agent::start(root, &base, QUEUE_FLAGS);
     let mut logs = String::new();
     let live = container.join("0.log");
     for round in 0..ROUNDS {
-        let mut f = std::fs::File::create(&live).unwrap();
-        let mut text = String::new();
-        for n in 0..LINES_PER_ROUND {
-            let ts = chrono::DateTime::from_timestamp(1_704_164_645 + round as i64, n as u32)
-                .unwrap()
-                .format("%Y-%m-%dT%H:%M:%S%.9fZ");
-            text.push_str(&format!("{ts} stdout F {}\n", line_of(round, n)));
-        }
-        f.write_all(text.as_bytes()).unwrap();
-        f.sync_all().unwrap();
-        let meta = std::fs::metadata(&live).unwrap();
-        // The receiver is down, yet the checkpoint reaches the end: the lines are in the queue.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while checkpoint_of(&root.join("state"), meta.ino()) != Some(meta.len()) {
-            assert!(
-                Instant::now() < deadline,
-                "round {round}: the checkpoint never reached the end while the receiver was \
-                 down; log:\n{}",
-                agent.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let lines = write_round(&live, round);
+        let ino = std::fs::metadata(&live).unwrap().ino();
+        receiver.wait_refused(&lines, &agent).await;
+        // The lines are queued, not acknowledged: the checkpoint stays before them.
+        assert_eq!(
+            checkpoint_of(&root.join("state"), ino).unwrap_or(0),
+            0,
+            "round {round}: the checkpoint moved while the receiver was down"
+        );
         // kubelet rotates, and later deletes the rotated file: its lines exist only in the
         // agent's queue now.
         let rotated = container.join(format!("0.log.20240102-00000{round}"));
@@ -130,24 +205,9 @@ async fn every_line_arrives_after_an_outage_longer_than_the_rotated_files_stay()
         "the lines wait in segment files"
     );
     receiver.down.store(false, Ordering::SeqCst);
-
-    let total = ROUNDS * LINES_PER_ROUND;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while receiver.lines.lock().unwrap().len() < total && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    receiver.wait_lines(ROUNDS * LINES_PER_ROUND).await;
     logs.push_str(&agent.log());
-    let got = receiver.lines.lock().unwrap().clone();
-    let missing: Vec<String> = (0..ROUNDS)
-        .flat_map(|r| (0..LINES_PER_ROUND).map(move |n| line_of(r, n)))
-        .filter(|l| !got.contains(l))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "{} of {total} lines never arrived, first {:?}; log:\n{logs}",
-        missing.len(),
-        missing.first()
-    );
+    assert_all_once(&receiver, ROUNDS, &logs);
     assert!(
         receiver.refused.load(Ordering::Relaxed) > 0,
         "the outage was seen"
@@ -156,4 +216,29 @@ async fn every_line_arrives_after_an_outage_longer_than_the_rotated_files_stay()
         logs.contains("log queue replays"),
         "the restarted agent replayed the queue; log:\n{logs}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_lost_in_a_crash_loses_no_line_the_files_still_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let container = root.join("pods/prod_lost_uid-2/app");
+    std::fs::create_dir_all(&container).unwrap();
+    let receiver = Arc::new(Receiver::default());
+    receiver.down.store(true, Ordering::SeqCst);
+    let base = receiver.serve().await;
+
+    let agent = Agent::start(root, &base, QUEUE_FLAGS);
+    let lines = write_round(&container.join("0.log"), 0);
+    receiver.wait_refused(&lines, &agent).await;
+    // SIGKILL, and the queue's directory is gone with the crash (a lost volume, a corrupt
+    // queue moved aside by hand): only positions.json and the log file remain.
+    let mut logs = agent.log();
+    drop(agent);
+    std::fs::remove_dir_all(root.join("state/logqueue")).unwrap();
+    receiver.down.store(false, Ordering::SeqCst);
+    let agent = Agent::start(root, &base, QUEUE_FLAGS);
+    receiver.wait_lines(LINES_PER_ROUND).await;
+    logs.push_str(&agent.log());
+    assert_all_once(&receiver, 1, &logs);
 }

@@ -5,9 +5,10 @@
 //! 503 for a while.
 //!
 //! "Exactly once" is what a Loki-compatible store keeps: an entry the agent re-sends after a
-//! SIGKILL (acknowledged by the receiver, killed before its checkpoint was written) has the
-//! same stream, timestamp and line, which Loki and Vigil's log store drop as duplicates. The
-//! test checks that every re-sent entry is such an identical copy, and counts them.
+//! SIGKILL (its push answered by the receiver, the agent killed before the queue's delivery
+//! mark or the checkpoint recorded it) has the same stream, timestamp and line, which Loki and
+//! Vigil's log store drop as duplicates. The test checks that every re-sent entry is such an
+//! identical copy, and counts them.
 
 use crate::harness::BIN;
 use axum::body::Bytes;

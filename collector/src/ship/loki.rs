@@ -2,12 +2,15 @@
 //! `batchwait`) into protobuf `PushRequest`s, snappy-compressed, and puts each into the
 //! bounded on-disk queue (`queue/`) under the agent's state directory.
 //!
-//! Each [`LogBatch`] carries the file positions its lines end at. The sink hands those
-//! positions back on its `acks` channel once the push holding the lines is fsync'd in the
-//! queue, so the tailer's checkpoint never runs ahead of what is kept: a restart finds the
-//! lines either in the queue or still in the files. The senders (`send.rs`) drain the
-//! queue with several pushes in flight; a record leaves the queue only after a 2xx or a
-//! permanent rejection.
+//! Each [`LogBatch`] carries the file positions its lines end at. The sink stores them in the
+//! queue record of the push that holds the lines (its `meta`; positions that came without
+//! lines get a record of their own with no body, which is never sent), and hands them back on
+//! its `acks` channel only once the receiver answered 2xx (or a permanent 4xx) for that push
+//! and for every push queued before it: the tailer's checkpoint never runs ahead of what the
+//! receiver has. On a restart [`LokiSink::queued_positions`] tells the tailer where the lines
+//! still queued end, so it resumes after them instead of reading them again. The senders
+//! (`send.rs`) drain the queue with several pushes in flight; a record leaves the queue only
+//! after a 2xx or a permanent rejection.
 //!
 //! While the server is away the queue fills, up to `--logs.queue-max-bytes`; then the sink
 //! waits to append, stops reading its input, the bounded input channel fills and the tailer
@@ -30,7 +33,7 @@ use super::queue::{QueueConfig, QueueReader, QueueWriter, Record};
 use super::retry::Backoff;
 use super::send::{send_all, Pusher, DEFAULT_MAX_IN_FLIGHT};
 use super::{check_url, http_client, SinkStats, DEFAULT_REQUEST_TIMEOUT};
-use crate::tail::Position;
+use crate::tail::{decode_positions, encode_positions, Position};
 use crate::Error;
 
 /// Bytes of log text per push: Promtail's `batchsize`.
@@ -178,6 +181,21 @@ impl LokiSink {
         self.stats.clone()
     }
 
+    /// The positions of the lines a previous run left undelivered in the queue, in queue
+    /// order, for [`crate::tail::TailConfig::queued`]; empty after the first call. A record
+    /// whose positions cannot be read is skipped with a warning: its files are then read again
+    /// from their checkpoints, which duplicates lines but loses none.
+    pub fn queued_positions(&self) -> Vec<Position> {
+        let mut out = Vec::new();
+        for meta in self.pusher.queue.take_recovered_metas() {
+            match decode_positions(&meta) {
+                Some(positions) => out.extend(positions),
+                None => tracing::warn!("a queued push's file positions are unreadable"),
+            }
+        }
+        out
+    }
+
     /// Queues what arrives on `input` until it closes, then closes `acks` and sends what
     /// the queue holds; or until `abort` fires, when lines still gathering are dropped
     /// unacknowledged (read again after a restart) and queued ones stay on disk.
@@ -194,16 +212,22 @@ impl LokiSink {
             reader,
             stats,
         } = self;
+        // Acknowledgements come from the senders; `acks` closes once they have stopped.
+        let delivered = move |meta: Vec<u8>| match decode_positions(&meta) {
+            // The tailer may have stopped listening; then its checkpoint is already final.
+            Some(positions) => drop(acks.send(positions)),
+            None => tracing::warn!("a delivered push's file positions are unreadable"),
+        };
         let senders = tokio::spawn(send_all(
             pusher.clone(),
             reader,
             cfg.max_in_flight,
             abort.clone(),
+            delivered,
         ));
         let mut batcher = Batcher {
             writer: &mut writer,
             pusher: &pusher,
-            acks: &acks,
             abort: &abort,
         };
         let mut pending = Pending::default();
@@ -242,8 +266,6 @@ impl LokiSink {
         }
         // Lines still gathering when the abort came are read again after a restart.
         SinkStats::add(&stats.aborted_items, pending.entries() as u64);
-        // The tailer writes its final checkpoint once the acks channel closes.
-        drop(acks);
         if closed {
             writer.close();
         }
@@ -259,16 +281,15 @@ impl LokiSink {
 struct Batcher<'a> {
     writer: &'a mut QueueWriter,
     pusher: &'a Pusher,
-    acks: &'a mpsc::UnboundedSender<Vec<Position>>,
     abort: &'a CancellationToken,
 }
 
 impl Batcher<'_> {
-    /// Appends `pending` to the queue (waiting while it is full) and acknowledges its
-    /// positions; false when aborted first.
+    /// Appends `pending` to the queue, with its positions as the record's meta (waiting while
+    /// the queue is full); false when aborted first.
     async fn flush(&mut self, pending: Pending) -> bool {
         let entries = pending.entries();
-        if entries > 0 {
+        if entries > 0 || !pending.positions.is_empty() {
             let text_bytes: usize = pending
                 .streams
                 .values()
@@ -278,7 +299,12 @@ impl Batcher<'_> {
             let record = Record {
                 entries: u32::try_from(entries).unwrap_or(u32::MAX),
                 text_bytes: u32::try_from(text_bytes).unwrap_or(u32::MAX),
-                body: encode(pending.streams),
+                meta: encode_positions(&pending.positions),
+                body: if entries > 0 {
+                    encode(pending.streams)
+                } else {
+                    Vec::new()
+                },
             };
             loop {
                 let pushed = tokio::select! {
@@ -300,10 +326,6 @@ impl Batcher<'_> {
                 }
             }
             self.pusher.update_gauge(0);
-        }
-        if !pending.positions.is_empty() {
-            // The tailer may have stopped listening; then its checkpoint is already final.
-            let _ = self.acks.send(pending.positions);
         }
         true
     }
@@ -345,12 +367,11 @@ mod tests {
                     metadata: Vec::new(),
                 }],
             }],
-            positions: vec![Position {
-                path: PathBuf::from("/var/log/a.log"),
-                dev: 1,
-                inode: 2,
+            positions: vec![Position::for_test(
+                PathBuf::from("/var/log/a.log"),
+                2,
                 offset,
-            }],
+            )],
         }
     }
 
@@ -517,31 +538,46 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn lines_are_acked_once_queued_and_delivered_by_the_next_run() {
+    async fn positions_are_acked_only_after_delivery_and_a_restart_knows_where_queued_lines_end() {
         // A port nothing listens on: every push fails with a network error.
         let dead = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             format!("http://{}/push", l.local_addr().unwrap())
         };
         let dir = tempfile::tempdir().unwrap();
-        let sink = LokiConfig::new(&dead, dir.path()).build().unwrap();
+        let mut cfg = LokiConfig::new(&dead, dir.path());
+        cfg.batch_wait = Duration::from_millis(50);
+        let sink = cfg.build().unwrap();
+        let stats = sink.stats();
         let (tx, rx) = mpsc::channel(16);
         let (ack_tx, mut ack_rx) = mpsc::unbounded_channel();
         let abort = CancellationToken::new();
         let running = tokio::spawn(sink.run(rx, ack_tx, abort.clone()));
         tx.send(batch("kept", 5)).await.unwrap();
-        let acked = tokio::time::timeout(Duration::from_secs(5), ack_rx.recv())
-            .await
-            .expect("acked while the server is away")
-            .unwrap();
-        assert_eq!(acked[0].offset, 5);
+        // Queued (the gauge counts it) but not delivered: no ack may come.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while stats.queued_items.load(Ordering::Relaxed) == 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let early = tokio::time::timeout(Duration::from_millis(700), ack_rx.recv()).await;
+        assert!(
+            early.is_err(),
+            "acked before the receiver had it: {early:?}"
+        );
         abort.cancel();
         running.await.unwrap();
+        assert!(
+            ack_rx.recv().await.is_none(),
+            "still nothing when the sink stops"
+        );
 
         let server = TestServer::start(&[]).await;
         let sink = LokiConfig::new(&server.url, dir.path()).build().unwrap();
+        let queued = sink.queued_positions();
+        assert_eq!(queued.iter().map(|p| p.offset).collect::<Vec<_>>(), [5]);
+        assert!(sink.queued_positions().is_empty(), "taken once");
         let (tx, rx) = mpsc::channel(16);
-        let (ack_tx, _ack_rx) = mpsc::unbounded_channel();
+        let (ack_tx, mut ack_rx) = mpsc::unbounded_channel();
         drop(tx);
         tokio::time::timeout(
             Duration::from_secs(5),
@@ -552,6 +588,92 @@ mod tests {
         let reqs = server.requests();
         assert_eq!(reqs.len(), 1, "the queued push is replayed once");
         assert_eq!(decode(&reqs[0].body).streams[0].entries[0].line, "kept");
+        let acked = ack_rx.recv().await.expect("acked once delivered");
+        assert_eq!(acked[0].offset, 5);
+    }
+
+    #[tokio::test]
+    async fn a_push_answered_first_waits_for_the_pushes_queued_before_it() {
+        use std::sync::Mutex;
+        // The receiver holds the push with the line "slow" and answers the others at once,
+        // recording the lines in the order it answered them.
+        let answered = Arc::new(Mutex::new(Vec::<String>::new()));
+        let app = axum::Router::new()
+            .fallback(
+                |axum::extract::State(answered): axum::extract::State<Arc<Mutex<Vec<String>>>>,
+                 body: axum::body::Bytes| async move {
+                    let line = decode(&body).streams[0].entries[0].line.clone();
+                    if line == "slow" {
+                        tokio::time::sleep(Duration::from_millis(600)).await;
+                    }
+                    answered.lock().unwrap().push(line);
+                    axum::http::StatusCode::NO_CONTENT
+                },
+            )
+            .with_state(answered.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/push", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = LokiConfig::new(&url, dir.path());
+        cfg.batch_bytes = 1;
+        let sink = cfg.build().unwrap();
+        let (tx, rx) = mpsc::channel(16);
+        let (ack_tx, mut ack_rx) = mpsc::unbounded_channel();
+        tx.send(batch("slow", 10)).await.unwrap();
+        tx.send(batch("fast", 20)).await.unwrap();
+        drop(tx);
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            sink.run(rx, ack_tx, CancellationToken::new()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            *answered.lock().unwrap(),
+            ["fast", "slow"],
+            "answered out of order"
+        );
+        let mut offsets = Vec::new();
+        while let Some(acked) = ack_rx.recv().await {
+            offsets.extend(acked.iter().map(|p| p.offset));
+        }
+        assert_eq!(offsets, [10, 20], "acknowledged in queue order");
+    }
+
+    #[tokio::test]
+    async fn positions_without_lines_are_acked_after_the_lines_before_them() {
+        // The push of "x" fails once; the position after it, with no line of its own, is a
+        // record without a body, finished at once, and still acknowledged after "x".
+        let server = TestServer::start(&[503]).await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = LokiConfig::new(&server.url, dir.path());
+        cfg.batch_bytes = 1;
+        let sink = cfg.build().unwrap();
+        let (tx, rx) = mpsc::channel(16);
+        let (ack_tx, mut ack_rx) = mpsc::unbounded_channel();
+        let mut only_position = batch("", 9);
+        only_position.streams.clear();
+        tx.send(batch("x", 4)).await.unwrap();
+        tx.send(only_position).await.unwrap();
+        drop(tx);
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            sink.run(rx, ack_tx, CancellationToken::new()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            server.requests().len(),
+            2,
+            "a 503, then the line; nothing for the position"
+        );
+        let mut offsets = Vec::new();
+        while let Some(acked) = ack_rx.recv().await {
+            offsets.extend(acked.iter().map(|p| p.offset));
+        }
+        assert_eq!(offsets, [4, 9]);
     }
 
     #[tokio::test]

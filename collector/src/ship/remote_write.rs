@@ -177,7 +177,7 @@ impl RemoteWriteSink {
             stats,
         } = self;
         // One request at a time: the receiver must see each series' samples in order.
-        let sender = tokio::spawn(send_all(pusher.clone(), reader, 1, abort.clone()));
+        let sender = tokio::spawn(send_all(pusher.clone(), reader, 1, abort.clone(), |_| {}));
         let mut closed = false;
         loop {
             let batch = tokio::select! {
@@ -298,6 +298,7 @@ impl Batcher {
             // Remote write counts compressed bytes sent, as Prometheus's
             // `prometheus_remote_storage_bytes_total`.
             text_bytes: u32::try_from(body.len()).unwrap_or(u32::MAX),
+            meta: Vec::new(),
             body,
         })
     }

@@ -3,7 +3,8 @@
 //! errors, 5xx and 429 (`retry.rs`), and mark each record done in the queue once it got a 2xx
 //! or a permanent rejection. Marking waits for the queue's delivery mark to be durable, so
 //! with one request in flight the next is sent only once a crash can no longer resend the
-//! last one.
+//! last one. The records' `meta` goes back to the sink in queue order as the finished prefix
+//! grows: for the Loki sink, the file positions the tailer may now checkpoint.
 //!
 //! Several Loki pushes in flight can land out of order. Loki accepts out-of-order entries per
 //! stream since 2.4 (`unordered_writes`, on by default), and Vigil's log store routes each
@@ -11,6 +12,7 @@
 //! Remote write sends one request at a time: a receiver refuses a sample older than the
 //! newest of its series, so requests must land in the order they were made.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use reqwest::header::HeaderMap;
@@ -47,25 +49,50 @@ impl Pusher {
 
 /// Sends what `reader` hands out until it ends (the writer closed and everything was sent) or
 /// `abort` fires; records still in flight then stay in the queue for the next run.
+///
+/// The non-empty `meta` of each finished record goes to `delivered` in queue order, once it
+/// and every record handed out before it are finished: with several requests in flight a later
+/// one can finish first, and its meta waits for the earlier ones. A record aborted unfinished
+/// holds back every meta after it. `delivered` is dropped when this returns.
 pub(super) async fn send_all(
     pusher: Arc<Pusher>,
     mut reader: QueueReader,
     max_in_flight: usize,
     abort: CancellationToken,
+    delivered: impl Fn(Vec<u8>) + Send,
 ) {
     let mut in_flight = JoinSet::new();
+    // Records handed out, oldest first: their meta, and whether they are finished.
+    let mut order: VecDeque<(u64, Vec<u8>, bool)> = VecDeque::new();
+    let mut next_ticket = 0u64;
     let mut reading = true;
     while reading || !in_flight.is_empty() {
         tokio::select! {
             _ = abort.cancelled() => break,
             next = reader.next(), if reading && in_flight.len() < max_in_flight => match next {
-                Some(q) => {
-                    in_flight.spawn(push_one(pusher.clone(), q, abort.clone()));
+                Some(mut q) => {
+                    let ticket = next_ticket;
+                    next_ticket += 1;
+                    order.push_back((ticket, std::mem::take(&mut q.record.meta), false));
+                    in_flight.spawn(push_one(pusher.clone(), q, abort.clone(), ticket));
                 }
                 None => reading = false,
             },
-            Some(joined) = in_flight.join_next() => {
-                if let Err(error) = joined {
+            Some(joined) = in_flight.join_next() => match joined {
+                Ok(Some(ticket)) => {
+                    if let Some(entry) = order.iter_mut().find(|(t, _, _)| *t == ticket) {
+                        entry.2 = true;
+                    }
+                    while order.front().is_some_and(|(_, _, finished)| *finished) {
+                        if let Some((_, meta, _)) = order.pop_front() {
+                            if !meta.is_empty() {
+                                delivered(meta);
+                            }
+                        }
+                    }
+                }
+                Ok(None) => {}
+                Err(error) => {
                     tracing::error!(sink = pusher.sink, %error, "push task failed; its record is sent again after a restart");
                 }
             }
@@ -76,9 +103,20 @@ pub(super) async fn send_all(
     tracing::debug!(sink = pusher.sink, "senders stopped");
 }
 
-/// Delivers one queued record and marks it done unless aborted.
-async fn push_one(pusher: Arc<Pusher>, q: Queued, abort: CancellationToken) {
+/// Delivers one queued record and marks it done unless aborted; returns `ticket` once the
+/// record is finished (delivered, or rejected for good). A record without a body only
+/// carries its meta: it is finished without a request.
+async fn push_one(
+    pusher: Arc<Pusher>,
+    q: Queued,
+    abort: CancellationToken,
+    ticket: u64,
+) -> Option<u64> {
     let entries = u64::from(q.record.entries);
+    if q.record.body.is_empty() {
+        pusher.queue.done(q.seq, q.nth, 1, entries).await;
+        return Some(ticket);
+    }
     let req = Request {
         url: pusher.url.clone(),
         headers: pusher.headers.clone(),
@@ -107,9 +145,10 @@ async fn push_one(pusher: Arc<Pusher>, q: Queued, abort: CancellationToken) {
             if !pusher.queue.holds(q.seq) {
                 SinkStats::add(&stats.dropped_samples, entries);
             }
-            return;
+            return None;
         }
     }
     pusher.queue.done(q.seq, q.nth, 1, entries).await;
     pusher.update_gauge(0);
+    Some(ticket)
 }

@@ -15,7 +15,6 @@
 //! duplicates lines but loses none. Version 1 files (no fingerprint) still load; their
 //! checkpoints match by inode only.
 
-use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -28,15 +27,20 @@ use crate::Error;
 pub const POSITIONS_FILE: &str = "positions.json";
 const FORMAT_VERSION: u64 = 2;
 
-/// How far one file (identified by device and inode, found at `path`) has been delivered:
-/// every line before `offset` was acknowledged by the server. This is what a batch carries to
-/// the sink and what the sink hands back once the server acknowledged it.
+/// How far one file (identified by device and inode, found at `path`, with its first bytes'
+/// fingerprint when the position was reached) has been read: every line before `offset` is in
+/// the batch that carries it. The Loki sink keeps it with those lines in its queue and hands
+/// it back once the receiver acknowledged them and every line queued before them; then it
+/// becomes the file's checkpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Position {
     pub path: PathBuf,
     pub dev: u64,
     pub inode: u64,
     pub offset: u64,
+    pub(crate) fp: Fingerprint,
+    /// The file's last position: once acknowledged, the file is done.
+    pub(crate) done: bool,
 }
 
 impl Position {
@@ -46,6 +50,58 @@ impl Position {
             inode: self.inode,
         }
     }
+
+    /// A position in a file whose fingerprint does not matter to the test.
+    #[cfg(test)]
+    pub(crate) fn for_test(path: PathBuf, inode: u64, offset: u64) -> Self {
+        Position {
+            path,
+            dev: 1,
+            inode,
+            offset,
+            fp: Fingerprint::default(),
+            done: false,
+        }
+    }
+
+    /// The checkpoint this position stands for.
+    pub(crate) fn checkpoint(self) -> Checkpoint {
+        Checkpoint {
+            id: self.id(),
+            path: self.path,
+            fp: self.fp,
+            offset: self.offset,
+            done: self.done,
+        }
+    }
+}
+
+/// Positions as bytes, for the queue record that holds their lines (the JSON of
+/// `positions.json`'s entries; a path that is not UTF-8 is left out, as there).
+pub fn encode_positions(positions: &[Position]) -> Vec<u8> {
+    let list: Vec<Value> = positions
+        .iter()
+        .filter_map(|p| to_value(&p.clone().checkpoint()))
+        .collect();
+    serde_json::to_vec(&list).unwrap_or_default()
+}
+
+/// The positions [`encode_positions`] wrote; none when `bytes` are not such a list.
+pub fn decode_positions(bytes: &[u8]) -> Option<Vec<Position>> {
+    let list: Vec<Value> = serde_json::from_slice(bytes).ok()?;
+    list.iter()
+        .map(|v| {
+            let c = from_value(v, FORMAT_VERSION)?;
+            Some(Position {
+                path: c.path,
+                dev: c.id.dev,
+                inode: c.id.inode,
+                offset: c.offset,
+                fp: c.fp,
+                done: c.done,
+            })
+        })
+        .collect()
 }
 
 /// One file's checkpoint.
@@ -92,11 +148,16 @@ pub(crate) fn best_match<'a>(
         .max_by_key(|c| (c.done, c.offset, c.id == id))
 }
 
-/// The checkpoints of every file.
+/// The checkpoints of every file: `list`, what the receiver acknowledged (kept in
+/// `positions.json`), and `queued`, how far a previous run read into lines that still wait,
+/// undelivered, in the Loki sink's queue. Reading resumes from the furthest of both, so the
+/// queued lines are not read twice; `positions.json` never holds a queued position, so if the
+/// queue is lost the lines are read again from the files.
 #[derive(Debug)]
 pub(crate) struct Checkpoints {
     file: PathBuf,
     list: Vec<Checkpoint>,
+    queued: Vec<Checkpoint>,
 }
 
 impl Checkpoints {
@@ -122,97 +183,98 @@ impl Checkpoints {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(state_err(e)),
         };
-        Ok(Checkpoints { file, list })
+        Ok(Checkpoints {
+            file,
+            list,
+            queued: Vec::new(),
+        })
     }
 
+    /// Adds positions whose lines wait in the sink's queue (a previous run's), to resume
+    /// reading after them; the latest position of each file counts.
+    pub fn add_queued(&mut self, positions: impl IntoIterator<Item = Position>) {
+        for p in positions {
+            let c = p.checkpoint();
+            self.queued.retain(|q| !same_file(q, &c));
+            self.queued.push(c);
+        }
+    }
+
+    /// Acknowledged checkpoints, then queued ones.
     pub fn iter(&self) -> impl Iterator<Item = &Checkpoint> {
-        self.list.iter()
+        self.list.iter().chain(&self.queued)
     }
 
     /// Records an acknowledged checkpoint. It replaces the checkpoint of the same file: same
     /// inode, unless both fingerprints are full and differ — then the inode was reused, and
-    /// the old checkpoint still stands for the old file's gzipped copy.
+    /// the old checkpoint still stands for the old file's gzipped copy. A queued position of
+    /// the file that it reaches is no longer needed.
     pub fn record(&mut self, new: Checkpoint) {
-        self.list
-            .retain(|c| c.id != new.id || (c.fp.is_full() && new.fp.is_full() && c.fp != new.fp));
+        self.list.retain(|c| !same_file(c, &new));
+        self.queued
+            .retain(|q| !(same_file(q, &new) && q.offset <= new.offset));
         self.list.push(new);
     }
 
     /// Keeps only the checkpoints `keep` says are still needed (a file that matches them
     /// still exists). Without this the file would grow forever as pods and rotations come
     /// and go.
-    pub fn retain(&mut self, keep: impl FnMut(&Checkpoint) -> bool) {
-        self.list.retain(keep);
+    pub fn retain(&mut self, mut keep: impl FnMut(&Checkpoint) -> bool) {
+        self.list.retain(&mut keep);
+        self.queued.retain(keep);
     }
 
     pub fn file(&self) -> &Path {
         &self.file
     }
 
+    /// The acknowledged checkpoints as `positions.json`'s bytes.
     pub fn to_json(&self) -> Vec<u8> {
-        let positions: Vec<Value> = self
-            .list
-            .iter()
-            .filter_map(|c| {
-                Some(json!({
-                    "path": c.path.to_str()?,
-                    "dev": c.id.dev,
-                    "inode": c.id.inode,
-                    "fingerprint_bytes": c.fp.len,
-                    "fingerprint": format!("{:016x}", c.fp.hash),
-                    "offset": c.offset,
-                    "done": c.done,
-                }))
-            })
-            .collect();
+        let positions: Vec<Value> = self.list.iter().filter_map(to_value).collect();
         let doc = json!({ "version": FORMAT_VERSION, "positions": positions });
         serde_json::to_vec_pretty(&doc).unwrap_or_default()
     }
 }
 
-/// Positions sent and not yet acknowledged, per file, with what identified the file when each
-/// was sent: an ack names only the inode and the offset, and the fingerprint may have changed
-/// since (the file grew past a short fingerprint, or was truncated and rewritten).
-#[derive(Debug, Default)]
-pub(crate) struct InFlight {
-    by_id: HashMap<FileId, VecDeque<Sent>>,
+/// Whether `a` and `b` are checkpoints of one file: the same inode, unless both fingerprints
+/// are full and differ (the inode was reused by another file).
+fn same_file(a: &Checkpoint, b: &Checkpoint) -> bool {
+    a.id == b.id && !(a.fp.is_full() && b.fp.is_full() && a.fp != b.fp)
 }
 
-#[derive(Debug)]
-struct Sent {
-    offset: u64,
-    fp: Fingerprint,
-    /// The file's last position: once acknowledged, the file is done.
-    last: bool,
+/// One checkpoint as a `positions.json` entry; none when its path is not UTF-8.
+fn to_value(c: &Checkpoint) -> Option<Value> {
+    Some(json!({
+        "path": c.path.to_str()?,
+        "dev": c.id.dev,
+        "inode": c.id.inode,
+        "fingerprint_bytes": c.fp.len,
+        "fingerprint": format!("{:016x}", c.fp.hash),
+        "offset": c.offset,
+        "done": c.done,
+    }))
 }
 
-impl InFlight {
-    pub fn sent(&mut self, id: FileId, offset: u64, fp: Fingerprint, last: bool) {
-        self.by_id
-            .entry(id)
-            .or_default()
-            .push_back(Sent { offset, fp, last });
-    }
-
-    /// The checkpoint an acknowledged position stands for. Acks come in the order positions
-    /// were sent; one that matches nothing sent (its file's identity is unknown) yields none
-    /// rather than a checkpoint that could match a stranger reusing the inode.
-    pub fn acked(&mut self, p: Position) -> Option<Checkpoint> {
-        let id = p.id();
-        let queue = self.by_id.get_mut(&id)?;
-        let at = queue.iter().position(|s| s.offset == p.offset)?;
-        let sent = queue.drain(..=at).next_back()?;
-        if queue.is_empty() {
-            self.by_id.remove(&id);
-        }
-        Some(Checkpoint {
-            path: p.path,
-            id,
-            fp: sent.fp,
-            offset: p.offset,
-            done: sent.last,
-        })
-    }
+/// One `positions.json` entry of a file of format `version`.
+fn from_value(p: &Value, version: u64) -> Option<Checkpoint> {
+    let id = FileId {
+        dev: p.get("dev")?.as_u64()?,
+        inode: p.get("inode")?.as_u64()?,
+    };
+    let (fp, done) = if version == 1 {
+        (Fingerprint::of(b""), false)
+    } else {
+        let len = u32::try_from(p.get("fingerprint_bytes")?.as_u64()?).ok()?;
+        let hash = u64::from_str_radix(p.get("fingerprint")?.as_str()?, 16).ok()?;
+        (Fingerprint { len, hash }, p.get("done")?.as_bool()?)
+    };
+    Some(Checkpoint {
+        path: PathBuf::from(p.get("path")?.as_str()?),
+        id,
+        fp,
+        offset: p.get("offset")?.as_u64()?,
+        done,
+    })
 }
 
 /// Parses a version 2 file, or a version 1 file (no fingerprint, never done).
@@ -222,29 +284,11 @@ fn from_json(bytes: &[u8]) -> Option<Vec<Checkpoint>> {
     if version != 1 && version != FORMAT_VERSION {
         return None;
     }
-    let mut out = Vec::new();
-    for p in doc.get("positions")?.as_array()? {
-        let id = FileId {
-            dev: p.get("dev")?.as_u64()?,
-            inode: p.get("inode")?.as_u64()?,
-        };
-        let (fp, done) = if version == 1 {
-            (Fingerprint::of(b""), false)
-        } else {
-            let len = u32::try_from(p.get("fingerprint_bytes")?.as_u64()?).ok()?;
-            let hash = u64::from_str_radix(p.get("fingerprint")?.as_str()?, 16).ok()?;
-            (Fingerprint { len, hash }, p.get("done")?.as_bool()?)
-        };
-        let c = Checkpoint {
-            path: PathBuf::from(p.get("path")?.as_str()?),
-            id,
-            fp,
-            offset: p.get("offset")?.as_u64()?,
-            done,
-        };
-        out.push(c);
-    }
-    Some(out)
+    doc.get("positions")?
+        .as_array()?
+        .iter()
+        .map(|p| from_value(p, version))
+        .collect()
 }
 
 /// Writes `bytes` to `path` atomically: temporary file, fsync, rename.
@@ -383,25 +427,67 @@ mod tests {
         );
     }
 
-    #[test]
-    fn acks_become_checkpoints_with_the_fingerprint_they_were_sent_with() {
-        let log = PathBuf::from("/l/0.log");
-        let id = FileId { dev: 1, inode: 2 };
-        let pos = |offset| Position {
-            path: log.clone(),
-            dev: 1,
-            inode: 2,
+    fn pos(path: &Path, inode: u64, head: &[u8], offset: u64) -> Position {
+        Position {
+            path: path.to_path_buf(),
+            dev: 7,
+            inode,
             offset,
+            fp: Fingerprint::of(head),
+            done: false,
+        }
+    }
+
+    #[test]
+    fn positions_round_trip_through_queue_meta() {
+        let mut last = pos(Path::new("/l/0.log.20240101-000000"), 2, &[b'a'; 300], 300);
+        last.done = true;
+        let positions = vec![pos(Path::new("/l/0.log"), 1, b"short\n", 6), last];
+        let bytes = encode_positions(&positions);
+        assert_eq!(decode_positions(&bytes).unwrap(), positions);
+        assert!(decode_positions(b"{not a list").is_none());
+        assert!(decode_positions(b"[{\"path\": 1}]").is_none());
+    }
+
+    #[test]
+    fn queued_positions_resume_reading_but_are_never_written_as_checkpoints() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("0.log");
+        let full = vec![b'q'; 300];
+        let mut p = Checkpoints::load(dir.path()).unwrap();
+        p.record(cp(&log, 1, &full, 100));
+        p.add_queued([pos(&log, 1, &full, 150), pos(&log, 1, &full, 250)]);
+        let found = |p: &Checkpoints| {
+            best_match(
+                p.iter(),
+                &log,
+                FileId { dev: 7, inode: 1 },
+                &head(&full, false),
+            )
+            .map(|c| c.offset)
         };
-        let mut f = InFlight::default();
-        f.sent(id, 10, Fingerprint::of(b"old"), false);
-        f.sent(id, 4, Fingerprint::of(b"new"), false);
-        f.sent(id, 8, Fingerprint::of(b"new"), true);
-        assert_eq!(f.acked(pos(10)).unwrap().fp, Fingerprint::of(b"old"));
-        let c = f.acked(pos(8)).unwrap();
-        assert_eq!((c.fp, c.offset, c.done), (Fingerprint::of(b"new"), 8, true));
-        assert!(f.acked(pos(4)).is_none(), "already passed");
-        assert!(f.by_id.is_empty());
+        assert_eq!(
+            found(&p),
+            Some(250),
+            "reading resumes after the queued lines"
+        );
+        let saved: Value = serde_json::from_slice(&p.to_json()).unwrap();
+        assert_eq!(saved["positions"][0]["offset"], 100, "{saved}");
+        assert_eq!(saved["positions"].as_array().unwrap().len(), 1);
+
+        p.record(cp(&log, 1, &full, 200));
+        assert_eq!(
+            found(&p),
+            Some(250),
+            "an ack short of the queued position keeps it"
+        );
+        p.record(cp(&log, 1, &full, 250));
+        assert_eq!(
+            p.queued.len(),
+            0,
+            "reached: the queued position is not needed"
+        );
+        assert_eq!(found(&p), Some(250));
     }
 
     #[test]

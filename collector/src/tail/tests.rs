@@ -524,7 +524,8 @@ async fn checkpoint_writes_within_the_interval_wait_for_the_next_due_one() {
         for b in poll(t).await {
             t.apply_acks(b.positions);
         }
-        t.save_when_due().await;
+        t.save_when_due();
+        t.settle().await;
         std::fs::read_to_string(&file).unwrap_or_default()
     };
 
@@ -542,7 +543,8 @@ async fn checkpoint_writes_within_the_interval_wait_for_the_next_due_one() {
     );
 
     t.cfg.checkpoint_interval = Duration::ZERO;
-    t.save_when_due().await;
+    t.save_when_due();
+    t.settle().await;
     let due = std::fs::read_to_string(&file).unwrap();
     assert_ne!(due, first, "once due, the held ack is written");
 }

@@ -102,6 +102,8 @@ impl Tracked {
             dev: id.dev,
             inode: id.inode,
             offset: follower.offset(),
+            fp,
+            done: false,
         });
         Tracked {
             labels: target.labels.clone(),
@@ -245,6 +247,8 @@ impl Tracked {
             dev: id.dev,
             inode: id.inode,
             offset: self.joiner.holds_from().unwrap_or(self.follower.offset()),
+            fp: self.fp,
+            done: last,
         };
         if last || self.sent.as_ref().map(|s| s.offset) != Some(pos.offset) {
             self.sent = Some(pos.clone());

@@ -1,7 +1,8 @@
 //! The sinks' bounded on-disk queue: request bodies wait here, durable, between the side that
-//! makes them (the Loki batcher, which acknowledges the tailer's positions once a body is
-//! fsync'd; the remote-write batcher) and the senders (which deliver bodies in order and mark
-//! each one done after a 2xx or a permanent rejection). One record is one request body.
+//! makes them (the Loki batcher, whose records also carry the tailer's file positions as their
+//! `meta`; the remote-write batcher) and the senders (which deliver bodies in order, mark each
+//! one done after a 2xx or a permanent rejection, and hand the `meta` of the delivered prefix
+//! back). One record is one request body.
 //!
 //! - [`QueueWriter`] appends records to the open segment, fsyncing each, and rolls to a new
 //!   segment past `segment_bytes`, or when every record of the open one is already done, so a
@@ -130,6 +131,7 @@ impl QueueConfig {
             ..Index::default()
         };
         let mut skipped = (0u64, 0u64);
+        let mut recovered_metas = Vec::new();
         let mut cursor = Cursor {
             seq: 0,
             offset: segment::HEADER_LEN,
@@ -145,6 +147,7 @@ impl QueueConfig {
             let skip = if seq == mark.seq { mark.records } else { 0 };
             match segment::recover(&path, skip)? {
                 Some(r) if r.records > r.skipped => {
+                    recovered_metas.extend(r.metas);
                     index.bytes += r.len;
                     index.unsent += r.records - r.skipped;
                     index.unsent_entries += r.entries - r.skipped_entries;
@@ -197,6 +200,7 @@ impl QueueConfig {
             index: Mutex::new(index),
             space: Notify::new(),
             data: Notify::new(),
+            recovered_metas: Mutex::new(recovered_metas),
         });
         let writer = QueueWriter {
             shared: shared.clone(),
@@ -264,6 +268,8 @@ struct Shared {
     space: Notify,
     /// Signalled when a record is appended or the writer closes (the reader may go on).
     data: Notify,
+    /// The `meta` of the records a previous run left undelivered, until taken.
+    recovered_metas: Mutex<Vec<Vec<u8>>>,
 }
 
 impl Shared {
@@ -383,6 +389,17 @@ impl DiskQueue {
     /// since is lost if its delivery is abandoned.
     pub fn holds(&self, seq: u64) -> bool {
         self.shared.index().segs.iter().any(|s| s.seq == seq)
+    }
+
+    /// The non-empty `meta` of every record a previous run left undelivered, in queue
+    /// order; empty after the first call.
+    pub fn take_recovered_metas(&self) -> Vec<Vec<u8>> {
+        let mut metas = self
+            .shared
+            .recovered_metas
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        std::mem::take(&mut *metas)
     }
 
     /// Records, and items, dropped since the last call ([`WhenFull::DropOldest`]).
@@ -554,7 +571,8 @@ pub(crate) struct Queued {
 pub(crate) struct QueueReader {
     shared: Arc<Shared>,
     cursor: Cursor,
-    file: Option<(u64, File)>,
+    /// The segment being read: its sequence number, file and format version.
+    file: Option<(u64, File, u8)>,
 }
 
 enum Step {
@@ -615,20 +633,20 @@ impl QueueReader {
     /// and skipped (its remaining records counted done).
     async fn read(&mut self, at: Cursor) -> Option<Queued> {
         let file = match self.file.take() {
-            Some((seq, f)) if seq == at.seq => Some(f),
+            Some((seq, f, version)) if seq == at.seq => Some((f, version)),
             _ => None,
         };
         let path = self.shared.path(at.seq);
         let (file, got) = tokio::task::spawn_blocking(move || {
-            let mut file = match file {
-                Some(f) => f,
-                None => match File::open(&path) {
-                    Ok(f) => f,
+            let (mut file, version) = match file {
+                Some(open) => open,
+                None => match segment::open_for_read(&path) {
+                    Ok(open) => open,
                     Err(e) => return (None, Err(e)),
                 },
             };
-            let got = segment::read_at(&mut file, at.offset);
-            (Some(file), got)
+            let got = segment::read_at(&mut file, at.offset, version);
+            (Some((file, version)), got)
         })
         .await
         .unwrap_or_else(|e| (None, Err(std::io::Error::other(e))));
@@ -643,7 +661,7 @@ impl QueueReader {
                 s.read += 1;
                 s.read_entries += u64::from(record.entries);
                 drop(index);
-                self.file = file.map(|f| (at.seq, f));
+                self.file = file.map(|(f, version)| (at.seq, f, version));
                 self.cursor = Cursor {
                     seq: at.seq,
                     offset: next,

@@ -1,32 +1,37 @@
 //! The on-disk format of the sinks' queue segment files, and their recovery at start.
 //!
-//! # FORMAT (version 1)
+//! # FORMAT (version 2)
 //!
 //! A queue is a directory (`<state.path>/logqueue/` for Loki pushes,
 //! `<state.path>/wal-remote-write/` for remote-write requests) of segment files named
 //! `<seq>.seg`, `seq` a zero-padded decimal that grows by one per new segment; records are
 //! delivered in `seq` order, then in file order.
 //!
-//! A segment starts with an 8-byte header: the magic `VLGQ`, the version byte (`1`) and three
+//! A segment starts with an 8-byte header: the magic `VLGQ`, the version byte (`2`) and three
 //! zero bytes. Records follow, each framed as
 //!
 //! ```text
 //! len: u32 LE | crc32: u32 LE | payload (len bytes)
-//! payload = entries: u32 LE | text_bytes: u32 LE | body
+//! payload = entries: u32 LE | text_bytes: u32 LE | meta_len: u32 LE | meta | body
 //! ```
 //!
 //! where `crc32` is the IEEE CRC of the payload, `entries` and `text_bytes` are what the body
 //! holds, for the sink's counters (log lines and their text size; samples and the body's
-//! size), and `body` is the request body exactly as sent: a snappy-compressed protobuf
-//! `PushRequest` or `WriteRequest`. Each record is fsync'd before the tailer's positions for
-//! its lines are acknowledged.
+//! size), `meta` is the sink's note about the record, handed back once it is delivered (the
+//! Loki sink's: the file positions its lines end at; remote write's: empty), and `body` is the
+//! request body exactly as sent: a snappy-compressed protobuf `PushRequest` or
+//! `WriteRequest`, or empty for a record that only carries `meta` (nothing is sent for it).
+//! Each record is fsync'd before the collector that made it goes on.
+//!
+//! Version 1 segments (written before `meta`: `payload = entries | text_bytes | body`) are
+//! still read, their records with empty `meta`; new segments are always version 2.
 //!
 //! A crash can leave the last record torn (short, or with a CRC that does not match). Opening
 //! truncates the segment at the last good record with a warning; nothing before it is lost,
-//! and the torn record's lines were never acknowledged, so the tailer reads them again (a torn
-//! remote-write record's samples were being appended at the crash: they are lost). A
-//! header with another magic or version is a clear error: a newer agent's queue is not
-//! silently discarded by an older one.
+//! and the torn record's lines are not in any checkpoint, so the tailer reads them again (a
+//! torn remote-write record's samples were being appended at the crash: they are lost). A
+//! header with another magic or an unknown version is a clear error: a newer agent's queue is
+//! not silently discarded by an older one.
 //!
 //! Beside the segments, the file `delivered` records how far delivery got (`marks.rs`).
 
@@ -36,14 +41,17 @@ use std::path::{Path, PathBuf};
 
 /// The magic at the start of every segment.
 const MAGIC: &[u8; 4] = b"VLGQ";
-/// The format version this agent writes and reads.
-pub(crate) const VERSION: u8 = 1;
+/// The format version this agent writes; it also reads [`VERSION_1`].
+pub(crate) const VERSION: u8 = 2;
+/// The first format: no `meta` in the payload.
+const VERSION_1: u8 = 1;
 /// Bytes of the segment header.
 pub(crate) const HEADER_LEN: u64 = 8;
 /// Bytes of a frame's `len` and `crc32`.
 const FRAME_HEAD: usize = 8;
-/// Bytes of the payload's `entries` and `text_bytes`.
-const META_LEN: usize = 8;
+/// Bytes of the payload's `entries` and `text_bytes` (and, from version 2, `meta_len`).
+const COUNTS_LEN_V1: usize = 8;
+const COUNTS_LEN: usize = 12;
 /// The largest payload a frame may declare: far above any push body (a few MiB), so a
 /// corrupt length is caught before it allocates.
 const MAX_PAYLOAD: u32 = 256 << 20;
@@ -60,31 +68,36 @@ pub enum SegmentError {
     #[error("queue segment {path} is not a Vigil queue segment (bad magic)")]
     BadMagic { path: PathBuf },
     #[error(
-        "queue segment {path} has format version {found}; this agent reads version {VERSION} \
+        "queue segment {path} has format version {found}; this agent reads versions 1 to {VERSION} \
          (move the queue directory away to start with an empty queue)"
     )]
     UnknownVersion { path: PathBuf, found: u8 },
 }
 
-/// One record: a request body and what it holds.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One record: a request body, what it holds, and the sink's note about it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Record {
     pub entries: u32,
     pub text_bytes: u32,
+    /// Handed back by the sender once the record is delivered, in queue order.
+    pub meta: Vec<u8>,
+    /// The request body; empty when the record only carries `meta`.
     pub body: Vec<u8>,
 }
 
 impl Record {
     /// Bytes the record takes in its segment, framing included.
     pub fn framed_len(&self) -> u64 {
-        (FRAME_HEAD + META_LEN + self.body.len()) as u64
+        (FRAME_HEAD + COUNTS_LEN + self.meta.len() + self.body.len()) as u64
     }
 
-    /// The framed bytes of the record.
+    /// The framed bytes of the record, in the current version.
     pub fn encode(&self) -> Vec<u8> {
-        let mut payload = Vec::with_capacity(META_LEN + self.body.len());
+        let mut payload = Vec::with_capacity(COUNTS_LEN + self.meta.len() + self.body.len());
         payload.extend_from_slice(&self.entries.to_le_bytes());
         payload.extend_from_slice(&self.text_bytes.to_le_bytes());
+        payload.extend_from_slice(&(self.meta.len() as u32).to_le_bytes());
+        payload.extend_from_slice(&self.meta);
         payload.extend_from_slice(&self.body);
         let mut out = Vec::with_capacity(FRAME_HEAD + payload.len());
         out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
@@ -129,6 +142,8 @@ pub(crate) struct Recovered {
     pub skipped: u64,
     pub skipped_entries: u64,
     pub skip_offset: u64,
+    /// The non-empty `meta` of the records after the skipped ones, in order.
+    pub metas: Vec<Vec<u8>>,
 }
 
 /// Reads segment `path` through, truncating a torn tail, and finds where its record `skip`
@@ -143,27 +158,20 @@ pub(crate) fn recover(path: &Path, skip: u64) -> Result<Option<Recovered>, Segme
     if bytes.len() < HEADER_LEN as usize {
         return Ok(None);
     }
-    if &bytes[..4] != MAGIC {
-        return Err(SegmentError::BadMagic {
-            path: path.to_path_buf(),
-        });
-    }
-    if bytes[4] != VERSION {
-        return Err(SegmentError::UnknownVersion {
-            path: path.to_path_buf(),
-            found: bytes[4],
-        });
-    }
+    let version = check_header(path, &bytes)?;
     let mut at = HEADER_LEN as usize;
     let (mut records, mut entries) = (0u64, 0u64);
     let (mut skipped_entries, mut skip_offset) = (0u64, at as u64);
-    while let Some((record, next)) = decode_at(&bytes, at) {
+    let mut metas = Vec::new();
+    while let Some((record, next)) = decode_at(&bytes, at, version) {
         records += 1;
         entries += u64::from(record.entries);
         at = next;
         if records <= skip {
             skipped_entries = entries;
             skip_offset = at as u64;
+        } else if !record.meta.is_empty() {
+            metas.push(record.meta);
         }
     }
     if at < bytes.len() {
@@ -184,16 +192,43 @@ pub(crate) fn recover(path: &Path, skip: u64) -> Result<Option<Recovered>, Segme
         skipped: records.min(skip),
         skipped_entries,
         skip_offset,
+        metas,
     }))
+}
+
+/// The format version of a segment whose first bytes are `header`, or why it is not one.
+fn check_header(path: &Path, header: &[u8]) -> Result<u8, SegmentError> {
+    if header.get(..4) != Some(MAGIC.as_slice()) {
+        return Err(SegmentError::BadMagic {
+            path: path.to_path_buf(),
+        });
+    }
+    match header.get(4).copied() {
+        Some(v @ (VERSION_1 | VERSION)) => Ok(v),
+        found => Err(SegmentError::UnknownVersion {
+            path: path.to_path_buf(),
+            found: found.unwrap_or(0),
+        }),
+    }
+}
+
+/// Opens segment `path` for reading and returns it with its format version.
+pub(crate) fn open_for_read(path: &Path) -> std::io::Result<(File, u8)> {
+    let mut f = File::open(path)?;
+    let mut header = [0u8; HEADER_LEN as usize];
+    f.read_exact(&mut header)?;
+    let version = check_header(path, &header)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+    Ok((f, version))
 }
 
 /// The record framed at `at` in `bytes` and the offset after it; none when the frame is
 /// incomplete or its CRC does not match.
-fn decode_at(bytes: &[u8], at: usize) -> Option<(Record, usize)> {
+fn decode_at(bytes: &[u8], at: usize, version: u8) -> Option<(Record, usize)> {
     let head = bytes.get(at..at.checked_add(FRAME_HEAD)?)?;
     let len = u32::from_le_bytes(head[..4].try_into().ok()?);
     let crc = u32::from_le_bytes(head[4..].try_into().ok()?);
-    if len > MAX_PAYLOAD || (len as usize) < META_LEN {
+    if len > MAX_PAYLOAD {
         return None;
     }
     let start = at + FRAME_HEAD;
@@ -201,20 +236,34 @@ fn decode_at(bytes: &[u8], at: usize) -> Option<(Record, usize)> {
     if crc32fast::hash(payload) != crc {
         return None;
     }
-    Some((decode_payload(payload)?, start + len as usize))
+    Some((decode_payload(payload, version)?, start + len as usize))
 }
 
-fn decode_payload(payload: &[u8]) -> Option<Record> {
+/// A payload of the given format version; none when it is shorter than its counts say.
+fn decode_payload(payload: &[u8], version: u8) -> Option<Record> {
+    let word = |at: usize| -> Option<u32> {
+        Some(u32::from_le_bytes(
+            payload.get(at..at + 4)?.try_into().ok()?,
+        ))
+    };
+    let (meta, body_at) = if version == VERSION_1 {
+        (Vec::new(), COUNTS_LEN_V1)
+    } else {
+        let meta_end = COUNTS_LEN.checked_add(word(8)? as usize)?;
+        (payload.get(COUNTS_LEN..meta_end)?.to_vec(), meta_end)
+    };
     Some(Record {
-        entries: u32::from_le_bytes(payload.get(..4)?.try_into().ok()?),
-        text_bytes: u32::from_le_bytes(payload.get(4..8)?.try_into().ok()?),
-        body: payload.get(META_LEN..)?.to_vec(),
+        entries: word(0)?,
+        text_bytes: word(4)?,
+        meta,
+        body: payload.get(body_at..)?.to_vec(),
     })
 }
 
-/// Reads the record at `offset` of an open segment; returns it and the offset after it. An
-/// error means the segment changed under the queue (corruption after it was opened).
-pub(crate) fn read_at(f: &mut File, offset: u64) -> std::io::Result<(Record, u64)> {
+/// Reads the record at `offset` of an open segment of format `version`; returns it and the
+/// offset after it. An error means the segment changed under the queue (corruption after it
+/// was opened).
+pub(crate) fn read_at(f: &mut File, offset: u64, version: u8) -> std::io::Result<(Record, u64)> {
     let corrupt =
         |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
     f.seek(SeekFrom::Start(offset))?;
@@ -222,7 +271,7 @@ pub(crate) fn read_at(f: &mut File, offset: u64) -> std::io::Result<(Record, u64
     f.read_exact(&mut head)?;
     let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
     let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
-    if len > MAX_PAYLOAD || (len as usize) < META_LEN {
+    if len > MAX_PAYLOAD {
         return Err(corrupt("record length out of range"));
     }
     let mut payload = vec![0u8; len as usize];
@@ -230,6 +279,6 @@ pub(crate) fn read_at(f: &mut File, offset: u64) -> std::io::Result<(Record, u64
     if crc32fast::hash(&payload) != crc {
         return Err(corrupt("record checksum mismatch"));
     }
-    let record = decode_payload(&payload).ok_or_else(|| corrupt("record too short"))?;
+    let record = decode_payload(&payload, version).ok_or_else(|| corrupt("record too short"))?;
     Ok((record, offset + (FRAME_HEAD as u64) + u64::from(len)))
 }

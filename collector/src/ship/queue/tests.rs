@@ -11,6 +11,7 @@ fn rec(k: u8, len: usize) -> Record {
     Record {
         entries: u32::from(k) + 1,
         text_bytes: len as u32,
+        meta: Vec::new(),
         body: vec![k; len],
     }
 }
@@ -278,9 +279,9 @@ async fn a_dropping_queue_takes_a_record_larger_than_itself_by_dropping_everythi
 fn an_unknown_version_or_magic_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(segment::file_name(1));
-    std::fs::write(&path, b"VLGQ\x02\0\0\0").unwrap();
+    std::fs::write(&path, b"VLGQ\x03\0\0\0").unwrap();
     match cfg(dir.path()).open() {
-        Err(SegmentError::UnknownVersion { found: 2, .. }) => {}
+        Err(SegmentError::UnknownVersion { found: 3, .. }) => {}
         other => panic!("{other:?}"),
     }
     std::fs::write(&path, b"NOPE\x01\0\0\0").unwrap();
@@ -292,6 +293,59 @@ fn an_unknown_version_or_magic_is_a_clear_error() {
     std::fs::remove_file(&path).unwrap();
     std::fs::write(dir.path().join("notes.txt"), b"x").unwrap();
     assert!(cfg(dir.path()).open().is_ok());
+}
+
+#[tokio::test]
+async fn a_version_1_segment_is_still_read_with_empty_meta() {
+    let dir = tempfile::tempdir().unwrap();
+    // Version 1 framing: len | crc | entries | text_bytes | body.
+    let mut bytes = b"VLGQ\x01\0\0\0".to_vec();
+    for k in [1u8, 2] {
+        let mut payload = (u32::from(k) + 1).to_le_bytes().to_vec();
+        payload.extend_from_slice(&5u32.to_le_bytes());
+        payload.extend_from_slice(&[k; 5]);
+        bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        bytes.extend_from_slice(&payload);
+    }
+    std::fs::write(dir.path().join(segment::file_name(1)), bytes).unwrap();
+    let (mut writer, mut reader, _queue) = cfg(dir.path()).open().unwrap();
+    writer.push(rec(3, 5)).await.unwrap();
+    for k in 1..=3 {
+        assert_eq!(reader.next().await.unwrap().record, rec(k, 5));
+    }
+}
+
+#[tokio::test]
+async fn meta_round_trips_and_a_reopen_hands_back_the_undelivered_records_meta() {
+    let dir = tempfile::tempdir().unwrap();
+    let with_meta = |k: u8, meta: &[u8], body: usize| Record {
+        meta: meta.to_vec(),
+        ..rec(k, body)
+    };
+    {
+        let (mut writer, mut reader, queue) = cfg(dir.path()).open().unwrap();
+        writer.push(with_meta(1, b"first", 10)).await.unwrap();
+        writer.push(with_meta(2, b"", 10)).await.unwrap();
+        writer.push(with_meta(3, b"third", 0)).await.unwrap();
+        writer.push(with_meta(4, b"fourth", 10)).await.unwrap();
+        let first = reader.next().await.unwrap();
+        assert_eq!(first.record, with_meta(1, b"first", 10));
+        queue.done(first.seq, first.nth, 1, 2).await;
+        assert!(queue.take_recovered_metas().is_empty(), "a fresh queue");
+    }
+    let (_writer, mut reader, queue) = cfg(dir.path()).open().unwrap();
+    assert_eq!(
+        queue.take_recovered_metas(),
+        [b"third".to_vec(), b"fourth".to_vec()],
+        "the delivered record's meta is not handed back, empty metas are left out"
+    );
+    assert!(queue.take_recovered_metas().is_empty(), "taken once");
+    assert_eq!(reader.next().await.unwrap().record, with_meta(2, b"", 10));
+    assert_eq!(
+        reader.next().await.unwrap().record,
+        with_meta(3, b"third", 0)
+    );
 }
 
 /// Pushes `n` records, 100 bytes each, into one segment and reads them all.
