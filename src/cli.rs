@@ -234,6 +234,12 @@ pub struct AgentSources {
     #[arg(long = "remote-write.queue-max-bytes", default_value = "256MiB", value_parser = tsdb::parse_bytes)]
     pub remote_write_queue_max_bytes: u64,
 
+    /// Remote-write requests in flight at once: the series are split into this many shards
+    /// by a hash of their labels, one request per shard at a time, so each series' samples
+    /// arrive in order.
+    #[arg(long = "remote-write.shards", default_value_t = collector::DEFAULT_REMOTE_WRITE_SHARDS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
+    pub remote_write_shards: usize,
+
     /// How often node metrics are collected.
     #[arg(long = "metrics.interval", default_value = "15s", value_parser = parse_duration)]
     pub interval: Duration,

@@ -18,6 +18,7 @@ pub async fn run(args: AgentArgs, shutdown: CancellationToken) -> anyhow::Result
     cfg.state_path = s.state_path;
     cfg.logs_queue_max_bytes = s.logs_queue_max_bytes;
     cfg.remote_write_queue_max_bytes = s.remote_write_queue_max_bytes;
+    cfg.remote_write_shards = s.remote_write_shards;
     cfg.scrape_interval = s.interval;
     cfg.web_listen_address = args.listen;
     if let Some(url) = args.targets_push_url {

@@ -30,7 +30,9 @@ use crate::scrape::{targets_router, ScrapeFile, Scraper};
 use crate::selfmetrics::AgentMetrics;
 use crate::ship::{LokiConfig, RemoteWriteConfig, DEFAULT_QUEUE_MAX_BYTES, LOG_QUEUE_DIR};
 use crate::ship::{TargetsPushConfig, TargetsPusher};
-use crate::ship::{DEFAULT_REMOTE_WRITE_QUEUE_MAX_BYTES, REMOTE_WRITE_QUEUE_DIR};
+use crate::ship::{
+    DEFAULT_REMOTE_WRITE_QUEUE_MAX_BYTES, DEFAULT_REMOTE_WRITE_SHARDS, REMOTE_WRITE_QUEUE_DIR,
+};
 use crate::tail::{TailConfig, DEFAULT_MAX_LINE_BYTES, DEFAULT_PODS_PATH};
 use crate::Error;
 
@@ -79,6 +81,9 @@ pub struct AgentConfig {
     /// while the receiver is away, before the oldest are dropped; default
     /// [`DEFAULT_REMOTE_WRITE_QUEUE_MAX_BYTES`] (256 MiB).
     pub remote_write_queue_max_bytes: u64,
+    /// Remote-write requests in flight, one per shard of the series; default
+    /// [`DEFAULT_REMOTE_WRITE_SHARDS`].
+    pub remote_write_shards: usize,
     /// Time between node metric collections; default [`DEFAULT_SCRAPE_INTERVAL`] (15 s).
     pub scrape_interval: Duration,
     /// The `job` label of node metrics; default [`DEFAULT_JOB`] (`node`).
@@ -127,6 +132,7 @@ impl AgentConfig {
             state_path: PathBuf::from(DEFAULT_STATE_PATH),
             logs_queue_max_bytes: DEFAULT_QUEUE_MAX_BYTES,
             remote_write_queue_max_bytes: DEFAULT_REMOTE_WRITE_QUEUE_MAX_BYTES,
+            remote_write_shards: DEFAULT_REMOTE_WRITE_SHARDS,
             scrape_interval: DEFAULT_SCRAPE_INTERVAL,
             job: DEFAULT_JOB.to_string(),
             web_listen_address: None,
@@ -166,6 +172,7 @@ pub async fn run_agent(cfg: AgentConfig, shutdown: CancellationToken) -> Result<
         cfg.state_path.join(REMOTE_WRITE_QUEUE_DIR),
     );
     remote_write.queue_max_bytes = cfg.remote_write_queue_max_bytes;
+    remote_write.shards = cfg.remote_write_shards;
     let remote_write = remote_write.build()?;
     let mut loki = LokiConfig::new(&cfg.logs_push_url, cfg.state_path.join(LOG_QUEUE_DIR));
     loki.queue.max_bytes = cfg.logs_queue_max_bytes;

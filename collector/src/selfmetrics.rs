@@ -38,6 +38,12 @@ pub const LOG_LINES_DROPPED: &str = "vigil_agent_log_lines_dropped_total";
 pub const LOG_PUSH_FAILURES: &str = "vigil_agent_log_push_failures_total";
 /// Log lines gathered for, or in, the push under way.
 pub const LOG_LINES_PENDING: &str = "vigil_agent_log_lines_pending";
+/// Log lines durable in the on-disk queue, waiting for the receiver.
+pub const LOG_LINES_QUEUED: &str = "vigil_agent_log_lines_queued";
+/// Bytes of the log queue's files under `--state.path`.
+pub const LOG_QUEUE_BYTES: &str = "vigil_agent_log_queue_bytes";
+/// Bytes of the remote-write queue's files under `--state.path`.
+pub const REMOTE_WRITE_QUEUE_BYTES: &str = "vigil_agent_remote_write_queue_bytes";
 /// Files followed by the tailer.
 pub const FILES_TAILED: &str = "vigil_agent_files_tailed";
 /// Time spent collecting node metrics, a summary without quantiles (`_sum`, `_count`).
@@ -111,6 +117,11 @@ impl AgentMetrics {
             "Samples waiting to be sent, the request in flight included.",
         )
         .sample(&[], load(&rw.queued_items));
+        out.gauge(
+            REMOTE_WRITE_QUEUE_BYTES,
+            "Bytes of the remote-write queue's files under --state.path.",
+        )
+        .sample(&[], load(&rw.disk_bytes));
 
         out.counter(LOG_LINES_SENT, "Log lines the Loki receiver accepted.")
             .sample(&[], load(&loki.sent_items));
@@ -132,6 +143,16 @@ impl AgentMetrics {
             "Log lines gathered for, or in, the push under way.",
         )
         .sample(&[], load(&loki.queued_items));
+        out.gauge(
+            LOG_LINES_QUEUED,
+            "Log lines durable in the on-disk queue, waiting for the receiver.",
+        )
+        .sample(&[], load(&loki.disk_items));
+        out.gauge(
+            LOG_QUEUE_BYTES,
+            "Bytes of the log queue's files under --state.path.",
+        )
+        .sample(&[], load(&loki.disk_bytes));
         out.gauge(FILES_TAILED, "Files the tailer follows.")
             .sample(&[], load(&self.tail.files));
         self.scrape.render_into(out);
@@ -246,6 +267,9 @@ mod tests {
         m.remote_write.rejected_items.store(3, Ordering::Relaxed);
         m.remote_write.queued_items.store(42, Ordering::Relaxed);
         m.loki.sent_items.store(5, Ordering::Relaxed);
+        m.loki.disk_items.store(11, Ordering::Relaxed);
+        m.loki.disk_bytes.store(4096, Ordering::Relaxed);
+        m.remote_write.disk_bytes.store(8192, Ordering::Relaxed);
         m.loki.sent_bytes.store(123, Ordering::Relaxed);
         m.loki.failed_attempts.store(2, Ordering::Relaxed);
         m.tail.files.store(4, Ordering::Relaxed);
@@ -265,6 +289,12 @@ mod tests {
         assert_eq!(dropped(REASON_REJECTED), Some(3.0));
         assert_eq!(dropped(REASON_SHUTDOWN), Some(0.0));
         assert_eq!(sample_value(&body, QUEUE_SAMPLES, &[]), Some(42.0));
+        assert_eq!(sample_value(&body, LOG_LINES_QUEUED, &[]), Some(11.0));
+        assert_eq!(sample_value(&body, LOG_QUEUE_BYTES, &[]), Some(4096.0));
+        assert_eq!(
+            sample_value(&body, REMOTE_WRITE_QUEUE_BYTES, &[]),
+            Some(8192.0)
+        );
         assert_eq!(sample_value(&body, LOG_LINES_SENT, &[]), Some(5.0));
         assert_eq!(sample_value(&body, LOG_BYTES_SENT, &[]), Some(123.0));
         assert_eq!(sample_value(&body, LOG_PUSH_FAILURES, &[]), Some(2.0));

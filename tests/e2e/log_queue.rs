@@ -19,13 +19,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// A Loki push receiver that answers 503 while `down`, remembering the lines it refused, and
-/// otherwise remembers every line it took and how many it took in all (copies included).
+/// The agent's gauge of lines durable in its log queue.
+const LINES_QUEUED: &str = "vigil_agent_log_lines_queued";
+
+/// A Loki push receiver that answers 503 while `down`, and otherwise remembers every line it
+/// took and how many it took in all (copies included).
 #[derive(Default)]
 struct Receiver {
     lines: Mutex<HashSet<String>>,
     received: AtomicU64,
-    refused_lines: Mutex<HashSet<String>>,
     down: AtomicBool,
     refused: AtomicU64,
 }
@@ -42,21 +44,21 @@ impl Receiver {
         base
     }
 
-    /// Waits until every line of `want` was offered in a push (and refused): the agent's
-    /// sender reads pushes from the queue, so they are on disk.
-    async fn wait_refused(&self, want: &[String], agent: &Agent) {
+    /// Waits until the agent's on-disk queue holds `want` lines (its own gauge) while the
+    /// receiver is down, and none of them was taken.
+    async fn wait_queued(&self, want: usize, agent: &Agent) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let missing = {
-                let seen = self.refused_lines.lock().unwrap();
-                want.iter().filter(|l| !seen.contains(*l)).count()
-            };
-            if missing == 0 {
+            let queued = agent.metric(LINES_QUEUED).await.unwrap_or(0.0) as usize;
+            if queued >= want {
+                assert_eq!(queued, want, "more lines queued than written");
+                assert!(self.lines.lock().unwrap().is_empty());
                 return;
             }
             assert!(
                 Instant::now() < deadline,
-                "{missing} lines never reached the queue while the receiver was down; log:\n{}",
+                "{queued} of {want} lines reached the queue while the receiver was down; \
+                 log:\n{}",
                 agent.log()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -85,10 +87,6 @@ async fn receive(State(r): State<Arc<Receiver>>, uri: Uri, body: Bytes) -> Statu
     let entries = push.streams.into_iter().flat_map(|s| s.entries);
     if r.down.load(Ordering::SeqCst) {
         r.refused.fetch_add(1, Ordering::Relaxed);
-        r.refused_lines
-            .lock()
-            .unwrap()
-            .extend(entries.map(|e| e.line));
         return StatusCode::SERVICE_UNAVAILABLE;
     }
     let mut lines = r.lines.lock().unwrap();
@@ -120,22 +118,18 @@ fn line_of(round: usize, n: usize) -> String {
     format!("round {round} line {n:05} {:x<60}", "payload")
 }
 
-/// Writes `LINES_PER_ROUND` CRI lines of `round` to `path` (a new file); returns the lines.
-fn write_round(path: &Path, round: usize) -> Vec<String> {
+/// Writes `LINES_PER_ROUND` CRI lines of `round` to `path` (a new file).
+fn write_round(path: &Path, round: usize) {
     let mut f = std::fs::File::create(path).unwrap();
     let mut text = String::new();
-    let mut lines = Vec::new();
     for n in 0..LINES_PER_ROUND {
         let ts = chrono::DateTime::from_timestamp(1_704_164_645 + round as i64, n as u32)
             .unwrap()
             .format("%Y-%m-%dT%H:%M:%S%.9fZ");
-        let line = line_of(round, n);
-        text.push_str(&format!("{ts} stdout F {line}\n"));
-        lines.push(line);
+        text.push_str(&format!("{ts} stdout F {}\n", line_of(round, n)));
     }
     f.write_all(text.as_bytes()).unwrap();
     f.sync_all().unwrap();
-    lines
 }
 
 /// Asserts every line of `rounds` arrived, and none twice.
@@ -174,9 +168,13 @@ async fn every_line_arrives_after_an_outage_longer_than_the_rotated_files_stay()
     let mut logs = String::new();
     let live = container.join("0.log");
     for round in 0..ROUNDS {
-        let lines = write_round(&live, round);
+        write_round(&live, round);
         let ino = std::fs::metadata(&live).unwrap().ino();
-        receiver.wait_refused(&lines, &agent).await;
+        // Nothing is delivered while the receiver is down: the queue holds every round so far
+        // (the restarted agent's too, replayed from disk).
+        receiver
+            .wait_queued((round + 1) * LINES_PER_ROUND, &agent)
+            .await;
         // The lines are queued, not acknowledged: the checkpoint stays before them.
         assert_eq!(
             checkpoint_of(&root.join("state"), ino).unwrap_or(0),
@@ -229,8 +227,8 @@ async fn a_queue_lost_in_a_crash_loses_no_line_the_files_still_hold() {
     let base = receiver.serve().await;
 
     let agent = Agent::start(root, &base, QUEUE_FLAGS);
-    let lines = write_round(&container.join("0.log"), 0);
-    receiver.wait_refused(&lines, &agent).await;
+    write_round(&container.join("0.log"), 0);
+    receiver.wait_queued(LINES_PER_ROUND, &agent).await;
     // SIGKILL, and the queue's directory is gone with the crash (a lost volume, a corrupt
     // queue moved aside by hand): only positions.json and the log file remain.
     let mut logs = agent.log();

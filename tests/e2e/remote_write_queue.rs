@@ -113,21 +113,25 @@ async fn serve(
 
 /// Starts `vigil agent` shipping to `base`, with its state in `state` (shared across restarts
 /// through a symlink, since each harness process owns its own temp dir).
-fn agent(state: &Path, logs: &Path, base: &str) -> Vigil {
+fn agent(state: &Path, logs: &Path, base: &str, extra: &[&str]) -> Vigil {
     let dir = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(state, dir.path().join("agent")).unwrap();
-    Vigil::agent(
-        dir,
-        &[
-            &format!("--remote-write.url={base}/api/v1/write"),
-            &format!("--logs.push-url={base}/loki/api/v1/push"),
-            &format!("--logs.path={}", logs.display()),
-            "--metrics.interval=1s",
-            "--collector.cadvisor=false",
-            "--node-name=outage",
-        ],
-    )
+    let flags = [
+        format!("--remote-write.url={base}/api/v1/write"),
+        format!("--logs.push-url={base}/loki/api/v1/push"),
+        format!("--logs.path={}", logs.display()),
+        "--metrics.interval=1s".to_string(),
+        "--collector.cadvisor=false".to_string(),
+        "--node-name=outage".to_string(),
+    ];
+    let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    args.extend_from_slice(extra);
+    Vigil::agent(dir, &args)
 }
+
+/// One remote-write request in flight, for the test that reasons about the one request a kill
+/// can cut off (with several shards, one per shard).
+const ONE_SHARD: &[&str] = &["--remote-write.shards=1"];
 
 /// A counter or gauge of the agent's own `/metrics`.
 async fn self_metric(agent: &Vigil, name: &str) -> f64 {
@@ -165,7 +169,7 @@ async fn every_sample_collected_during_a_one_minute_outage_arrives_once_across_a
     let base = format!("http://{addr}");
     let (stop, serving) = serve(addr, receiver.clone()).await;
 
-    let first = agent(&state, &logs, &base);
+    let first = agent(&state, &logs, &base, &[]);
     let deadline = Instant::now() + Duration::from_secs(30);
     while receiver.load1().len() < 3 {
         assert!(
@@ -204,7 +208,7 @@ async fn every_sample_collected_during_a_one_minute_outage_arrives_once_across_a
     );
 
     let second_ms = now_ms();
-    let second = agent(&state, &logs, &base);
+    let second = agent(&state, &logs, &base, &[]);
     tokio::time::sleep(OUTAGE.saturating_sub(outage_start.elapsed())).await;
     assert!(
         self_metric(&second, "vigil_agent_remote_write_failures_total").await > 0.0,
@@ -305,7 +309,7 @@ async fn a_kill_halfway_through_a_backlog_resends_none_of_what_was_delivered() {
     let (stop, _serving) = serve(addr, receiver.clone()).await;
 
     // A backlog builds up in one segment while the receiver refuses (503).
-    let first = agent(&state, &logs, &base);
+    let first = agent(&state, &logs, &base, ONE_SHARD);
     let deadline = Instant::now() + Duration::from_secs(30);
     while self_metric(&first, COLLECTIONS).await < 8.0 {
         assert!(Instant::now() < deadline, "log:\n{}", first.log());
@@ -341,7 +345,7 @@ async fn a_kill_halfway_through_a_backlog_resends_none_of_what_was_delivered() {
         "part of the backlog arrived before the kill"
     );
 
-    let second = agent(&state, &logs, &base);
+    let second = agent(&state, &logs, &base, ONE_SHARD);
     receiver.delay_ms.store(0, Ordering::SeqCst);
     receiver.refuse.store(false, Ordering::SeqCst);
     // Everything the killed agent collected arrives: the rest of its backlog.

@@ -103,9 +103,26 @@ async fn start_receiver() -> (String, Arc<Receiver>) {
 pub(crate) struct Agent {
     child: Child,
     log: Arc<Mutex<String>>,
+    /// Where its web endpoint listens (`host:port`).
+    address: String,
 }
 
 impl Agent {
+    /// The value of the unlabelled sample `name` on its `/metrics`, if it has one.
+    pub(crate) async fn metric(&self, name: &str) -> Option<f64> {
+        let url = format!("http://{}/metrics", self.address);
+        let text = crate::harness::client()
+            .get(url)
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    }
+
     pub(crate) fn start(root: &Path, receiver: &str, extra: &[&str]) -> Agent {
         let mut args = vec![
             "agent".to_string(),
@@ -133,18 +150,27 @@ impl Agent {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if line.contains("listening") {
-                    let _ = tx.send(());
+                    let address = line
+                        .split_whitespace()
+                        .find_map(|w| w.strip_prefix("address="))
+                        .unwrap_or_default()
+                        .to_string();
+                    let _ = tx.send(address);
                 }
                 let mut l = log_w.lock().unwrap();
                 l.push_str(&line);
                 l.push('\n');
             }
         });
-        if rx.recv_timeout(Duration::from_secs(30)).is_err() {
+        let Ok(address) = rx.recv_timeout(Duration::from_secs(30)) else {
             let _ = child.kill();
             panic!("agent did not start; log:\n{}", log.lock().unwrap());
+        };
+        Agent {
+            child,
+            log,
+            address,
         }
-        Agent { child, log }
     }
 
     pub(crate) fn log(&self) -> String {

@@ -9,8 +9,9 @@
 //! and for every push queued before it: the tailer's checkpoint never runs ahead of what the
 //! receiver has. On a restart [`LokiSink::queued_positions`] tells the tailer where the lines
 //! still queued end, so it resumes after them instead of reading them again. The senders
-//! (`send.rs`) drain the queue with several pushes in flight; a record leaves the queue only
-//! after a 2xx or a permanent rejection.
+//! (`send.rs`) drain the queue with several pushes in flight, one per lane: lines are gathered
+//! per lane, a container's lines always in the same one, so each file's lines reach the
+//! receiver in order; a record leaves the queue only after a 2xx or a permanent rejection.
 //!
 //! While the server is away the queue fills, up to `--logs.queue-max-bytes`; then the sink
 //! waits to append, stops reading its input, the bounded input channel fills and the tailer
@@ -230,42 +231,58 @@ impl LokiSink {
             pusher: &pusher,
             abort: &abort,
         };
-        let mut pending = Pending::default();
+        // One request gathering per lane; a container's lines always take the same lane.
+        let mut lanes: Vec<Pending> = (0..cfg.max_in_flight).map(|_| Pending::default()).collect();
+        let gathering = |lanes: &[Pending]| lanes.iter().map(Pending::entries).sum::<usize>();
         let mut closed = false;
-        loop {
-            let deadline = pending.since.map(|t| t + cfg.batch_wait);
+        'run: loop {
+            let deadline = lanes
+                .iter()
+                .filter_map(|p| p.since)
+                .min()
+                .map(|t| t + cfg.batch_wait);
             tokio::select! {
                 _ = abort.cancelled() => break,
                 batch = input.recv() => match batch {
                     Some(batch) => {
+                        let lane = lane_of(&batch, lanes.len());
+                        let pending = &mut lanes[lane];
                         let size = batch.bytes();
                         // Flush first when this batch would push the request over its size.
                         let overflows = !pending.is_empty() && pending.bytes + size > cfg.batch_bytes;
-                        if overflows && !batcher.flush(std::mem::take(&mut pending)).await {
+                        if overflows && !batcher.flush(lane, std::mem::take(pending)).await {
                             break;
                         }
                         pending.add(batch);
-                        pusher.update_gauge(pending.entries() as u64);
-                        if pending.bytes >= cfg.batch_bytes
-                            && !batcher.flush(std::mem::take(&mut pending)).await
-                        {
+                        let full = pending.bytes >= cfg.batch_bytes;
+                        pusher.update_gauge(gathering(&lanes) as u64);
+                        if full && !batcher.flush(lane, std::mem::take(&mut lanes[lane])).await {
                             break;
                         }
                     }
                     None => {
-                        closed = batcher.flush(std::mem::take(&mut pending)).await;
+                        for (lane, pending) in lanes.iter_mut().enumerate() {
+                            if !batcher.flush(lane, std::mem::take(pending)).await {
+                                break 'run;
+                            }
+                        }
+                        closed = true;
                         break;
                     }
                 },
                 _ = sleep_until(deadline) => {
-                    if !batcher.flush(std::mem::take(&mut pending)).await {
-                        break;
+                    let now = Instant::now();
+                    for (lane, pending) in lanes.iter_mut().enumerate() {
+                        let due = pending.since.is_some_and(|t| t + cfg.batch_wait <= now);
+                        if due && !batcher.flush(lane, std::mem::take(pending)).await {
+                            break 'run;
+                        }
                     }
                 }
             }
         }
         // Lines still gathering when the abort came are read again after a restart.
-        SinkStats::add(&stats.aborted_items, pending.entries() as u64);
+        SinkStats::add(&stats.aborted_items, gathering(&lanes) as u64);
         if closed {
             writer.close();
         }
@@ -285,9 +302,9 @@ struct Batcher<'a> {
 }
 
 impl Batcher<'_> {
-    /// Appends `pending` to the queue, with its positions as the record's meta (waiting while
-    /// the queue is full); false when aborted first.
-    async fn flush(&mut self, pending: Pending) -> bool {
+    /// Appends `pending` to the queue in `lane`, with its positions as the record's meta
+    /// (waiting while the queue is full); false when aborted first.
+    async fn flush(&mut self, lane: usize, pending: Pending) -> bool {
         let entries = pending.entries();
         if entries > 0 || !pending.positions.is_empty() {
             let text_bytes: usize = pending
@@ -299,6 +316,7 @@ impl Batcher<'_> {
             let record = Record {
                 entries: u32::try_from(entries).unwrap_or(u32::MAX),
                 text_bytes: u32::try_from(text_bytes).unwrap_or(u32::MAX),
+                lane: u32::try_from(lane).unwrap_or(0),
                 meta: encode_positions(&pending.positions),
                 body: if entries > 0 {
                     encode(pending.streams)
@@ -329,6 +347,20 @@ impl Batcher<'_> {
         }
         true
     }
+}
+
+/// The lane of `batch` among `lanes`: by the directory of the file its lines come from (a
+/// container's live and rotated files share it), else by its first stream. The tailer sends
+/// one file's lines per batch, so a file's lines always travel in one lane, in order.
+fn lane_of(batch: &LogBatch, lanes: usize) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    match (batch.positions.first(), batch.streams.first()) {
+        (Some(p), _) => p.path.parent().hash(&mut h),
+        (None, Some(s)) => s.labels.hash(&mut h),
+        (None, None) => return 0,
+    }
+    (h.finish() % lanes.max(1) as u64) as usize
 }
 
 /// Sleeps until `deadline`, or forever without one.
@@ -373,6 +405,22 @@ mod tests {
                 offset,
             )],
         }
+    }
+
+    /// A batch like [`batch`] from the file `0.log` of container directory `dir`.
+    fn batch_in(dir: &str, line: &str, offset: u64) -> LogBatch {
+        let mut b = batch(line, offset);
+        b.positions[0].path = PathBuf::from(dir).join("0.log");
+        b
+    }
+
+    /// `n` container directories whose lines take lane `lane` of [`DEFAULT_MAX_IN_FLIGHT`].
+    fn dirs_in_lane(lane: usize, n: usize) -> Vec<String> {
+        (0..)
+            .map(|i| format!("/var/log/pods/ns_pod-{i}_uid/app"))
+            .filter(|d| lane_of(&batch_in(d, "x", 1), DEFAULT_MAX_IN_FLIGHT) == lane)
+            .take(n)
+            .collect()
     }
 
     fn decode(body: &[u8]) -> PushRequest {
@@ -511,8 +559,15 @@ mod tests {
         let stats = sink.stats();
         let (tx, rx) = mpsc::channel(16);
         let (ack_tx, _ack_rx) = mpsc::unbounded_channel();
+        // Two containers per lane, queued lane 0, 1, 2, 3, 0, 1, 2, 3.
+        let lanes: Vec<Vec<String>> = (0..DEFAULT_MAX_IN_FLIGHT)
+            .map(|l| dirs_in_lane(l, 2))
+            .collect();
         for k in 0..8 {
-            tx.send(batch(&"z".repeat(20), k + 1)).await.unwrap();
+            let dir = &lanes[k % DEFAULT_MAX_IN_FLIGHT][k / DEFAULT_MAX_IN_FLIGHT];
+            tx.send(batch_in(dir, &"z".repeat(20), k as u64 + 1))
+                .await
+                .unwrap();
         }
         drop(tx);
         tokio::time::timeout(
@@ -525,7 +580,7 @@ mod tests {
         assert_eq!(
             most.load(Ordering::SeqCst),
             DEFAULT_MAX_IN_FLIGHT,
-            "8 slow pushes overlap up to the bound"
+            "8 slow pushes of different lanes overlap up to the bound"
         );
         assert!(
             !std::fs::read_dir(dir.path()).unwrap().any(|e| e
@@ -534,6 +589,37 @@ mod tests {
                 .extension()
                 .is_some_and(|x| x == "seg")),
             "a drained queue leaves no segment"
+        );
+    }
+
+    #[tokio::test]
+    async fn one_containers_pushes_go_one_at_a_time_in_order() {
+        let (url, most) = slow_server(Duration::from_millis(100)).await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = LokiConfig::new(&url, dir.path());
+        cfg.batch_bytes = 10;
+        let sink = cfg.build().unwrap();
+        let stats = sink.stats();
+        let (tx, rx) = mpsc::channel(16);
+        let (ack_tx, _ack_rx) = mpsc::unbounded_channel();
+        let container = "/var/log/pods/ns_one_uid/app";
+        for k in 0..4 {
+            tx.send(batch_in(container, &"z".repeat(20), k + 1))
+                .await
+                .unwrap();
+        }
+        drop(tx);
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            sink.run(rx, ack_tx, CancellationToken::new()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(stats.delivered_requests.load(Ordering::Relaxed), 4);
+        assert_eq!(
+            most.load(Ordering::SeqCst),
+            1,
+            "never two of its pushes at once"
         );
     }
 
@@ -621,8 +707,13 @@ mod tests {
         let sink = cfg.build().unwrap();
         let (tx, rx) = mpsc::channel(16);
         let (ack_tx, mut ack_rx) = mpsc::unbounded_channel();
-        tx.send(batch("slow", 10)).await.unwrap();
-        tx.send(batch("fast", 20)).await.unwrap();
+        // Two containers in different lanes, so both pushes are in flight at once.
+        tx.send(batch_in(&dirs_in_lane(0, 1)[0], "slow", 10))
+            .await
+            .unwrap();
+        tx.send(batch_in(&dirs_in_lane(1, 1)[0], "fast", 20))
+            .await
+            .unwrap();
         drop(tx);
         tokio::time::timeout(
             Duration::from_secs(10),

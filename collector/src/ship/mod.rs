@@ -1,12 +1,13 @@
 //! Shipping: the sinks that deliver what the sources produce.
 //!
 //! - [`RemoteWriteSink`] sends [`MetricBatch`]es as Prometheus remote write 1.0 through a
-//!   bounded on-disk queue (`queue/`, `<state.path>/wal-remote-write`), one request at a time
-//!   and in order; when the queue is full its oldest samples are dropped and counted.
+//!   bounded on-disk queue (`queue/`, `<state.path>/wal-remote-write`), one request per shard
+//!   of the series in flight, each series in order; when the queue is full its oldest samples
+//!   are dropped and counted.
 //! - [`LokiSink`] sends [`LogBatch`]es as Loki pushes, batched by size and time, through the
 //!   same kind of queue (`<state.path>/logqueue`), which makes the tailer wait when full: it
-//!   acknowledges each batch's file positions once the push is fsync'd there, and sends with
-//!   several pushes in flight.
+//!   acknowledges each batch's file positions once the receiver took the push and every push
+//!   before it, and sends several pushes in flight, one per lane of containers.
 //! - `send.rs` drains either queue, marking a record done after a 2xx or a permanent 4xx.
 //! - [`RemoteWriteQueue`] (`forward/`) is the server's remote write out: sharded queues fed by
 //!   [`ForwardingAppender`] with what the store accepted, configured like Prometheus's
@@ -40,7 +41,8 @@ pub use queue::{
 };
 pub use remote_write::{
     MetricBatch, RemoteWriteConfig, RemoteWriteSink, DEFAULT_MAX_SAMPLES_PER_SEND,
-    DEFAULT_METADATA_INTERVAL, DEFAULT_REMOTE_WRITE_QUEUE_MAX_BYTES, REMOTE_WRITE_QUEUE_DIR,
+    DEFAULT_METADATA_INTERVAL, DEFAULT_REMOTE_WRITE_QUEUE_MAX_BYTES, DEFAULT_REMOTE_WRITE_SHARDS,
+    REMOTE_WRITE_QUEUE_DIR,
 };
 pub use retry::{Backoff, DEFAULT_MAX_BACKOFF, DEFAULT_MIN_BACKOFF, MAX_RETRY_AFTER};
 pub use send::DEFAULT_MAX_IN_FLIGHT;
@@ -87,6 +89,10 @@ pub struct SinkStats {
     /// Items waiting in the sink's on-disk queue (in flight included), plus the Loki batch
     /// being filled.
     pub queued_items: AtomicU64,
+    /// Items waiting in the on-disk queue alone (durable, in flight included).
+    pub disk_items: AtomicU64,
+    /// Bytes of the on-disk queue's segment files.
+    pub disk_bytes: AtomicU64,
 }
 
 impl SinkStats {

@@ -5,9 +5,11 @@
 //! Each [`MetricBatch`] from the collectors is cut into requests of at most
 //! `max_samples_per_send` samples (a burst of batches that are already waiting fills whole
 //! requests), and each request body is appended, fsync'd, to the queue; metadata rides along
-//! as it would be sent. One sender (`send.rs`) delivers the records in order, one request at a
-//! time, retrying network errors, 5xx and 429 with backoff, so samples collected while the
-//! receiver is away arrive in order once it returns, even across an agent restart.
+//! as it would be sent. Series are split into shards by a hash of their labels
+//! (`--remote-write.shards`, default 4), each request holding one shard's series; the sender
+//! (`send.rs`) delivers one request per shard at a time, shards in parallel, retrying network
+//! errors, 5xx and 429 with backoff, so each series' samples collected while the receiver is
+//! away arrive in order once it returns, even across an agent restart.
 //!
 //! The queue is bounded by `--remote-write.queue-max-bytes`. When it is full the oldest
 //! segment is deleted and its samples counted dropped (reason `queue_full`): the collectors
@@ -41,6 +43,8 @@ pub const REMOTE_WRITE_QUEUE_DIR: &str = "wal-remote-write";
 /// The most bytes of requests the queue holds (`--remote-write.queue-max-bytes`): 256 MiB,
 /// days of one node's metrics at 15 s (a request of 2000 samples is some 20–40 KiB).
 pub const DEFAULT_REMOTE_WRITE_QUEUE_MAX_BYTES: u64 = 256 << 20;
+/// Remote-write requests in flight at once, one per shard of the series.
+pub const DEFAULT_REMOTE_WRITE_SHARDS: usize = 4;
 /// How often metric metadata (HELP, TYPE) rides along: Prometheus's `metadata_config.send_interval`.
 pub const DEFAULT_METADATA_INTERVAL: Duration = Duration::from_secs(60);
 /// A segment holds at most this part of the queue's bound, so dropping the oldest segment
@@ -73,6 +77,9 @@ pub struct RemoteWriteConfig {
     pub request_timeout: Duration,
     /// Interval between metadata sends; default [`DEFAULT_METADATA_INTERVAL`].
     pub metadata_interval: Duration,
+    /// Requests in flight at once, each for its own share of the series (by a hash of their
+    /// labels); default [`DEFAULT_REMOTE_WRITE_SHARDS`].
+    pub shards: usize,
 }
 
 impl RemoteWriteConfig {
@@ -86,6 +93,7 @@ impl RemoteWriteConfig {
             backoff: Backoff::default(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             metadata_interval: DEFAULT_METADATA_INTERVAL,
+            shards: DEFAULT_REMOTE_WRITE_SHARDS,
         }
     }
 
@@ -105,10 +113,10 @@ impl RemoteWriteConfig {
     /// or setting, an unusable queue directory, or a segment of an unknown format.
     pub fn build(self) -> Result<RemoteWriteSink, Error> {
         check_url("remote_write_url", &self.url)?;
-        if self.max_samples_per_send == 0 || self.queue_max_bytes == 0 {
+        if self.max_samples_per_send == 0 || self.queue_max_bytes == 0 || self.shards == 0 {
             return Err(Error::Config {
                 field: "remote_write",
-                reason: "max_samples_per_send and queue_max_bytes must be positive".into(),
+                reason: "max_samples_per_send, queue_max_bytes and shards must be positive".into(),
             });
         }
         let (writer, reader, queue) = self.queue().open_for_sink()?;
@@ -134,15 +142,12 @@ impl RemoteWriteConfig {
         });
         pusher.update_gauge(0);
         Ok(RemoteWriteSink {
-            batcher: Batcher {
-                max_samples: self.max_samples_per_send,
-                metadata_interval: self.metadata_interval,
-                pending: Vec::new(),
-                pending_samples: 0,
-                metadata: BTreeMap::new(),
-                metadata_sent: None,
-                metadata_changed: false,
-            },
+            batcher: Batcher::new(
+                self.max_samples_per_send,
+                self.metadata_interval,
+                self.shards,
+            ),
+            shards: self.shards,
             pusher,
             writer,
             reader,
@@ -155,6 +160,7 @@ impl RemoteWriteConfig {
 #[derive(Debug)]
 pub struct RemoteWriteSink {
     batcher: Batcher,
+    shards: usize,
     pusher: Arc<Pusher>,
     writer: QueueWriter,
     reader: QueueReader,
@@ -171,13 +177,21 @@ impl RemoteWriteSink {
     pub async fn run(self, mut input: mpsc::Receiver<MetricBatch>, abort: CancellationToken) {
         let RemoteWriteSink {
             mut batcher,
+            shards,
             pusher,
             mut writer,
             reader,
             stats,
         } = self;
-        // One request at a time: the receiver must see each series' samples in order.
-        let sender = tokio::spawn(send_all(pusher.clone(), reader, 1, abort.clone(), |_| {}));
+        // One request per shard in flight: a series is always in the same shard, so the
+        // receiver sees each series' samples in order.
+        let sender = tokio::spawn(send_all(
+            pusher.clone(),
+            reader,
+            shards,
+            abort.clone(),
+            |_| {},
+        ));
         let mut closed = false;
         loop {
             let batch = tokio::select! {
@@ -196,7 +210,7 @@ impl RemoteWriteSink {
                 let Ok(batch) = input.try_recv() else { break };
                 records.extend(batcher.add(batch));
             }
-            records.extend(batcher.flush());
+            records.extend(batcher.flush_all());
             for record in records {
                 append(&mut writer, &pusher, record).await;
             }
@@ -218,6 +232,15 @@ impl RemoteWriteSink {
     }
 }
 
+/// The shard of series `s` among `shards`: a hash of its labels, so a series keeps its shard
+/// and its samples arrive in order.
+fn shard_of(s: &Series, shards: usize) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    s.labels.hash(&mut h);
+    (h.finish() % shards.max(1) as u64) as usize
+}
+
 /// Appends `record` to the queue, counting what the queue dropped to make room; a failed
 /// append drops the record (the collectors do not wait for a disk).
 async fn append(writer: &mut QueueWriter, pusher: &Pusher, record: Record) {
@@ -231,14 +254,14 @@ async fn append(writer: &mut QueueWriter, pusher: &Pusher, record: Record) {
     pusher.update_gauge(0);
 }
 
-/// Cuts batches into request bodies and decides when metadata rides along.
+/// Cuts batches into request bodies, one shard's series per request, and decides when
+/// metadata rides along.
 #[derive(Debug)]
 struct Batcher {
     max_samples: usize,
     metadata_interval: Duration,
-    /// Series of the request being filled.
-    pending: Vec<Series>,
-    pending_samples: usize,
+    /// The request being filled, per shard.
+    shards: Vec<Shard>,
     /// The latest metadata of every family seen, by family name.
     metadata: BTreeMap<String, MetricMetadata>,
     metadata_sent: Option<Instant>,
@@ -246,7 +269,25 @@ struct Batcher {
     metadata_changed: bool,
 }
 
+/// The series gathered for one shard's next request.
+#[derive(Debug, Default)]
+struct Shard {
+    pending: Vec<Series>,
+    samples: usize,
+}
+
 impl Batcher {
+    fn new(max_samples: usize, metadata_interval: Duration, shards: usize) -> Self {
+        Batcher {
+            max_samples,
+            metadata_interval,
+            shards: (0..shards.max(1)).map(|_| Shard::default()).collect(),
+            metadata: BTreeMap::new(),
+            metadata_sent: None,
+            metadata_changed: false,
+        }
+    }
+
     /// Takes `batch`, returning the requests it filled.
     fn add(&mut self, batch: MetricBatch) -> Vec<Record> {
         for m in batch.metadata {
@@ -260,27 +301,38 @@ impl Batcher {
         }
         let mut out = Vec::new();
         for s in batch.series {
+            let shard = shard_of(&s, self.shards.len());
             let n = s.samples.len();
             // A series larger than a request still goes out, alone.
-            if !self.pending.is_empty() && self.pending_samples + n > self.max_samples {
-                out.extend(self.flush());
+            let sh = &self.shards[shard];
+            if !sh.pending.is_empty() && sh.samples + n > self.max_samples {
+                out.extend(self.flush(shard));
             }
-            self.pending_samples += n;
-            self.pending.push(s);
-            if self.pending_samples >= self.max_samples {
-                out.extend(self.flush());
+            let sh = &mut self.shards[shard];
+            sh.samples += n;
+            sh.pending.push(s);
+            if sh.samples >= self.max_samples {
+                out.extend(self.flush(shard));
             }
         }
         out
     }
 
-    /// The request holding what is pending, if anything is.
-    fn flush(&mut self) -> Option<Record> {
-        if self.pending.is_empty() {
+    /// The requests holding what every shard has pending.
+    fn flush_all(&mut self) -> Vec<Record> {
+        (0..self.shards.len())
+            .filter_map(|shard| self.flush(shard))
+            .collect()
+    }
+
+    /// The request holding what `shard` has pending, if anything.
+    fn flush(&mut self, shard: usize) -> Option<Record> {
+        let sh = &mut self.shards[shard];
+        if sh.pending.is_empty() {
             return None;
         }
-        let series = std::mem::take(&mut self.pending);
-        let samples = std::mem::take(&mut self.pending_samples);
+        let series = std::mem::take(&mut sh.pending);
+        let samples = std::mem::take(&mut sh.samples);
         let metadata_due = self.metadata_changed
             || self
                 .metadata_sent
@@ -298,6 +350,7 @@ impl Batcher {
             // Remote write counts compressed bytes sent, as Prometheus's
             // `prometheus_remote_storage_bytes_total`.
             text_bytes: u32::try_from(body.len()).unwrap_or(u32::MAX),
+            lane: u32::try_from(shard).unwrap_or(0),
             meta: Vec::new(),
             body,
         })
@@ -525,6 +578,72 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn shards_send_in_parallel_and_each_series_arrives_in_order() {
+        use std::sync::atomic::AtomicUsize;
+        use std::sync::Mutex;
+        // A receiver that holds each request 50 ms, recording the most it held at once and
+        // every (series, timestamp) in the order the requests were answered.
+        #[derive(Default)]
+        struct Slow {
+            now: AtomicUsize,
+            most: AtomicUsize,
+            arrived: Mutex<Vec<(String, i64)>>,
+        }
+        let slow = Arc::new(Slow::default());
+        let app = axum::Router::new()
+            .fallback(
+                |axum::extract::State(s): axum::extract::State<Arc<Slow>>,
+                 body: axum::body::Bytes| async move {
+                    let n = s.now.fetch_add(1, Ordering::SeqCst) + 1;
+                    s.most.fetch_max(n, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    let mut arrived = s.arrived.lock().unwrap();
+                    for ts in decode(&body).timeseries {
+                        let name = format!("{:?}", ts.labels);
+                        arrived.extend(ts.samples.iter().map(|x| (name.clone(), x.timestamp)));
+                    }
+                    s.now.fetch_sub(1, Ordering::SeqCst);
+                    axum::http::StatusCode::NO_CONTENT
+                },
+            )
+            .with_state(slow.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/api/v1/write", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = RemoteWriteConfig::new(&url, dir.path());
+        cfg.max_samples_per_send = 4;
+        // Ten collections of 32 series each: 80 requests over 4 shards.
+        let batches: Vec<MetricBatch> = (0..10)
+            .map(|t| MetricBatch {
+                series: (0..32).map(|i| series(&format!("s{i}"), t)).collect(),
+                metadata: Vec::new(),
+            })
+            .collect();
+        let stats = run_sink(cfg, batches).await;
+        assert_eq!(load(&stats.sent_items), 320);
+        let most = slow.most.load(Ordering::SeqCst);
+        assert!(
+            most > 1 && most <= DEFAULT_REMOTE_WRITE_SHARDS,
+            "requests overlap, at most one per shard: {most}"
+        );
+        let mut last: BTreeMap<String, i64> = BTreeMap::new();
+        for (name, t) in slow.arrived.lock().unwrap().iter() {
+            let before = last.insert(name.clone(), *t);
+            assert!(
+                before.is_none_or(|b| b < *t),
+                "{name}: {t} after {before:?}"
+            );
+        }
+        assert_eq!(last.len(), 32);
+        assert!(
+            last.values().all(|t| *t == 9),
+            "every series got all ten samples"
+        );
+    }
+
+    #[tokio::test]
     async fn a_500_is_retried_and_delivered_once() {
         let server = TestServer::start(&[500]).await;
         let dir = tempfile::tempdir().unwrap();
@@ -682,7 +801,10 @@ mod tests {
         tx.send(batch(1)).await.unwrap();
         let abort = CancellationToken::new();
         let task = tokio::spawn(sink.run(rx, abort.clone()));
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while load(&stats.failed_attempts) == 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         abort.cancel();
         tokio::time::timeout(Duration::from_secs(2), task)
             .await

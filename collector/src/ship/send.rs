@@ -12,7 +12,7 @@
 //! Remote write sends one request at a time: a receiver refuses a sample older than the
 //! newest of its series, so requests must land in the order they were made.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use reqwest::header::HeaderMap;
@@ -40,15 +40,21 @@ pub(super) struct Pusher {
 }
 
 impl Pusher {
-    /// Sets the queued-items gauge from the queue, plus `gathering` items not queued yet.
+    /// Sets the queue gauges from the queue, plus `gathering` items not queued yet.
     pub fn update_gauge(&self, gathering: u64) {
-        let (_, waiting) = self.queue.usage();
+        let (bytes, waiting) = self.queue.usage();
         SinkStats::set(&self.stats.queued_items, waiting + gathering);
+        SinkStats::set(&self.stats.disk_items, waiting);
+        SinkStats::set(&self.stats.disk_bytes, bytes);
     }
 }
 
 /// Sends what `reader` hands out until it ends (the writer closed and everything was sent) or
 /// `abort` fires; records still in flight then stay in the queue for the next run.
+///
+/// At most `max_in_flight` requests are in flight, and at most one per lane: the records of a
+/// lane (one series shard, one container's logs) reach the receiver in queue order. A record
+/// whose lane is busy waits, and the records after it wait behind it.
 ///
 /// The non-empty `meta` of each finished record goes to `delivered` in queue order, once it
 /// and every record handed out before it are finished: with several requests in flight a later
@@ -62,24 +68,49 @@ pub(super) async fn send_all(
     delivered: impl Fn(Vec<u8>) + Send,
 ) {
     let mut in_flight = JoinSet::new();
+    // The lane of each task in flight.
+    let mut lanes: HashMap<tokio::task::Id, u32> = HashMap::new();
     // Records handed out, oldest first: their meta, and whether they are finished.
     let mut order: VecDeque<(u64, Vec<u8>, bool)> = VecDeque::new();
+    // A record read whose lane was busy.
+    let mut waiting: Option<Queued> = None;
     let mut next_ticket = 0u64;
     let mut reading = true;
-    while reading || !in_flight.is_empty() {
+    loop {
+        if let Some(q) = waiting.take_if(|q| {
+            in_flight.len() < max_in_flight && !lanes.values().any(|l| *l == q.record.lane)
+        }) {
+            let ticket = next_ticket;
+            next_ticket += 1;
+            let lane = q.record.lane;
+            let (q, meta) = take_meta(q);
+            order.push_back((ticket, meta, false));
+            let task = in_flight.spawn(push_one(pusher.clone(), q, abort.clone(), ticket));
+            lanes.insert(task.id(), lane);
+        }
+        if !reading && waiting.is_none() && in_flight.is_empty() {
+            break;
+        }
         tokio::select! {
             _ = abort.cancelled() => break,
-            next = reader.next(), if reading && in_flight.len() < max_in_flight => match next {
-                Some(mut q) => {
-                    let ticket = next_ticket;
-                    next_ticket += 1;
-                    order.push_back((ticket, std::mem::take(&mut q.record.meta), false));
-                    in_flight.spawn(push_one(pusher.clone(), q, abort.clone(), ticket));
-                }
+            next = reader.next(), if reading && waiting.is_none() => match next {
+                // Started at the top of the loop once its lane and a slot are free.
+                Some(q) => waiting = Some(q),
                 None => reading = false,
             },
-            Some(joined) = in_flight.join_next() => match joined {
-                Ok(Some(ticket)) => {
+            Some(joined) = in_flight.join_next_with_id() => {
+                let finished = match joined {
+                    Ok((id, finished)) => {
+                        lanes.remove(&id);
+                        finished
+                    }
+                    Err(error) => {
+                        lanes.remove(&error.id());
+                        tracing::error!(sink = pusher.sink, %error, "push task failed; its record is sent again after a restart");
+                        None
+                    }
+                };
+                if let Some(ticket) = finished {
                     if let Some(entry) = order.iter_mut().find(|(t, _, _)| *t == ticket) {
                         entry.2 = true;
                     }
@@ -91,16 +122,29 @@ pub(super) async fn send_all(
                         }
                     }
                 }
-                Ok(None) => {}
-                Err(error) => {
-                    tracing::error!(sink = pusher.sink, %error, "push task failed; its record is sent again after a restart");
-                }
             }
         }
+    }
+    if let Some(q) = waiting {
+        abandoned(&pusher, q.seq, u64::from(q.record.entries));
     }
     // The tasks see the same abort and end on their own; wait so their counts are final.
     while in_flight.join_next().await.is_some() {}
     tracing::debug!(sink = pusher.sink, "senders stopped");
+}
+
+/// Leaves a record handed out but not finished: it stays on disk and is sent after a restart,
+/// unless the full queue dropped its segment meanwhile; then it is lost here, and counted.
+fn abandoned(pusher: &Pusher, seq: u64, entries: u64) {
+    if !pusher.queue.holds(seq) {
+        SinkStats::add(&pusher.stats.dropped_samples, entries);
+    }
+}
+
+/// Splits the meta off a queued record: it stays with the sender, the body goes out.
+fn take_meta(mut q: Queued) -> (Queued, Vec<u8>) {
+    let meta = std::mem::take(&mut q.record.meta);
+    (q, meta)
 }
 
 /// Delivers one queued record and marks it done unless aborted; returns `ticket` once the
@@ -139,12 +183,8 @@ async fn push_one(
             tracing::error!(sink, status, entries, %body, "push rejected, its items dropped");
         }
         Delivery::Aborted => {
-            // Not done: the record stays on disk and is sent after a restart, unless the full
-            // queue dropped its segment meanwhile; then it is lost here, and counted.
             SinkStats::add(&stats.aborted_requests, 1);
-            if !pusher.queue.holds(q.seq) {
-                SinkStats::add(&stats.dropped_samples, entries);
-            }
+            abandoned(&pusher, q.seq, entries);
             return None;
         }
     }

@@ -12,19 +12,21 @@
 //!
 //! ```text
 //! len: u32 LE | crc32: u32 LE | payload (len bytes)
-//! payload = entries: u32 LE | text_bytes: u32 LE | meta_len: u32 LE | meta | body
+//! payload = entries: u32 LE | text_bytes: u32 LE | lane: u32 LE | meta_len: u32 LE | meta | body
 //! ```
 //!
 //! where `crc32` is the IEEE CRC of the payload, `entries` and `text_bytes` are what the body
 //! holds, for the sink's counters (log lines and their text size; samples and the body's
-//! size), `meta` is the sink's note about the record, handed back once it is delivered (the
+//! size), `lane` is the record's delivery lane (records of one lane are delivered one at a
+//! time, in queue order; different lanes in parallel), `meta` is the sink's note about the record, handed back once it is delivered (the
 //! Loki sink's: the file positions its lines end at; remote write's: empty), and `body` is the
 //! request body exactly as sent: a snappy-compressed protobuf `PushRequest` or
 //! `WriteRequest`, or empty for a record that only carries `meta` (nothing is sent for it).
 //! Each record is fsync'd before the collector that made it goes on.
 //!
-//! Version 1 segments (written before `meta`: `payload = entries | text_bytes | body`) are
-//! still read, their records with empty `meta`; new segments are always version 2.
+//! Version 1 segments (written before lanes and `meta`: `payload = entries | text_bytes |
+//! body`) are still read, their records in lane 0 with empty `meta`; new segments are always
+//! version 2.
 //!
 //! A crash can leave the last record torn (short, or with a CRC that does not match). Opening
 //! truncates the segment at the last good record with a warning; nothing before it is lost,
@@ -49,9 +51,10 @@ const VERSION_1: u8 = 1;
 pub(crate) const HEADER_LEN: u64 = 8;
 /// Bytes of a frame's `len` and `crc32`.
 const FRAME_HEAD: usize = 8;
-/// Bytes of the payload's `entries` and `text_bytes` (and, from version 2, `meta_len`).
+/// Bytes of the payload's `entries` and `text_bytes` (and, from version 2, `lane` and
+/// `meta_len`).
 const COUNTS_LEN_V1: usize = 8;
-const COUNTS_LEN: usize = 12;
+const COUNTS_LEN: usize = 16;
 /// The largest payload a frame may declare: far above any push body (a few MiB), so a
 /// corrupt length is caught before it allocates.
 const MAX_PAYLOAD: u32 = 256 << 20;
@@ -79,6 +82,8 @@ pub enum SegmentError {
 pub(crate) struct Record {
     pub entries: u32,
     pub text_bytes: u32,
+    /// Records of one lane are sent one at a time, in order.
+    pub lane: u32,
     /// Handed back by the sender once the record is delivered, in queue order.
     pub meta: Vec<u8>,
     /// The request body; empty when the record only carries `meta`.
@@ -96,6 +101,7 @@ impl Record {
         let mut payload = Vec::with_capacity(COUNTS_LEN + self.meta.len() + self.body.len());
         payload.extend_from_slice(&self.entries.to_le_bytes());
         payload.extend_from_slice(&self.text_bytes.to_le_bytes());
+        payload.extend_from_slice(&self.lane.to_le_bytes());
         payload.extend_from_slice(&(self.meta.len() as u32).to_le_bytes());
         payload.extend_from_slice(&self.meta);
         payload.extend_from_slice(&self.body);
@@ -246,15 +252,20 @@ fn decode_payload(payload: &[u8], version: u8) -> Option<Record> {
             payload.get(at..at + 4)?.try_into().ok()?,
         ))
     };
-    let (meta, body_at) = if version == VERSION_1 {
-        (Vec::new(), COUNTS_LEN_V1)
+    let (lane, meta, body_at) = if version == VERSION_1 {
+        (0, Vec::new(), COUNTS_LEN_V1)
     } else {
-        let meta_end = COUNTS_LEN.checked_add(word(8)? as usize)?;
-        (payload.get(COUNTS_LEN..meta_end)?.to_vec(), meta_end)
+        let meta_end = COUNTS_LEN.checked_add(word(12)? as usize)?;
+        (
+            word(8)?,
+            payload.get(COUNTS_LEN..meta_end)?.to_vec(),
+            meta_end,
+        )
     };
     Some(Record {
         entries: word(0)?,
         text_bytes: word(4)?,
+        lane,
         meta,
         body: payload.get(body_at..)?.to_vec(),
     })

@@ -11,6 +11,7 @@ fn rec(k: u8, len: usize) -> Record {
     Record {
         entries: u32::from(k) + 1,
         text_bytes: len as u32,
+        lane: 0,
         meta: Vec::new(),
         body: vec![k; len],
     }
@@ -320,6 +321,7 @@ async fn a_version_1_segment_is_still_read_with_empty_meta() {
 async fn meta_round_trips_and_a_reopen_hands_back_the_undelivered_records_meta() {
     let dir = tempfile::tempdir().unwrap();
     let with_meta = |k: u8, meta: &[u8], body: usize| Record {
+        lane: u32::from(k),
         meta: meta.to_vec(),
         ..rec(k, body)
     };
