@@ -203,13 +203,16 @@ pub async fn run_agent(cfg: AgentConfig, shutdown: CancellationToken) -> Result<
         ),
         false => None,
     };
+    let recovered = loki.recovered_positions();
     let tailer = TailConfig {
         pods_path: cfg.logs_path.clone(),
         globs: cfg.log_files.clone(),
         max_line_bytes: cfg.max_line_bytes,
         pods: Some(pods.clone()),
-        // Lines a previous run queued and did not deliver are not read again.
-        queued: loki.queued_positions(),
+        // Lines a previous run queued are not read again: those still queued are sent from
+        // the queue, those delivered after its last checkpoint write are checkpointed now.
+        queued: recovered.queued,
+        delivered: recovered.delivered,
         ..TailConfig::new(&cfg.node_name, &cfg.state_path)
     }
     .build()?;

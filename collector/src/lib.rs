@@ -97,8 +97,8 @@ pub use ship::{
     Secret,
 };
 pub use ship::{
-    Backoff, LogBatch, LokiConfig, LokiSink, MetricBatch, RemoteWriteConfig, RemoteWriteSink,
-    SinkStats, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_WAIT, DEFAULT_MAX_BACKOFF,
+    Backoff, LogBatch, LokiConfig, LokiSink, MetricBatch, RecoveredPositions, RemoteWriteConfig,
+    RemoteWriteSink, SinkStats, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_WAIT, DEFAULT_MAX_BACKOFF,
     DEFAULT_MAX_SAMPLES_PER_SEND, DEFAULT_METADATA_INTERVAL, DEFAULT_MIN_BACKOFF,
     DEFAULT_REMOTE_WRITE_QUEUE_MAX_BYTES, DEFAULT_REMOTE_WRITE_SHARDS, DEFAULT_REQUEST_TIMEOUT,
     MAX_RETRY_AFTER, REMOTE_WRITE_QUEUE_DIR, USER_AGENT,

@@ -492,6 +492,10 @@ async fn stress(scale: &'static Scale) -> String {
         receiver.refused.load(Ordering::Relaxed) > 0,
         "the outage was seen"
     );
+    assert_eq!(
+        out_of_order, 0,
+        "each file's lines arrive in order (first arrivals; re-sent copies aside)"
+    );
     format!(
         "tail stress: {total} lines in {} containers, {rotations} rotations, all \
          arrived in {elapsed:?}; {resent} re-sent identical entries, {out_of_order} first \

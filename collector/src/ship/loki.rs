@@ -63,6 +63,16 @@ impl LogBatch {
     }
 }
 
+/// File positions a previous run left in the queue.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RecoveredPositions {
+    /// Of pushes the receiver acknowledged (the queue's delivery mark covers them) that the
+    /// previous run may not have written to `positions.json` before it stopped.
+    pub delivered: Vec<Position>,
+    /// Of pushes still to be sent.
+    pub queued: Vec<Position>,
+}
+
 /// The Loki sink's settings.
 #[derive(Clone, Debug)]
 pub struct LokiConfig {
@@ -182,19 +192,26 @@ impl LokiSink {
         self.stats.clone()
     }
 
-    /// The positions of the lines a previous run left undelivered in the queue, in queue
-    /// order, for [`crate::tail::TailConfig::queued`]; empty after the first call. A record
-    /// whose positions cannot be read is skipped with a warning: its files are then read again
-    /// from their checkpoints, which duplicates lines but loses none.
-    pub fn queued_positions(&self) -> Vec<Position> {
-        let mut out = Vec::new();
-        for meta in self.pusher.queue.take_recovered_metas() {
-            match decode_positions(&meta) {
-                Some(positions) => out.extend(positions),
-                None => tracing::warn!("a queued push's file positions are unreadable"),
+    /// The positions of the lines a previous run left in the queue, in queue order, for the
+    /// tailer ([`crate::tail::TailConfig::queued`] and `delivered`); empty after the first
+    /// call. A record whose positions cannot be read is skipped with a warning: its files are
+    /// then read again from their checkpoints, which duplicates lines but loses none.
+    pub fn recovered_positions(&self) -> RecoveredPositions {
+        let metas = self.pusher.queue.take_recovered_metas();
+        let decode = |metas: Vec<Vec<u8>>| {
+            let mut out = Vec::new();
+            for meta in metas {
+                match decode_positions(&meta) {
+                    Some(positions) => out.extend(positions),
+                    None => tracing::warn!("a queued push's file positions are unreadable"),
+                }
             }
+            out
+        };
+        RecoveredPositions {
+            delivered: decode(metas.delivered),
+            queued: decode(metas.undelivered),
         }
-        out
     }
 
     /// Queues what arrives on `input` until it closes, then closes `acks` and sends what
@@ -659,9 +676,15 @@ mod tests {
 
         let server = TestServer::start(&[]).await;
         let sink = LokiConfig::new(&server.url, dir.path()).build().unwrap();
-        let queued = sink.queued_positions();
-        assert_eq!(queued.iter().map(|p| p.offset).collect::<Vec<_>>(), [5]);
-        assert!(sink.queued_positions().is_empty(), "taken once");
+        let recovered = sink.recovered_positions();
+        let offsets = |p: &[Position]| p.iter().map(|p| p.offset).collect::<Vec<_>>();
+        assert_eq!(offsets(&recovered.queued), [5]);
+        assert!(recovered.delivered.is_empty());
+        assert_eq!(
+            sink.recovered_positions(),
+            RecoveredPositions::default(),
+            "taken once"
+        );
         let (tx, rx) = mpsc::channel(16);
         let (ack_tx, mut ack_rx) = mpsc::unbounded_channel();
         drop(tx);

@@ -34,7 +34,9 @@ pub use forward::{
     render_metrics as render_forward_metrics, Auth, ForwardConfig, ForwardingAppender, QueueConfig,
     RemoteWriteQueue, Secret,
 };
-pub use loki::{LogBatch, LokiConfig, LokiSink, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_WAIT};
+pub use loki::{
+    LogBatch, LokiConfig, LokiSink, RecoveredPositions, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_WAIT,
+};
 pub use queue::{
     QueueConfig as LogQueueConfig, SegmentError as LogQueueError, WhenFull,
     DEFAULT_QUEUE_MAX_BYTES, DEFAULT_SEGMENT_BYTES, LOG_QUEUE_DIR,

@@ -216,6 +216,17 @@ impl Checkpoints {
         self.list.push(new);
     }
 
+    /// Records `new` unless the file's checkpoint is already past it.
+    pub fn record_if_further(&mut self, new: Checkpoint) {
+        let behind = self
+            .list
+            .iter()
+            .any(|c| same_file(c, &new) && (c.offset > new.offset || c.done && !new.done));
+        if !behind {
+            self.record(new);
+        }
+    }
+
     /// Keeps only the checkpoints `keep` says are still needed (a file that matches them
     /// still exists). Without this the file would grow forever as pods and rotations come
     /// and go.
@@ -488,6 +499,15 @@ mod tests {
             "reached: the queued position is not needed"
         );
         assert_eq!(found(&p), Some(250));
+
+        p.record_if_further(cp(&log, 1, &full, 240));
+        assert_eq!(
+            found(&p),
+            Some(250),
+            "a delivered position behind the checkpoint"
+        );
+        p.record_if_further(cp(&log, 1, &full, 260));
+        assert_eq!(found(&p), Some(260), "one past it");
     }
 
     #[test]

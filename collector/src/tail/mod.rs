@@ -106,9 +106,13 @@ pub struct TailConfig {
     /// container logs; none outside Kubernetes.
     pub pods: Option<SharedPods>,
     /// Positions of lines a previous run left undelivered in the Loki sink's queue
-    /// (`LokiSink::queued_positions`): reading resumes after them, and they are never written
-    /// to `positions.json` until the receiver acknowledges them.
+    /// (`LokiSink::recovered_positions`): reading resumes after them, and they are never
+    /// written to `positions.json` until the receiver acknowledges them.
     pub queued: Vec<Position>,
+    /// Positions of lines the receiver acknowledged that a previous run may have stopped
+    /// before checkpointing (the queue's delivered records still on disk): recorded as
+    /// checkpoints at start, where they are further than `positions.json`.
+    pub delivered: Vec<Position>,
 }
 
 impl TailConfig {
@@ -123,6 +127,7 @@ impl TailConfig {
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
             pods: None,
             queued: Vec::new(),
+            delivered: Vec::new(),
         }
     }
 
@@ -142,6 +147,9 @@ impl TailConfig {
             tracing::warn!(glob = %g, "wildcards are only expanded in the last path component; this glob matches nothing");
         }
         let mut checkpoints = Checkpoints::load(&self.state_path)?;
+        for p in &self.delivered {
+            checkpoints.record_if_further(p.clone().checkpoint());
+        }
         checkpoints.add_queued(self.queued.iter().cloned());
         Ok(Tailer {
             checkpoints,

@@ -131,7 +131,7 @@ impl QueueConfig {
             ..Index::default()
         };
         let mut skipped = (0u64, 0u64);
-        let mut recovered_metas = Vec::new();
+        let mut recovered_metas = RecoveredMetas::default();
         let mut cursor = Cursor {
             seq: 0,
             offset: segment::HEADER_LEN,
@@ -147,7 +147,8 @@ impl QueueConfig {
             let skip = if seq == mark.seq { mark.records } else { 0 };
             match segment::recover(&path, skip)? {
                 Some(r) if r.records > r.skipped => {
-                    recovered_metas.extend(r.metas);
+                    recovered_metas.delivered.extend(r.skipped_metas);
+                    recovered_metas.undelivered.extend(r.metas);
                     index.bytes += r.len;
                     index.unsent += r.records - r.skipped;
                     index.unsent_entries += r.entries - r.skipped_entries;
@@ -268,8 +269,8 @@ struct Shared {
     space: Notify,
     /// Signalled when a record is appended or the writer closes (the reader may go on).
     data: Notify,
-    /// The `meta` of the records a previous run left undelivered, until taken.
-    recovered_metas: Mutex<Vec<Vec<u8>>>,
+    /// The `meta` of the records a previous run left, until taken.
+    recovered_metas: Mutex<RecoveredMetas>,
 }
 
 impl Shared {
@@ -324,6 +325,16 @@ impl Shared {
         );
         Some(s.seq)
     }
+}
+
+/// What the records a previous run left say about themselves (their non-empty `meta`, in
+/// queue order).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct RecoveredMetas {
+    /// Records the delivery mark covers that are still on disk (the mark's segment).
+    pub delivered: Vec<Vec<u8>>,
+    /// Records not delivered, to be sent.
+    pub undelivered: Vec<Vec<u8>>,
 }
 
 /// The handle that marks records done; cheap to clone.
@@ -391,9 +402,9 @@ impl DiskQueue {
         self.shared.index().segs.iter().any(|s| s.seq == seq)
     }
 
-    /// The non-empty `meta` of every record a previous run left undelivered, in queue
-    /// order; empty after the first call.
-    pub fn take_recovered_metas(&self) -> Vec<Vec<u8>> {
+    /// The non-empty `meta` of the records a previous run left, in queue order; empty after
+    /// the first call.
+    pub fn take_recovered_metas(&self) -> RecoveredMetas {
         let mut metas = self
             .shared
             .recovered_metas

@@ -148,7 +148,8 @@ pub(crate) struct Recovered {
     pub skipped: u64,
     pub skipped_entries: u64,
     pub skip_offset: u64,
-    /// The non-empty `meta` of the records after the skipped ones, in order.
+    /// The non-empty `meta` of the skipped records, and of the records after them, in order.
+    pub skipped_metas: Vec<Vec<u8>>,
     pub metas: Vec<Vec<u8>>,
 }
 
@@ -168,16 +169,18 @@ pub(crate) fn recover(path: &Path, skip: u64) -> Result<Option<Recovered>, Segme
     let mut at = HEADER_LEN as usize;
     let (mut records, mut entries) = (0u64, 0u64);
     let (mut skipped_entries, mut skip_offset) = (0u64, at as u64);
-    let mut metas = Vec::new();
+    let (mut skipped_metas, mut metas) = (Vec::new(), Vec::new());
     while let Some((record, next)) = decode_at(&bytes, at, version) {
         records += 1;
         entries += u64::from(record.entries);
         at = next;
+        let meta = (!record.meta.is_empty()).then_some(record.meta);
         if records <= skip {
             skipped_entries = entries;
             skip_offset = at as u64;
-        } else if !record.meta.is_empty() {
-            metas.push(record.meta);
+            skipped_metas.extend(meta);
+        } else {
+            metas.extend(meta);
         }
     }
     if at < bytes.len() {
@@ -198,6 +201,7 @@ pub(crate) fn recover(path: &Path, skip: u64) -> Result<Option<Recovered>, Segme
         skipped: records.min(skip),
         skipped_entries,
         skip_offset,
+        skipped_metas,
         metas,
     }))
 }

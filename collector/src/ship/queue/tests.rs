@@ -334,15 +334,26 @@ async fn meta_round_trips_and_a_reopen_hands_back_the_undelivered_records_meta()
         let first = reader.next().await.unwrap();
         assert_eq!(first.record, with_meta(1, b"first", 10));
         queue.done(first.seq, first.nth, 1, 2).await;
-        assert!(queue.take_recovered_metas().is_empty(), "a fresh queue");
+        assert_eq!(
+            queue.take_recovered_metas(),
+            RecoveredMetas::default(),
+            "a fresh queue"
+        );
     }
     let (_writer, mut reader, queue) = cfg(dir.path()).open().unwrap();
     assert_eq!(
         queue.take_recovered_metas(),
-        [b"third".to_vec(), b"fourth".to_vec()],
-        "the delivered record's meta is not handed back, empty metas are left out"
+        RecoveredMetas {
+            delivered: vec![b"first".to_vec()],
+            undelivered: vec![b"third".to_vec(), b"fourth".to_vec()],
+        },
+        "the delivered record's meta is told apart, empty metas are left out"
     );
-    assert!(queue.take_recovered_metas().is_empty(), "taken once");
+    assert_eq!(
+        queue.take_recovered_metas(),
+        RecoveredMetas::default(),
+        "taken once"
+    );
     assert_eq!(reader.next().await.unwrap().record, with_meta(2, b"", 10));
     assert_eq!(
         reader.next().await.unwrap().record,
