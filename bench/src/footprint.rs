@@ -3,7 +3,7 @@
 //!
 //! - the Vigil agent (`vigil agent`) collects node metrics from the real /proc and /sys, the
 //!   containers of a fake cgroup v2 tree (`cgroups.rs`; pod names from a fake API server's
-//!   pod list), and scrapes the benchmark's app targets (`targets.rs`), every 15 s;
+//!   pod list; one idle `sleep` process per container, counted on neither side), and scrapes the benchmark's app targets (`targets.rs`), every 15 s;
 //! - the pair, Prometheus 2.42 in agent mode and node_exporter 1.5, scrapes the same app
 //!   targets, node_exporter, and a `/metrics/cadvisor` target replaying the container series
 //!   the Vigil agent shipped (Prometheus reads no cgroups; on a real node the kubelet serves
@@ -290,7 +290,7 @@ pub async fn run(mut args: FootprintArgs) -> anyhow::Result<String> {
     eprintln!("files under {}", dir.display());
 
     // The node, its pods and the API server that lists them.
-    let node = cgroups::Node::create(dir, NODE_NAME, args.pods, std::process::id(), args.seed)?;
+    let node = cgroups::Node::create(dir, NODE_NAME, args.pods, args.seed)?;
     let containers = node.containers();
     let api = loopback::spawn(
         "api-server",
@@ -587,7 +587,7 @@ fn report(s: &Setup, usage: &[Usage], tallies: &[sink::Tally; 2]) -> String {
         jobs.row(vec![job.clone(), cell(&tallies[0]), cell(&tallies[1])]);
     }
     format!(
-        "Footprint over {:.1} min at 15 s: {} app targets (~200 series each), real /proc and /sys, {} pods = {} container cgroups in a fake cgroup v2 tree. \
+        "Footprint over {:.1} min at 15 s: {} app targets (~200 series each), real /proc and /sys, {} pods = {} container cgroups in a fake cgroup v2 tree, one process each. \
          Prometheus scrapes node_exporter for node metrics and a /metrics/cadvisor target replaying the {} container series Vigil shipped.\n\n{}\n{}\n{}",
         s.minutes,
         s.targets,

@@ -5,13 +5,16 @@
 //! containers' CPU and memory between collections, as running containers do.
 //!
 //! The files follow the kernel's formats as the collector's fixtures write them
-//! (`collector/src/cadvisor/tests.rs`). Each container cgroup lists the benchmark's own pid,
-//! so the agent's per-process reads (open files, the pod's `net/dev`) are real reads.
+//! (`collector/src/cadvisor/tests.rs`). Each container cgroup lists a process of its own (a
+//! `sleep` started for it and killed with the node), as each container on a node runs its own
+//! processes: the agent's per-process reads (open files, the pod's `net/dev`) are real reads of
+//! distinct pids, so nothing it keeps by pid is flattered by one pid seen 200 times.
 
 use crate::gen::Rng;
 use anyhow::Context;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 
 /// Namespaces the pods are spread over.
 const NAMESPACES: &[&str] = &["shop", "payments", "search", "monitoring", "default"];
@@ -43,6 +46,8 @@ pub struct Node {
     pub sysfs: PathBuf,
     pub pod_list: Value,
     containers: Vec<Cgroup>,
+    /// One long-lived process per container cgroup, the one its `cgroup.procs` lists.
+    processes: Processes,
     ticks: u64,
     /// Set when the run is over: no more writes, so the tree can be removed.
     stopped: bool,
@@ -50,14 +55,8 @@ pub struct Node {
 
 impl Node {
     /// Builds the sysfs under `root` with `pods` pods (two container cgroups each) on node
-    /// `node_name`; `pid` is listed in every container cgroup.
-    pub fn create(
-        root: &Path,
-        node_name: &str,
-        pods: usize,
-        pid: u32,
-        seed: u64,
-    ) -> anyhow::Result<Node> {
+    /// `node_name`, starting one process per container cgroup to list in it.
+    pub fn create(root: &Path, node_name: &str, pods: usize, seed: u64) -> anyhow::Result<Node> {
         let sysfs = root.join("sys");
         link_real_sysfs(&sysfs)?;
         let cg = sysfs.join("fs/cgroup");
@@ -84,6 +83,7 @@ impl Node {
         let kubepods = cg.join("kubepods.slice");
         let mut items = Vec::with_capacity(pods);
         let mut containers = Vec::with_capacity(2 * pods);
+        let mut processes = Processes(Vec::with_capacity(2 * pods));
         for i in 0..pods {
             let uid = uuid(&mut rng);
             let namespace = NAMESPACES[i % NAMESPACES.len()];
@@ -109,6 +109,7 @@ impl Node {
             cgroup_files(&pod_dir, "", 0, &device, limit)?;
             for (id, memory) in [(&app_id, rng.range(3e7, 4e8) as u64), (&pause_id, 700_000)] {
                 let dir = pod_dir.join(format!("cri-containerd-{id}.scope"));
+                let pid = processes.start()?;
                 cgroup_files(&dir, &format!("{pid}\n"), memory, &device, limit)?;
                 containers.push(Cgroup {
                     dir,
@@ -147,6 +148,7 @@ impl Node {
             sysfs,
             pod_list,
             containers,
+            processes,
             ticks: 0,
             stopped: false,
         };
@@ -159,9 +161,11 @@ impl Node {
         self.containers.len()
     }
 
-    /// Ends the ticks: later calls to [`Node::tick`] write nothing.
+    /// Ends the ticks (later calls to [`Node::tick`] write nothing) and the containers'
+    /// processes.
     pub fn stop(&mut self) {
         self.stopped = true;
+        self.processes.end();
     }
 
     /// Moves every container on by one interval: CPU counters grow, memory wobbles. Files
@@ -203,6 +207,42 @@ impl Node {
             )?;
         }
         Ok(())
+    }
+}
+
+/// The containers' processes, killed (and reaped) on drop.
+#[derive(Debug)]
+struct Processes(Vec<Child>);
+
+impl Processes {
+    /// Starts one more idle process and returns its pid.
+    fn start(&mut self) -> anyhow::Result<u32> {
+        let child = Command::new("sleep")
+            .arg("100000")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("start a container's process (sleep)")?;
+        let pid = child.id();
+        self.0.push(child);
+        Ok(pid)
+    }
+
+    /// Kills and reaps every process started.
+    fn end(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+        }
+        for mut child in self.0.drain(..) {
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        self.end();
     }
 }
 
@@ -316,8 +356,15 @@ mod tests {
     #[test]
     fn builds_a_v2_tree_the_collector_recognises() {
         let dir = tempfile::tempdir().unwrap();
-        let mut node = Node::create(dir.path(), "n1", 6, 4242, 7).unwrap();
+        let mut node = Node::create(dir.path(), "n1", 6, 7).unwrap();
         assert_eq!(node.containers(), 12);
+        let pids: Vec<u32> = node.processes.0.iter().map(Child::id).collect();
+        assert_eq!(pids.len(), 12);
+        let distinct: std::collections::BTreeSet<u32> = pids.iter().copied().collect();
+        assert_eq!(distinct.len(), 12, "one process per container");
+        assert!(pids
+            .iter()
+            .all(|p| Path::new(&format!("/proc/{p}")).exists()));
         let cg = node.sysfs.join("fs/cgroup");
         assert!(cg.join("cgroup.controllers").is_file());
         // Real sysfs entries are linked beside the fake tree.
@@ -326,7 +373,8 @@ mod tests {
         }
         let items = node.pod_list["items"].as_array().unwrap();
         assert_eq!(items.len(), 6);
-        // Each pod's app container is named in its status and has a scope with our pid.
+        // Each pod's app container is named in its status and has a scope listing a live
+        // process of its own.
         for (pod, qos) in items.iter().zip(QOS.iter().cycle()) {
             let uid = pod["metadata"]["uid"].as_str().unwrap();
             assert_eq!(uid.len(), 36);
@@ -346,10 +394,9 @@ mod tests {
                 .join("kubepods.slice")
                 .join(unit)
                 .join(format!("cri-containerd-{id}.scope"));
-            assert_eq!(
-                std::fs::read_to_string(scope.join("cgroup.procs")).unwrap(),
-                "4242\n"
-            );
+            let procs = std::fs::read_to_string(scope.join("cgroup.procs")).unwrap();
+            let pid: u32 = procs.trim().parse().unwrap();
+            assert!(pids.contains(&pid), "{procs}");
         }
         let stat =
             |node: &Node| std::fs::read_to_string(node.containers[0].dir.join("cpu.stat")).unwrap();
@@ -360,6 +407,12 @@ mod tests {
         node.stop();
         node.tick().unwrap();
         assert_eq!(stat(&node), moved, "a stopped node writes nothing");
+        for p in pids {
+            // Killed and reaped: the pid is gone (or, rarely, already reused by another).
+            let status = std::fs::read_to_string(format!("/proc/{p}/cmdline")).unwrap_or_default();
+            assert!(!status.starts_with("sleep\x00100000"), "pid {p} still runs");
+        }
+        assert!(node.processes.0.is_empty());
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! `memory.stat` and its swap comes from `<procfs>/meminfo`, as runc emulates it for cAdvisor.
 
 use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
@@ -18,6 +20,37 @@ const V1_CONTROLLERS: &[&str] = &["cpu", "cpuacct", "memory", "blkio", "pids"];
 const USER_HZ: u64 = 100;
 /// cAdvisor reports a memory limit above this as 0 (unlimited).
 const UNLIMITED_MEMORY: u64 = 1 << 62;
+/// Bytes read of one cgroup file at most; the largest (`memory.stat`, `io.stat` of a host
+/// with many disks) are a few KiB.
+const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// Reads cgroup files through one path and one buffer kept across cgroups and collections,
+/// so the thousands of small reads of a collection allocate nothing once warm. It also skips
+/// std's size probe (`statx` + `lseek` per file), useless on pseudo-files that report a size
+/// of 0 or 4096.
+#[derive(Debug, Default)]
+pub(crate) struct Reader {
+    path: PathBuf,
+    buf: Vec<u8>,
+}
+
+impl Reader {
+    /// The text of `dir/name`; `None` when it cannot be opened, read, or is not UTF-8.
+    fn read(&mut self, dir: &Path, name: &str) -> Option<&str> {
+        self.path.clear();
+        self.path.push(dir);
+        self.path.push(name);
+        let file = File::open(&self.path).ok()?;
+        self.buf.clear();
+        // `Take` has no size hint, so this is plain read(2) calls into the kept buffer.
+        file.take(MAX_FILE_BYTES).read_to_end(&mut self.buf).ok()?;
+        std::str::from_utf8(&self.buf).ok()
+    }
+
+    fn number(&mut self, dir: &Path, name: &str) -> Option<u64> {
+        self.read(dir, name).and_then(number)
+    }
+}
 
 /// Which cgroup layout the host has.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -155,89 +188,115 @@ impl Tree {
         }
     }
 
-    /// Reads the statistics of one cgroup.
-    pub fn stats(&self, cgroup: &str) -> Stats {
+    /// Reads the statistics of one cgroup through `r`.
+    pub fn stats(&self, cgroup: &str, r: &mut Reader) -> Stats {
         match self.version {
-            Version::V2 => self.stats_v2(cgroup),
-            Version::V1 => self.stats_v1(cgroup),
+            Version::V2 => self.stats_v2(cgroup, r),
+            Version::V1 => self.stats_v1(cgroup, r),
         }
     }
 
-    fn stats_v2(&self, cgroup: &str) -> Stats {
+    fn stats_v2(&self, cgroup: &str, r: &mut Reader) -> Stats {
         let dir = self.dir("", cgroup);
-        let file = |name: &str| read(&dir.join(name));
         let mut s = Stats::default();
-        if let Some(cpu) = file("cpu.stat") {
-            let key = |k| keyed(&cpu, k);
-            s.cpu_usage_ns = key("usage_usec").map(|v| v.saturating_mul(1000));
-            s.cpu_user_ns = key("user_usec").map(|v| v.saturating_mul(1000));
-            s.cpu_system_ns = key("system_usec").map(|v| v.saturating_mul(1000));
-            if let (Some(p), Some(t), Some(us)) = (
-                key("nr_periods"),
-                key("nr_throttled"),
-                key("throttled_usec"),
-            ) {
+        if let Some(cpu) = r.read(&dir, "cpu.stat") {
+            let [usage, user, system, periods, throttled, throttled_us] = keyed_many(
+                cpu,
+                [
+                    "usage_usec",
+                    "user_usec",
+                    "system_usec",
+                    "nr_periods",
+                    "nr_throttled",
+                    "throttled_usec",
+                ],
+            );
+            s.cpu_usage_ns = usage.map(|v| v.saturating_mul(1000));
+            s.cpu_user_ns = user.map(|v| v.saturating_mul(1000));
+            s.cpu_system_ns = system.map(|v| v.saturating_mul(1000));
+            if let (Some(p), Some(t), Some(us)) = (periods, throttled, throttled_us) {
                 s.cfs = Some((p, t, us.saturating_mul(1000)));
             }
         }
-        if let Some((quota, period)) = file("cpu.max").as_deref().and_then(parse_cpu_max) {
+        if let Some((quota, period)) = r.read(&dir, "cpu.max").and_then(parse_cpu_max) {
             s.spec_cpu_period = Some(period);
             s.spec_cpu_quota = quota;
         }
-        s.spec_cpu_shares = file("cpu.weight")
-            .and_then(|w| number(&w))
-            .map(weight_to_shares);
-        let memory_stat = file("memory.stat");
-        let mem_key = |k| memory_stat.as_deref().and_then(|m| keyed(m, k));
-        s.memory_usage = file("memory.current").and_then(|v| number(&v));
+        s.spec_cpu_shares = r.number(&dir, "cpu.weight").map(weight_to_shares);
+        // One pass over memory.stat for every key used below.
+        let memory_stat = r.read(&dir, "memory.stat").map(|m| {
+            keyed_many(
+                m,
+                [
+                    "anon",
+                    "file",
+                    "inactive_file",
+                    "active_file",
+                    "file_mapped",
+                    "pgfault",
+                    "pgmajfault",
+                ],
+            )
+        });
+        let [anon, file, inactive_file, active_file, file_mapped, pgfault, pgmajfault] =
+            memory_stat.unwrap_or_default();
+        s.memory_usage = r.number(&dir, "memory.current");
         if let Some(usage) = s.memory_usage {
-            s.memory_working_set =
-                Some(usage.saturating_sub(mem_key("inactive_file").unwrap_or(0)));
+            s.memory_working_set = Some(usage.saturating_sub(inactive_file.unwrap_or(0)));
             // runc reads swap as swap.current on top of memory.current, then cAdvisor
             // subtracts memory.current again: the result is swap.current.
-            s.memory_swap = file("memory.swap.current").and_then(|v| number(&v));
+            s.memory_swap = r.number(&dir, "memory.swap.current");
         }
         if s.memory_usage.is_none() && cgroup == "/" {
-            self.root_memory_v2(&mut s, memory_stat.as_deref());
+            if memory_stat.is_some() {
+                self.root_memory_v2(&mut s, r, (anon, file, inactive_file));
+            }
         } else if s.memory_usage.is_some() {
-            s.memory_max_usage = Some(file("memory.peak").and_then(|v| number(&v)).unwrap_or(0));
+            s.memory_max_usage = Some(r.number(&dir, "memory.peak").unwrap_or(0));
         }
-        s.memory_rss = mem_key("anon");
-        s.memory_cache = mem_key("file");
-        s.memory_mapped_file = mem_key("file_mapped");
-        s.memory_active_file = mem_key("active_file");
-        s.memory_inactive_file = mem_key("inactive_file");
+        s.memory_rss = anon;
+        s.memory_cache = file;
+        s.memory_mapped_file = file_mapped;
+        s.memory_active_file = active_file;
+        s.memory_inactive_file = inactive_file;
         // v2 counts faults hierarchically only; cAdvisor reports the figure for both scopes.
-        s.pgfault = mem_key("pgfault").map(|v| (v, v));
-        s.pgmajfault = mem_key("pgmajfault").map(|v| (v, v));
-        for (i, resource) in ["cpu", "memory", "io"].iter().enumerate() {
-            s.pressure[i] = file(&format!("{resource}.pressure")).and_then(|t| parse_pressure(&t));
+        s.pgfault = pgfault.map(|v| (v, v));
+        s.pgmajfault = pgmajfault.map(|v| (v, v));
+        for (i, resource) in ["cpu.pressure", "memory.pressure", "io.pressure"]
+            .iter()
+            .enumerate()
+        {
+            s.pressure[i] = r.read(&dir, resource).and_then(parse_pressure);
         }
         if s.spec_memory_limit.is_none() {
-            s.spec_memory_limit = file("memory.max").as_deref().and_then(parse_limit);
+            s.spec_memory_limit = r.read(&dir, "memory.max").and_then(parse_limit);
         }
-        s.oom_kills = file("memory.events").and_then(|e| keyed(&e, "oom_kill"));
-        s.io = file("io.stat")
-            .map(|t| parse_io_stat(&t))
+        s.oom_kills = r
+            .read(&dir, "memory.events")
+            .and_then(|e| keyed(e, "oom_kill"));
+        s.io = r
+            .read(&dir, "io.stat")
+            .map(parse_io_stat)
             .unwrap_or_default();
-        self.pids(&mut s, "pids", cgroup);
-        self.procs_and_start(&mut s, &["" as &str], cgroup);
+        self.pids(&mut s, r, "pids", cgroup);
+        self.procs_and_start(&mut s, r, &["" as &str], cgroup);
         s
     }
 
     /// The v2 root's memory, which has no `memory.current`: usage is `anon + file`, swap is
     /// the host's swap in use, the limit is none and no peak is known.
-    fn root_memory_v2(&self, s: &mut Stats, memory_stat: Option<&str>) {
-        let Some(stat) = memory_stat else { return };
-        let usage = keyed(stat, "anon")
-            .unwrap_or(0)
-            .saturating_add(keyed(stat, "file").unwrap_or(0));
+    fn root_memory_v2(
+        &self,
+        s: &mut Stats,
+        r: &mut Reader,
+        (anon, file, inactive_file): (Option<u64>, Option<u64>, Option<u64>),
+    ) {
+        let usage = anon.unwrap_or(0).saturating_add(file.unwrap_or(0));
         s.memory_usage = Some(usage);
-        s.memory_working_set =
-            Some(usage.saturating_sub(keyed(stat, "inactive_file").unwrap_or(0)));
+        s.memory_working_set = Some(usage.saturating_sub(inactive_file.unwrap_or(0)));
         s.memory_max_usage = Some(0);
         s.spec_memory_limit = Some(0);
-        s.memory_swap = read(&self.procfs.join("meminfo")).and_then(|m| {
+        s.memory_swap = r.read(&self.procfs, "meminfo").and_then(|m| {
             let kib = |key: &str| {
                 m.lines()
                     .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
@@ -251,94 +310,117 @@ impl Tree {
         });
     }
 
-    fn stats_v1(&self, cgroup: &str) -> Stats {
-        let file = |controller: &str, name: &str| read(&self.dir(controller, cgroup).join(name));
+    fn stats_v1(&self, cgroup: &str, r: &mut Reader) -> Stats {
+        let cpuacct = self.dir("cpuacct", cgroup);
+        let cpu = self.dir("cpu", cgroup);
+        let memory = self.dir("memory", cgroup);
+        let blkio = self.dir("blkio", cgroup);
         let mut s = Stats {
-            cpu_usage_ns: file("cpuacct", "cpuacct.usage").and_then(|v| number(&v)),
+            cpu_usage_ns: r.number(&cpuacct, "cpuacct.usage"),
             ..Stats::default()
         };
-        if let Some(stat) = file("cpuacct", "cpuacct.stat") {
+        if let Some(stat) = r.read(&cpuacct, "cpuacct.stat") {
             let tick_ns = 1_000_000_000 / USER_HZ;
-            s.cpu_user_ns = keyed(&stat, "user").map(|t| t.saturating_mul(tick_ns));
-            s.cpu_system_ns = keyed(&stat, "system").map(|t| t.saturating_mul(tick_ns));
+            let [user, system] = keyed_many(stat, ["user", "system"]);
+            s.cpu_user_ns = user.map(|t| t.saturating_mul(tick_ns));
+            s.cpu_system_ns = system.map(|t| t.saturating_mul(tick_ns));
         }
-        if let Some(cpu) = file("cpu", "cpu.stat") {
-            if let (Some(p), Some(t), Some(ns)) = (
-                keyed(&cpu, "nr_periods"),
-                keyed(&cpu, "nr_throttled"),
-                keyed(&cpu, "throttled_time"),
-            ) {
+        if let Some(stat) = r.read(&cpu, "cpu.stat") {
+            if let [Some(p), Some(t), Some(ns)] =
+                keyed_many(stat, ["nr_periods", "nr_throttled", "throttled_time"])
+            {
                 s.cfs = Some((p, t, ns));
             }
         }
-        s.spec_cpu_period = file("cpu", "cpu.cfs_period_us").and_then(|v| number(&v));
+        s.spec_cpu_period = r.number(&cpu, "cpu.cfs_period_us");
         // -1 means no quota; it does not parse as u64 and is left out, as cAdvisor does.
-        s.spec_cpu_quota = file("cpu", "cpu.cfs_quota_us")
-            .and_then(|v| number(&v))
-            .filter(|q| *q > 0);
-        s.spec_cpu_shares = file("cpu", "cpu.shares").and_then(|v| number(&v));
-        let memory_stat = file("memory", "memory.stat");
+        s.spec_cpu_quota = r.number(&cpu, "cpu.cfs_quota_us").filter(|q| *q > 0);
+        s.spec_cpu_shares = r.number(&cpu, "cpu.shares");
         // `total_*` covers the cgroup's descendants (use_hierarchy, always on since 5.x).
-        let mem_key = |k: &str| {
-            memory_stat
-                .as_deref()
-                .and_then(|m| keyed(m, &format!("total_{k}")).or_else(|| keyed(m, k)))
-        };
-        s.memory_usage = file("memory", "memory.usage_in_bytes").and_then(|v| number(&v));
+        let m = r
+            .read(&memory, "memory.stat")
+            .map(|m| {
+                keyed_many(
+                    m,
+                    [
+                        "total_inactive_file",
+                        "inactive_file",
+                        "total_rss",
+                        "rss",
+                        "total_cache",
+                        "cache",
+                        "total_swap",
+                        "swap",
+                        "total_mapped_file",
+                        "mapped_file",
+                        "total_active_file",
+                        "active_file",
+                        "pgfault",
+                        "total_pgfault",
+                        "pgmajfault",
+                        "total_pgmajfault",
+                    ],
+                )
+            })
+            .unwrap_or_default();
+        let hierarchical = |i: usize| m[i].or(m[i + 1]);
+        s.memory_usage = r.number(&memory, "memory.usage_in_bytes");
         if let Some(usage) = s.memory_usage {
-            s.memory_working_set =
-                Some(usage.saturating_sub(mem_key("inactive_file").unwrap_or(0)));
+            s.memory_working_set = Some(usage.saturating_sub(hierarchical(0).unwrap_or(0)));
         }
-        s.memory_rss = mem_key("rss");
-        s.memory_cache = mem_key("cache");
-        s.memory_swap = mem_key("swap");
-        s.memory_failcnt = file("memory", "memory.failcnt").and_then(|v| number(&v));
+        s.memory_rss = hierarchical(2);
+        s.memory_cache = hierarchical(4);
+        s.memory_swap = hierarchical(6);
+        s.memory_failcnt = r.number(&memory, "memory.failcnt");
         if s.memory_usage.is_some() {
-            s.memory_max_usage = Some(
-                file("memory", "memory.max_usage_in_bytes")
-                    .and_then(|v| number(&v))
-                    .unwrap_or(0),
-            );
-            s.memory_kernel = file("memory", "memory.kmem.usage_in_bytes").and_then(|v| number(&v));
+            s.memory_max_usage = Some(r.number(&memory, "memory.max_usage_in_bytes").unwrap_or(0));
+            s.memory_kernel = r.number(&memory, "memory.kmem.usage_in_bytes");
         }
-        s.memory_mapped_file = mem_key("mapped_file");
-        s.memory_active_file = mem_key("active_file");
-        s.memory_inactive_file = mem_key("inactive_file");
+        s.memory_mapped_file = hierarchical(8);
+        s.memory_active_file = hierarchical(10);
+        s.memory_inactive_file = hierarchical(0);
         // The cgroup's own count, and its hierarchy's where the kernel gives one.
-        let faults = |k: &str| {
-            let m = memory_stat.as_deref()?;
-            let own = keyed(m, k)?;
-            Some((own, keyed(m, &format!("total_{k}")).unwrap_or(own)))
-        };
-        s.pgfault = faults("pgfault");
-        s.pgmajfault = faults("pgmajfault");
-        s.spec_memory_limit = file("memory", "memory.limit_in_bytes")
-            .as_deref()
+        let faults = |own: Option<u64>, total: Option<u64>| own.map(|o| (o, total.unwrap_or(o)));
+        s.pgfault = faults(m[12], m[13]);
+        s.pgmajfault = faults(m[14], m[15]);
+        s.spec_memory_limit = r
+            .read(&memory, "memory.limit_in_bytes")
             .and_then(parse_limit);
-        s.oom_kills = file("memory", "memory.oom_control").and_then(|c| keyed(&c, "oom_kill"));
+        s.oom_kills = r
+            .read(&memory, "memory.oom_control")
+            .and_then(|c| keyed(c, "oom_kill"));
         // The recursive file covers descendants; it is empty on kernels that only account
         // throttled I/O, which is then read instead (runc does the same).
-        let blkio = |name: &str| file("blkio", name).filter(|t| !t.trim().is_empty());
-        if let Some(bytes) = blkio("blkio.io_service_bytes_recursive")
-            .or_else(|| blkio("blkio.throttle.io_service_bytes_recursive"))
-            .or_else(|| blkio("blkio.throttle.io_service_bytes"))
-        {
-            let ops = blkio("blkio.io_serviced_recursive")
-                .or_else(|| blkio("blkio.throttle.io_serviced_recursive"))
-                .or_else(|| blkio("blkio.throttle.io_serviced"))
-                .unwrap_or_default();
+        let mut blkio_file = |names: [&str; 3]| {
+            names.iter().find_map(|name| {
+                r.read(&blkio, name)
+                    .filter(|t| !t.trim().is_empty())
+                    .map(str::to_owned)
+            })
+        };
+        if let Some(bytes) = blkio_file([
+            "blkio.io_service_bytes_recursive",
+            "blkio.throttle.io_service_bytes_recursive",
+            "blkio.throttle.io_service_bytes",
+        ]) {
+            let ops = blkio_file([
+                "blkio.io_serviced_recursive",
+                "blkio.throttle.io_serviced_recursive",
+                "blkio.throttle.io_serviced",
+            ])
+            .unwrap_or_default();
             s.io = parse_blkio(&bytes, &ops);
         }
-        self.pids(&mut s, "pids", cgroup);
-        self.procs_and_start(&mut s, V1_CONTROLLERS, cgroup);
+        self.pids(&mut s, r, "pids", cgroup);
+        self.procs_and_start(&mut s, r, V1_CONTROLLERS, cgroup);
         s
     }
 
-    fn pids(&self, s: &mut Stats, controller: &str, cgroup: &str) {
+    fn pids(&self, s: &mut Stats, r: &mut Reader, controller: &str, cgroup: &str) {
         let dir = self.dir(controller, cgroup);
-        s.threads = read(&dir.join("pids.current")).and_then(|v| number(&v));
+        s.threads = r.number(&dir, "pids.current");
         if s.threads.is_some() {
-            s.threads_max = read(&dir.join("pids.max")).and_then(|v| match v.trim() {
+            s.threads_max = r.read(&dir, "pids.max").and_then(|v| match v.trim() {
                 "max" => Some(0),
                 n => n.parse().ok(),
             });
@@ -347,11 +429,11 @@ impl Tree {
 
     /// `cgroup.procs` (processes directly in the cgroup) and the start time: the oldest
     /// directory modification time over the hierarchies, as cAdvisor takes it.
-    fn procs_and_start(&self, s: &mut Stats, controllers: &[&str], cgroup: &str) {
+    fn procs_and_start(&self, s: &mut Stats, r: &mut Reader, controllers: &[&str], cgroup: &str) {
         for c in controllers {
             let dir = self.dir(c, cgroup);
             if s.processes.is_none() {
-                if let Some(text) = read(&dir.join("cgroup.procs")) {
+                if let Some(text) = r.read(&dir, "cgroup.procs") {
                     s.pids = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
                     s.processes = Some(s.pids.len() as u64);
                 }
@@ -393,10 +475,6 @@ fn walk(dir: &Path, prefix: &str, out: &mut BTreeSet<String>) {
     }
 }
 
-fn read(path: &Path) -> Option<String> {
-    std::fs::read_to_string(path).ok()
-}
-
 fn number(text: &str) -> Option<u64> {
     text.trim().parse().ok()
 }
@@ -407,6 +485,22 @@ pub(crate) fn keyed(text: &str, key: &str) -> Option<u64> {
         let (k, v) = line.split_once(' ')?;
         (k == key).then(|| number(v)).flatten()
     })
+}
+
+/// The values of `keys` in a flat-keyed file, in one pass; each as [`keyed`] finds it.
+pub(crate) fn keyed_many<const N: usize>(text: &str, keys: [&str; N]) -> [Option<u64>; N] {
+    let mut out = [None; N];
+    for line in text.lines() {
+        let Some((k, v)) = line.split_once(' ') else {
+            continue;
+        };
+        if let Some(i) = keys.iter().position(|key| *key == k) {
+            if out[i].is_none() {
+                out[i] = number(v);
+            }
+        }
+    }
+    out
 }
 
 /// `cpu.max`: `<quota|max> <period>` → (quota when set, period).
@@ -568,6 +662,30 @@ mod tests {
         );
         assert_eq!(parse_pressure("garbage\n"), None);
         assert_eq!(parse_pressure(""), None);
+    }
+
+    #[test]
+    fn keyed_many_finds_what_keyed_finds() {
+        let text = "anon 10\nfile x\nfile 20\ntotal_anon 30\nnoval\nanon 99\n";
+        let keys = ["anon", "file", "total_anon", "missing", "noval"];
+        let many = keyed_many(text, keys);
+        for (key, got) in keys.iter().zip(many) {
+            assert_eq!(got, keyed(text, key), "{key}");
+        }
+        assert_eq!(many, [Some(10), Some(20), Some(30), None, None]);
+    }
+
+    #[test]
+    fn reader_reuses_its_buffer_and_reports_missing_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a"), "long text here\n").unwrap();
+        std::fs::write(dir.path().join("b"), "7\n").unwrap();
+        let mut r = Reader::default();
+        assert_eq!(r.read(dir.path(), "a"), Some("long text here\n"));
+        // A shorter file after a longer one leaves nothing of the first behind.
+        assert_eq!(r.number(dir.path(), "b"), Some(7));
+        assert_eq!(r.read(dir.path(), "b"), Some("7\n"));
+        assert_eq!(r.read(dir.path(), "missing"), None);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! HELP texts (cAdvisor v0.53's), types and labels: `container, id, image, name, namespace,
 //! pod` on every series, plus `cpu`, `device` or `interface` where cAdvisor adds them. Pure.
 
-use crate::family::{Family, MetricType};
+use crate::family::{Family, MetricType, SharedLabels};
 
 use super::cgroup::Stats;
 
@@ -19,15 +19,16 @@ pub(crate) struct Base {
 }
 
 impl Base {
-    fn labels(&self) -> Vec<(&'static str, String)> {
-        vec![
+    /// The six labels, built once per collection and shared by the cgroup's every series.
+    fn labels(&self) -> SharedLabels {
+        SharedLabels::from([
             ("container", self.container.clone()),
             ("id", self.id.clone()),
             ("image", self.image.clone()),
             ("name", self.name.clone()),
             ("namespace", self.namespace.clone()),
             ("pod", self.pod.clone()),
-        ]
+        ])
     }
 }
 
@@ -444,19 +445,18 @@ fn net(c: &Container, f: fn(&Interface) -> u64) -> Vec<(Extra, f64)> {
 /// The families of `containers`, in name order, with empty families left out; `now_s` is
 /// `container_last_seen`'s value.
 pub(crate) fn families(containers: &[Container], now_s: f64) -> Vec<Family> {
+    let bases: Vec<SharedLabels> = containers.iter().map(|c| c.base.labels()).collect();
     let mut out = Vec::new();
     for (name, help, kind, get) in METRICS {
         let mut family = Family::new(*name, *help, *kind);
-        for c in containers {
+        for (c, base) in containers.iter().zip(&bases) {
             let values = if *name == "container_last_seen" {
                 one(Some(now_s.trunc()))
             } else {
                 get(c)
             };
             for (extra, value) in values {
-                let mut labels = c.base.labels();
-                labels.extend(extra);
-                family.push(labels, value);
+                family.push_shared(base, extra, value);
             }
         }
         if !family.points.is_empty() {

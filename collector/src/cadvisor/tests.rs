@@ -279,7 +279,7 @@ fn render(families: &[Family]) -> String {
             f.name, f.help, f.name
         ));
         for p in &f.points {
-            let mut labels = p.labels.clone();
+            let mut labels: Vec<(&str, &str)> = p.all_labels().collect();
             labels.sort();
             let labels: Vec<String> = labels.iter().map(|(n, v)| format!("{n}=\"{v}\"")).collect();
             out.push_str(&format!("{}{{{}}} {}\n", f.name, labels.join(","), p.value));
@@ -342,19 +342,11 @@ fn without_a_pod_list_cgroups_carry_only_their_path() {
         .points
         .iter()
         .find(|p| {
-            p.labels
-                .iter()
-                .any(|(n, v)| *n == "id" && v.ends_with(&format!("{APP_ID}.scope")))
+            p.all_labels()
+                .any(|(n, v)| n == "id" && v.ends_with(&format!("{APP_ID}.scope")))
         })
         .unwrap();
-    let get = |name: &str| {
-        app.labels
-            .iter()
-            .find(|(n, _)| *n == name)
-            .unwrap()
-            .1
-            .as_str()
-    };
+    let get = |name: &str| app.all_labels().find(|(n, _)| *n == name).unwrap().1;
     assert_eq!(
         (get("pod"), get("namespace"), get("container"), get("image")),
         ("", "", "", "")
@@ -418,7 +410,7 @@ fn real_cgroup_tree_gives_well_formed_output() {
     for f in &families {
         assert!(crate::family::is_valid_metric_name(&f.name), "{}", f.name);
         for p in &f.points {
-            let names: Vec<&str> = p.labels.iter().map(|(n, _)| *n).collect();
+            let names: Vec<&str> = p.all_labels().map(|(n, _)| n).collect();
             assert_eq!(
                 &names[..6],
                 ["container", "id", "image", "name", "namespace", "pod"]
@@ -430,6 +422,52 @@ fn real_cgroup_tree_gives_well_formed_output() {
         .iter()
         .find(|f| f.name == "container_cpu_usage_seconds_total")
         .expect("cpu usage is reported");
-    assert!(usage.points.iter().any(|p| p.labels[1].1 == "/"));
+    assert!(usage
+        .points
+        .iter()
+        .any(|p| p.all_labels().nth(1) == Some(("id", "/"))));
     assert!(source.stats().cgroups.load(Ordering::Relaxed) >= 1);
+}
+
+/// `run` collects on one thread of its own, every interval, and stops on shutdown.
+#[tokio::test]
+async fn run_collects_every_interval_on_one_thread_until_shutdown() {
+    let (sys, proc) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    v2_tree(sys.path(), proc.path());
+    let mut cfg = CadvisorConfig::new("node-a");
+    cfg.sysfs = sys.path().to_path_buf();
+    cfg.procfs = proc.path().to_path_buf();
+    cfg.interval = Duration::from_millis(50);
+    let source = cfg.build().unwrap();
+    let stats = source.stats();
+    let (tx, mut rx) = mpsc::channel(4);
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(source.run(shutdown.clone(), tx));
+    for _ in 0..3 {
+        let batch = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(batch
+            .series
+            .iter()
+            .any(|s| s.labels.metric_name() == Some("container_cpu_usage_seconds_total")));
+    }
+    assert!(stats.collections.load(Ordering::Relaxed) >= 3);
+    let threads = || {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|t| {
+                std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == "cadvisor")
+            })
+            .count()
+    };
+    // Tests in this binary run in parallel, so others may have a collector thread too.
+    assert!(threads() >= 1, "collections run on the named thread");
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap();
 }

@@ -277,11 +277,10 @@ impl NodeSource {
             ("job", self.cfg.job.as_str()),
         ];
         let metadata = families.iter().map(Family::metadata).collect();
-        let series = families
-            .into_iter()
-            .flat_map(|f| f.into_series(&target, t_ms))
-            .collect();
-        MetricBatch { series, metadata }
+        MetricBatch {
+            series: crate::family::into_series(families, &target, t_ms),
+            metadata,
+        }
     }
 
     /// Collects every interval (the first at once) and sends each batch to `out`, until

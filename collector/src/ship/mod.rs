@@ -26,6 +26,7 @@ mod remote_write;
 mod retry;
 mod send;
 mod targets;
+mod wire;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;

@@ -21,9 +21,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use model::wire::prom::{MetricMetadata, TimeSeries, WriteRequest};
+use model::wire::prom::MetricMetadata;
 use model::Series;
-use prost::Message;
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -33,6 +32,7 @@ use super::queue::{
 };
 use super::retry::Backoff;
 use super::send::{send_all, Pusher};
+use super::wire::encode_write_request;
 use super::{check_url, http_client, SinkStats, DEFAULT_REQUEST_TIMEOUT};
 use crate::Error;
 
@@ -359,18 +359,16 @@ impl Batcher {
 
 /// The snappy-compressed protobuf body of one request.
 pub(crate) fn encode(series: &[Series], metadata: Vec<MetricMetadata>) -> Vec<u8> {
-    let req = WriteRequest {
-        timeseries: series.iter().map(TimeSeries::from_series).collect(),
-        metadata,
-    };
-    model::wire::snappy_compress(&req.encode_to_vec())
+    model::wire::snappy_compress(&encode_write_request(series, &metadata))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ship::test_server::TestServer;
+    use model::wire::prom::WriteRequest;
     use model::{Labels, Sample};
+    use prost::Message;
     use std::path::Path;
     use std::sync::atomic::{AtomicU64, Ordering};
 
