@@ -11,8 +11,9 @@
 //! opened on the first write and closed once a partition has gone a checkpoint without writes,
 //! so only the partitions being written hold a writer's threads and memory.
 
+use crate::dedup::{self, Candidate, KnownHashes};
 use crate::pending::{Pending, PendingSnapshot};
-use crate::schema::Fields;
+use crate::schema::{Fields, Layout};
 use crate::tokens::{line_analyzer, LineIndexing, LINE_TOKENIZER};
 use crate::Error;
 use std::collections::BTreeMap;
@@ -39,8 +40,11 @@ pub(crate) struct Partition {
     dir: PathBuf,
     index: Index,
     pub reader: IndexReader,
-    /// How the `line` field was tokenized, which decides how far `|=` needles narrow.
-    line: LineIndexing,
+    /// The schema it was written with: how far `|=` needles narrow, how duplicates are found.
+    layout: Layout,
+    /// The hashes of the committed entries ([`Layout::V3`]), read on the first write and
+    /// dropped with the writer, so that only partitions being written hold them.
+    known: Option<KnownHashes>,
     writer: Option<IndexWriter<TantivyDocument>>,
     /// Entries added since the last commit: the duplicate check and queries read them here.
     pub pending: Pending,
@@ -62,12 +66,7 @@ impl std::fmt::Debug for Partition {
 impl Partition {
     fn open(dir: &Path, start: i64, end: i64) -> Result<Partition, Error> {
         let index = Index::open(MmapDirectory::open(dir)?)?;
-        let schema = index.schema();
-        let line = if schema == Fields::schema() {
-            LineIndexing::Marked
-        } else if schema == Fields::schema_for(LineIndexing::Legacy) {
-            LineIndexing::Legacy
-        } else {
+        let Some(layout) = Layout::of(&index.schema()) else {
             return Err(Error::Index(
                 "the index was written with a different schema".into(),
             ));
@@ -87,7 +86,8 @@ impl Partition {
             dir: dir.to_path_buf(),
             index,
             reader,
-            line,
+            layout,
+            known: None,
             writer: None,
             pending: Pending::default(),
             dirty: false,
@@ -133,10 +133,35 @@ impl Partition {
             self.pending.clear();
             return Err(e.into());
         }
-        self.reader.reload()?;
+        if let Err(e) = self.reader.reload() {
+            // The index holds entries the known hashes may miss: read them afresh next time.
+            self.known = None;
+            return Err(e.into());
+        }
+        if let Some(known) = &mut self.known {
+            known.extend(self.pending.hashes());
+        }
         // Only now are the pending entries visible to searches of the index.
         self.pending.clear();
         Ok(())
+    }
+
+    /// For each candidate, whether an identical entry is committed in the partition (the
+    /// pending ones are the caller's to check).
+    pub fn committed(
+        &mut self,
+        fields: &Fields,
+        candidates: &[Candidate<'_>],
+    ) -> Result<Vec<bool>, Error> {
+        let searcher = self.reader.searcher();
+        if self.layout.hash_indexed() {
+            return dedup::stored(&searcher, fields, candidates);
+        }
+        let known = match &mut self.known {
+            Some(k) => k,
+            None => self.known.insert(KnownHashes::read(&searcher)?),
+        };
+        dedup::stored_known(&searcher, fields, known, candidates)
     }
 
     /// The committed index and the pending entries, as one consistent view.
@@ -144,7 +169,7 @@ impl Partition {
         View {
             searcher: self.reader.searcher(),
             pending: self.pending.snapshot(),
-            line: self.line,
+            line: self.layout.line(),
         }
     }
 
@@ -152,6 +177,7 @@ impl Partition {
     fn close_idle_writer(&mut self) {
         if !self.active && !self.dirty {
             self.writer = None;
+            self.known = None;
         }
         self.active = false;
     }

@@ -82,6 +82,11 @@ impl Pending {
         }
     }
 
+    /// The identity hashes of the pending entries (each once).
+    pub fn hashes(&self) -> impl Iterator<Item = u64> + '_ {
+        self.by_hash.keys().copied()
+    }
+
     pub fn len(&self) -> usize {
         self.batches.iter().map(|b| b.len()).sum::<usize>() + self.open.len()
     }

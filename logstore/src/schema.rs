@@ -4,15 +4,22 @@
 //!
 //! | field      | options                       | holds                                          |
 //! |------------|-------------------------------|------------------------------------------------|
-//! | `ts`       | i64, indexed + fast           | nanoseconds since the epoch; range and sort    |
+//! | `ts`       | i64, fast                     | nanoseconds since the epoch; range and sort    |
 //! | `labels`   | raw terms, indexed            | one `name=value` term per stream label         |
-//! | `stream`   | raw term, indexed+fast+stored | the canonical `{a="b", c="d"}` of the stream   |
+//! | `stream`   | raw term, fast + stored       | the canonical `{a="b", c="d"}` of the stream   |
 //! | `line`     | tokenized, docs only, stored  | the log line; the index only pre-filters       |
 //! |            |                               | (`vigil_line` analyzer, see `tokens.rs`)       |
 //! | `metadata` | stored only                   | structured metadata as a JSON array of pairs   |
 //! | `bytes`    | u64, fast                     | the line's length: `bytes_over_time` and index |
 //! |            |                               | stats read it without loading the line         |
-//! | `hash`     | u64, indexed                  | hash of (stream, ts, line): duplicate lookup   |
+//! | `hash`     | u64, fast                     | hash of (stream, ts, line): duplicate check    |
+//!
+//! Neither `ts` nor `hash` is an indexed term ([`Layout::V3`]): both are near-unique per
+//! document, and building their term dictionaries was most of the cost of indexing. (Nor is
+//! `stream`, which nothing looks up.) Time
+//! ranges filter through the fast field (tantivy's range query does so for any fast field),
+//! and the duplicate check keeps the hashes of a written partition in memory (`dedup.rs`).
+//! Partitions of the earlier layouts indexed both, and are still read and written as they are.
 //!
 //! Stored fields go through tantivy's doc store, which compresses blocks of documents (lz4, the
 //! crate's default codec). Structured metadata is stored so queries return it, but not indexed:
@@ -47,22 +54,66 @@ pub(crate) struct Fields {
     pub hash: Field,
 }
 
+/// The schemas a partition may have been written with, oldest first (`FORMAT.md`). Their
+/// fields come in the same order, so one [`Fields`] addresses all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Layout {
+    /// Lines tokenized by tantivy's `default` analyzer ([`LineIndexing::Legacy`]); `ts` and
+    /// `hash` indexed.
+    V1,
+    /// Lines tokenized by `vigil_line` ([`LineIndexing::Marked`]); `ts` and `hash` indexed.
+    V2,
+    /// As V2, with `ts` and `hash` fast fields only and `stream` not indexed: what new
+    /// partitions get.
+    V3,
+}
+
+impl Layout {
+    pub const CURRENT: Layout = Layout::V3;
+    pub const ALL: [Layout; 3] = [Layout::V1, Layout::V2, Layout::V3];
+
+    /// How the layout's `line` field was tokenized.
+    pub fn line(self) -> LineIndexing {
+        match self {
+            Layout::V1 => LineIndexing::Legacy,
+            Layout::V2 | Layout::V3 => LineIndexing::Marked,
+        }
+    }
+
+    /// Whether `hash` is an indexed term, which the duplicate check then looks up.
+    pub fn hash_indexed(self) -> bool {
+        self != Layout::V3
+    }
+
+    /// The layout whose schema `schema` is, if any.
+    pub fn of(schema: &Schema) -> Option<Layout> {
+        Layout::ALL
+            .into_iter()
+            .find(|l| Fields::schema_for(*l) == *schema)
+    }
+}
+
 impl Fields {
     /// The schema every log index is created with.
     pub fn schema() -> Schema {
-        Fields::schema_for(LineIndexing::Marked)
+        Fields::schema_for(Layout::CURRENT)
     }
 
-    /// The schema of an index whose lines were tokenized as `line`; a partition may have been
-    /// written with either.
-    pub fn schema_for(line: LineIndexing) -> Schema {
+    /// The schema of a partition written with `layout`.
+    pub fn schema_for(layout: Layout) -> Schema {
+        let terms = layout.hash_indexed();
         let mut b = Schema::builder();
-        b.add_i64_field(TS, NumericOptions::default().set_indexed().set_fast());
+        let ts = NumericOptions::default().set_fast();
+        b.add_i64_field(TS, if terms { ts.set_indexed() } else { ts });
         b.add_text_field(LABELS, raw_terms());
-        b.add_text_field(
-            STREAM,
-            raw_terms().set_stored().set_fast(RAW_TOKENIZER_NAME),
-        );
+        // Read from the fast field (grouping) and the doc store, never looked up as a term:
+        // V3 no longer indexes it (label matchers use `labels`).
+        let stream = if terms {
+            raw_terms()
+        } else {
+            TextOptions::default()
+        };
+        b.add_text_field(STREAM, stream.set_stored().set_fast(RAW_TOKENIZER_NAME));
         // Positions and frequencies are left out: the index answers "which docs contain this
         // token" for the `|=` pre-filter and nothing more, and that keeps postings small.
         b.add_text_field(
@@ -70,7 +121,7 @@ impl Fields {
             TextOptions::default()
                 .set_indexing_options(
                     TextFieldIndexing::default()
-                        .set_tokenizer(line.tokenizer_name())
+                        .set_tokenizer(layout.line().tokenizer_name())
                         .set_index_option(IndexRecordOption::Basic)
                         .set_fieldnorms(false),
                 )
@@ -78,9 +129,16 @@ impl Fields {
         );
         b.add_text_field(METADATA, STORED);
         b.add_u64_field(BYTES, NumericOptions::default().set_fast());
-        // Indexed, so a push finds the documents that may duplicate its entries with one term
-        // lookup per entry; never read back (the duplicate check recomputes it).
-        b.add_u64_field(HASH, NumericOptions::default().set_indexed());
+        // Read back only by the duplicate check: V3 keeps a written partition's hashes in
+        // memory, read from this column; V1 and V2 look each entry's hash up as a term.
+        b.add_u64_field(
+            HASH,
+            if terms {
+                NumericOptions::default().set_indexed()
+            } else {
+                NumericOptions::default().set_fast()
+            },
+        );
         b.build()
     }
 

@@ -13,6 +13,7 @@ mod background;
 mod ingest;
 
 use crate::fetch::distinct_streams;
+use crate::line_terms::{TermCache, DEFAULT_TERM_CACHE_BYTES};
 use crate::lock::DirLock;
 use crate::partition::{Partitions, View};
 use crate::plan::entries_query;
@@ -127,6 +128,8 @@ pub(crate) struct Core {
     dir: PathBuf,
     options: LogStoreOptions,
     pub(crate) fields: Fields,
+    /// The line terms of recently searched segments, for needles inside tokens.
+    pub(crate) terms: TermCache,
     wal: Wal,
     parts: Mutex<Partitions>,
     /// The open live tails, which every push publishes its stored entries to.
@@ -190,6 +193,7 @@ impl LogStore {
             dir: dir.to_path_buf(),
             options,
             fields,
+            terms: TermCache::new(DEFAULT_TERM_CACHE_BYTES),
             wal,
             parts: Mutex::new(parts),
             tail: TailHub::default(),
@@ -385,6 +389,7 @@ impl LogStore {
             &self.core.fields,
             // No line filters, so how lines were tokenized does not matter.
             LineIndexing::Marked,
+            None,
             matchers,
             &[],
             start_ns,

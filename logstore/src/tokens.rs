@@ -68,7 +68,7 @@ pub(crate) fn line_analyzer() -> TextAnalyzer {
 }
 
 /// Where a needle token sits, and so how it relates to the line token holding it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Fit {
     /// Separators of the needle on both sides: the line holds exactly this token.
     Whole,

@@ -247,3 +247,75 @@ fn a_second_store_on_the_directory_is_refused() {
     let err = LogStore::open_with(dir.path(), manual()).unwrap_err();
     assert!(matches!(err, Error::Locked { .. }), "{err:?}");
 }
+
+#[test]
+fn a_partition_of_the_previous_layout_is_read_written_and_deduplicated() {
+    use crate::schema::{label_terms, Layout};
+    let dir = tempfile::tempdir().unwrap();
+    let part = dir
+        .path()
+        .join(crate::partition::PARTITIONS_DIR)
+        .join(format!("0_{H}"));
+    std::fs::create_dir_all(&part).unwrap();
+    {
+        // Written as before V3: `ts` and `hash` indexed terms.
+        let index = tantivy::Index::create_in_dir(&part, Fields::schema_for(Layout::V2)).unwrap();
+        index.tokenizers().register(
+            crate::tokens::LINE_TOKENIZER,
+            crate::tokens::line_analyzer(),
+        );
+        let fields = Fields::from_schema(&index.schema()).unwrap();
+        let mut writer: tantivy::IndexWriter<tantivy::TantivyDocument> =
+            index.writer_with_num_threads(1, 15_000_000).unwrap();
+        let labels = Labels::from_pairs([("app", "a")]);
+        let (stream, terms) = (labels.to_string(), label_terms(&labels));
+        for (ts, line) in [(1, "old one"), (2, "old two")] {
+            let e = model::LogEntry {
+                ts_ns: ts,
+                line: line.into(),
+                metadata: vec![],
+            };
+            let hash = crate::dedup::entry_hash(&stream, ts, line);
+            writer
+                .add_document(fields.document(&stream, &terms, &e, hash).unwrap())
+                .unwrap();
+        }
+        writer.commit().unwrap();
+    }
+    let store = LogStore::open_with(dir.path(), manual()).unwrap();
+    assert_eq!(store.partitions().unwrap(), 1, "the V2 partition is served");
+    assert_eq!(all(&store), [(1, "old one".into()), (2, "old two".into())]);
+    // Its entries are found as duplicates through its indexed hashes; new ones go in.
+    let again = push(&store, "a", &[(1, "old one"), (3, "new")]);
+    assert_eq!((again.entries, again.duplicates), (1, 1));
+    // A new partition gets the current layout; both answer, with time ranges on either.
+    push(&store, "a", &[(H + 1, "next hour")]);
+    store.checkpoint().unwrap();
+    assert_eq!(all(&store).len(), 4);
+    let views = store.views(0, 2 * H).unwrap();
+    let layouts: Vec<_> = views
+        .iter()
+        .map(|v| Layout::of(v.searcher.schema()))
+        .collect();
+    assert_eq!(layouts, [Some(Layout::V2), Some(Layout::V3)]);
+    let in_range = store
+        .query_range(r#"{app="a"}"#, 2, H + 2, 100, Direction::Forward)
+        .unwrap();
+    let lines: Vec<&str> = in_range
+        .iter()
+        .flat_map(|s| s.entries.iter().map(|e| e.line.as_str()))
+        .collect();
+    assert_eq!(lines, ["old two", "new", "next hour"]);
+    drop(store);
+    let store = LogStore::open_with(dir.path(), manual()).unwrap();
+    let retry = push(
+        &store,
+        "a",
+        &[(2, "old two"), (3, "new"), (H + 1, "next hour")],
+    );
+    assert_eq!(
+        (retry.entries, retry.duplicates),
+        (0, 3),
+        "after a restart too"
+    );
+}

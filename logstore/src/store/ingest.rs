@@ -70,7 +70,7 @@ pub(super) fn index<'a>(
                 line: &e.line,
             })
             .collect();
-        let stored = dedup::stored(&partition.reader.searcher(), fields, &candidates)?;
+        let stored = partition.committed(fields, &candidates)?;
         for (((i, entry, hash), c), stored) in entries.iter().zip(&candidates).zip(stored) {
             // `pending` also holds the entries of this push added a moment ago.
             if stored || partition.pending.contains(c) {

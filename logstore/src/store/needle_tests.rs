@@ -1,6 +1,6 @@
 //! `|=` needles narrow through the index without ever losing a line: needles with no whole
-//! token (trace ids, substrings of words), lines with tokens too long to index, and
-//! partitions written with the legacy line analyzer.
+//! token (trace ids, substrings of words, prefixes and suffixes of tokens), lines with tokens
+//! too long to index, and partitions written with the legacy line analyzer.
 
 use super::*;
 use crate::dedup::entry_hash;
@@ -133,6 +133,7 @@ fn needles_without_whole_tokens_narrow_to_the_matching_lines_and_lose_none() {
             &views[0].searcher,
             &store.core.fields,
             views[0].line,
+            Some(&store.core.terms),
             &q.matchers,
             &filters,
             0,
@@ -143,16 +144,26 @@ fn needles_without_whole_tokens_narrow_to_the_matching_lines_and_lose_none() {
         views[0].searcher.search(&query, &Count).unwrap()
     };
     let all = lines.len();
+    // Besides the lines holding the token, every expansion admits the two lines with a long
+    // (marked) token, which could hold anything.
     assert_eq!(
         hits(TRACE),
-        all,
-        "a needle without separators reads the stream"
+        3 + 1,
+        "a needle without separators: the terms containing it (the trace id, `x…y`, and the \
+         long `zz…` token), plus the other marked line"
     );
-    assert_eq!(hits("e4736Y "), all, "so does a suffix");
+    assert_eq!(hits("e4736Y "), 1 + 2, "a suffix: `x…e4736y` only");
+    assert_eq!(
+        hits("onnect"),
+        5 + 2,
+        "a substring: connection, connect (3 lines), preconnect"
+    );
+    assert_eq!(hits("ection"), 1 + 2, "a substring: connection");
+    assert!(hits("4bf92f") < all, "a short substring narrows too");
     assert_eq!(
         hits("pool:con"),
-        4 + 2,
-        "a prefix: the `con…` lines and the marked ones"
+        1 + 2,
+        "a term ending in `pool` and one starting with `con`"
     );
     assert_eq!(hits(" refused"), 2 + 2, "a prefix again: `refused` twice");
     let long = format!(" {}", "q".repeat(60));
@@ -175,7 +186,8 @@ fn a_partition_written_with_the_legacy_analyzer_opens_and_answers_exactly() {
     let lines = corpus();
     {
         let index =
-            tantivy::Index::create_in_dir(&part, Fields::schema_for(LineIndexing::Legacy)).unwrap();
+            tantivy::Index::create_in_dir(&part, Fields::schema_for(crate::schema::Layout::V1))
+                .unwrap();
         let fields = Fields::from_schema(&index.schema()).unwrap();
         let mut writer: tantivy::IndexWriter<tantivy::TantivyDocument> =
             index.writer_with_num_threads(1, 15_000_000).unwrap();
@@ -218,4 +230,103 @@ fn a_partition_written_with_the_legacy_analyzer_opens_and_answers_exactly() {
         .unwrap();
     store.checkpoint().unwrap();
     assert_eq!(found(&store, TRACE).len(), naive(&lines, TRACE).len() + 1);
+}
+
+/// How many documents of the store's single partition the index admits for `{app="x"} |=
+/// needle`, before the lines are re-checked.
+fn candidates(store: &LogStore, needle: &str) -> usize {
+    let views = store.views(0, 1_000_000).unwrap();
+    let q = crate::logql::parse(&format!("{{app=\"x\"}} |= {needle:?}")).unwrap();
+    let query = entries_query(
+        &views[0].searcher,
+        &store.core.fields,
+        views[0].line,
+        Some(&store.core.terms),
+        &q.matchers,
+        &q.leading_line_filters(),
+        0,
+        1_000_000,
+    )
+    .unwrap()
+    .unwrap();
+    views[0].searcher.search(&query, &Count).unwrap()
+}
+
+#[test]
+fn substring_prefix_and_suffix_needles_narrow_across_segments_and_stay_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open(dir.path()).unwrap();
+    let mut rng = fastrand::Rng::with_seed(11);
+    let noise = |rng: &mut fastrand::Rng, i: usize| {
+        let hex: String = (0..32)
+            .map(|_| char::from(b"0123456789abcdef"[rng.usize(..16)]))
+            .collect();
+        format!("GET /api/v1/orders {i} trace_id={hex}")
+    };
+    let mut lines: Vec<String> = (0..300).map(|i| noise(&mut rng, i)).collect();
+    lines.push(format!("payment failed trace_id=q{TRACE}Retry"));
+    lines.push("Deadlock detected in txn".into());
+    // Two commits: the needles must find their terms in both segments (the second one read
+    // after the first was cached).
+    let (first, second) = lines.split_at(150);
+    let mut ts = 0;
+    for part in [first, second] {
+        let entries = part
+            .iter()
+            .map(|l| {
+                ts += 1;
+                LogEntry {
+                    ts_ns: ts,
+                    line: l.clone(),
+                    metadata: Vec::new(),
+                }
+            })
+            .collect();
+        store
+            .push(&[LogStream {
+                labels: labels(),
+                entries,
+            }])
+            .unwrap();
+        store.checkpoint().unwrap();
+        let so_far = &lines[..ts as usize];
+        assert_eq!(found(&store, "orders 1"), naive(so_far, "orders 1"));
+    }
+    // (needle, candidate documents the index admits)
+    let cases = [
+        // Within a token: `q4bf…736retry`.
+        (&TRACE[3..29], 1),
+        (TRACE, 1),
+        // A suffix (`…4736Retry` ends a token) and a prefix (`Deadl` starts one).
+        ("36Retry ", 1),
+        (" Deadl", 1),
+        // Case differs from the line: the index narrows to the same term, the line decides.
+        ("DEADLOCK", 1),
+        ("eadloc", 1),
+    ];
+    for (needle, admitted) in cases {
+        assert_eq!(found(&store, needle), naive(&lines, needle), "{needle:?}");
+        assert_eq!(candidates(&store, needle), admitted, "{needle:?}");
+    }
+    assert_eq!(naive(&lines, "DEADLOCK").len(), 0);
+    assert_eq!(naive(&lines, "eadloc").len(), 1);
+    assert!(
+        store.core.terms.len() >= 2,
+        "both segments' terms are cached"
+    );
+    // A substring in every noise line admits them all, and still answers exactly.
+    assert_eq!(candidates(&store, "rders"), 300);
+    // Both edge tokens narrow: a line must hold a term ending in `rders` and one starting with
+    // `29`.
+    let starting_29 = lines
+        .iter()
+        .filter(|l| {
+            l.contains("orders")
+                && l.split(|c: char| !c.is_alphanumeric())
+                    .any(|t| t.starts_with("29"))
+        })
+        .count();
+    assert!(starting_29 >= 11, "`29` and `290`..`299`");
+    assert_eq!(candidates(&store, "rders 29"), starting_29);
+    assert_eq!(found(&store, "rders 29"), naive(&lines, "rders 29"));
 }

@@ -190,6 +190,7 @@ fn pushed_down_query_only_hits_matching_streams() {
             searcher,
             &store.core.fields,
             views[0].line,
+            None,
             &parsed.matchers,
             &[],
             0,
