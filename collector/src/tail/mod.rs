@@ -151,6 +151,13 @@ impl TailConfig {
             checkpoints.record_if_further(p.clone().checkpoint());
         }
         checkpoints.add_queued(self.queued.iter().cloned());
+        if !self.queued.is_empty() || !self.delivered.is_empty() {
+            tracing::info!(
+                queued = self.queued.len(),
+                delivered = self.delivered.len(),
+                "resuming after the positions the log queue holds"
+            );
+        }
         Ok(Tailer {
             checkpoints,
             files: HashMap::new(),

@@ -301,3 +301,35 @@ async fn a_line_bound_below_the_minimum_is_refused() {
     let err = cfg.build().unwrap_err();
     assert!(err.to_string().contains("max_line_bytes"), "{err}");
 }
+
+#[tokio::test]
+async fn a_gz_of_a_file_finished_by_an_unacknowledged_run_is_not_read_again() {
+    let fx = Fixture::new();
+    let log = fx.container_log("app");
+    append(&log, numbered(0, 10).as_bytes());
+    let mut t = fx.tailer(Vec::new());
+    assert_eq!(poll_acked(&mut t).await, want(0, 10));
+    drop(t);
+    let rotated = rotate(&log, "20240102-000001", &numbered(10, 20));
+    // A run that finishes the rotated file and reads the new one while the receiver is away:
+    // its positions stay queued, never acknowledged, and it is killed.
+    let mut t = fx.tailer(Vec::new());
+    let got = poll(&mut t).await;
+    assert_eq!(texts(&got), want(10, 20));
+    let queued: Vec<Position> = got.iter().flat_map(|b| b.positions.clone()).collect();
+    drop(t);
+
+    let mut cfg = TailConfig::new("node-1", &fx.state);
+    cfg.pods_path = fx.pods.clone();
+    cfg.queued = queued;
+    let mut t = cfg.build().unwrap();
+    assert!(
+        poll(&mut t).await.is_empty(),
+        "the queued lines are not read again"
+    );
+    gzip(&rotated);
+    assert!(
+        poll(&mut t).await.is_empty(),
+        "the .gz of the file finished in the queue is not read again"
+    );
+}
