@@ -1,6 +1,6 @@
-//! The agent's HTTP endpoint (`--web.listen-address` of `vigil agent`): `/-/healthy` for the
-//! liveness probe, `/-/ready` for the readiness probe, and `/metrics` with the agent's own
-//! metrics (`selfmetrics.rs`) for whoever scrapes it.
+//! The agent's HTTP endpoint (`--web.listen-address` of `vigil agent`): `/-/healthy` (and
+//! `/healthz`, the Kubernetes convention) for the liveness probe, `/-/ready` for the readiness
+//! probe, and `/metrics` with the agent's own metrics (`selfmetrics.rs`) for whoever scrapes it.
 //!
 //! The paths and answers are Prometheus's, so probes and dashboards written for a Prometheus
 //! agent work unchanged. The listener is bound by `run_agent` before the sources start, so a
@@ -33,6 +33,7 @@ pub(crate) struct WebState {
 pub(crate) fn router(state: Arc<WebState>) -> Router {
     Router::new()
         .route("/-/healthy", get(healthy).head(healthy))
+        .route("/healthz", get(healthy).head(healthy))
         .route("/-/ready", get(ready).head(ready))
         .route("/metrics", get(metrics))
         .with_state(state)
@@ -102,6 +103,7 @@ mod tests {
         let client = reqwest::Client::new();
         let get = |path: &str| client.get(format!("{base}{path}")).send();
         assert_eq!(get("/-/healthy").await.unwrap().status(), 200);
+        assert_eq!(get("/healthz").await.unwrap().status(), 200);
         assert_eq!(get("/-/ready").await.unwrap().status(), 503);
         state.ready.store(true, Ordering::Release);
         assert_eq!(get("/-/ready").await.unwrap().status(), 200);
