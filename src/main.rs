@@ -38,6 +38,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        survive_file_size_limit();
         let shutdown = CancellationToken::new();
         tokio::spawn(cancel_on_signal(shutdown.clone()));
         match cli.command {
@@ -71,6 +72,31 @@ fn loopback_of(addr: std::net::SocketAddr) -> std::net::SocketAddr {
         std::net::SocketAddr::from(([127, 0, 0, 1], addr.port()))
     } else {
         addr
+    }
+}
+
+/// Keeps a file-size limit (`ulimit -f`, RLIMIT_FSIZE) from killing the process. A write
+/// past the limit raises SIGXFSZ, whose default action ends the process with a core dump;
+/// once the signal is handled, the same write fails with EFBIG instead, which the WAL
+/// turns into a failed request (500) and a new segment, as it does any write error. A
+/// storage server must treat a full file like a full disk: an I/O error, never a crash.
+///
+/// tokio's handler stays installed for the life of the process (dropping the stream only
+/// stops delivery to it), so registering once at start-up is enough; nothing reads it.
+fn survive_file_size_limit() {
+    #[cfg(unix)]
+    {
+        // SIGXFSZ is 25 on Linux (x86, ARM, RISC-V, …), macOS and the BSDs; MIPS numbers
+        // it 31. No crate in the workspace names it with the features enabled (rustix has
+        // it behind `process`).
+        #[cfg(not(any(target_arch = "mips", target_arch = "mips64")))]
+        const SIGXFSZ: i32 = 25;
+        #[cfg(any(target_arch = "mips", target_arch = "mips64"))]
+        const SIGXFSZ: i32 = 31;
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Err(e) = signal(SignalKind::from_raw(SIGXFSZ)) {
+            tracing::warn!(error = %e, "cannot handle SIGXFSZ; a file-size limit will end the process");
+        }
     }
 }
 

@@ -41,6 +41,7 @@ mod remote_write_queue;
 mod scrape;
 mod tail_stress;
 mod tsdb_blocks;
+mod tsdb_full_disk;
 mod tsdb_ingest;
 mod tsdb_lock;
 mod tsdb_status;

@@ -20,7 +20,7 @@ use crate::retention::Retention;
 use crate::series::MemSeries;
 use crate::stats::HeadStatus;
 use crate::wal::{self, ReplayStats, SamplesEncoder, Wal};
-use model::{AppendError, AppendOutcome, Appender, Series, StorageError};
+use model::{AppendError, AppendOutcome, Appender, Sample, Series, StorageError};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
@@ -443,7 +443,8 @@ fn move_aside(dir: &Path, path: &Path, name: &str, why: &Error) -> Result<(), Er
 impl Appender for Tsdb {
     /// Applies the batch to the head, logs what was accepted, and returns once it is
     /// fsync'd. The head shows the samples a moment before they are durable; if the WAL
-    /// fails, the error is returned and the request is not acknowledged.
+    /// fails, they are taken back out, the error is returned and the request is not
+    /// acknowledged.
     fn append(&self, batch: &[Series]) -> Result<AppendOutcome, AppendError> {
         let (outcome, wal_pos) = self.inner.append(batch)?;
         if self.inner.cut_due() || self.inner.checkpoint_due(wal_pos) {
@@ -458,21 +459,24 @@ impl Inner {
     /// logged).
     fn append(&self, batch: &[Series]) -> Result<(AppendOutcome, u64), AppendError> {
         let mut records = SamplesEncoder::default();
-        // Each series logged, with the time range of what was logged for it.
-        let mut touched: Vec<(Arc<MemSeries>, i64, i64)> = Vec::new();
+        // Each series logged, with the time range of what was logged for it and where its
+        // samples start in `logged` (kept to take them back should the WAL fail).
+        let mut touched: Vec<(Arc<MemSeries>, i64, i64, usize)> = Vec::new();
+        let mut logged_samples: Vec<Sample> = Vec::new();
         let outcome = self.head.apply(batch, &mut |series, to_log| {
             if let (Some(a), Some(b)) = (to_log.first(), to_log.last()) {
                 records.add(series.id, to_log);
-                touched.push((Arc::clone(series), a.t, b.t));
+                touched.push((Arc::clone(series), a.t, b.t, logged_samples.len()));
+                logged_samples.extend_from_slice(to_log);
             }
         })?;
         if touched.is_empty() {
             return Ok((outcome, 0));
         }
-        let series: Vec<Arc<MemSeries>> = touched.iter().map(|(s, _, _)| Arc::clone(s)).collect();
+        let series: Vec<Arc<MemSeries>> = touched.iter().map(|(s, ..)| Arc::clone(s)).collect();
         let max_t = touched
             .iter()
-            .map(|(_, _, hi)| *hi)
+            .map(|(_, _, hi, _)| *hi)
             .max()
             .unwrap_or(i64::MIN);
         let logged = self
@@ -481,16 +485,26 @@ impl Inner {
             .and_then(|pos| self.wal.wait_durable(pos).map(|()| pos));
         match logged {
             Ok(pos) => {
-                for (s, lo, hi) in &touched {
+                for (s, lo, hi, _) in &touched {
                     s.mark_synced(*lo, *hi);
                 }
                 Ok((outcome, pos))
             }
             Err(e) => {
-                // Marked before the error is returned, so a client's retry, which can only
-                // come after, re-logs these samples instead of taking them as re-sends.
-                for (s, lo, hi) in &touched {
-                    s.mark_unsynced(*lo, *hi);
+                // The request is not acknowledged, so nothing of it may stay: its samples
+                // are taken back out of the head before the error is returned, and a
+                // client's retry, which can only come after, appends them afresh. Where a
+                // series cannot be changed, its range is marked unsynced instead, so the
+                // retry at least re-logs the samples rather than taking them as re-sends.
+                let ends = touched
+                    .iter()
+                    .skip(1)
+                    .map(|t| t.3)
+                    .chain([logged_samples.len()]);
+                for ((s, lo, hi, start), end) in touched.iter().zip(ends) {
+                    if s.roll_back(&logged_samples[*start..end]).is_none() {
+                        s.mark_unsynced(*lo, *hi);
+                    }
                 }
                 Err(AppendError::Io(e))
             }

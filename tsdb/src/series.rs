@@ -211,6 +211,47 @@ impl Chunks {
         self.last = self.last.or(last);
     }
 
+    /// Removes exactly `failed` (ascending, each matched by timestamp and value bits) from
+    /// the chunks; returns how many were found. The chunks from the one before the first
+    /// that reaches the oldest failed sample on are decoded and rebuilt, so the rebuilt
+    /// tail starts with a sample that stays and `last` comes out right. Samples appended
+    /// meanwhile by other requests stay: they are theirs.
+    fn remove(&mut self, failed: &[Sample]) -> Result<usize, crate::ChunkError> {
+        let Some(oldest) = failed.first().map(|s| s.t) else {
+            return Ok(0);
+        };
+        let from = self
+            .closed
+            .partition_point(|c| c.max_t < oldest)
+            .saturating_sub(1);
+        let mut tail = Vec::new();
+        for c in &self.closed[from..] {
+            chunk::decode_into(c.bytes(), &mut tail)?;
+        }
+        if !self.open.is_empty() {
+            chunk::decode_into(self.open.bytes(), &mut tail)?;
+        }
+        let before = tail.len();
+        let mut gone = failed.iter().peekable();
+        tail.retain(|s| {
+            while gone.next_if(|f| f.t < s.t).is_some() {}
+            gone.next_if(|f| f.t == s.t && f.v.to_bits() == s.v.to_bits())
+                .is_none()
+        });
+        let removed = before - tail.len();
+        self.closed.truncate(from);
+        self.open = XorAppender::new();
+        self.last = None;
+        for s in tail {
+            self.push(s);
+        }
+        if self.last.is_none() {
+            // Every sample of the series went; nothing is left to order appends against.
+            self.closed.clear();
+        }
+        Ok(removed)
+    }
+
     /// The oldest sample's timestamp.
     fn first_time(&self) -> Option<i64> {
         match self.closed.first() {
@@ -524,6 +565,32 @@ impl MemSeries {
                 None => (lo, hi),
             });
         }
+    }
+
+    /// Takes back samples whose WAL write failed, so a request that was not acknowledged
+    /// leaves nothing a query could return, a checkpoint or block cut could persist, or a
+    /// client's retry could be taken as a re-send of (Prometheus's `headAppender.Commit`
+    /// rolls back on a WAL error for the same reason). `failed` is what this series handed
+    /// the WAL, ascending. Returns how many samples went, or `None` when the series could
+    /// not be changed (poisoned by a panic, or a chunk that does not decode); the caller
+    /// then marks the range unsynced instead, so the samples are at least logged again.
+    pub(crate) fn roll_back(&self, failed: &[Sample]) -> Option<usize> {
+        let mut data = self.data.lock().ok()?;
+        if data.removed {
+            return Some(0);
+        }
+        let removed = data.remove(failed).ok()?;
+        if let (Some((a, b)), Some(lo), Some(hi)) = (data.unsynced, failed.first(), failed.last()) {
+            // What an earlier failure left was re-logged with these samples and went too.
+            if lo.t <= a && b <= hi.t {
+                data.unsynced = None;
+            }
+        }
+        self.min_time
+            .store(data.first_time().unwrap_or(NO_MIN), Ordering::Release);
+        self.max_time
+            .store(data.last.map_or(NO_MAX, |s| s.t), Ordering::Release);
+        Some(removed)
     }
 
     /// Records that this series' samples in `[lo, hi]` are durable; clears the failed range

@@ -219,3 +219,63 @@ fn reads_trim_chunks_that_stick_out_and_empty_ranges_read_nothing() {
     assert_eq!(s.samples_in(9_000, 5_500).unwrap(), vec![]);
     assert_eq!(s.samples_in(299_000, 299_000).unwrap(), samples(&[299_000]));
 }
+
+#[test]
+fn roll_back_removes_exactly_the_failed_samples_across_chunks() {
+    let s = new_series();
+    let mut stats = BatchStats::default();
+    // 300 samples a second apart: several closed chunks and an open one.
+    let kept: Vec<i64> = (0..300).map(|i| i * 1000).collect();
+    s.append(&samples(&kept), &NO_LIMIT, &mut stats, &mut Vec::new())
+        .unwrap();
+    let failed: Vec<i64> = (300..450).map(|i| i * 1000).collect();
+    s.append(&samples(&failed), &NO_LIMIT, &mut stats, &mut Vec::new())
+        .unwrap();
+    // Another request's sample, appended after the failed one but before its rollback.
+    s.append(&samples(&[500_000]), &NO_LIMIT, &mut stats, &mut Vec::new())
+        .unwrap();
+    // A sample at a failed timestamp with other value bits is not the failed one.
+    let mut not_ours = samples(&failed);
+    not_ours[0].v = -1.0;
+    assert_eq!(s.roll_back(&not_ours[..1]), Some(0));
+    assert_eq!(s.roll_back(&samples(&failed)), Some(failed.len()));
+    let mut want = samples(&kept);
+    want.push(Sample {
+        t: 500_000,
+        v: 500_000.0,
+    });
+    assert_eq!(s.samples_in(i64::MIN, i64::MAX).unwrap(), want);
+    // Appends go on after the rollback in order, and the failed range can be written again.
+    let mut to_log = Vec::new();
+    s.append(&samples(&[400_000]), &NO_LIMIT, &mut stats, &mut to_log)
+        .unwrap();
+    assert!(
+        to_log.is_empty(),
+        "older than the newest sample: out of order"
+    );
+    s.append(&samples(&[600_000]), &NO_LIMIT, &mut stats, &mut to_log)
+        .unwrap();
+    assert_eq!(to_log, samples(&[600_000]));
+    assert_eq!(s.samples_in(300_000, 450_000).unwrap(), vec![]);
+    assert_eq!(s.last_time(), Some(600_000));
+}
+
+#[test]
+fn roll_back_of_every_sample_leaves_an_empty_series_that_takes_them_again() {
+    let s = new_series();
+    let mut stats = BatchStats::default();
+    let ts: Vec<i64> = (0..200).map(|i| i * 1000).collect();
+    s.append(&samples(&ts), &NO_LIMIT, &mut stats, &mut Vec::new())
+        .unwrap();
+    assert_eq!(s.roll_back(&samples(&ts)), Some(ts.len()));
+    assert!(!s.overlaps(i64::MIN, i64::MAX));
+    assert_eq!(s.first_time(), None);
+    let mut to_log = Vec::new();
+    s.append(&samples(&ts), &NO_LIMIT, &mut stats, &mut to_log)
+        .unwrap();
+    assert_eq!(
+        to_log,
+        samples(&ts),
+        "a retry is appended afresh, not a re-send"
+    );
+}

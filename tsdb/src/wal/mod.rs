@@ -11,8 +11,8 @@
 //! already fsync'd, waits for the fsync in flight, or becomes the leader that fsyncs for
 //! every append written so far. One fsync thus serves all appends in flight.
 //!
-//! Failures: a write that fails is cut back off the segment (or, if even that fails, the
-//! segment is abandoned for a new one), and an fsync that fails fails every append it
+//! Failures: a write that fails is cut back off the segment (or, if even that fails or the
+//! segment is at the file-size limit, the segment is abandoned for a new one), and an fsync that fails fails every append it
 //! covered and retires the segment, because after a failed fsync the kernel may have dropped
 //! those pages; nothing unacknowledged is ever reported durable.
 
@@ -242,8 +242,10 @@ impl Wal {
                 s.wal_segment.store(0, Ordering::Relaxed);
             }
             // Cut the partial frame off so records written later stay reachable; if the
-            // segment cannot even be cut, abandon it.
-            if w.file.set_len(w.len).is_err() {
+            // segment cannot even be cut, abandon it. A segment at the file-size limit
+            // (EFBIG) takes no more bytes, so it is closed too: the limit is per file, and
+            // the next append succeeds in a new segment.
+            if w.file.set_len(w.len).is_err() || e.kind() == std::io::ErrorKind::FileTooLarge {
                 w.retire = true;
             }
             tracing::error!(error = %e, segment = w.index, "WAL write failed");

@@ -44,15 +44,25 @@ pub(crate) fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>, Error> {
 
 /// Creates segment `index` with its header, durable (file and directory entry) before it
 /// is returned, so records acknowledged in it are found after a crash.
+///
+/// A file this call created but could not finish (a full disk failing the header write) is
+/// removed again: it is created exclusively, so a leftover would make every later attempt
+/// at the same index fail, and the WAL would stay broken after the disk had room again.
 pub(crate) fn create(dir: &Path, index: u64) -> std::io::Result<File> {
     let p = path(dir, index);
     let mut file = OpenOptions::new().append(true).create_new(true).open(&p)?;
     let mut header = [0u8; HEADER_LEN as usize];
     header[..4].copy_from_slice(&MAGIC);
     header[4..].copy_from_slice(&VERSION.to_le_bytes());
-    file.write_all(&header)?;
-    file.sync_all()?;
-    File::open(dir)?.sync_all()?;
+    let finished = file
+        .write_all(&header)
+        .and_then(|()| file.sync_all())
+        .and_then(|()| File::open(dir)?.sync_all());
+    if let Err(e) = finished {
+        drop(file);
+        let _ = std::fs::remove_file(&p);
+        return Err(e);
+    }
     Ok(file)
 }
 
