@@ -205,10 +205,10 @@ impl Checkpoints {
         self.list.iter().chain(&self.queued)
     }
 
-    /// Records an acknowledged checkpoint. It replaces the checkpoint of the same file: same
-    /// inode, unless both fingerprints are full and differ — then the inode was reused, and
-    /// the old checkpoint still stands for the old file's gzipped copy. A queued position of
-    /// the file that it reaches is no longer needed.
+    /// Records an acknowledged checkpoint. It replaces the checkpoint of the same file (see
+    /// [`same_file`]); a checkpoint of another file that had the inode before still stands for
+    /// that file's gzipped copy. A queued position of the file that it reaches is no longer
+    /// needed.
     pub fn record(&mut self, new: Checkpoint) {
         self.list.retain(|c| !same_file(c, &new));
         self.queued
@@ -247,10 +247,13 @@ impl Checkpoints {
     }
 }
 
-/// Whether `a` and `b` are checkpoints of one file: the same inode, unless both fingerprints
-/// are full and differ (the inode was reused by another file).
-fn same_file(a: &Checkpoint, b: &Checkpoint) -> bool {
-    a.id == b.id && !(a.fp.is_full() && b.fp.is_full() && a.fp != b.fp)
+/// Whether `new` is a later checkpoint of the file `old` is one of: the same inode, and,
+/// when `old` has a full fingerprint, the same fingerprint. A file's fingerprint only grows
+/// until it is full, so another one after a full one means the inode was reused by another
+/// file (or the file was truncated), even when the new file is still too short for a full
+/// fingerprint of its own.
+fn same_file(old: &Checkpoint, new: &Checkpoint) -> bool {
+    old.id == new.id && (!old.fp.is_full() || old.fp == new.fp)
 }
 
 /// One checkpoint as a `positions.json` entry; none when its path is not UTF-8.
@@ -435,6 +438,32 @@ mod tests {
             p.iter().count(),
             3,
             "a grown fingerprint replaces the short one"
+        );
+    }
+
+    #[test]
+    fn a_reused_inode_with_a_short_head_does_not_overwrite_a_finished_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let rotated = dir.path().join("0.log.20240101-000000");
+        let mut p = Checkpoints::load(dir.path()).unwrap();
+        let mut old = cp(&rotated, 5, &[b'a'; 300], 300);
+        old.done = true;
+        p.record(old.clone());
+        // The rotated file was gzipped and removed; a new file got its inode and has a line.
+        p.record(cp(&dir.path().join("0.log"), 5, b"new\n", 4));
+        let gz = dir.path().join("0.log.20240101-000000.gz");
+        let found = best_match(
+            p.iter(),
+            &gz,
+            FileId { dev: 7, inode: 9 },
+            &head(&[b'a'; 300], true),
+        );
+        assert_eq!(found, Some(&old), "the .gz is still known as read");
+        p.record(cp(&dir.path().join("0.log"), 5, b"new\nand more\n", 13));
+        assert_eq!(
+            p.iter().count(),
+            2,
+            "the new file's own checkpoint moves on"
         );
     }
 

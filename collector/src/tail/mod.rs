@@ -37,7 +37,7 @@ mod rescan;
 mod tracked;
 mod watch;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -164,6 +164,7 @@ impl TailConfig {
             watch_dirs: Vec::new(),
             finished: HashMap::new(),
             seen: HashMap::new(),
+            listed_before: HashSet::new(),
             stats: Arc::default(),
             saved_at: None,
             unsaved: false,
@@ -195,6 +196,9 @@ pub struct Tailer {
     /// Files found and not followed (copies of files read), with their size then and the
     /// checkpoint or file they matched; looked at again only when their size changes.
     seen: HashMap<FileId, rescan::Seen>,
+    /// The files the previous rescan listed: a file missing from one listing is forgotten
+    /// only when the next misses it too (see `rescan.rs`).
+    listed_before: HashSet<FileId>,
     stats: Arc<TailStats>,
     /// When `positions.json` was last written, and whether acks arrived since.
     saved_at: Option<Instant>,

@@ -5,7 +5,8 @@
 //! copy of a file followed (kubelet gzipped a rotated file that is still being read from its
 //! open descriptor); a copy of a finished file (skipped: its `.gz` is not read again); or a
 //! file to follow, from the checkpoint it matches or from its start. Then what is gone is
-//! forgotten: files no longer present, and checkpoints no present file can resume from.
+//! forgotten: files that two listings in a row did not have (one can miss a rotated file that is
+//! being replaced by its `.gz`), and checkpoints no such file can resume from.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -84,6 +85,14 @@ impl Tailer {
             }
         }
 
+        // A file is gone once two listings in a row missed it. One listing can miss a file
+        // that is only being replaced: it read the directory before kubelet renamed the
+        // `.gz` into place and looked at the rotated file after kubelet removed it. Forgetting
+        // the rotated file's checkpoint then would have its `.gz`, listed next time, read
+        // again from the start. The next listing reads the directory after that look, so it
+        // has the `.gz`.
+        let listed = present.clone();
+        present.extend(std::mem::replace(&mut self.listed_before, listed));
         self.seen.retain(|id, _| present.contains(id));
         self.finished.retain(|id, _| present.contains(id));
         let mut keep: HashSet<FileId> = present;

@@ -38,14 +38,31 @@ fn rotate(log: &Path, stamp: &str, next: &str) -> PathBuf {
 /// kubelet's compression of a rotated file: `x` → `x.gz`, then `x` removed.
 fn gzip(path: &Path) -> PathBuf {
     let gz = PathBuf::from(format!("{}.gz", path.display()));
+    gzip_into(path, &gz);
+    gz
+}
+
+/// Writes `src` gzipped to `gz`, then removes `src`.
+fn gzip_into(src: &Path, gz: &Path) {
     let mut enc = flate2::write::GzEncoder::new(
-        std::fs::File::create(&gz).unwrap(),
+        std::fs::File::create(gz).unwrap(),
         flate2::Compression::fast(),
     );
-    enc.write_all(&std::fs::read(path).unwrap()).unwrap();
+    enc.write_all(&std::fs::read(src).unwrap()).unwrap();
     enc.finish().unwrap();
-    std::fs::remove_file(path).unwrap();
-    gz
+    std::fs::remove_file(src).unwrap();
+}
+
+/// kubelet's compression of `rotated` as a rescan racing it can see it: one listing has
+/// neither the rotated file nor its `.gz` (the directory was read before the `.gz` was renamed
+/// into place, the rotated file looked at after it was removed), the next has the `.gz`.
+/// The rotated file waits at `aside`, outside the listed tree, meanwhile. Returns what each of
+/// the two polls read.
+async fn gzip_behind_a_listing(t: &mut Tailer, rotated: &Path, aside: &Path) -> [Vec<String>; 2] {
+    std::fs::rename(rotated, aside).unwrap();
+    let between = texts(&poll(t).await);
+    gzip_into(aside, Path::new(&format!("{}.gz", rotated.display())));
+    [between, texts(&poll(t).await)]
 }
 
 /// Lines long enough that every file has a full fingerprint.
@@ -331,5 +348,54 @@ async fn a_gz_of_a_file_finished_by_an_unacknowledged_run_is_not_read_again() {
     assert!(
         poll(&mut t).await.is_empty(),
         "the .gz of the file finished in the queue is not read again"
+    );
+}
+
+#[tokio::test]
+async fn a_gz_of_a_queued_finished_file_is_not_read_again_when_a_listing_missed_both() {
+    let fx = Fixture::new();
+    let log = fx.container_log("app");
+    append(&log, numbered(0, 10).as_bytes());
+    let mut t = fx.tailer(Vec::new());
+    assert_eq!(poll_acked(&mut t).await, want(0, 10));
+    drop(t);
+    let rotated = rotate(&log, "20240102-000001", &numbered(10, 20));
+    let mut t = fx.tailer(Vec::new());
+    let queued: Vec<Position> = poll(&mut t)
+        .await
+        .iter()
+        .flat_map(|b| b.positions.clone())
+        .collect();
+    drop(t);
+
+    let mut cfg = TailConfig::new("node-1", &fx.state);
+    cfg.pods_path = fx.pods.clone();
+    cfg.queued = queued;
+    let mut t = cfg.build().unwrap();
+    assert!(poll(&mut t).await.is_empty());
+    let [between, after] = gzip_behind_a_listing(&mut t, &rotated, &fx.root.join("aside")).await;
+    assert!(between.is_empty());
+    assert!(
+        after.is_empty(),
+        "the queued done position outlives one listing without its file: {after:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_gz_of_a_file_finished_in_this_run_is_not_read_again_when_a_listing_missed_both() {
+    let fx = Fixture::new();
+    let log = fx.container_log("app");
+    append(&log, numbered(0, 10).as_bytes());
+    let mut t = fx.tailer(Vec::new());
+    assert_eq!(poll_acked(&mut t).await, want(0, 10));
+    append(&log, numbered(10, 15).as_bytes());
+    let rotated = rotate(&log, "20240102-000001", &numbered(15, 20));
+    // Finished while the receiver is away: its last positions are not acknowledged yet.
+    assert_eq!(texts(&poll(&mut t).await), want(10, 20));
+    let [between, after] = gzip_behind_a_listing(&mut t, &rotated, &fx.root.join("aside")).await;
+    assert!(between.is_empty());
+    assert!(
+        after.is_empty(),
+        "the finished file is remembered across one listing without it: {after:?}"
     );
 }
