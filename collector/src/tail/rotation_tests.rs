@@ -399,3 +399,26 @@ async fn a_gz_of_a_file_finished_in_this_run_is_not_read_again_when_a_listing_mi
         "the finished file is remembered across one listing without it: {after:?}"
     );
 }
+
+#[tokio::test]
+async fn a_restart_resumes_a_live_file_after_its_queued_lines() {
+    let fx = Fixture::new();
+    let log = fx.container_log("app");
+    append(&log, numbered(0, 10).as_bytes());
+    let mut t = fx.tailer(Vec::new());
+    assert_eq!(poll_acked(&mut t).await, want(0, 10));
+    // Read on; these positions reach the queue but no ack comes before the kill.
+    append(&log, numbered(10, 20).as_bytes());
+    let got = poll(&mut t).await;
+    assert_eq!(texts(&got), want(10, 20));
+    let queued: Vec<Position> = got.iter().flat_map(|b| b.positions.clone()).collect();
+    drop(t);
+
+    let mut cfg = TailConfig::new("node-1", &fx.state);
+    cfg.pods_path = fx.pods.clone();
+    cfg.queued = queued;
+    let mut t = cfg.build().unwrap();
+    assert!(poll(&mut t).await.is_empty(), "the queued lines are not read again");
+    append(&log, numbered(20, 21).as_bytes());
+    assert_eq!(texts(&poll(&mut t).await), want(20, 21));
+}
