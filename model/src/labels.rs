@@ -60,6 +60,21 @@ impl Labels {
         Labels(out)
     }
 
+    /// A label set from labels already in its form: sorted by name, no name twice, no empty
+    /// value. For producers that build their pairs in order (a collector merging sorted
+    /// label groups), saving [`Labels::from_pairs`]'s copy and sort; checked in debug builds.
+    pub fn from_sorted_unique(labels: Vec<Label>) -> Self {
+        debug_assert!(
+            labels.windows(2).all(|w| w[0].name < w[1].name),
+            "labels not sorted by name or a name repeated"
+        );
+        debug_assert!(
+            labels.iter().all(|l| !l.value.is_empty()),
+            "an empty label value"
+        );
+        Labels(labels)
+    }
+
     /// Like [`Labels::from_pairs`] but refuses invalid or repeated names, as an ingestion
     /// path must: silently merging two `job` labels would change a series' identity.
     pub fn try_from_pairs<N: Into<String>, V: Into<String>>(

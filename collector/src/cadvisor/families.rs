@@ -60,7 +60,10 @@ use MetricType::{Counter, Gauge};
 
 /// The labels a family adds to the six base labels (`cpu`, `device`, ...).
 type Extra = Vec<(&'static str, String)>;
-type Getter = fn(&Container) -> Vec<(Extra, f64)>;
+/// Appends a family's values for one container to the buffer, which the caller empties and
+/// reuses for every container and family: a vector returned per container per family was
+/// ~12,000 allocations a collection.
+type Getter = fn(&Container, &mut Vec<(Extra, f64)>);
 
 /// The families, in cAdvisor's order: name, HELP, type and how to read the values.
 const METRICS: &[(&str, &str, MetricType, Getter)] = &[
@@ -68,86 +71,86 @@ const METRICS: &[(&str, &str, MetricType, Getter)] = &[
         "container_cpu_cfs_periods_total",
         "Number of elapsed enforcement period intervals.",
         Counter,
-        |c| cfs(c, |(p, _, _)| p as f64),
+        |c, out| cfs(c, out, |(p, _, _)| p as f64),
     ),
     (
         "container_cpu_cfs_throttled_periods_total",
         "Number of throttled period intervals.",
         Counter,
-        |c| cfs(c, |(_, t, _)| t as f64),
+        |c, out| cfs(c, out, |(_, t, _)| t as f64),
     ),
     (
         "container_cpu_cfs_throttled_seconds_total",
         "Total time duration the container has been throttled.",
         Counter,
-        |c| cfs(c, |(_, _, ns)| ns as f64 / 1e9),
+        |c, out| cfs(c, out, |(_, _, ns)| ns as f64 / 1e9),
     ),
     (
         "container_cpu_system_seconds_total",
         "Cumulative system cpu time consumed in seconds.",
         Counter,
-        |c| one(c.stats.cpu_system_ns.map(|ns| ns as f64 / 1e9)),
+        |c, out| one(out, c.stats.cpu_system_ns.map(|ns| ns as f64 / 1e9)),
     ),
     // The kubelet does not enable per-cpu usage, so the one series is `cpu="total"`.
     (
         "container_cpu_usage_seconds_total",
         "Cumulative cpu time consumed in seconds.",
         Counter,
-        |c| {
-            c.stats
-                .cpu_usage_ns
-                .map(|ns| (vec![("cpu", "total".to_string())], ns as f64 / 1e9))
-                .into_iter()
-                .collect()
+        |c, out| {
+            out.extend(
+                c.stats
+                    .cpu_usage_ns
+                    .map(|ns| (vec![("cpu", "total".to_string())], ns as f64 / 1e9)),
+            )
         },
     ),
     (
         "container_cpu_user_seconds_total",
         "Cumulative user cpu time consumed in seconds.",
         Counter,
-        |c| one(c.stats.cpu_user_ns.map(|ns| ns as f64 / 1e9)),
+        |c, out| one(out, c.stats.cpu_user_ns.map(|ns| ns as f64 / 1e9)),
     ),
     (
         "container_file_descriptors",
         "Number of open file descriptors for the container.",
         Gauge,
-        |c| one(c.stats.fds.map(|v| v as f64)),
+        |c, out| one(out, c.stats.fds.map(|v| v as f64)),
     ),
     (
         "container_fs_reads_bytes_total",
         "Cumulative count of bytes read",
         Counter,
-        |c| io(c, |d| d.read_bytes),
+        |c, out| io(c, out, |d| d.read_bytes),
     ),
     (
         "container_fs_reads_total",
         "Cumulative count of reads completed",
         Counter,
-        |c| io(c, |d| d.reads),
+        |c, out| io(c, out, |d| d.reads),
     ),
     (
         "container_fs_writes_bytes_total",
         "Cumulative count of bytes written",
         Counter,
-        |c| io(c, |d| d.write_bytes),
+        |c, out| io(c, out, |d| d.write_bytes),
     ),
     (
         "container_fs_writes_total",
         "Cumulative count of writes completed",
         Counter,
-        |c| io(c, |d| d.writes),
+        |c, out| io(c, out, |d| d.writes),
     ),
     (
         "container_last_seen",
         "Last time a container was seen by the exporter",
         Gauge,
-        |_| Vec::new(),
+        |_, _| {},
     ),
     (
         "container_memory_cache",
         "Number of bytes of page cache memory.",
         Gauge,
-        |c| one(c.stats.memory_cache.map(|v| v as f64)),
+        |c, out| one(out, c.stats.memory_cache.map(|v| v as f64)),
     ),
     (
         "container_memory_failures_total",
@@ -160,9 +163,10 @@ const METRICS: &[(&str, &str, MetricType, Getter)] = &[
         "container_memory_failcnt",
         "Number of memory usage hits limits",
         Counter,
-        |c| {
-            one(c
-                .stats
+        |c, out| {
+            one(
+                out,
+                c                .stats
                 .memory_usage
                 .map(|_| c.stats.memory_failcnt.unwrap_or(0) as f64))
         },
@@ -172,33 +176,34 @@ const METRICS: &[(&str, &str, MetricType, Getter)] = &[
         "container_memory_kernel_usage",
         "Size of kernel memory allocated in bytes.",
         Gauge,
-        |c| with_memory(c, c.stats.memory_kernel),
+        |c, out| with_memory(c, out, c.stats.memory_kernel),
     ),
     (
         "container_memory_mapped_file",
         "Size of memory mapped files in bytes.",
         Gauge,
-        |c| with_memory(c, c.stats.memory_mapped_file),
+        |c, out| with_memory(c, out, c.stats.memory_mapped_file),
     ),
     (
         "container_memory_max_usage_bytes",
         "Maximum memory usage recorded in bytes",
         Gauge,
-        |c| with_memory(c, c.stats.memory_max_usage),
+        |c, out| with_memory(c, out, c.stats.memory_max_usage),
     ),
     (
         "container_memory_rss",
         "Size of RSS in bytes.",
         Gauge,
-        |c| one(c.stats.memory_rss.map(|v| v as f64)),
+        |c, out| one(out, c.stats.memory_rss.map(|v| v as f64)),
     ),
     (
         "container_memory_swap",
         "Container swap usage in bytes.",
         Gauge,
-        |c| {
-            one(c
-                .stats
+        |c, out| {
+            one(
+                out,
+                c                .stats
                 .memory_usage
                 .map(|_| c.stats.memory_swap.unwrap_or(0) as f64))
         },
@@ -207,187 +212,186 @@ const METRICS: &[(&str, &str, MetricType, Getter)] = &[
         "container_memory_total_active_file_bytes",
         "Current total active file in bytes.",
         Gauge,
-        |c| with_memory(c, c.stats.memory_active_file),
+        |c, out| with_memory(c, out, c.stats.memory_active_file),
     ),
     (
         "container_memory_total_inactive_file_bytes",
         "Current total inactive file in bytes.",
         Gauge,
-        |c| with_memory(c, c.stats.memory_inactive_file),
+        |c, out| with_memory(c, out, c.stats.memory_inactive_file),
     ),
     (
         "container_memory_usage_bytes",
         "Current memory usage in bytes, including all memory regardless of when it was accessed",
         Gauge,
-        |c| one(c.stats.memory_usage.map(|v| v as f64)),
+        |c, out| one(out, c.stats.memory_usage.map(|v| v as f64)),
     ),
     (
         "container_memory_working_set_bytes",
         "Current working set in bytes.",
         Gauge,
-        |c| one(c.stats.memory_working_set.map(|v| v as f64)),
+        |c, out| one(out, c.stats.memory_working_set.map(|v| v as f64)),
     ),
     (
         "container_network_receive_bytes_total",
         "Cumulative count of bytes received",
         Counter,
-        |c| net(c, |i| i.rx_bytes),
+        |c, out| net(c, out, |i| i.rx_bytes),
     ),
     (
         "container_network_receive_errors_total",
         "Cumulative count of errors encountered while receiving",
         Counter,
-        |c| net(c, |i| i.rx_errors),
+        |c, out| net(c, out, |i| i.rx_errors),
     ),
     (
         "container_network_receive_packets_dropped_total",
         "Cumulative count of packets dropped while receiving",
         Counter,
-        |c| net(c, |i| i.rx_dropped),
+        |c, out| net(c, out, |i| i.rx_dropped),
     ),
     (
         "container_network_receive_packets_total",
         "Cumulative count of packets received",
         Counter,
-        |c| net(c, |i| i.rx_packets),
+        |c, out| net(c, out, |i| i.rx_packets),
     ),
     (
         "container_network_transmit_bytes_total",
         "Cumulative count of bytes transmitted",
         Counter,
-        |c| net(c, |i| i.tx_bytes),
+        |c, out| net(c, out, |i| i.tx_bytes),
     ),
     (
         "container_network_transmit_errors_total",
         "Cumulative count of errors encountered while transmitting",
         Counter,
-        |c| net(c, |i| i.tx_errors),
+        |c, out| net(c, out, |i| i.tx_errors),
     ),
     (
         "container_network_transmit_packets_dropped_total",
         "Cumulative count of packets dropped while transmitting",
         Counter,
-        |c| net(c, |i| i.tx_dropped),
+        |c, out| net(c, out, |i| i.tx_dropped),
     ),
     (
         "container_network_transmit_packets_total",
         "Cumulative count of packets transmitted",
         Counter,
-        |c| net(c, |i| i.tx_packets),
+        |c, out| net(c, out, |i| i.tx_packets),
     ),
     (
         "container_oom_events_total",
         "Count of out of memory events observed for the container",
         Counter,
-        |c| one(c.stats.oom_kills.map(|v| v as f64)),
+        |c, out| one(out, c.stats.oom_kills.map(|v| v as f64)),
     ),
     (
         "container_pressure_cpu_stalled_seconds_total",
         "Total time duration no tasks in the container could make progress due to CPU congestion.",
         Counter,
-        |c| pressure(c, 0, |p| p.full_us),
+        |c, out| pressure(c, out, 0, |p| p.full_us),
     ),
     (
         "container_pressure_cpu_waiting_seconds_total",
         "Total time duration tasks in the container have waited due to CPU congestion.",
         Counter,
-        |c| pressure(c, 0, |p| p.some_us),
+        |c, out| pressure(c, out, 0, |p| p.some_us),
     ),
     (
         "container_pressure_io_stalled_seconds_total",
         "Total time duration no tasks in the container could make progress due to IO congestion.",
         Counter,
-        |c| pressure(c, 2, |p| p.full_us),
+        |c, out| pressure(c, out, 2, |p| p.full_us),
     ),
     (
         "container_pressure_io_waiting_seconds_total",
         "Total time duration tasks in the container have waited due to IO congestion.",
         Counter,
-        |c| pressure(c, 2, |p| p.some_us),
+        |c, out| pressure(c, out, 2, |p| p.some_us),
     ),
     (
         "container_pressure_memory_stalled_seconds_total",
         "Total time duration no tasks in the container could make progress due to memory congestion.",
         Counter,
-        |c| pressure(c, 1, |p| p.full_us),
+        |c, out| pressure(c, out, 1, |p| p.full_us),
     ),
     (
         "container_pressure_memory_waiting_seconds_total",
         "Total time duration tasks in the container have waited due to memory congestion.",
         Counter,
-        |c| pressure(c, 1, |p| p.some_us),
+        |c, out| pressure(c, out, 1, |p| p.some_us),
     ),
     (
         "container_processes",
         "Number of processes running inside the container.",
         Gauge,
-        |c| one(c.stats.processes.map(|v| v as f64)),
+        |c, out| one(out, c.stats.processes.map(|v| v as f64)),
     ),
     (
         "container_sockets",
         "Number of open sockets for the container.",
         Gauge,
-        |c| one(c.stats.sockets.map(|v| v as f64)),
+        |c, out| one(out, c.stats.sockets.map(|v| v as f64)),
     ),
     (
         "container_spec_cpu_period",
         "CPU period of the container.",
         Gauge,
-        |c| one(c.stats.spec_cpu_period.map(|v| v as f64)),
+        |c, out| one(out, c.stats.spec_cpu_period.map(|v| v as f64)),
     ),
     (
         "container_spec_cpu_quota",
         "CPU quota of the container.",
         Gauge,
-        |c| one(c.stats.spec_cpu_quota.map(|v| v as f64)),
+        |c, out| one(out, c.stats.spec_cpu_quota.map(|v| v as f64)),
     ),
     (
         "container_spec_cpu_shares",
         "CPU share of the container.",
         Gauge,
-        |c| one(c.stats.spec_cpu_shares.map(|v| v as f64)),
+        |c, out| one(out, c.stats.spec_cpu_shares.map(|v| v as f64)),
     ),
     (
         "container_spec_memory_limit_bytes",
         "Memory limit for the container.",
         Gauge,
-        |c| one(c.stats.spec_memory_limit.map(|v| v as f64)),
+        |c, out| one(out, c.stats.spec_memory_limit.map(|v| v as f64)),
     ),
     (
         "container_start_time_seconds",
         "Start time of the container since unix epoch in seconds.",
         Gauge,
-        |c| one(c.stats.start_time.map(f64::trunc)),
+        |c, out| one(out, c.stats.start_time.map(f64::trunc)),
     ),
     (
         "container_threads",
         "Number of threads running inside the container",
         Gauge,
-        |c| one(c.stats.threads.map(|v| v as f64)),
+        |c, out| one(out, c.stats.threads.map(|v| v as f64)),
     ),
     (
         "container_threads_max",
         "Maximum number of threads allowed inside the container, infinity if value is zero",
         Gauge,
-        |c| one(c.stats.threads_max.map(|v| v as f64)),
+        |c, out| one(out, c.stats.threads_max.map(|v| v as f64)),
     ),
 ];
 
-fn one(v: Option<f64>) -> Vec<(Extra, f64)> {
-    v.map(|v| (Vec::new(), v)).into_iter().collect()
+fn one(out: &mut Vec<(Extra, f64)>, v: Option<f64>) {
+    out.extend(v.map(|v| (Vec::new(), v)));
 }
 
 /// A memory figure cAdvisor reports (as 0 when unread) for every cgroup with memory stats.
-fn with_memory(c: &Container, v: Option<u64>) -> Vec<(Extra, f64)> {
-    one(c.stats.memory_usage.map(|_| v.unwrap_or(0) as f64))
+fn with_memory(c: &Container, out: &mut Vec<(Extra, f64)>, v: Option<u64>) {
+    one(out, c.stats.memory_usage.map(|_| v.unwrap_or(0) as f64))
 }
 
 /// Page faults of the cgroup (`scope="container"`) and its hierarchy, minor and major; like
 /// cAdvisor, 0 where `memory.stat` lacks them, for every cgroup with memory stats.
-fn failures(c: &Container) -> Vec<(Extra, f64)> {
-    let mut out = Vec::new();
+fn failures(c: &Container, out: &mut Vec<(Extra, f64)>) {
     if c.stats.memory_usage.is_none() {
-        return out;
+        return;
     }
     for (kind, faults) in [
         ("pgfault", c.stats.pgfault),
@@ -402,44 +406,44 @@ fn failures(c: &Container) -> Vec<(Extra, f64)> {
             out.push((labels, v as f64));
         }
     }
-    out
 }
 
 /// One PSI total (µs) of resource `i` (cpu, memory, io) in seconds.
-fn pressure(c: &Container, i: usize, f: fn(&super::cgroup::Pressure) -> u64) -> Vec<(Extra, f64)> {
-    one(c.stats.pressure[i].as_ref().map(|p| f(p) as f64 / 1e6))
+fn pressure(
+    c: &Container,
+    out: &mut Vec<(Extra, f64)>,
+    i: usize,
+    f: fn(&super::cgroup::Pressure) -> u64,
+) {
+    one(out, c.stats.pressure[i].as_ref().map(|p| f(p) as f64 / 1e6))
 }
 
 /// cAdvisor reports CFS counters only for a container with a quota: without one, the
 /// periods do not advance and throttling cannot happen.
-fn cfs(c: &Container, f: fn((u64, u64, u64)) -> f64) -> Vec<(Extra, f64)> {
-    match (c.stats.cfs, c.stats.spec_cpu_quota) {
-        (Some(cfs), Some(_)) => one(Some(f(cfs))),
-        _ => Vec::new(),
+fn cfs(c: &Container, out: &mut Vec<(Extra, f64)>, f: fn((u64, u64, u64)) -> f64) {
+    if let (Some(cfs), Some(_)) = (c.stats.cfs, c.stats.spec_cpu_quota) {
+        one(out, Some(f(cfs)))
     }
 }
 
-fn io(c: &Container, f: fn(&super::cgroup::DeviceIo) -> u64) -> Vec<(Extra, f64)> {
-    c.stats
-        .io
-        .iter()
-        .map(|d| {
-            let device = c
-                .devices
-                .iter()
-                .find(|(dev, _)| *dev == (d.major, d.minor))
-                .map(|(_, name)| name.clone())
-                .unwrap_or_default();
-            (vec![("device", device)], f(d) as f64)
-        })
-        .collect()
+fn io(c: &Container, out: &mut Vec<(Extra, f64)>, f: fn(&super::cgroup::DeviceIo) -> u64) {
+    out.extend(c.stats.io.iter().map(|d| {
+        let device = c
+            .devices
+            .iter()
+            .find(|(dev, _)| *dev == (d.major, d.minor))
+            .map(|(_, name)| name.clone())
+            .unwrap_or_default();
+        (vec![("device", device)], f(d) as f64)
+    }))
 }
 
-fn net(c: &Container, f: fn(&Interface) -> u64) -> Vec<(Extra, f64)> {
-    c.interfaces
-        .iter()
-        .map(|i| (vec![("interface", i.name.clone())], f(i) as f64))
-        .collect()
+fn net(c: &Container, out: &mut Vec<(Extra, f64)>, f: fn(&Interface) -> u64) {
+    out.extend(
+        c.interfaces
+            .iter()
+            .map(|i| (vec![("interface", i.name.clone())], f(i) as f64)),
+    )
 }
 
 /// The families of `containers`, in name order, with empty families left out; `now_s` is
@@ -447,15 +451,17 @@ fn net(c: &Container, f: fn(&Interface) -> u64) -> Vec<(Extra, f64)> {
 pub(crate) fn families(containers: &[Container], now_s: f64) -> Vec<Family> {
     let bases: Vec<SharedLabels> = containers.iter().map(|c| c.base.labels()).collect();
     let mut out = Vec::new();
+    let mut values = Vec::new();
     for (name, help, kind, get) in METRICS {
         let mut family = Family::new(*name, *help, *kind);
+        let last_seen = *name == "container_last_seen";
         for (c, base) in containers.iter().zip(&bases) {
-            let values = if *name == "container_last_seen" {
-                one(Some(now_s.trunc()))
+            if last_seen {
+                one(&mut values, Some(now_s.trunc()));
             } else {
-                get(c)
-            };
-            for (extra, value) in values {
+                get(c, &mut values);
+            }
+            for (extra, value) in values.drain(..) {
                 family.push_shared(base, extra, value);
             }
         }

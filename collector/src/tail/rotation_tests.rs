@@ -418,7 +418,10 @@ async fn a_restart_resumes_a_live_file_after_its_queued_lines() {
     cfg.pods_path = fx.pods.clone();
     cfg.queued = queued;
     let mut t = cfg.build().unwrap();
-    assert!(poll(&mut t).await.is_empty(), "the queued lines are not read again");
+    assert!(
+        poll(&mut t).await.is_empty(),
+        "the queued lines are not read again"
+    );
     append(&log, numbered(20, 21).as_bytes());
     assert_eq!(texts(&poll(&mut t).await), want(20, 21));
 }
