@@ -6,11 +6,11 @@
 //! last one. The records' `meta` goes back to the sink in queue order as the finished prefix
 //! grows: for the Loki sink, the file positions the tailer may now checkpoint.
 //!
-//! Several Loki pushes in flight can land out of order. Loki accepts out-of-order entries per
-//! stream since 2.4 (`unordered_writes`, on by default), and Vigil's log store routes each
-//! entry by its own timestamp without an order check, so no per-stream ordering is kept.
-//! Remote write sends one request at a time: a receiver refuses a sample older than the
-//! newest of its series, so requests must land in the order they were made.
+//! Requests of different lanes may land in any order; those of one lane land in queue order.
+//! Remote write's lanes are shards of the series (a receiver refuses a sample older than the
+//! newest of its series, so each series' requests must land in the order they were made); the
+//! Loki sink's are groups of containers, so each file's lines arrive in order (Loki would take
+//! them out of order since 2.4, but the tailer promises order per file).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
