@@ -451,7 +451,16 @@ mod tests {
         batches: Vec<LogBatch>,
     ) -> (Vec<Vec<Position>>, Arc<SinkStats>) {
         let dir = tempfile::tempdir().unwrap();
-        let sink = LokiConfig::new(&server.url, dir.path()).build().unwrap();
+        run_sink_with(LokiConfig::new(&server.url, dir.path()), batches).await
+    }
+
+    /// Runs a sink of `cfg` over `batches` with the input closed, until its queue is drained;
+    /// returns the acks it sent, in order, and its counters.
+    async fn run_sink_with(
+        cfg: LokiConfig,
+        batches: Vec<LogBatch>,
+    ) -> (Vec<Vec<Position>>, Arc<SinkStats>) {
+        let sink = cfg.build().unwrap();
         let stats = sink.stats();
         let (tx, rx) = mpsc::channel(16);
         let (ack_tx, mut ack_rx) = mpsc::unbounded_channel();
@@ -460,7 +469,7 @@ mod tests {
         }
         drop(tx);
         tokio::time::timeout(
-            Duration::from_secs(5),
+            Duration::from_secs(10),
             sink.run(rx, ack_tx, CancellationToken::new()),
         )
         .await
@@ -470,6 +479,11 @@ mod tests {
             acks.push(a);
         }
         (acks, stats)
+    }
+
+    /// The offsets of every acknowledged position, in order.
+    fn offsets(acks: &[Vec<Position>]) -> Vec<u64> {
+        acks.iter().flatten().map(|p| p.offset).collect()
     }
 
     #[tokio::test]
@@ -572,27 +586,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = LokiConfig::new(&url, dir.path());
         cfg.batch_bytes = 10;
-        let sink = cfg.build().unwrap();
-        let stats = sink.stats();
-        let (tx, rx) = mpsc::channel(16);
-        let (ack_tx, _ack_rx) = mpsc::unbounded_channel();
         // Two containers per lane, queued lane 0, 1, 2, 3, 0, 1, 2, 3.
         let lanes: Vec<Vec<String>> = (0..DEFAULT_MAX_IN_FLIGHT)
             .map(|l| dirs_in_lane(l, 2))
             .collect();
-        for k in 0..8 {
-            let dir = &lanes[k % DEFAULT_MAX_IN_FLIGHT][k / DEFAULT_MAX_IN_FLIGHT];
-            tx.send(batch_in(dir, &"z".repeat(20), k as u64 + 1))
-                .await
-                .unwrap();
-        }
-        drop(tx);
-        tokio::time::timeout(
-            Duration::from_secs(10),
-            sink.run(rx, ack_tx, CancellationToken::new()),
-        )
-        .await
-        .unwrap();
+        let batches = (0..8)
+            .map(|k| {
+                let dir = &lanes[k % DEFAULT_MAX_IN_FLIGHT][k / DEFAULT_MAX_IN_FLIGHT];
+                batch_in(dir, &"z".repeat(20), k as u64 + 1)
+            })
+            .collect();
+        let (_, stats) = run_sink_with(cfg, batches).await;
         assert_eq!(stats.delivered_requests.load(Ordering::Relaxed), 8);
         assert_eq!(
             most.load(Ordering::SeqCst),
@@ -615,23 +619,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = LokiConfig::new(&url, dir.path());
         cfg.batch_bytes = 10;
-        let sink = cfg.build().unwrap();
-        let stats = sink.stats();
-        let (tx, rx) = mpsc::channel(16);
-        let (ack_tx, _ack_rx) = mpsc::unbounded_channel();
         let container = "/var/log/pods/ns_one_uid/app";
-        for k in 0..4 {
-            tx.send(batch_in(container, &"z".repeat(20), k + 1))
-                .await
-                .unwrap();
-        }
-        drop(tx);
-        tokio::time::timeout(
-            Duration::from_secs(10),
-            sink.run(rx, ack_tx, CancellationToken::new()),
-        )
-        .await
-        .unwrap();
+        let batches = (0..4)
+            .map(|k| batch_in(container, &"z".repeat(20), k + 1))
+            .collect();
+        let (acks, stats) = run_sink_with(cfg, batches).await;
+        assert_eq!(offsets(&acks), [1, 2, 3, 4]);
         assert_eq!(stats.delivered_requests.load(Ordering::Relaxed), 4);
         assert_eq!(
             most.load(Ordering::SeqCst),
@@ -727,33 +720,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = LokiConfig::new(&url, dir.path());
         cfg.batch_bytes = 1;
-        let sink = cfg.build().unwrap();
-        let (tx, rx) = mpsc::channel(16);
-        let (ack_tx, mut ack_rx) = mpsc::unbounded_channel();
         // Two containers in different lanes, so both pushes are in flight at once.
-        tx.send(batch_in(&dirs_in_lane(0, 1)[0], "slow", 10))
-            .await
-            .unwrap();
-        tx.send(batch_in(&dirs_in_lane(1, 1)[0], "fast", 20))
-            .await
-            .unwrap();
-        drop(tx);
-        tokio::time::timeout(
-            Duration::from_secs(10),
-            sink.run(rx, ack_tx, CancellationToken::new()),
-        )
-        .await
-        .unwrap();
+        let batches = vec![
+            batch_in(&dirs_in_lane(0, 1)[0], "slow", 10),
+            batch_in(&dirs_in_lane(1, 1)[0], "fast", 20),
+        ];
+        let (acks, _) = run_sink_with(cfg, batches).await;
         assert_eq!(
             *answered.lock().unwrap(),
             ["fast", "slow"],
             "answered out of order"
         );
-        let mut offsets = Vec::new();
-        while let Some(acked) = ack_rx.recv().await {
-            offsets.extend(acked.iter().map(|p| p.offset));
-        }
-        assert_eq!(offsets, [10, 20], "acknowledged in queue order");
+        assert_eq!(offsets(&acks), [10, 20], "acknowledged in queue order");
     }
 
     #[tokio::test]
@@ -764,30 +742,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = LokiConfig::new(&server.url, dir.path());
         cfg.batch_bytes = 1;
-        let sink = cfg.build().unwrap();
-        let (tx, rx) = mpsc::channel(16);
-        let (ack_tx, mut ack_rx) = mpsc::unbounded_channel();
         let mut only_position = batch("", 9);
         only_position.streams.clear();
-        tx.send(batch("x", 4)).await.unwrap();
-        tx.send(only_position).await.unwrap();
-        drop(tx);
-        tokio::time::timeout(
-            Duration::from_secs(5),
-            sink.run(rx, ack_tx, CancellationToken::new()),
-        )
-        .await
-        .unwrap();
+        let (acks, _) = run_sink_with(cfg, vec![batch("x", 4), only_position]).await;
         assert_eq!(
             server.requests().len(),
             2,
             "a 503, then the line; nothing for the position"
         );
-        let mut offsets = Vec::new();
-        while let Some(acked) = ack_rx.recv().await {
-            offsets.extend(acked.iter().map(|p| p.offset));
-        }
-        assert_eq!(offsets, [4, 9]);
+        assert_eq!(offsets(&acks), [4, 9]);
     }
 
     #[tokio::test]

@@ -336,10 +336,7 @@ async fn a_gz_of_a_file_finished_by_an_unacknowledged_run_is_not_read_again() {
     let queued: Vec<Position> = got.iter().flat_map(|b| b.positions.clone()).collect();
     drop(t);
 
-    let mut cfg = TailConfig::new("node-1", &fx.state);
-    cfg.pods_path = fx.pods.clone();
-    cfg.queued = queued;
-    let mut t = cfg.build().unwrap();
+    let mut t = fx.tailer_resuming(queued);
     assert!(
         poll(&mut t).await.is_empty(),
         "the queued lines are not read again"
@@ -368,10 +365,7 @@ async fn a_gz_of_a_queued_finished_file_is_not_read_again_when_a_listing_missed_
         .collect();
     drop(t);
 
-    let mut cfg = TailConfig::new("node-1", &fx.state);
-    cfg.pods_path = fx.pods.clone();
-    cfg.queued = queued;
-    let mut t = cfg.build().unwrap();
+    let mut t = fx.tailer_resuming(queued);
     assert!(poll(&mut t).await.is_empty());
     let [between, after] = gzip_behind_a_listing(&mut t, &rotated, &fx.root.join("aside")).await;
     assert!(between.is_empty());
@@ -414,10 +408,7 @@ async fn a_restart_resumes_a_live_file_after_its_queued_lines() {
     let queued: Vec<Position> = got.iter().flat_map(|b| b.positions.clone()).collect();
     drop(t);
 
-    let mut cfg = TailConfig::new("node-1", &fx.state);
-    cfg.pods_path = fx.pods.clone();
-    cfg.queued = queued;
-    let mut t = cfg.build().unwrap();
+    let mut t = fx.tailer_resuming(queued);
     assert!(
         poll(&mut t).await.is_empty(),
         "the queued lines are not read again"

@@ -44,6 +44,14 @@ impl Fixture {
         cfg.globs = globs;
         cfg.build().unwrap()
     }
+
+    /// A tailer restarted with `queued`: positions a killed run left in the sink's queue.
+    pub(super) fn tailer_resuming(&self, queued: Vec<Position>) -> Tailer {
+        let mut cfg = TailConfig::new("node-1", &self.state);
+        cfg.pods_path = self.pods.clone();
+        cfg.queued = queued;
+        cfg.build().unwrap()
+    }
 }
 
 pub(super) fn append(path: &Path, text: &[u8]) {
