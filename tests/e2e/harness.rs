@@ -36,14 +36,23 @@ impl Vigil {
     /// Starts `vigil server` with its storage under `dir`, which outlives the process: crash
     /// tests kill it (drop sends SIGKILL) and start another on the same directory.
     pub fn server_in(dir: &std::path::Path, extra: &[&str]) -> Vigil {
-        let mut args: Vec<String> = vec![
+        Self::server_in_under(&[], dir, extra)
+    }
+
+    /// [`Vigil::server_in`], run through `wrapper` (a command and its arguments that execs
+    /// the binary it is given last, e.g. `prlimit --fsize=N --`); none runs it directly.
+    pub fn server_in_under(wrapper: &[&str], dir: &std::path::Path, extra: &[&str]) -> Vigil {
+        let mut args: Vec<String> = wrapper.iter().map(|s| s.to_string()).collect();
+        args.push(BIN.to_string());
+        args.extend([
             "server".into(),
             "--web.listen-address=127.0.0.1:0".into(),
             format!("--storage.tsdb.path={}", dir.join("tsdb").display()),
             format!("--storage.logs.path={}", dir.join("logs").display()),
-        ];
+        ]);
         args.extend(extra.iter().map(|s| s.to_string()));
-        Self::spawn_with(args, None)
+        let program = args.remove(0);
+        Self::spawn_program(&program, args, None)
     }
 
     /// Starts `vigil up` with all data under a fresh temp dir, plus `extra` flags.
@@ -76,14 +85,18 @@ impl Vigil {
     }
 
     fn spawn_with(args: Vec<String>, dir: Option<tempfile::TempDir>) -> Vigil {
-        let mut child = Command::new(BIN)
+        Self::spawn_program(BIN, args, dir)
+    }
+
+    fn spawn_program(program: &str, args: Vec<String>, dir: Option<tempfile::TempDir>) -> Vigil {
+        let mut child = Command::new(program)
             .args(&args)
             .env("VIGIL_LOG", "info")
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("start vigil");
+            .unwrap_or_else(|e| panic!("start {program}: {e}"));
         let stderr = child.stderr.take().expect("stderr");
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();

@@ -9,12 +9,9 @@
 //! `setrlimit`, which would need unsafe code (denied in this workspace) and rustix's
 //! `process` feature (not enabled in the workspace).
 
-use crate::harness::{enc, remote_write, write_body, TestSeries, Vigil, BIN};
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use crate::harness::{enc, remote_write, write_body, TestSeries, Vigil};
+use std::process::Command;
+use std::time::Instant;
 
 /// The file-size limit: the WAL segment reaches it after some dozens of requests.
 const FSIZE: u64 = 2 << 20;
@@ -27,75 +24,10 @@ const WANTED_FAILURES: usize = 2;
 /// ...or after this many requests, which fails the test.
 const MAX_REQUESTS: i64 = 1500;
 
-/// `vigil server` started under `prlimit --fsize`, killed on drop.
-struct Limited {
-    child: Child,
-    addr: SocketAddr,
-    log: Arc<Mutex<String>>,
-}
-
-impl Limited {
-    fn start(dir: &std::path::Path) -> Limited {
-        let mut child = Command::new("prlimit")
-            .arg(format!("--fsize={FSIZE}"))
-            .arg("--")
-            .arg(BIN)
-            .args([
-                "server".to_string(),
-                "--web.listen-address=127.0.0.1:0".to_string(),
-                format!("--storage.tsdb.path={}", dir.join("tsdb").display()),
-                format!("--storage.logs.path={}", dir.join("logs").display()),
-            ])
-            .env("VIGIL_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start vigil under prlimit (util-linux)");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let log_w = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("listening") {
-                    let addr = line
-                        .split("address=")
-                        .nth(1)
-                        .and_then(|r| r.split_whitespace().next())
-                        .and_then(|a| a.parse::<SocketAddr>().ok());
-                    if let Some(addr) = addr {
-                        let _ = tx.send(addr);
-                    }
-                }
-                let mut l = log_w.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| {
-                let _ = child.kill();
-                panic!("vigil did not listen; log:\n{}", log.lock().unwrap())
-            });
-        Limited { child, addr, log }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Limited {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `vigil server` on `dir` under `prlimit --fsize`, killed on drop.
+fn start_limited(dir: &std::path::Path) -> Vigil {
+    let fsize = format!("--fsize={FSIZE}");
+    Vigil::server_in_under(&["prlimit", &fsize, "--"], dir, &[])
 }
 
 /// The timestamp of sample `j` of request `k`; its value is `k·PER_REQUEST + j`.
@@ -193,7 +125,7 @@ async fn wal_write_error_fails_the_request_and_keeps_nothing_of_it() {
     let dir = tempfile::tempdir().unwrap();
     // Half an hour ago, so every sample lies inside the queries' two-hour window.
     let base = (crate::harness::now_ms() / 1000 - 1800) * 1000;
-    let server = Limited::start(dir.path());
+    let server = start_limited(dir.path());
     let client = crate::harness::client();
     let started = Instant::now();
 
