@@ -137,6 +137,18 @@ impl Vigil {
         self.log.lock().unwrap().clone()
     }
 
+    /// The text of its `/metrics`.
+    pub async fn metrics(&self) -> String {
+        client()
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// SIGKILL, as `kill -9`: no shutdown code runs (dropping the handle does the same).
     pub fn kill9(self) {
         drop(self);

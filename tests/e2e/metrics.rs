@@ -220,14 +220,7 @@ async fn a_query_whose_client_goes_away_is_stopped() {
         "the query kept running; log:\n{}",
         v.log()
     );
-    let metrics = client()
-        .get(v.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = v.metrics().await;
     assert!(
         metrics.contains("\nvigil_engine_queries_canceled_total 1\n"),
         "{metrics}"

@@ -121,14 +121,7 @@ async fn accepted_samples_and_rule_results_reach_prometheus_relabeled() {
     assert_eq!(rule[0].0["cluster"], "e2e");
     // write_relabel_configs dropped the secret series before it left.
     assert!(prom_samples(&prom, "secret_token").await.is_empty());
-    let metrics = client()
-        .get(vigil.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = vigil.metrics().await;
     let dropped = metrics
         .lines()
         .find(|l| {
@@ -212,14 +205,7 @@ async fn a_receiver_failing_with_500_then_recovering_loses_nothing() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].1, want, "every sample once, in order");
     assert!(seen.load(Ordering::SeqCst) > 6, "the failures were retried");
-    let metrics = client()
-        .get(vigil.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = vigil.metrics().await;
     let retried = metrics
         .lines()
         .find(|l| l.starts_with("prometheus_remote_storage_samples_retried_total{"))

@@ -5,7 +5,7 @@
 //! delivery mark) the agent is killed halfway through sending a backlog: the restarted agent
 //! sends only the rest of it.
 
-use crate::harness::{client, now_ms, Vigil};
+use crate::harness::{now_ms, Vigil};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
@@ -135,14 +135,7 @@ const ONE_SHARD: &[&str] = &["--remote-write.shards=1"];
 
 /// A counter or gauge of the agent's own `/metrics`.
 async fn self_metric(agent: &Vigil, name: &str) -> f64 {
-    let text = client()
-        .get(agent.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = agent.metrics().await;
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
