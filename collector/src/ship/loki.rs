@@ -7,7 +7,7 @@
 //! lines get a record of their own with no body, which is never sent), and hands them back on
 //! its `acks` channel only once the receiver answered 2xx (or a permanent 4xx) for that push
 //! and for every push queued before it: the tailer's checkpoint never runs ahead of what the
-//! receiver has. On a restart [`LokiSink::queued_positions`] tells the tailer where the lines
+//! receiver has. On a restart [`LokiSink::recovered_positions`] tells the tailer where the lines
 //! still queued end, so it resumes after them instead of reading them again. The senders
 //! (`send.rs`) drain the queue with several pushes in flight, one per lane: lines are gathered
 //! per lane, a container's lines always in the same one, so each file's lines reach the

@@ -1,19 +1,23 @@
-//! The queue's delivery mark: how far delivery got, kept in the file `delivered` beside the
-//! segments so that a restart (a crash included) does not send a partly delivered segment
-//! again whole.
+//! The queue's delivery mark: which records are finished, kept in the file `delivered` beside
+//! the segments so that a restart (a crash included) sends again only what was in flight.
 //!
-//! # FORMAT (version 1)
+//! # FORMAT (version 2)
 //!
 //! ```text
-//! magic "VLGD" | version: u8 (1) | 3 zero bytes | seq: u64 LE | records: u64 LE | crc32: u32 LE
+//! magic "VLGD" | version: u8 (2) | 3 zero bytes | seq: u64 LE | records: u64 LE
+//!   | runs: u32 LE | runs × (seq: u64 LE | first: u64 LE | end: u64 LE) | crc32: u32 LE
 //! ```
 //!
-//! `crc32` is the IEEE CRC of the 24 bytes before it. The mark says: every record of every
+//! `crc32` is the IEEE CRC of every byte before it. The mark says: every record of every
 //! segment before `seq`, and the first `records` records of segment `seq`, are finished
-//! (delivered or rejected for good). It is the contiguous prefix only: with several requests
-//! in flight a later record can finish first, and it is counted in the mark once everything
-//! before it has finished too, so records after the mark may be sent again (at-least-once),
-//! never records before it lost.
+//! (delivered or rejected for good) — the unbroken prefix; and so are records `first` up to
+//! (not including) `end` of segment `seq` for each run. With several requests in flight a
+//! later record can finish before an earlier one: a run records it, so a crash re-sends only
+//! the records truly in flight, not everything queued after the oldest of them. Runs are
+//! capped at [`MAX_RUNS`] (more cannot arise from a handful of senders); a run left out only
+//! means its records are sent again, never records lost.
+//!
+//! Version 1 (the same first 24 bytes, no runs, then the CRC) is still read.
 //!
 //! The file is replaced atomically (written to `delivered.tmp`, fsync'd, renamed). A missing,
 //! short or corrupt file reads as "nothing delivered": the queue replays everything, as
@@ -29,42 +33,104 @@ pub(crate) const FILE_NAME: &str = "delivered";
 /// Where a new mark is written before it replaces the old one.
 const TMP_NAME: &str = "delivered.tmp";
 const MAGIC: &[u8; 4] = b"VLGD";
-const VERSION: u8 = 1;
-const BODY_LEN: usize = 24;
-const FILE_LEN: usize = BODY_LEN + 4;
+const VERSION_1: u8 = 1;
+const VERSION: u8 = 2;
+/// Magic, version, padding, `seq`, `records`.
+const PREFIX_LEN: usize = 24;
+const RUN_LEN: usize = 24;
+/// The most runs a mark keeps.
+pub(crate) const MAX_RUNS: usize = 1024;
 
-/// A position in the queue: every record before record `records` of segment `seq` is
-/// finished. Ordered as the queue delivers, so a later mark compares greater.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+/// Records `first` up to `end` of segment `seq`, finished after a record before them that
+/// is not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Run {
+    pub seq: u64,
+    pub first: u64,
+    pub end: u64,
+}
+
+/// What is finished: every record before record `records` of segment `seq`, and the records
+/// of each run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Mark {
     pub seq: u64,
     pub records: u64,
+    pub runs: Vec<Run>,
 }
 
 impl Mark {
-    fn encode(self) -> [u8; FILE_LEN] {
-        let mut out = [0u8; FILE_LEN];
-        out[..4].copy_from_slice(MAGIC);
-        out[4] = VERSION;
-        out[8..16].copy_from_slice(&self.seq.to_le_bytes());
-        out[16..24].copy_from_slice(&self.records.to_le_bytes());
-        let crc = crc32fast::hash(&out[..BODY_LEN]);
-        out[BODY_LEN..].copy_from_slice(&crc.to_le_bytes());
+    /// The unbroken prefix only.
+    #[cfg(test)]
+    pub fn prefix(seq: u64, records: u64) -> Mark {
+        Mark {
+            seq,
+            records,
+            runs: Vec::new(),
+        }
+    }
+
+    /// The finished runs of segment `seq`, first record to the one after the last.
+    pub fn runs_of(&self, seq: u64) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.runs
+            .iter()
+            .filter(move |r| r.seq == seq)
+            .map(|r| (r.first, r.end))
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let runs = &self.runs[..self.runs.len().min(MAX_RUNS)];
+        let mut out = Vec::with_capacity(PREFIX_LEN + 4 + runs.len() * RUN_LEN + 4);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&[VERSION, 0, 0, 0]);
+        out.extend_from_slice(&self.seq.to_le_bytes());
+        out.extend_from_slice(&self.records.to_le_bytes());
+        // At most MAX_RUNS, so the count fits.
+        out.extend_from_slice(&(runs.len() as u32).to_le_bytes());
+        for r in runs {
+            for v in [r.seq, r.first, r.end] {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
         out
     }
 
     fn decode(bytes: &[u8]) -> Option<Mark> {
-        if bytes.len() != FILE_LEN || &bytes[..4] != MAGIC || bytes[4] != VERSION {
+        let (body, crc) = bytes.split_at_checked(bytes.len().checked_sub(4)?)?;
+        if body.len() < PREFIX_LEN || &body[..4] != MAGIC {
             return None;
         }
-        let crc = u32::from_le_bytes(bytes[BODY_LEN..].try_into().ok()?);
-        if crc32fast::hash(&bytes[..BODY_LEN]) != crc {
+        if crc32fast::hash(body) != u32::from_le_bytes(crc.try_into().ok()?) {
             return None;
         }
-        Some(Mark {
-            seq: u64::from_le_bytes(bytes[8..16].try_into().ok()?),
-            records: u64::from_le_bytes(bytes[16..24].try_into().ok()?),
-        })
+        let u64_at = |at: usize| Some(u64::from_le_bytes(body.get(at..at + 8)?.try_into().ok()?));
+        let mut mark = Mark {
+            seq: u64_at(8)?,
+            records: u64_at(16)?,
+            runs: Vec::new(),
+        };
+        match body[4] {
+            VERSION_1 if body.len() == PREFIX_LEN => Some(mark),
+            VERSION => {
+                let n = u32::from_le_bytes(body.get(PREFIX_LEN..PREFIX_LEN + 4)?.try_into().ok()?);
+                let n = usize::try_from(n).ok()?;
+                if n > MAX_RUNS || body.len() != PREFIX_LEN + 4 + n * RUN_LEN {
+                    return None;
+                }
+                for i in 0..n {
+                    let at = PREFIX_LEN + 4 + i * RUN_LEN;
+                    mark.runs.push(Run {
+                        seq: u64_at(at)?,
+                        first: u64_at(at + 8)?,
+                        end: u64_at(at + 16)?,
+                    });
+                }
+                Some(mark)
+            }
+            _ => None,
+        }
     }
 }
 
@@ -91,28 +157,30 @@ pub(crate) fn load(dir: &Path) -> Option<Mark> {
     mark
 }
 
-/// Writes marks to one queue directory, newest wins: a mark older than the last one written
-/// is skipped, so callers finishing out of order need no ordering of their own.
+/// Writes marks to one queue directory, newest wins: each mark comes with its generation
+/// (counted where marks are made, under the queue's lock), and a mark older than the last one
+/// written is skipped, so callers finishing out of order need no ordering of their own.
 #[derive(Debug)]
 pub(crate) struct MarkFile {
     dir: PathBuf,
-    /// The last mark made durable (or found at open).
-    written: Mutex<Mark>,
+    /// The generation of the last mark made durable (0: the one found at open).
+    written: Mutex<u64>,
 }
 
 impl MarkFile {
-    pub fn new(dir: PathBuf, written: Mark) -> Self {
+    pub fn new(dir: PathBuf) -> Self {
         MarkFile {
             dir,
-            written: Mutex::new(written),
+            written: Mutex::new(0),
         }
     }
 
-    /// Makes `mark` durable unless a later one already is. Blocking (fsync): call it off the
-    /// async workers. The lock serializes writers, so the temporary file has one writer.
-    pub fn store(&self, mark: Mark) -> std::io::Result<()> {
+    /// Makes `mark`, of generation `generation`, durable unless a later one already is.
+    /// Blocking (fsync): call it off the async workers. The lock serializes writers, so the
+    /// temporary file has one writer.
+    pub fn store(&self, generation: u64, mark: &Mark) -> std::io::Result<()> {
         let mut written = self.written.lock().unwrap_or_else(PoisonError::into_inner);
-        if mark <= *written {
+        if generation <= *written {
             return Ok(());
         }
         let tmp = self.dir.join(TMP_NAME);
@@ -122,7 +190,7 @@ impl MarkFile {
         // Without a directory fsync the rename may be lost in a power cut: the older mark
         // then stands, which only means records sent again, never records lost.
         std::fs::rename(&tmp, self.dir.join(FILE_NAME))?;
-        *written = mark;
+        *written = generation;
         Ok(())
     }
 }
@@ -135,12 +203,27 @@ mod tests {
     fn a_mark_round_trips_and_a_damaged_one_reads_as_none() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(load(dir.path()), None, "no file: nothing delivered");
-        let file = MarkFile::new(dir.path().to_path_buf(), Mark::default());
-        let mark = Mark { seq: 7, records: 3 };
-        file.store(mark).unwrap();
-        assert_eq!(load(dir.path()), Some(mark));
-        // An older mark does not replace a newer one.
-        file.store(Mark { seq: 7, records: 2 }).unwrap();
+        let file = MarkFile::new(dir.path().to_path_buf());
+        let mark = Mark {
+            seq: 7,
+            records: 3,
+            runs: vec![
+                Run {
+                    seq: 7,
+                    first: 5,
+                    end: 9,
+                },
+                Run {
+                    seq: 8,
+                    first: 0,
+                    end: 2,
+                },
+            ],
+        };
+        file.store(2, &mark).unwrap();
+        assert_eq!(load(dir.path()), Some(mark.clone()));
+        // An older generation does not replace a newer one.
+        file.store(1, &Mark::prefix(7, 2)).unwrap();
         assert_eq!(load(dir.path()), Some(mark));
 
         let path = dir.path().join(FILE_NAME);
@@ -151,8 +234,39 @@ mod tests {
             std::fs::write(&path, &bad).unwrap();
             assert_eq!(load(dir.path()), None, "byte {at} flipped");
         }
-        std::fs::write(&path, &good[..10]).unwrap();
-        assert_eq!(load(dir.path()), None, "short file");
+        for len in 0..good.len() {
+            std::fs::write(&path, &good[..len]).unwrap();
+            assert_eq!(load(dir.path()), None, "cut at {len}");
+        }
+    }
+
+    #[test]
+    fn a_version_1_mark_is_still_read() {
+        let mut v1 = Vec::from(*MAGIC);
+        v1.extend_from_slice(&[VERSION_1, 0, 0, 0]);
+        v1.extend_from_slice(&7u64.to_le_bytes());
+        v1.extend_from_slice(&3u64.to_le_bytes());
+        let crc = crc32fast::hash(&v1);
+        v1.extend_from_slice(&crc.to_le_bytes());
+        assert_eq!(Mark::decode(&v1), Some(Mark::prefix(7, 3)));
+    }
+
+    #[test]
+    fn runs_past_the_cap_are_left_out_and_the_mark_still_reads() {
+        let runs = (0..MAX_RUNS as u64 + 5)
+            .map(|i| Run {
+                seq: 1,
+                first: 2 * i + 1,
+                end: 2 * i + 2,
+            })
+            .collect::<Vec<_>>();
+        let mark = Mark {
+            seq: 1,
+            records: 0,
+            runs: runs.clone(),
+        };
+        let read = Mark::decode(&mark.encode()).unwrap();
+        assert_eq!(read.runs, runs[..MAX_RUNS]);
     }
 
     /// What one durable mark costs on this disk (the price of writing one per delivered
@@ -162,11 +276,11 @@ mod tests {
     #[ignore]
     fn mark_store_cost() {
         let dir = tempfile::tempdir_in(".").unwrap();
-        let file = MarkFile::new(dir.path().to_path_buf(), Mark::default());
+        let file = MarkFile::new(dir.path().to_path_buf());
         let n = 500;
         let start = std::time::Instant::now();
         for records in 1..=n {
-            file.store(Mark { seq: 1, records }).unwrap();
+            file.store(records, &Mark::prefix(1, records)).unwrap();
         }
         let each = start.elapsed() / n as u32;
         println!("{n} marks stored, {each:?} each");

@@ -13,17 +13,17 @@
 //!   samples matter more to alerting than old ones).
 //! - [`QueueReader`] hands out records in order, waiting for new ones.
 //! - [`DiskQueue::done`] counts a record finished; a sealed segment whose records are all
-//!   done is deleted, which frees space for the writer. When the finished records form a
-//!   longer unbroken prefix of the queue, that prefix (segment and record count) is made
-//!   durable in the file `delivered` before `done` returns (`marks.rs`).
+//!   done is deleted, which frees space for the writer. What is finished — the unbroken
+//!   prefix of the queue, and the runs of records that finished after a record still in
+//!   flight — is made durable in the file `delivered` before `done` returns (`marks.rs`).
 //!
-//! Opening the queue skips what the mark says was delivered, so a crash resends only the
-//! records that were in flight or finished out of order after the prefix (with one request
-//! in flight, as remote write sends, at most that one). Delivery stays at-least-once for
-//! those: the log store drops the copies (same stream, timestamp and line), as a TSDB does
-//! an identical sample. The segment format is in `segment.rs`.
+//! Opening the queue skips what the mark says was finished, so a crash resends only the
+//! records that were in flight (with one request in flight, as remote write sends per
+//! shard, at most that one per shard), or whose 2xx the crash cut off. Delivery stays
+//! at-least-once for those: the log store drops the copies (same stream, timestamp and
+//! line), as a TSDB does an identical sample. The segment format is in `segment.rs`.
 //!
-//! The mark is written once per advance, not coalesced: one small fsync per delivered
+//! The mark is written once per change, not coalesced: one small fsync per finished
 //! request, next to the fsync the writer already does per record and a network round trip;
 //! a sender that waits for `done` (remote write) so never starts request N+1 before request
 //! N's delivery is durable.
@@ -41,7 +41,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::Notify;
 
-use marks::{Mark, MarkFile};
+use marks::{Mark, MarkFile, Run};
 pub(crate) use segment::Record;
 pub use segment::SegmentError;
 
@@ -127,7 +127,7 @@ impl QueueConfig {
         // New segments must sort after the mark, or a new one could be taken as delivered.
         let next_seq = seqs.last().map_or(1, |s| s + 1).max(mark.seq + 1);
         let mut index = Index {
-            mark,
+            mark: mark.clone(),
             ..Index::default()
         };
         let mut skipped = (0u64, 0u64);
@@ -144,23 +144,27 @@ impl QueueConfig {
                 std::fs::remove_file(&path).map_err(io)?;
                 continue;
             }
-            let skip = if seq == mark.seq { mark.records } else { 0 };
-            match segment::recover(&path, skip)? {
+            let prefix = if seq == mark.seq { mark.records } else { 0 };
+            let runs: Vec<(u64, u64)> = mark.runs_of(seq).collect();
+            match segment::recover(&path, prefix, &runs)? {
                 Some(r) if r.records > r.skipped => {
                     recovered_metas.delivered.extend(r.skipped_metas);
                     recovered_metas.undelivered.extend(r.metas);
                     index.bytes += r.len;
                     index.unsent += r.records - r.skipped;
                     index.unsent_entries += r.entries - r.skipped_entries;
-                    if r.skipped > 0 {
-                        skipped = (r.skipped, r.skipped_entries);
+                    skipped.0 += r.skipped;
+                    skipped.1 += r.skipped_entries;
+                    if r.prefix > 0 {
                         cursor = Cursor {
                             seq,
                             offset: r.skip_offset,
-                            read: r.skipped,
+                            read: r.prefix,
                         };
                     }
-                    index.segs.push_back(Segment {
+                    // The runs as the segment counts them: past the prefix, within the
+                    // records the segment holds; one starting at the prefix joins it.
+                    let mut s = Segment {
                         seq,
                         len: r.len,
                         records: r.records,
@@ -168,10 +172,16 @@ impl QueueConfig {
                         read: r.skipped,
                         read_entries: r.skipped_entries,
                         done: r.skipped,
-                        delivered: r.skipped,
-                        finished_after: BTreeMap::new(),
+                        delivered: r.prefix,
+                        finished_after: runs
+                            .iter()
+                            .map(|&(first, end)| (first.max(r.prefix), end.min(r.records)))
+                            .filter(|(first, end)| first < end)
+                            .collect(),
                         sealed: true,
-                    });
+                    };
+                    s.join_finished_runs();
+                    index.segs.push_back(s);
                 }
                 _ => std::fs::remove_file(&path).map_err(io)?,
             }
@@ -179,6 +189,7 @@ impl QueueConfig {
         if skipped.0 > 0 {
             tracing::info!(
                 seq = mark.seq,
+                runs = mark.runs.len(),
                 records = skipped.0,
                 entries = skipped.1,
                 queue = self.name,
@@ -196,7 +207,7 @@ impl QueueConfig {
             );
         }
         let shared = Arc::new(Shared {
-            marks: MarkFile::new(self.dir.clone(), mark),
+            marks: MarkFile::new(self.dir.clone()),
             cfg: self.clone(),
             index: Mutex::new(index),
             space: Notify::new(),
@@ -242,6 +253,59 @@ struct Segment {
     sealed: bool,
 }
 
+impl Segment {
+    /// Counts records `first` to `first + n` finished, merging them with the runs they
+    /// touch, so the runs stay few (one per gap) however many records finish after a gap.
+    fn finish(&mut self, first: u64, n: u64) {
+        self.done += n;
+        let (mut first, mut end) = (first, first + n);
+        if let Some(next_end) = self.finished_after.remove(&end) {
+            end = next_end;
+        }
+        if let Some((&before, &before_end)) = self.finished_after.range(..first).next_back() {
+            if before_end == first {
+                self.finished_after.remove(&before);
+                first = before;
+            }
+        }
+        self.finished_after.insert(first, end);
+        self.join_finished_runs();
+    }
+
+    /// Moves `delivered` over the finished runs that now start where it ends.
+    fn join_finished_runs(&mut self) {
+        while let Some(end) = self.finished_after.remove(&self.delivered) {
+            self.delivered = end;
+        }
+    }
+
+    /// Whether record `nth` is finished (counted done).
+    fn finished(&self, nth: u64) -> bool {
+        nth < self.delivered
+            || self
+                .finished_after
+                .range(..=nth)
+                .next_back()
+                .is_some_and(|(_, &end)| nth < end)
+    }
+
+    /// The records from `from` on that are not finished, as (first, count) runs.
+    fn unfinished_from(&self, from: u64) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        let mut at = from.max(self.delivered);
+        for (&first, &end) in self.finished_after.range(at..) {
+            if first > at {
+                out.push((at, first - at));
+            }
+            at = at.max(end);
+        }
+        if at < self.records {
+            out.push((at, self.records - at));
+        }
+        out
+    }
+}
+
 #[derive(Debug, Default)]
 struct Index {
     segs: VecDeque<Segment>,
@@ -256,8 +320,44 @@ struct Index {
     /// taken by [`DiskQueue::take_dropped`].
     dropped: u64,
     dropped_entries: u64,
-    /// How far the queue is delivered, as last computed; see `marks.rs`.
+    /// What is finished, as last computed, and how many marks were computed (the
+    /// generation that orders their writes); see `marks.rs`.
     mark: Mark,
+    mark_generation: u64,
+}
+
+impl Index {
+    /// The delivery mark of the queue as it stands: the front segment's unbroken prefix, and
+    /// every other finished run.
+    fn current_mark(&self) -> Mark {
+        let mut segs = self.segs.iter();
+        let Some(front) = segs.next() else {
+            // Nothing on disk: what was marked stands (a restart deletes the segments it
+            // covers and finds none after it).
+            return Mark {
+                runs: Vec::new(),
+                ..self.mark.clone()
+            };
+        };
+        let mut runs = Vec::new();
+        let mut add = |seq: u64, first: u64, end: u64| runs.push(Run { seq, first, end });
+        for (&first, &end) in &front.finished_after {
+            add(front.seq, first, end);
+        }
+        for s in segs {
+            if s.delivered > 0 {
+                add(s.seq, 0, s.delivered);
+            }
+            for (&first, &end) in &s.finished_after {
+                add(s.seq, first, end);
+            }
+        }
+        Mark {
+            seq: front.seq,
+            records: front.delivered,
+            runs,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -352,32 +452,27 @@ impl DiskQueue {
         let mark = {
             let mut index = self.shared.index();
             if let Some(s) = index.segs.iter_mut().find(|s| s.seq == seq) {
-                s.done += n;
-                s.finished_after.insert(first, first + n);
-                while let Some(end) = s.finished_after.remove(&s.delivered) {
-                    s.delivered = end;
-                }
+                s.finish(first, n);
             }
             index.unsent = index.unsent.saturating_sub(n);
             index.unsent_entries = index.unsent_entries.saturating_sub(entries);
             // The mark before deletion: a segment deleted all delivered is covered by the
             // mark either way, and this one holds even if its deletion fails.
-            let mark = index.segs.front().map(|s| Mark {
-                seq: s.seq,
-                records: s.delivered,
-            });
+            let mark = index.current_mark();
             self.shared.collect(&mut index, seq);
-            match mark {
-                Some(mark) if mark > index.mark => {
-                    index.mark = mark;
-                    Some(mark)
-                }
-                _ => None,
+            if mark == index.mark {
+                None
+            } else {
+                index.mark = mark.clone();
+                index.mark_generation += 1;
+                Some((index.mark_generation, mark))
             }
         };
-        let Some(mark) = mark else { return };
+        let Some((generation, mark)) = mark else {
+            return;
+        };
         let shared = self.shared.clone();
-        let stored = tokio::task::spawn_blocking(move || shared.marks.store(mark))
+        let stored = tokio::task::spawn_blocking(move || shared.marks.store(generation, &mark))
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e)));
         if let Err(error) = stored {
@@ -669,8 +764,13 @@ impl QueueReader {
                     // step moves on to the segment after it.
                     return None;
                 };
-                s.read += 1;
-                s.read_entries += u64::from(record.entries);
+                // Finished by a previous run after a gap (counted read and done at open):
+                // passed over, not sent again.
+                let finished = s.finished(at.read);
+                if !finished {
+                    s.read += 1;
+                    s.read_entries += u64::from(record.entries);
+                }
                 drop(index);
                 self.file = file.map(|(f, version)| (at.seq, f, version));
                 self.cursor = Cursor {
@@ -678,6 +778,9 @@ impl QueueReader {
                     offset: next,
                     read: at.read + 1,
                 };
+                if finished {
+                    return None;
+                }
                 Some(Queued {
                     seq: at.seq,
                     nth: at.read,
@@ -686,21 +789,28 @@ impl QueueReader {
             }
             Err(error) => {
                 // The guard in its own block: it must not be held across the await below.
-                let (left, left_entries) = self
+                let (left, left_entries, unfinished, records) = self
                     .shared
                     .index()
                     .segs
                     .iter_mut()
                     .find(|s| s.seq == at.seq)
-                    .map_or((0, 0), |s| {
+                    .map_or((0, 0, Vec::new(), 0), |s| {
                         // The writer appends no more to a segment it cannot be trusted with.
                         s.sealed = true;
-                        let left = (s.records - at.read, s.entries - s.read_entries);
+                        let left = (
+                            s.records - s.read,
+                            s.entries - s.read_entries,
+                            s.unfinished_from(at.read),
+                            s.records,
+                        );
                         // Handed to nobody, but finished here: not to be counted as dropped.
                         s.read = s.records;
                         s.read_entries = s.entries;
                         left
                     });
+                // Past the segment's end, so the next step moves on.
+                self.cursor.read = records.max(at.read);
                 if left == 0 {
                     // The segment was dropped (or is done) under the reader: nothing to skip.
                     return None;
@@ -712,12 +822,16 @@ impl QueueReader {
                     queue = self.shared.cfg.name,
                     "queue segment unreadable, skipping its remaining records"
                 );
-                self.cursor.read = at.read + left;
-                DiskQueue {
+                let queue = DiskQueue {
                     shared: self.shared.clone(),
+                };
+                // The lines are counted once, with the first run.
+                let mut entries = left_entries;
+                for (first, n) in unfinished {
+                    queue
+                        .done(at.seq, first, n, std::mem::take(&mut entries))
+                        .await;
                 }
-                .done(at.seq, at.read, left, left_entries)
-                .await;
                 None
             }
         }

@@ -143,20 +143,27 @@ pub(crate) struct Recovered {
     pub entries: u64,
     /// The segment's length once any torn tail is cut off.
     pub len: u64,
-    /// Of the first `skip` records asked to be skipped (already delivered): how many the
-    /// segment holds, their lines, and the offset of the record after them.
+    /// Of the first `prefix` records asked to be skipped: how many the segment holds, and
+    /// the offset of the record after them (where reading starts).
+    pub prefix: u64,
+    pub skip_offset: u64,
+    /// Records finished already (the prefix and the runs), and their lines.
     pub skipped: u64,
     pub skipped_entries: u64,
-    pub skip_offset: u64,
-    /// The non-empty `meta` of the skipped records, and of the records after them, in order.
+    /// The non-empty `meta` of the finished records, and of the others, each in order.
     pub skipped_metas: Vec<Vec<u8>>,
     pub metas: Vec<Vec<u8>>,
 }
 
-/// Reads segment `path` through, truncating a torn tail, and finds where its record `skip`
-/// starts; `None` when even the header is incomplete (a crash right after creating it: the
-/// segment holds nothing).
-pub(crate) fn recover(path: &Path, skip: u64) -> Result<Option<Recovered>, SegmentError> {
+/// Reads segment `path` through, truncating a torn tail, and finds where its record
+/// `prefix` starts; the records before it and those in `runs` (first record to the one after
+/// the last) are counted finished. `None` when even the header is incomplete (a crash right
+/// after creating it: the segment holds nothing).
+pub(crate) fn recover(
+    path: &Path,
+    prefix: u64,
+    runs: &[(u64, u64)],
+) -> Result<Option<Recovered>, SegmentError> {
     let io = |source| SegmentError::Io {
         path: path.to_path_buf(),
         source,
@@ -168,16 +175,20 @@ pub(crate) fn recover(path: &Path, skip: u64) -> Result<Option<Recovered>, Segme
     let version = check_header(path, &bytes)?;
     let mut at = HEADER_LEN as usize;
     let (mut records, mut entries) = (0u64, 0u64);
-    let (mut skipped_entries, mut skip_offset) = (0u64, at as u64);
+    let (mut skipped, mut skipped_entries, mut skip_offset) = (0u64, 0u64, at as u64);
     let (mut skipped_metas, mut metas) = (Vec::new(), Vec::new());
     while let Some((record, next)) = decode_at(&bytes, at, version) {
+        let nth = records;
         records += 1;
         entries += u64::from(record.entries);
         at = next;
         let meta = (!record.meta.is_empty()).then_some(record.meta);
-        if records <= skip {
-            skipped_entries = entries;
+        if nth < prefix {
             skip_offset = at as u64;
+        }
+        if nth < prefix || runs.iter().any(|&(first, end)| (first..end).contains(&nth)) {
+            skipped += 1;
+            skipped_entries += u64::from(record.entries);
             skipped_metas.extend(meta);
         } else {
             metas.extend(meta);
@@ -198,9 +209,10 @@ pub(crate) fn recover(path: &Path, skip: u64) -> Result<Option<Recovered>, Segme
         records,
         entries,
         len: at as u64,
-        skipped: records.min(skip),
-        skipped_entries,
+        prefix: records.min(prefix),
         skip_offset,
+        skipped,
+        skipped_entries,
         skipped_metas,
         metas,
     }))

@@ -422,51 +422,137 @@ async fn a_crash_mid_segment_resends_only_the_records_not_delivered() {
 }
 
 #[tokio::test]
-async fn out_of_order_completion_advances_the_mark_only_over_the_unbroken_prefix() {
+async fn records_finished_after_a_gap_are_not_sent_again_after_a_crash() {
     let dir = tempfile::tempdir().unwrap();
+    let with_meta = |k: u8| Record {
+        meta: vec![k],
+        ..rec(k, 100)
+    };
     {
-        let (_writer, _reader, queue, got) = fill_one_segment(dir.path(), 5).await;
-        // Record 1 is still in flight when 2 and 3 finish.
-        for at in [0, 2, 3] {
+        let (mut writer, mut reader, queue) = cfg(dir.path()).open().unwrap();
+        for k in 0..6 {
+            writer.push(with_meta(k)).await.unwrap();
+        }
+        let mut got = Vec::new();
+        for _ in 0..6 {
+            got.push(reader.next().await.unwrap());
+        }
+        // Records 1 and 4 are in flight when the others finish.
+        for at in [0, 2, 3, 5] {
             deliver(&queue, &got[at]).await;
         }
+        // Killed here.
     }
-    let nths: Vec<u64> = replay(dir.path()).await.iter().map(|r| r.0).collect();
-    assert_eq!(
-        nths,
-        [1, 2, 3, 4],
-        "2 and 3 are sent again: they follow a gap"
-    );
     {
         let (writer, mut reader, queue) = cfg(dir.path()).open().unwrap();
+        assert_eq!(
+            queue.take_recovered_metas(),
+            RecoveredMetas {
+                delivered: vec![vec![0], vec![2], vec![3], vec![5]],
+                undelivered: vec![vec![1], vec![4]],
+            }
+        );
+        assert_eq!(
+            queue.usage().1,
+            2 + 5,
+            "only the lines of records 1 and 4 wait"
+        );
         writer.close();
         let got = drain(&mut reader).await;
-        for at in [1, 2, 0] {
-            deliver(&queue, &got[at]).await;
-        }
-        // Record 1 (got[0]) closed the gap: the mark covers records 0 to 3.
+        let nths: Vec<u64> = got.iter().map(|q| q.nth).collect();
+        assert_eq!(nths, [1, 4], "only the records in flight are sent again");
+        // Record 4 finishes first, then 1 closes the gap: everything is finished.
+        deliver(&queue, &got[1]).await;
+        assert_eq!(queue.usage().1, 2);
+        deliver(&queue, &got[0]).await;
+        assert_eq!(queue.usage(), (0, 0));
+        assert!(segments(dir.path()).is_empty(), "all finished: deleted");
     }
-    assert_eq!(replay(dir.path()).await, [(4, rec(4, 100))]);
+    assert!(replay(dir.path()).await.is_empty());
 }
 
 #[tokio::test]
-async fn a_later_segment_finishing_first_leaves_the_mark_on_the_earlier_one() {
+async fn out_of_order_completion_advances_the_prefix_once_the_gap_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (_writer, _reader, queue, got) = fill_one_segment(dir.path(), 6).await;
+        // Record 1 is still in flight when 2, 4 and then 3 finish: one run.
+        for at in [0, 2, 4, 3] {
+            deliver(&queue, &got[at]).await;
+        }
+        assert_eq!(
+            marks::load(dir.path()),
+            Some(Mark {
+                seq: 1,
+                records: 1,
+                runs: vec![Run {
+                    seq: 1,
+                    first: 2,
+                    end: 5
+                }],
+            })
+        );
+        deliver(&queue, &got[1]).await;
+        assert_eq!(
+            marks::load(dir.path()),
+            Some(Mark::prefix(1, 5)),
+            "record 1 closed the gap: the run joined the prefix"
+        );
+    }
+    assert_eq!(replay(dir.path()).await, [(5, rec(5, 100))]);
+}
+
+#[tokio::test]
+async fn a_later_segment_finishing_first_is_a_run_in_the_mark() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = cfg(dir.path());
     c.segment_bytes = 1; // one record per segment
     {
         let (mut writer, mut reader, queue) = c.open().unwrap();
-        for k in 0..3 {
+        for k in 0..4 {
             writer.push(rec(k, 100)).await.unwrap();
         }
-        let got = [reader.next().await.unwrap(), reader.next().await.unwrap()];
-        deliver(&queue, &got[1]).await;
-        assert_eq!(marks::load(dir.path()), Some(Mark { seq: 1, records: 0 }));
+        let got = [
+            reader.next().await.unwrap(),
+            reader.next().await.unwrap(),
+            reader.next().await.unwrap(),
+        ];
+        deliver(&queue, &got[2]).await;
+        assert_eq!(
+            marks::load(dir.path()),
+            Some(Mark {
+                seq: 1,
+                records: 0,
+                runs: vec![Run {
+                    seq: 3,
+                    first: 0,
+                    end: 1
+                }],
+            })
+        );
         deliver(&queue, &got[0]).await;
-        assert_eq!(marks::load(dir.path()), Some(Mark { seq: 1, records: 1 }));
+        assert_eq!(marks::load(dir.path()), Some(Mark::prefix(1, 1)));
+        // Killed with record 1 (segment 2) in flight.
     }
     let got: Vec<Record> = replay(dir.path()).await.into_iter().map(|r| r.1).collect();
-    assert_eq!(got, [rec(2, 100)]);
+    assert_eq!(got, [rec(1, 100), rec(3, 100)]);
+}
+
+#[tokio::test]
+async fn an_unreadable_segment_counts_only_its_unfinished_records_done() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (_writer, _reader, queue, got) = fill_one_segment(dir.path(), 5).await;
+        for at in [0, 2, 3] {
+            deliver(&queue, &got[at]).await;
+        }
+    }
+    let (writer, mut reader, queue) = cfg(dir.path()).open().unwrap();
+    writer.close();
+    // The segment vanishes before the reader gets to it.
+    std::fs::remove_file(dir.path().join(segment::file_name(1))).unwrap();
+    assert!(drain(&mut reader).await.is_empty());
+    assert_eq!(queue.usage().1, 0, "records 1 and 4 counted done, once");
 }
 
 #[tokio::test]
