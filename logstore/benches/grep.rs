@@ -23,7 +23,8 @@
 //! cache warm for both (one unmeasured run first), `LC_ALL=C` for grep.
 //!
 //! Run: `cargo bench -p logstore --bench grep` (2 GiB; `-- --mib 256` for a quick run,
-//! `-- --keep` to leave the data directory in place and print its path).
+//! `-- --keep` to leave the data directory in place and print its path, `-- --spin SECS` to
+//! repeat the selective query that long for a profiler).
 
 // Harness code: a panic here is a broken benchmark setup, and the table is its product.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
@@ -71,18 +72,22 @@ const LIMIT: usize = 5000;
 struct Args {
     mib: u64,
     keep: bool,
+    /// Seconds to repeat the selective query for before the rest, for a profiler to attach.
+    spin: u64,
 }
 
 fn args() -> Args {
     let mut a = Args {
         mib: 2048,
         keep: false,
+        spin: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--mib" => a.mib = it.next().and_then(|v| v.parse().ok()).expect("--mib N"),
             "--keep" => a.keep = true,
+            "--spin" => a.spin = it.next().and_then(|v| v.parse().ok()).expect("--spin SECS"),
             _ => {} // cargo's --bench and filters
         }
     }
@@ -505,6 +510,20 @@ fn main() {
     let sel_cold = started.elapsed();
     let (sel_t, sel_lines) = timed(QUERY_RUNS, || log_lines(&store, end));
     assert_eq!(cold_lines, sel_lines);
+    if args.spin > 0 {
+        eprintln!(
+            "repeating the selective query for {} s: attach with `perf record -g -p {}`",
+            args.spin,
+            std::process::id()
+        );
+        let until = Instant::now() + Duration::from_secs(args.spin);
+        let mut runs = 0u64;
+        while Instant::now() < until {
+            log_lines(&store, end);
+            runs += 1;
+        }
+        eprintln!("{runs} runs");
+    }
     let (count_t, count_sum) = timed(QUERY_RUNS, || error_count(&store, last_ts));
     let ns_dir = raw.join(SELECTED);
     let (grep_ns_t, out) = grep(&["-rhF", NEEDLE], &ns_dir, GREP_RUNS);

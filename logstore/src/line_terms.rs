@@ -5,10 +5,15 @@
 //! ([`Fit`]), so no single term lookup finds it: every term of the dictionary is a candidate.
 //! Streaming tantivy's FST for each query costs a decode per term (tens of nanoseconds, and a
 //! segment holds hundreds of thousands of near-unique tokens). Instead, the terms of a segment
-//! are laid out once as one text, `\0term\0term\0…\0` in ordinal order ([`SegmentTerms`]), and a
-//! needle token becomes a literal search over it: `t` for a substring, `t\0` for a suffix,
-//! `\0t` for a prefix. A literal search runs at memory speed (the `regex` crate's SIMD
-//! substring search), so a query costs milliseconds however many terms the segment holds.
+//! are laid out once as one text, `\0term\0term\0…\0` ([`SegmentTerms`]), and a needle token
+//! becomes a literal search over it: `t` for a substring, `t\0` for a suffix, `\0t` for a
+//! prefix. A literal search runs at memory speed (the `regex` crate's SIMD substring search).
+//!
+//! The text is ordered by term length, then by ordinal (so each length's terms are sorted). A
+//! term holding a token of `n` bytes is either the token itself — found by a binary search
+//! among the terms of length `n` — or longer, so the literal search reads only the terms
+//! longer than the token. That is what makes a trace id fast: its length's terms (every other
+//! trace id of the segment) are most of the text, and the longer ones are few.
 //!
 //! Segments never change once written, so the text of a segment is kept in a [`TermCache`]
 //! keyed by its id, up to a byte budget. A segment merged away or deleted by retention simply
@@ -40,10 +45,13 @@ pub(crate) const DEFAULT_TERM_CACHE_BYTES: usize = 256 << 20;
 /// The `line` terms of one segment as one searchable text.
 #[derive(Debug)]
 pub(crate) struct SegmentTerms {
-    /// `\0`, then every term followed by `\0`, in term ordinal order.
+    /// `\0`, then every term followed by `\0`, by length, then in term ordinal order.
     text: Vec<u8>,
     /// Where each term starts in `text`.
     starts: Vec<u32>,
+    /// `by_len[n]`: the index in `starts` of the first term of `n` bytes or more, for `n` up
+    /// to one past the longest term.
+    by_len: Vec<u32>,
 }
 
 impl SegmentTerms {
@@ -51,50 +59,125 @@ impl SegmentTerms {
     pub fn read(segment: &SegmentReader, field: Field) -> Result<SegmentTerms, Error> {
         let inverted = segment.inverted_index(field)?;
         let dict = inverted.terms();
-        let mut text = vec![SEP];
-        let mut starts = Vec::with_capacity(dict.num_terms());
+        // In ordinal order first: the terms' bytes back to back and where each ends.
+        let mut all = Vec::new();
+        let mut ends = Vec::with_capacity(dict.num_terms());
         let mut stream = dict.stream()?;
         while stream.advance() {
-            let start = u32::try_from(text.len())
-                .map_err(|_| Error::Index("a segment's line terms exceed 4 GiB".into()))?;
-            starts.push(start);
-            text.extend_from_slice(stream.key());
+            all.extend_from_slice(stream.key());
+            ends.push(all.len());
+        }
+        SegmentTerms::from_sorted(&all, &ends)
+    }
+
+    /// Lays out the terms `all[ends[i - 1]..ends[i]]`, given in ordinal (byte) order.
+    fn from_sorted(all: &[u8], ends: &[usize]) -> Result<Self, Error> {
+        let too_big = || Error::Index("a segment's line terms exceed 4 GiB".into());
+        let span = |i: usize| (if i == 0 { 0 } else { ends[i - 1] })..ends[i];
+        // Counting sort by length keeps each length's terms in ordinal order.
+        let mut count: Vec<u32> = Vec::new();
+        for i in 0..ends.len() {
+            let len = span(i).len();
+            if count.len() <= len {
+                count.resize(len + 1, 0);
+            }
+            count[len] += 1;
+        }
+        let mut by_len = Vec::with_capacity(count.len() + 1);
+        let mut first = 0u32;
+        for c in &count {
+            by_len.push(first);
+            first += c;
+        }
+        by_len.push(first);
+        let mut next = by_len.clone();
+        let mut order = vec![0usize; ends.len()];
+        for i in 0..ends.len() {
+            let slot = &mut next[span(i).len()];
+            order[*slot as usize] = i;
+            *slot += 1;
+        }
+        let mut text = Vec::with_capacity(all.len() + ends.len() + 1);
+        text.push(SEP);
+        let mut starts = Vec::with_capacity(ends.len());
+        for i in order {
+            starts.push(u32::try_from(text.len()).map_err(|_| too_big())?);
+            text.extend_from_slice(&all[span(i)]);
             text.push(SEP);
         }
-        text.shrink_to_fit();
-        Ok(SegmentTerms { text, starts })
+        u32::try_from(text.len()).map_err(|_| too_big())?;
+        Ok(SegmentTerms {
+            text,
+            starts,
+            by_len,
+        })
     }
 
     /// Memory held, for the cache's budget.
     fn bytes(&self) -> usize {
-        self.text.len() + 4 * self.starts.len()
+        self.text.len() + 4 * (self.starts.len() + self.by_len.len())
+    }
+
+    /// The term at index `i` of `starts`.
+    fn term(&self, i: usize) -> &[u8] {
+        let start = self.starts[i] as usize;
+        let end = self
+            .starts
+            .get(i + 1)
+            .map_or(self.text.len() - 1, |next| *next as usize - 1);
+        &self.text[start..end]
+    }
+
+    /// The index in `starts` of the first term of `len` bytes or more.
+    fn first_of_len(&self, len: usize) -> usize {
+        self.by_len
+            .get(len)
+            .map_or(self.starts.len(), |&i| i as usize)
     }
 
     /// Calls `found` with every term that `finder`'s token fits as its [`Fit`] says, each
     /// once; stops early when `found` returns false.
     pub fn each_fitting(&self, finder: &TokenFinder, mut found: impl FnMut(&[u8]) -> bool) {
-        let mut at = 0;
-        while let Some(m) = finder.pattern.find_at(&self.text, at) {
+        let len = finder.token.len();
+        // A term of the token's length fits only by being the token.
+        let (mut lo, mut hi) = (self.first_of_len(len), self.first_of_len(len + 1));
+        let longer = hi;
+        // Terms of one length are in byte order.
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.term(mid).cmp(finder.token.as_slice()) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => {
+                    if !found(self.term(mid)) {
+                        return;
+                    }
+                    break;
+                }
+            }
+        }
+        let Some(pattern) = &finder.pattern else {
+            return;
+        };
+        // Longer terms: the literal search over their text, from the separator before them.
+        let Some(&first) = self.starts.get(longer) else {
+            return;
+        };
+        let mut at = first as usize - 1;
+        while let Some(m) = pattern.find_at(&self.text, at) {
             // The last byte of the token inside the match names the term holding it.
             let last = m.end() - 1 - usize::from(finder.sep_after);
             let i = self.starts.partition_point(|&s| s as usize <= last);
-            let Some(start) = i.checked_sub(1).and_then(|i| self.starts.get(i)) else {
+            let Some(i) = i.checked_sub(1) else {
                 return;
             };
-            let start = *start as usize;
-            let end = self
-                .starts
-                .get(i)
-                .map_or(self.text.len() - 1, |next| *next as usize - 1);
-            let Some(term) = self.text.get(start..end) else {
-                return;
-            };
+            let term = self.term(i);
             if !found(term) {
                 return;
             }
             // On past this term: each term is reported once, and a `\0t` pattern may match
             // at the separator that ends it.
-            at = end;
+            at = self.starts[i] as usize + term.len();
         }
     }
 }
@@ -102,7 +185,10 @@ impl SegmentTerms {
 /// A needle token compiled to the literal search for the terms it fits.
 #[derive(Debug)]
 pub(crate) struct TokenFinder {
-    pattern: regex::bytes::Regex,
+    /// The token, lowercased as indexed.
+    token: Vec<u8>,
+    /// The search over longer terms; none for [`Fit::Whole`], which only the token fits.
+    pattern: Option<regex::bytes::Regex>,
     sep_after: bool,
 }
 
@@ -122,9 +208,16 @@ impl TokenFinder {
             regex::escape(token),
             if after { sep } else { "" }
         );
-        let pattern = regex::bytes::Regex::new(&pattern)
-            .map_err(|e| Error::Index(format!("needle token search: {e}")))?;
+        let pattern = if fit == Fit::Whole {
+            None
+        } else {
+            Some(
+                regex::bytes::Regex::new(&pattern)
+                    .map_err(|e| Error::Index(format!("needle token search: {e}")))?,
+            )
+        };
         Ok(TokenFinder {
+            token: token.as_bytes().to_vec(),
             pattern,
             sep_after: after,
         })
@@ -260,17 +353,18 @@ impl TermCache {
 mod tests {
     use super::*;
 
+    /// The layout of `list`, a sorted dictionary.
     fn terms(list: &[&str]) -> SegmentTerms {
-        let mut text = vec![SEP];
-        let mut starts = Vec::new();
+        let mut all = Vec::new();
+        let mut ends = Vec::new();
         for t in list {
-            starts.push(text.len() as u32);
-            text.extend_from_slice(t.as_bytes());
-            text.push(SEP);
+            all.extend_from_slice(t.as_bytes());
+            ends.push(all.len());
         }
-        SegmentTerms { text, starts }
+        SegmentTerms::from_sorted(&all, &ends).unwrap()
     }
 
+    /// The terms `token` fits, sorted, after checking each was reported once.
     fn fitting(t: &SegmentTerms, token: &str, fit: Fit) -> Vec<String> {
         let finder = TokenFinder::new(token, fit).unwrap();
         let mut out = Vec::new();
@@ -278,6 +372,10 @@ mod tests {
             out.push(String::from_utf8(term.to_vec()).unwrap());
             true
         });
+        let n = out.len();
+        out.sort();
+        out.dedup();
+        assert_eq!(out.len(), n, "{token:?} {fit:?}: a term reported twice");
         out
     }
 
@@ -312,6 +410,55 @@ mod tests {
         assert_eq!(fitting(&t, "x4bf92fy", Fit::Whole), ["x4bf92fy"]);
         assert!(fitting(&t, "zz", Fit::Within).is_empty());
         assert!(fitting(&terms(&[]), "a", Fit::Within).is_empty());
+    }
+
+    #[test]
+    fn every_fit_equals_a_naive_scan_over_generated_dictionaries() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let word = |rng: &mut fastrand::Rng, max: usize| -> String {
+            (0..rng.usize(1..=max))
+                .map(|_| ['a', 'b', 'c'][rng.usize(..3)])
+                .collect()
+        };
+        for _ in 0..300 {
+            let mut list: Vec<String> = (0..rng.usize(0..40)).map(|_| word(&mut rng, 7)).collect();
+            list.sort();
+            list.dedup();
+            let refs: Vec<&str> = list.iter().map(String::as_str).collect();
+            let t = terms(&refs);
+            for _ in 0..10 {
+                let token = word(&mut rng, 4);
+                for fit in [Fit::Whole, Fit::Prefix, Fit::Suffix, Fit::Within] {
+                    let want: Vec<String> = list
+                        .iter()
+                        .filter(|term| match fit {
+                            Fit::Whole => **term == token,
+                            Fit::Prefix => term.starts_with(&token),
+                            Fit::Suffix => term.ends_with(&token),
+                            Fit::Within => term.contains(&token),
+                        })
+                        .cloned()
+                        .collect();
+                    assert_eq!(
+                        fitting(&t, &token, fit),
+                        want,
+                        "{token:?} {fit:?} in {list:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_search_stops_when_told() {
+        let t = terms(&["ab", "abc", "abcd", "xabx"]);
+        let finder = TokenFinder::new("ab", Fit::Within).unwrap();
+        let mut seen = 0;
+        t.each_fitting(&finder, |_| {
+            seen += 1;
+            seen < 2
+        });
+        assert_eq!(seen, 2);
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! SIGKILL (its push answered by the receiver, the agent killed before the queue's delivery
 //! mark or the checkpoint recorded it) has the same stream, timestamp and line, which Loki and
 //! Vigil's log store drop as duplicates. The test checks that every re-sent entry is such an
-//! identical copy, and counts them.
+//! identical copy, that whole pushes are re-sent only when a kill cut them off (they are among
+//! the last pushes of the killed run, and the next run re-sends them), and counts them.
 
 use crate::harness::BIN;
 use axum::body::Bytes;
@@ -25,6 +26,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The agent's Loki pushes in flight at once.
+const PUSHES_IN_FLIGHT: u64 = collector::DEFAULT_MAX_IN_FLIGHT as u64;
+
 /// One entry as the receiver got it.
 #[derive(Clone, Debug)]
 struct Received {
@@ -33,6 +37,10 @@ struct Received {
     ts_ns: i64,
     line: String,
     split: Option<String>,
+    /// Which push brought it (counted from 0) and which agent run was up then (0 before the
+    /// first restart): what a re-sent copy is traced back by.
+    push: u64,
+    run: u64,
 }
 
 /// A Loki push receiver (and a remote-write sink that accepts everything) that can be told
@@ -44,6 +52,9 @@ struct Receiver {
     distinct: Mutex<std::collections::HashSet<(String, i64)>>,
     down: AtomicBool,
     refused: AtomicU64,
+    pushes: AtomicU64,
+    /// Agent restarts so far.
+    run: AtomicU64,
 }
 
 async fn receive(State(r): State<Arc<Receiver>>, uri: Uri, body: Bytes) -> StatusCode {
@@ -61,6 +72,10 @@ async fn receive(State(r): State<Arc<Receiver>>, uri: Uri, body: Bytes) -> Statu
         return StatusCode::BAD_REQUEST;
     };
     let mut got = Vec::new();
+    let (push_no, run) = (
+        r.pushes.fetch_add(1, Ordering::SeqCst),
+        r.run.load(Ordering::SeqCst),
+    );
     for s in push.streams {
         let Ok(labels) = model::parse_label_set(&s.labels) else {
             return StatusCode::BAD_REQUEST;
@@ -76,6 +91,8 @@ async fn receive(State(r): State<Arc<Receiver>>, uri: Uri, body: Bytes) -> Statu
                     .iter()
                     .find(|m| m.name == "split")
                     .map(|m| m.value.clone()),
+                push: push_no,
+                run,
             });
         }
     }
@@ -424,6 +441,7 @@ async fn stress(scale: &'static Scale) -> String {
         logs.push_str(&agent.log());
         drop(agent);
         tokio::time::sleep(Duration::from_secs(1)).await;
+        receiver.run.fetch_add(1, Ordering::SeqCst);
         agent = Agent::start(&root, &base, &[]);
     }
     tokio::time::sleep_until((started + Duration::from_secs(scale.outage.end)).into()).await;
@@ -446,15 +464,21 @@ async fn stress(scale: &'static Scale) -> String {
     drop(agent);
 
     let entries = receiver.entries.lock().unwrap().clone();
-    let mut by_pod: BTreeMap<String, BTreeMap<i64, String>> = BTreeMap::new();
+    let mut by_pod: BTreeMap<String, BTreeMap<i64, Received>> = BTreeMap::new();
     let (mut resent, mut out_of_order) = (0usize, 0usize);
+    // Re-sent copies by (first push, its run, the re-sending push, its run): whether they
+    // are the pushes in flight at a kill, or something else.
+    let mut resends: BTreeMap<(u64, u64, u64, u64), usize> = BTreeMap::new();
     let mut last_seen: BTreeMap<String, i64> = BTreeMap::new();
     for e in &entries {
         let lines = by_pod.entry(e.pod.clone()).or_default();
         match lines.get(&e.ts_ns) {
             Some(first) => {
-                assert_eq!(first, &e.line, "a re-sent entry is an identical copy");
+                assert_eq!(first.line, e.line, "a re-sent entry is an identical copy");
                 resent += 1;
+                *resends
+                    .entry((first.push, first.run, e.push, e.run))
+                    .or_default() += 1;
             }
             None => {
                 let last = last_seen.entry(e.pod.clone()).or_insert(i64::MIN);
@@ -462,7 +486,7 @@ async fn stress(scale: &'static Scale) -> String {
                     out_of_order += 1;
                 }
                 *last = e.ts_ns;
-                lines.insert(e.ts_ns, e.line.clone());
+                lines.insert(e.ts_ns, e.clone());
             }
         }
     }
@@ -478,7 +502,7 @@ async fn stress(scale: &'static Scale) -> String {
         let lines = &by_pod[&format!("pod-{c:03}")];
         let got = lines
             .values()
-            .fold(0u64, |s, l| s.wrapping_add(fnv(l.as_bytes())));
+            .fold(0u64, |s, e| s.wrapping_add(fnv(e.line.as_bytes())));
         let want = (0..scale.lines).fold(0u64, |s, seq| {
             s.wrapping_add(fnv(line_of(c, seq, scale.pad).1.as_bytes()))
         });
@@ -496,17 +520,49 @@ async fn stress(scale: &'static Scale) -> String {
         out_of_order, 0,
         "each file's lines arrive in order (first arrivals; re-sent copies aside)"
     );
+    // The last push of each run, to tell the pushes in flight at a kill from others.
+    let mut last_push: BTreeMap<u64, u64> = BTreeMap::new();
+    for e in &entries {
+        let last = last_push.entry(e.run).or_default();
+        *last = (*last).max(e.push);
+    }
+    // A push is sent again only when a kill cut it off: the receiver took it but the agent
+    // died before its delivery mark was durable. Those are among the last pushes the run
+    // made (no more than the pushes in flight at once), and only a later run re-sends them.
+    for &(first, first_run, again, again_run) in resends.keys() {
+        let last = last_push[&first_run];
+        assert!(
+            first + PUSHES_IN_FLIGHT > last && again_run > first_run,
+            "push {first} of run {first_run} (whose last push was {last}) was sent again in \
+             push {again} of run {again_run}: only a push a kill cut off may be"
+        );
+    }
+    let mut resends: Vec<String> = resends
+        .iter()
+        .map(|((first, first_run, again, again_run), n)| {
+            format!("{n} of push {first} (run {first_run}) again in push {again} (run {again_run})")
+        })
+        .collect();
+    if !resends.is_empty() {
+        resends.push(format!("last push of each run {last_push:?}"));
+    }
     format!(
         "tail stress: {total} lines in {} containers, {rotations} rotations, all \
          arrived in {elapsed:?}; {resent} re-sent identical entries, {out_of_order} first \
-         arrivals out of order, {} pushes refused",
+         arrivals out of order, {} pushes refused{}{}",
         scale.containers,
-        receiver.refused.load(Ordering::Relaxed)
+        receiver.refused.load(Ordering::Relaxed),
+        if resends.is_empty() {
+            ""
+        } else {
+            "; re-sent: "
+        },
+        resends.join(", ")
     )
 }
 
 /// The line numbers missing per pod, as ranges, for the failure message.
-fn missing_ranges(by_pod: &BTreeMap<String, BTreeMap<i64, String>>, scale: &Scale) -> String {
+fn missing_ranges(by_pod: &BTreeMap<String, BTreeMap<i64, Received>>, scale: &Scale) -> String {
     let mut out = String::new();
     for c in 0..scale.containers {
         let pod = format!("pod-{c:03}");
