@@ -68,6 +68,7 @@ mod scan;
 mod schema;
 mod store;
 mod tail;
+mod term_layout;
 mod tokens;
 mod volume;
 mod wal;

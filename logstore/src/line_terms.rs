@@ -5,9 +5,10 @@
 //! ([`Fit`]), so no single term lookup finds it: every term of the dictionary is a candidate.
 //! Streaming tantivy's FST for each query costs a decode per term (tens of nanoseconds, and a
 //! segment holds hundreds of thousands of near-unique tokens). Instead, the terms of a segment
-//! are laid out once as one text, `\0term\0term\0…\0` ([`SegmentTerms`]), and a needle token
-//! becomes a literal search over it: `t` for a substring, `t\0` for a suffix, `\0t` for a
-//! prefix. A literal search runs at memory speed (the `regex` crate's SIMD substring search).
+//! are laid out once as one text, `\0term\0term\0…\0` ([`SegmentTerms`], `term_layout.rs`),
+//! and a needle token becomes a literal search over it: `t` for a substring, `t\0` for a
+//! suffix, `\0t` for a prefix. A literal search runs at memory speed (the `regex` crate's SIMD
+//! substring search).
 //!
 //! The text is ordered by term length, then by ordinal (so each length's terms are sorted). A
 //! term holding a token of `n` bytes is either the token itself — found by a binary search
@@ -15,171 +16,46 @@
 //! longer than the token. That is what makes a trace id fast: its length's terms (every other
 //! trace id of the segment) are most of the text, and the longer ones are few.
 //!
-//! Segments never change once written, so the text of a segment is kept in a [`TermCache`]
-//! keyed by its id, up to a byte budget. A segment merged away or deleted by retention simply
-//! stops being asked for; once the budget is reached, entries unread for [`IDLE_EVICTION`]
-//! make way for new ones. While there are none, a segment that does not fit is not read at
-//! all and its needles narrow nothing: walking its dictionary on every query costs more (a
+//! Segments never change once written, so a segment's layout is built once, on the first
+//! query that needs it, and written beside the partition (`<partition>/terms/<segment>.vlt`);
+//! later queries, and later runs, map that file. The [`TermCache`] keeps the layouts in use,
+//! by segment id: a mapped one costs no heap (the kernel pages it), and is dropped once unread
+//! for [`IDLE_EVICTION`]; files of segments merged away are deleted when the next file is
+//! written. When a file cannot be written (a full or read-only disk), the layout stays on the
+//! heap within a byte budget: once it is reached, heap entries unread for [`IDLE_EVICTION`]
+//! make way for new ones, and while there are none a segment that does not fit is not read at
+//! all and its needles narrow nothing — walking its dictionary on every query costs more (a
 //! few hundred nanoseconds a term) than reading the lines the needle would have spared.
 //! (Evicting the least recently used instead would thrash when the segments every query reads
 //! do not all fit: each would push out the next one needed.) Line terms never contain
 //! `\0` (tokens are alphanumeric, the long-token marker is `\u{1}long`), so a match never spans
 //! two terms.
 
+use crate::term_layout::SegmentTerms;
 use crate::tokens::Fit;
 use crate::Error;
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tantivy::index::SegmentId;
 use tantivy::schema::Field;
 use tantivy::SegmentReader;
 
-/// Separates terms in a [`SegmentTerms`] text.
-const SEP: u8 = 0;
-
-/// The default budget of a store's [`TermCache`]: about what the terms of 2 GiB of container
-/// logs take (their near-unique tokens dominate).
+/// The default heap budget of a store's [`TermCache`], for layouts that could not be written
+/// to disk: about what the terms of 2 GiB of container logs take (their near-unique tokens
+/// dominate).
 pub(crate) const DEFAULT_TERM_CACHE_BYTES: usize = 256 << 20;
 
-/// The `line` terms of one segment as one searchable text.
-#[derive(Debug)]
-pub(crate) struct SegmentTerms {
-    /// `\0`, then every term followed by `\0`, by length, then in term ordinal order.
-    text: Vec<u8>,
-    /// Where each term starts in `text`.
-    starts: Vec<u32>,
-    /// `by_len[n]`: the index in `starts` of the first term of `n` bytes or more, for `n` up
-    /// to one past the longest term.
-    by_len: Vec<u32>,
-}
+/// The directory of a partition's layout files, inside the partition's directory.
+pub(crate) const TERMS_DIR: &str = "terms";
 
-impl SegmentTerms {
-    /// Reads every term of `field` in `segment`.
-    pub fn read(segment: &SegmentReader, field: Field) -> Result<SegmentTerms, Error> {
-        let inverted = segment.inverted_index(field)?;
-        let dict = inverted.terms();
-        // In ordinal order first: the terms' bytes back to back and where each ends.
-        let mut all = Vec::new();
-        let mut ends = Vec::with_capacity(dict.num_terms());
-        let mut stream = dict.stream()?;
-        while stream.advance() {
-            all.extend_from_slice(stream.key());
-            ends.push(all.len());
-        }
-        SegmentTerms::from_sorted(&all, &ends)
-    }
-
-    /// Lays out the terms `all[ends[i - 1]..ends[i]]`, given in ordinal (byte) order.
-    fn from_sorted(all: &[u8], ends: &[usize]) -> Result<Self, Error> {
-        let too_big = || Error::Index("a segment's line terms exceed 4 GiB".into());
-        let span = |i: usize| (if i == 0 { 0 } else { ends[i - 1] })..ends[i];
-        // Counting sort by length keeps each length's terms in ordinal order.
-        let mut count: Vec<u32> = Vec::new();
-        for i in 0..ends.len() {
-            let len = span(i).len();
-            if count.len() <= len {
-                count.resize(len + 1, 0);
-            }
-            count[len] += 1;
-        }
-        let mut by_len = Vec::with_capacity(count.len() + 1);
-        let mut first = 0u32;
-        for c in &count {
-            by_len.push(first);
-            first += c;
-        }
-        by_len.push(first);
-        let mut next = by_len.clone();
-        let mut order = vec![0usize; ends.len()];
-        for i in 0..ends.len() {
-            let slot = &mut next[span(i).len()];
-            order[*slot as usize] = i;
-            *slot += 1;
-        }
-        let mut text = Vec::with_capacity(all.len() + ends.len() + 1);
-        text.push(SEP);
-        let mut starts = Vec::with_capacity(ends.len());
-        for i in order {
-            starts.push(u32::try_from(text.len()).map_err(|_| too_big())?);
-            text.extend_from_slice(&all[span(i)]);
-            text.push(SEP);
-        }
-        u32::try_from(text.len()).map_err(|_| too_big())?;
-        Ok(SegmentTerms {
-            text,
-            starts,
-            by_len,
-        })
-    }
-
-    /// Memory held, for the cache's budget.
-    fn bytes(&self) -> usize {
-        self.text.len() + 4 * (self.starts.len() + self.by_len.len())
-    }
-
-    /// The term at index `i` of `starts`.
-    fn term(&self, i: usize) -> &[u8] {
-        let start = self.starts[i] as usize;
-        let end = self
-            .starts
-            .get(i + 1)
-            .map_or(self.text.len() - 1, |next| *next as usize - 1);
-        &self.text[start..end]
-    }
-
-    /// The index in `starts` of the first term of `len` bytes or more.
-    fn first_of_len(&self, len: usize) -> usize {
-        self.by_len
-            .get(len)
-            .map_or(self.starts.len(), |&i| i as usize)
-    }
-
-    /// Calls `found` with every term that `finder`'s token fits as its [`Fit`] says, each
-    /// once; stops early when `found` returns false.
-    pub fn each_fitting(&self, finder: &TokenFinder, mut found: impl FnMut(&[u8]) -> bool) {
-        let len = finder.token.len();
-        // A term of the token's length fits only by being the token.
-        let (mut lo, mut hi) = (self.first_of_len(len), self.first_of_len(len + 1));
-        let longer = hi;
-        // Terms of one length are in byte order.
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            match self.term(mid).cmp(finder.token.as_slice()) {
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => {
-                    if !found(self.term(mid)) {
-                        return;
-                    }
-                    break;
-                }
-            }
-        }
-        let Some(pattern) = &finder.pattern else {
-            return;
-        };
-        // Longer terms: the literal search over their text, from the separator before them.
-        let Some(&first) = self.starts.get(longer) else {
-            return;
-        };
-        let mut at = first as usize - 1;
-        while let Some(m) = pattern.find_at(&self.text, at) {
-            // The last byte of the token inside the match names the term holding it.
-            let last = m.end() - 1 - usize::from(finder.sep_after);
-            let i = self.starts.partition_point(|&s| s as usize <= last);
-            let Some(i) = i.checked_sub(1) else {
-                return;
-            };
-            let term = self.term(i);
-            if !found(term) {
-                return;
-            }
-            // On past this term: each term is reported once, and a `\0t` pattern may match
-            // at the separator that ends it.
-            at = self.starts[i] as usize + term.len();
-        }
-    }
+/// Where a query finds segment layouts: the store's cache, and the partition's layout files.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Terms<'a> {
+    pub cache: &'a TermCache,
+    /// The partition's [`TERMS_DIR`]; none keeps layouts on the heap only.
+    pub dir: Option<&'a Path>,
 }
 
 /// A needle token compiled to the literal search for the terms it fits.
@@ -222,14 +98,64 @@ impl TokenFinder {
             sep_after: after,
         })
     }
+
+    /// Calls `found` with every term of `terms` that the token fits as its [`Fit`] says,
+    /// each once; stops early when `found` returns false.
+    pub fn each_fitting(&self, terms: &SegmentTerms, mut found: impl FnMut(&[u8]) -> bool) {
+        let len = self.token.len();
+        // A term of the token's length fits only by being the token.
+        let (mut lo, mut hi) = (terms.first_of_len(len), terms.first_of_len(len + 1));
+        let longer = hi;
+        // Terms of one length are in byte order.
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match terms.term(mid).cmp(self.token.as_slice()) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => {
+                    if !found(terms.term(mid)) {
+                        return;
+                    }
+                    break;
+                }
+            }
+        }
+        let Some(pattern) = &self.pattern else {
+            return;
+        };
+        // Longer terms: the literal search over their text, from the separator before them.
+        let Some(mut at) = terms.start(longer).and_then(|s| s.checked_sub(1)) else {
+            return;
+        };
+        let text = terms.text();
+        while let Some(m) = pattern.find_at(text, at) {
+            // The last byte of the token inside the match names the term holding it.
+            let last = m.end() - 1 - usize::from(self.sep_after);
+            let Some(i) = terms.term_at(last) else {
+                return;
+            };
+            let term = terms.term(i);
+            if !found(term) {
+                return;
+            }
+            // On past this term: each term is reported once, and a `\0t` pattern may match
+            // at the separator that ends it.
+            match terms.start(i) {
+                Some(start) => at = start + term.len(),
+                None => return,
+            }
+        }
+    }
 }
 
-/// A cached segment unread this long may be evicted to admit another.
+/// A cached layout unread this long is dropped (mapped), or may be evicted to admit another
+/// (on the heap).
 pub(crate) const IDLE_EVICTION: Duration = Duration::from_secs(60);
 
-/// The [`SegmentTerms`] of recently searched segments, within a byte budget.
+/// The [`SegmentTerms`] of recently searched segments; see the module docs.
 #[derive(Debug)]
 pub(crate) struct TermCache {
+    /// For layouts on the heap.
     budget: usize,
     inner: Mutex<CacheInner>,
 }
@@ -238,41 +164,70 @@ pub(crate) struct TermCache {
 struct CacheInner {
     /// Each segment's terms and when they were last read.
     segments: HashMap<SegmentId, (Arc<SegmentTerms>, Instant)>,
+    /// Heap bytes of the layouts held.
     bytes: usize,
-    /// Segments read once and found too big for the room left: not read again until an
+    /// Segments read once and found too big for the heap room left: not read again until an
     /// eviction makes room.
     refused: HashSet<SegmentId>,
+    /// When mapped layouts were last checked for idleness.
+    swept: Option<Instant>,
 }
 
 impl CacheInner {
-    /// Whether `size` more bytes fit within `budget`, after evicting idle entries if needed.
+    /// Whether `size` more heap bytes fit within `budget`, after evicting idle entries if
+    /// needed.
     fn make_room(&mut self, size: usize, budget: usize, now: Instant) -> bool {
         if self.bytes.saturating_add(size) <= budget {
             return true;
         }
-        self.evict_idle(now);
+        self.evict_idle(now, false);
         self.bytes.saturating_add(size) <= budget
     }
 
-    /// Evicts the entries unread for [`IDLE_EVICTION`]; whether there were any (then the
-    /// refused segments may fit again).
-    fn evict_idle(&mut self, now: Instant) -> bool {
+    /// Evicts the entries unread for [`IDLE_EVICTION`], of the heap or, with `mapped`, mapped
+    /// ones; whether heap ones went (then the refused segments may fit again).
+    fn evict_idle(&mut self, now: Instant, mapped: bool) -> bool {
         let idle: Vec<SegmentId> = self
             .segments
             .iter()
-            .filter(|(_, (_, used))| now.saturating_duration_since(*used) >= IDLE_EVICTION)
+            .filter(|(_, (terms, used))| {
+                terms.is_mapped() == mapped && now.saturating_duration_since(*used) >= IDLE_EVICTION
+            })
             .map(|(id, _)| *id)
             .collect();
         if idle.is_empty() {
             return false;
         }
-        self.refused.clear();
         for id in idle {
             if let Some((gone, _)) = self.segments.remove(&id) {
-                self.bytes -= gone.bytes();
+                self.bytes -= gone.heap_bytes();
             }
         }
-        true
+        if !mapped {
+            self.refused.clear();
+        }
+        !mapped
+    }
+
+    /// Drops the mapped layouts unread for [`IDLE_EVICTION`] (a segment merged away is never
+    /// read again, and its unlinked file lives as long as its map), at most once a period.
+    fn sweep_mapped(&mut self, now: Instant) {
+        if self
+            .swept
+            .is_some_and(|at| now.saturating_duration_since(at) < IDLE_EVICTION)
+        {
+            return;
+        }
+        self.swept = Some(now);
+        self.evict_idle(now, true);
+    }
+
+    fn insert(&mut self, id: SegmentId, terms: Arc<SegmentTerms>, now: Instant) {
+        let size = terms.heap_bytes();
+        if let Some((old, _)) = self.segments.insert(id, (terms, now)) {
+            self.bytes -= old.heap_bytes();
+        }
+        self.bytes += size;
     }
 }
 
@@ -284,52 +239,78 @@ impl TermCache {
         }
     }
 
-    /// The `line` terms (`field`) of `segment`, read on first use; `None` when they are not
-    /// in memory and there is no room for them.
+    /// The `line` terms (`field`) of `segment`: cached, mapped from `dir`'s layout file, or
+    /// read from the segment (and written to `dir`); `None` when they can only be held on the
+    /// heap and there is no room for them. `live` names the searcher's segments, whose files
+    /// a new file's writing keeps while deleting the others'.
     pub fn get(
         &self,
         segment: &SegmentReader,
         field: Field,
+        dir: Option<&Path>,
+        live: &[SegmentId],
     ) -> Result<Option<Arc<SegmentTerms>>, Error> {
-        self.get_at(segment, field, Instant::now())
+        self.get_at(segment, field, dir, live, Instant::now())
     }
 
     fn get_at(
         &self,
         segment: &SegmentReader,
         field: Field,
+        dir: Option<&Path>,
+        live: &[SegmentId],
         now: Instant,
     ) -> Result<Option<Arc<SegmentTerms>>, Error> {
         let id = segment.segment_id();
         {
             let mut inner = self.lock();
+            inner.sweep_mapped(now);
             if let Some((terms, used)) = inner.segments.get_mut(&id) {
                 *used = now;
                 return Ok(Some(terms.clone()));
             }
-            if inner.refused.contains(&id) && !inner.evict_idle(now) {
+        }
+        let path = dir.map(|d| d.join(format!("{}.vlt", id.uuid_string())));
+        if let Some(terms) = path.as_deref().and_then(SegmentTerms::load) {
+            let terms = Arc::new(terms);
+            self.lock().insert(id, terms.clone(), now);
+            return Ok(Some(terms));
+        }
+        if path.is_none() {
+            let mut inner = self.lock();
+            if inner.refused.contains(&id) && !inner.evict_idle(now, false) {
+                return Ok(None);
+            }
+            // Each term takes at least its separator and its start: no room for that, no
+            // read.
+            let floor = segment
+                .inverted_index(field)?
+                .terms()
+                .num_terms()
+                .saturating_mul(5);
+            if !inner.make_room(floor, self.budget, now) {
                 return Ok(None);
             }
         }
-        // Each term takes at least its separator and its start: no room for that, no read.
-        let floor = segment
-            .inverted_index(field)?
-            .terms()
-            .num_terms()
-            .saturating_mul(5);
-        if !self.lock().make_room(floor, self.budget, now) {
-            return Ok(None);
-        }
         // Read without the lock: other queries keep using the cache meanwhile. Two queries
         // reading the same new segment at once both read it; one copy is kept.
-        let terms = Arc::new(SegmentTerms::read(segment, field)?);
-        let size = terms.bytes();
-        let mut inner = self.lock();
-        if inner.make_room(size, self.budget, now) {
-            if let Some((old, _)) = inner.segments.insert(id, (terms.clone(), now)) {
-                inner.bytes -= old.bytes();
+        let mut terms = SegmentTerms::read(segment, field)?;
+        if let (Some(path), Some(dir)) = (&path, dir) {
+            match terms.persist(path) {
+                Ok(mapped) => {
+                    terms = mapped;
+                    remove_dead_files(dir, live);
+                }
+                Err((heap, error)) => {
+                    tracing::warn!(path = %path.display(), %error, "cannot write a line term layout file; keeping the layout in memory");
+                    terms = heap;
+                }
             }
-            inner.bytes += size;
+        }
+        let terms = Arc::new(terms);
+        let mut inner = self.lock();
+        if terms.is_mapped() || inner.make_room(terms.heap_bytes(), self.budget, now) {
+            inner.insert(id, terms.clone(), now);
         } else {
             inner.refused.insert(id);
         }
@@ -349,26 +330,37 @@ impl TermCache {
     }
 }
 
+/// Deletes the files in `dir` that are not the layout of a `live` segment: layouts of
+/// segments merged away, and temporary files a crash left.
+fn remove_dead_files(dir: &Path, live: &[SegmentId]) {
+    let keep: HashSet<String> = live
+        .iter()
+        .map(|id| format!("{}.vlt", id.uuid_string()))
+        .collect();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if name.to_str().is_some_and(|n| !keep.contains(n)) {
+            if let Err(error) = std::fs::remove_file(entry.path()) {
+                tracing::debug!(path = %entry.path().display(), %error, "cannot remove a dead line term layout file");
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The layout of `list`, a sorted dictionary.
-    fn terms(list: &[&str]) -> SegmentTerms {
-        let mut all = Vec::new();
-        let mut ends = Vec::new();
-        for t in list {
-            all.extend_from_slice(t.as_bytes());
-            ends.push(all.len());
-        }
-        SegmentTerms::from_sorted(&all, &ends).unwrap()
-    }
+    use crate::term_layout::tests::layout as terms;
 
     /// The terms `token` fits, sorted, after checking each was reported once.
     fn fitting(t: &SegmentTerms, token: &str, fit: Fit) -> Vec<String> {
         let finder = TokenFinder::new(token, fit).unwrap();
         let mut out = Vec::new();
-        t.each_fitting(&finder, |term| {
+        finder.each_fitting(t, |term| {
             out.push(String::from_utf8(term.to_vec()).unwrap());
             true
         });
@@ -454,15 +446,15 @@ mod tests {
         let t = terms(&["ab", "abc", "abcd", "xabx"]);
         let finder = TokenFinder::new("ab", Fit::Within).unwrap();
         let mut seen = 0;
-        t.each_fitting(&finder, |_| {
+        finder.each_fitting(&t, |_| {
             seen += 1;
             seen < 2
         });
         assert_eq!(seen, 2);
     }
 
-    #[test]
-    fn the_cache_reads_each_segment_once_and_keeps_to_its_budget() {
+    /// Two segments of one line each in a RAM index, and the field of their line terms.
+    fn two_segments() -> (tantivy::Searcher, Field) {
         use crate::schema::Fields;
         let index = tantivy::Index::create_in_ram(Fields::schema());
         index.tokenizers().register(
@@ -484,11 +476,17 @@ mod tests {
             writer.commit().unwrap(); // one segment per line
         }
         let searcher = index.reader().unwrap().searcher();
+        assert_eq!(searcher.segment_readers().len(), 2);
+        (searcher, fields.line)
+    }
+
+    #[test]
+    fn the_cache_reads_each_segment_once_and_keeps_to_its_heap_budget() {
+        let (searcher, line) = two_segments();
         let segments = searcher.segment_readers();
-        assert_eq!(segments.len(), 2);
         let get = |cache: &TermCache, i: usize, t: Instant| {
             cache
-                .get_at(&segments[i], fields.line, t)
+                .get_at(&segments[i], line, None, &[], t)
                 .unwrap()
                 .map(|terms| fitting(&terms, "a", Fit::Within))
         };
@@ -498,15 +496,15 @@ mod tests {
         let b = get(&roomy, 1, t0).unwrap();
         assert!(a == ["alpha", "beta"] || a == ["gamma"], "{a:?}");
         assert_ne!(a, b);
-        let once = roomy.get(&segments[0], fields.line).unwrap().unwrap();
-        let twice = roomy.get(&segments[0], fields.line).unwrap().unwrap();
+        let once = roomy.get(&segments[0], line, None, &[]).unwrap().unwrap();
+        let twice = roomy.get(&segments[0], line, None, &[]).unwrap().unwrap();
         assert!(Arc::ptr_eq(&once, &twice), "read once, then shared");
         assert_eq!(roomy.len(), 2);
         // Room for one segment: while the first is in use the second is not even read (its
         // needles will not narrow); once the first has been idle long enough it makes way.
         let one = terms(&["alpha", "beta"])
-            .bytes()
-            .max(terms(&["gamma"]).bytes());
+            .heap_bytes()
+            .max(terms(&["gamma"]).heap_bytes());
         let tight = TermCache::new(one);
         assert_eq!(get(&tight, 0, t0).as_ref(), Some(&a));
         assert_eq!(get(&tight, 1, t0), None);
@@ -523,5 +521,86 @@ mod tests {
         let none = TermCache::new(0);
         assert_eq!(get(&none, 0, t0), None);
         assert_eq!(none.len(), 0);
+    }
+
+    #[test]
+    fn layouts_are_written_once_mapped_after_and_dead_files_removed() {
+        let (searcher, line) = two_segments();
+        let segments = searcher.segment_readers();
+        let live: Vec<SegmentId> = segments.iter().map(|s| s.segment_id()).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let terms_dir = dir.path().join(TERMS_DIR);
+        std::fs::create_dir_all(&terms_dir).unwrap();
+        std::fs::write(terms_dir.join("0123.vlt"), b"a merged-away segment's").unwrap();
+        std::fs::write(terms_dir.join("x.vlt.tmp"), b"a crash's").unwrap();
+        let files = || {
+            let mut names: Vec<String> = std::fs::read_dir(&terms_dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            names.sort();
+            names
+        };
+        let t0 = Instant::now();
+        // A budget of nothing: mapped layouts do not count against it.
+        let cache = TermCache::new(0);
+        let first = cache
+            .get_at(&segments[0], line, Some(&terms_dir), &live, t0)
+            .unwrap()
+            .unwrap();
+        assert!(first.is_mapped());
+        let name = |i: usize| format!("{}.vlt", live[i].uuid_string());
+        assert_eq!(files(), [name(0)], "written; the dead files removed");
+        // A new cache (a restart) maps the file instead of reading the segment: a file
+        // changed on disk shows (here, to the other segment's layout, with other terms).
+        let second = cache
+            .get_at(&segments[1], line, Some(&terms_dir), &live, t0)
+            .unwrap()
+            .unwrap();
+        let other_terms = fitting(&second, "a", Fit::Within);
+        // Replaced as the store replaces files, by a rename: the maps in use keep theirs.
+        let replace = |with: &[u8]| {
+            let tmp = terms_dir.join("replacement");
+            std::fs::write(&tmp, with).unwrap();
+            std::fs::rename(&tmp, terms_dir.join(name(0))).unwrap();
+        };
+        replace(&std::fs::read(terms_dir.join(name(1))).unwrap());
+        let restarted = TermCache::new(0);
+        let again = restarted
+            .get_at(&segments[0], line, Some(&terms_dir), &live, t0)
+            .unwrap()
+            .unwrap();
+        assert_eq!(fitting(&again, "a", Fit::Within), other_terms);
+        // A damaged file is built again from the segment.
+        replace(b"VLTX damaged");
+        let rebuilt = TermCache::new(0)
+            .get_at(&segments[0], line, Some(&terms_dir), &live, t0)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            fitting(&rebuilt, "a", Fit::Within),
+            fitting(&first, "a", Fit::Within)
+        );
+        // Mapped layouts unread for a while are dropped.
+        assert_eq!(cache.len(), 2);
+        cache
+            .get_at(
+                &segments[1],
+                line,
+                Some(&terms_dir),
+                &live,
+                t0 + IDLE_EVICTION / 2,
+            )
+            .unwrap();
+        cache
+            .get_at(
+                &segments[1],
+                line,
+                Some(&terms_dir),
+                &live,
+                t0 + IDLE_EVICTION,
+            )
+            .unwrap();
+        assert_eq!(cache.len(), 1, "the one read since stays");
     }
 }

@@ -170,6 +170,7 @@ impl Partition {
             searcher: self.reader.searcher(),
             pending: self.pending.snapshot(),
             line: self.layout.line(),
+            terms_dir: self.dir.join(crate::line_terms::TERMS_DIR),
         }
     }
 
@@ -182,18 +183,23 @@ impl Partition {
         self.active = false;
     }
 
-    /// Bytes of the partition's files.
+    /// Bytes of the partition's files, its line term layouts included.
     fn disk_bytes(&self) -> u64 {
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return 0;
-        };
-        entries
-            .filter_map(Result::ok)
-            .filter_map(|e| e.metadata().ok())
-            .filter(|m| m.is_file())
-            .map(|m| m.len())
-            .sum()
+        files_bytes(&self.dir) + files_bytes(&self.dir.join(crate::line_terms::TERMS_DIR))
     }
+}
+
+/// Bytes of the files directly in `dir` (0 when it cannot be read).
+fn files_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
 }
 
 fn name(start: i64, end: i64) -> String {
@@ -212,6 +218,8 @@ pub(crate) struct View {
     pub searcher: Searcher,
     pub pending: PendingSnapshot,
     pub line: LineIndexing,
+    /// Where the partition keeps its segments' line term layouts (`line_terms.rs`).
+    pub terms_dir: PathBuf,
 }
 
 /// Every partition of a store, non-overlapping, by start.

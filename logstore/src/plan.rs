@@ -20,9 +20,10 @@
 //! clauses only narrow the candidates, since the index cannot express case-sensitive
 //! substring matching: the caller re-checks every filter on the stored line.
 
-use crate::line_terms::{SegmentTerms, TermCache, TokenFinder};
+use crate::line_terms::{Terms, TokenFinder};
 use crate::logql::{LineFilter, LineFilterOp};
 use crate::schema::{label_term, Fields};
+use crate::term_layout::SegmentTerms;
 use crate::tokens::{needle_tokens, Fit, LineIndexing, NeedleToken, LONG_TOKEN};
 use crate::Error;
 use model::{MatchOp, Matcher};
@@ -42,7 +43,7 @@ pub(crate) fn entries_query(
     searcher: &Searcher,
     fields: &Fields,
     line: LineIndexing,
-    terms: Option<&TermCache>,
+    terms: Option<Terms<'_>>,
     matchers: &[Matcher],
     line_filters: &[LineFilter],
     start_ns: i64,
@@ -158,7 +159,7 @@ fn needle_clause(
     searcher: &Searcher,
     line_field: Field,
     line: LineIndexing,
-    cache: Option<&TermCache>,
+    cache: Option<Terms<'_>>,
     filters: &[LineFilter],
 ) -> Result<Option<Box<dyn Query>>, Error> {
     let mut analyzer = line.analyzer();
@@ -211,7 +212,7 @@ fn needle_clause(
 fn expand(
     searcher: &Searcher,
     line_field: Field,
-    cache: Option<&TermCache>,
+    cache: Option<Terms<'_>>,
     token: &NeedleToken,
 ) -> Result<Option<BTreeSet<String>>, Error> {
     let mut terms = BTreeSet::from([LONG_TOKEN.to_string()]);
@@ -223,9 +224,14 @@ fn expand(
     }
     let finder = TokenFinder::new(&token.text, token.fit)?;
     let mut bad_utf8 = false;
+    let live: Vec<_> = searcher
+        .segment_readers()
+        .iter()
+        .map(|s| s.segment_id())
+        .collect();
     for segment in searcher.segment_readers() {
         let segment_terms = match cache {
-            Some(cache) => match cache.get(segment, line_field)? {
+            Some(terms) => match terms.cache.get(segment, line_field, terms.dir, &live)? {
                 Some(terms) => terms,
                 // Not in memory and no room: walking the dictionary for every query would
                 // cost more than the lines this token would spare.
@@ -233,7 +239,7 @@ fn expand(
             },
             None => std::sync::Arc::new(SegmentTerms::read(segment, line_field)?),
         };
-        segment_terms.each_fitting(&finder, |key| match std::str::from_utf8(key) {
+        finder.each_fitting(&segment_terms, |key| match std::str::from_utf8(key) {
             Ok(key) => {
                 terms.insert(key.to_string());
                 terms.len() <= MAX_EXPANSION

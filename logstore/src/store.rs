@@ -13,7 +13,7 @@ mod background;
 mod ingest;
 
 use crate::fetch::distinct_streams;
-use crate::line_terms::{TermCache, DEFAULT_TERM_CACHE_BYTES};
+use crate::line_terms::{TermCache, Terms, DEFAULT_TERM_CACHE_BYTES};
 use crate::lock::DirLock;
 use crate::partition::{Partitions, View};
 use crate::plan::entries_query;
@@ -369,6 +369,14 @@ impl LogStore {
     /// of them; nothing is committed here, so queries never wait for tantivy.
     pub(crate) fn views(&self, start_ns: i64, end_ns: i64) -> Result<Vec<View>, Error> {
         Ok(self.core.lock_parts()?.views(start_ns, end_ns))
+    }
+
+    /// Where a query of `view` finds its segments' line term layouts.
+    pub(crate) fn terms_of<'a>(&'a self, view: &'a View) -> Terms<'a> {
+        Terms {
+            cache: &self.core.terms,
+            dir: Some(&view.terms_dir),
+        }
     }
 
     /// The query for every entry of the streams matching `matchers` in `[start_ns, end_ns)`,

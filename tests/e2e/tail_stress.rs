@@ -152,7 +152,9 @@ impl Agent {
             "--node-name=stress".to_string(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let mut child = Command::new(BIN)
+        // `VIGIL_BIN` runs another build (a release one, for the memory measurement).
+        let bin = std::env::var("VIGIL_BIN").unwrap_or_else(|_| BIN.to_string());
+        let mut child = Command::new(bin)
             .args(&args)
             .env("VIGIL_LOG", "info")
             .env("NO_COLOR", "1")
@@ -593,7 +595,8 @@ fn fnv(bytes: &[u8]) -> u64 {
 }
 
 /// The agent's resident memory while it follows 500 container files (the bound is
-/// 50 MiB), printed: `cargo test --test e2e -- --ignored --nocapture tail_stress::resident`.
+/// 50 MiB), printed: `cargo test --test e2e -- --ignored --nocapture tail_stress::resident`
+/// (the debug build; `VIGIL_BIN=<release vigil>` in front measures what a node runs).
 /// Each file gets 2,000 lines first, then the agent keeps following all 500 while writers
 /// append to them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
