@@ -103,10 +103,32 @@ fn matcher_clause(searcher: &Searcher, labels: Field, m: &Matcher) -> Result<Mat
         .collect();
     Ok(match (absent_passes, terms.is_empty()) {
         (false, true) => MatcherClause::NothingMatches,
-        (false, false) => MatcherClause::Require(Box::new(TermSetQuery::new(terms))),
+        (false, false) => MatcherClause::Require(any_term(terms)),
         (true, true) => MatcherClause::EverythingMatches,
-        (true, false) => MatcherClause::Exclude(Box::new(TermSetQuery::new(terms))),
+        (true, false) => MatcherClause::Exclude(any_term(terms)),
     })
+}
+
+/// Sets of at most this many terms are queried as a union of term queries.
+const SMALL_TERM_SET: usize = 16;
+
+/// The documents holding any of `terms`. A `TermSetQuery` builds an automaton of its terms,
+/// and tantivy's FST builder starts with a 10,000-entry node registry: for a handful of terms
+/// (a needle's expansions, a regex matcher's few values) that setup was two thirds of a
+/// selective query's time, where a union of term lookups costs microseconds.
+fn any_term(terms: Vec<Term>) -> Box<dyn Query> {
+    if terms.len() > SMALL_TERM_SET {
+        return Box::new(TermSetQuery::new(terms));
+    }
+    Box::new(BooleanQuery::new(
+        terms
+            .into_iter()
+            .map(|t| {
+                let q: Box<dyn Query> = Box::new(TermQuery::new(t, IndexRecordOption::Basic));
+                (Occur::Should, q)
+            })
+            .collect(),
+    ))
 }
 
 fn term_query(labels: Field, name: &str, value: &str) -> Box<dyn Query> {
@@ -194,9 +216,12 @@ fn needle_clause(
         if let Some(terms) = expand(searcher, line_field, cache, &token)? {
             clauses.push((
                 Occur::Must,
-                Box::new(TermSetQuery::new(
-                    terms.iter().map(|t| Term::from_field_text(line_field, t)),
-                )),
+                any_term(
+                    terms
+                        .iter()
+                        .map(|t| Term::from_field_text(line_field, t))
+                        .collect(),
+                ),
             ));
         }
     }
