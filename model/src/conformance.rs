@@ -12,6 +12,9 @@ use crate::{
 };
 use std::fmt::Debug;
 
+mod via_batch;
+pub use via_batch::ViaBatch;
+
 /// Runs every check against fresh stores from `make`; panics on the first failing one.
 ///
 /// ```

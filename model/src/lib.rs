@@ -42,5 +42,8 @@ pub use matcher::{MatchOp, Matcher, MatcherError};
 pub use memstore::MemStorage;
 pub use relabel::{relabel, RelabelConfig, RelabelError, RelabelSpec};
 pub use sample::{is_stale_nan, Sample, STALE_NAN_BITS};
-pub use storage::{AppendError, AppendOutcome, Appender, Querier, Series, StorageError};
+pub use storage::{
+    AppendError, AppendOutcome, Appender, BorrowedSeries, Querier, Series, SeriesBatch,
+    StorageError,
+};
 pub use xxhash::{label_pairs_hash, labels_hash, xxh64};

@@ -11,16 +11,17 @@ use crate::block::writer::TMP_SUFFIX;
 use crate::block::{meta, writer, Block, BlockMeta};
 use crate::checkpoint::{self, DEFAULT_CHECKPOINT_BYTES};
 use crate::error::Error;
-use crate::head::Head;
+use crate::head::{self, Head};
 use crate::limits::Limits;
 use crate::lock::DirLock;
 use crate::metrics::{self, Gauges, StoreCounters};
 use crate::replay::Replayer;
 use crate::retention::Retention;
 use crate::series::MemSeries;
+use crate::series_key::LabelKey;
 use crate::stats::HeadStatus;
 use crate::wal::{self, ReplayStats, SamplesEncoder, Wal};
-use model::{AppendError, AppendOutcome, Appender, Sample, Series, StorageError};
+use model::{AppendError, AppendOutcome, Appender, Sample, Series, SeriesBatch, StorageError};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
@@ -446,6 +447,21 @@ impl Appender for Tsdb {
     /// fails, they are taken back out, the error is returned and the request is not
     /// acknowledged.
     fn append(&self, batch: &[Series]) -> Result<AppendOutcome, AppendError> {
+        self.append_entries(&head::owned_entries(batch))
+    }
+
+    /// As [`Tsdb::append`], finding series from the borrowed label bytes: only a new series
+    /// costs a `Labels`.
+    fn append_batch(&self, batch: &SeriesBatch<'_>) -> Result<AppendOutcome, AppendError> {
+        self.append_entries(&head::borrowed_entries(batch))
+    }
+}
+
+impl Tsdb {
+    fn append_entries<K: LabelKey + ?Sized>(
+        &self,
+        batch: &[head::Entry<'_, K>],
+    ) -> Result<AppendOutcome, AppendError> {
         let (outcome, wal_pos) = self.inner.append(batch)?;
         if self.inner.cut_due() || self.inner.checkpoint_due(wal_pos) {
             self.inner.signal.send(false);
@@ -457,7 +473,10 @@ impl Appender for Tsdb {
 impl Inner {
     /// Appends, returning the outcome and the WAL position reached (0 when nothing was
     /// logged).
-    fn append(&self, batch: &[Series]) -> Result<(AppendOutcome, u64), AppendError> {
+    fn append<K: LabelKey + ?Sized>(
+        &self,
+        batch: &[head::Entry<'_, K>],
+    ) -> Result<(AppendOutcome, u64), AppendError> {
         let mut records = SamplesEncoder::default();
         // Each series logged, with the time range of what was logged for it and where its
         // samples start in `logged` (kept to take them back should the WAL fail).

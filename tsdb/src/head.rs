@@ -1,6 +1,9 @@
 //! The head: the in-memory, appendable part of the TSDB, and its implementation of the
 //! storage traits.
 //!
+//! Series are found by a hash of their label bytes (`series_key.rs`), so an append of
+//! borrowed labels builds a `Labels` only for a series it creates.
+//!
 //! Locking: one `RwLock` guards the series registry (labels → id, id → series, postings). An
 //! append holds its read side only to look its series up, and its write side only to create
 //! the ones that are new; samples are then written under each series' own lock, so appends to
@@ -12,9 +15,11 @@ use crate::limits::{Broken, Limits};
 use crate::metrics::AppendCounters;
 use crate::postings::SeriesRef;
 use crate::series::{Appended, BatchStats, MemSeries, OooWindow, Poisoned};
+use crate::series_key::{LabelKey, MixState, SeriesIds};
 use crate::stats::{postings_stats, HeadStatus};
 use model::{
-    AppendError, AppendOutcome, Appender, Labels, Matcher, Querier, Sample, Series, StorageError,
+    AppendError, AppendOutcome, Appender, Labels, Matcher, Querier, Sample, Series, SeriesBatch,
+    StorageError,
 };
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
@@ -46,6 +51,9 @@ pub struct Head {
     pub(crate) counters: AppendCounters,
 }
 
+/// One element of a batch: its label set and its samples.
+pub(crate) type Entry<'b, K> = (&'b K, &'b [Sample]);
+
 /// What an element of a batch is appended to.
 enum Target {
     /// Nothing: the element has no samples, and must not create a series.
@@ -59,8 +67,9 @@ enum Target {
 /// always agree.
 #[derive(Debug, Default)]
 struct Registry {
-    refs: HashMap<Arc<Labels>, SeriesRef>,
-    series: HashMap<SeriesRef, Arc<MemSeries>>,
+    /// Label-set hash → id; a hit is confirmed against the series' labels.
+    refs: SeriesIds,
+    series: HashMap<SeriesRef, Arc<MemSeries>, MixState>,
     postings: MemPostings,
     /// The id the next new series gets; ids are never reused, so postings stay sorted by
     /// a plain push after series are dropped.
@@ -70,44 +79,59 @@ struct Registry {
 }
 
 impl Registry {
-    fn get(&self, labels: &Labels) -> Option<&Arc<MemSeries>> {
-        let id = *self.refs.get(labels)?;
+    /// The series of `labels`, whose [`LabelKey::key_hash`] is `hash`.
+    fn get<K: LabelKey + ?Sized>(&self, labels: &K, hash: u64) -> Option<&Arc<MemSeries>> {
+        let id = self.refs.find(hash, |id| {
+            self.series
+                .get(&id)
+                .is_some_and(|s| labels.matches(&s.labels))
+        })?;
         self.series.get(&id)
     }
 
     /// The series for `labels`, created and indexed if new.
-    fn get_or_create(&mut self, labels: &Labels) -> Result<Arc<MemSeries>, AppendError> {
-        match self.get(labels) {
+    fn get_or_create<K: LabelKey + ?Sized>(
+        &mut self,
+        labels: &K,
+        hash: u64,
+    ) -> Result<Arc<MemSeries>, AppendError> {
+        match self.get(labels, hash) {
             Some(s) => Ok(Arc::clone(s)),
-            None => self.create(labels),
+            None => self.create(labels, hash),
         }
     }
 
     /// The series for `labels`, created if new and `limits` let a new series of its metric
     /// name join the head.
-    fn get_or_create_within(
+    fn get_or_create_within<K: LabelKey + ?Sized>(
         &mut self,
-        labels: &Labels,
+        labels: &K,
+        hash: u64,
         limits: &Limits,
     ) -> Result<Result<Arc<MemSeries>, AppendError>, Broken> {
-        if let Some(s) = self.get(labels) {
+        if let Some(s) = self.get(labels, hash) {
             return Ok(Ok(Arc::clone(s)));
         }
-        let name = labels.get("__name__").unwrap_or("");
+        let name = labels.metric_name();
         limits.series_allowed(self.postings.count("__name__", name))?;
-        Ok(self.create(labels))
+        Ok(self.create(labels, hash))
     }
 
-    fn create(&mut self, labels: &Labels) -> Result<Arc<MemSeries>, AppendError> {
+    /// Creates the series of `labels`: the one place an append builds a `Labels`.
+    fn create<K: LabelKey + ?Sized>(
+        &mut self,
+        labels: &K,
+        hash: u64,
+    ) -> Result<Arc<MemSeries>, AppendError> {
+        let labels = Arc::new(labels.to_labels());
         let id = SeriesRef::try_from(self.next_id).map_err(|_| {
             AppendError::Other(format!(
                 "head is full: cannot create series {labels}, ids are exhausted"
             ))
         })?;
-        let labels = Arc::new(labels.clone());
         let series = Arc::new(MemSeries::new(id, Arc::clone(&labels), self.chunk_range));
         self.postings.add(id, &labels);
-        self.refs.insert(labels, id);
+        self.refs.insert(hash, id);
         self.series.insert(id, Arc::clone(&series));
         self.next_id += 1;
         Ok(series)
@@ -219,20 +243,29 @@ impl Head {
 
     /// What each element of `batch` is appended to, in order, creating the new series the
     /// limits allow.
-    fn resolve(&self, batch: &[Series]) -> Result<Vec<Target>, AppendError> {
+    fn resolve<K: LabelKey + ?Sized>(
+        &self,
+        batch: &[Entry<'_, K>],
+    ) -> Result<Vec<Target>, AppendError> {
         let mut resolved = Vec::with_capacity(batch.len());
         let mut missing = false;
+        // Hashed before the lock is taken, and kept for the write-locked pass.
+        let mut scratch = Vec::with_capacity(256);
+        let hashes: Vec<u64> = batch
+            .iter()
+            .map(|(labels, _)| labels.key_hash(&mut scratch))
+            .collect();
         {
             let registry = self
                 .registry
                 .read()
                 .map_err(|_| AppendError::Other(registry_poisoned()))?;
-            for s in batch {
-                let target = if s.samples.is_empty() {
+            for (&(labels, samples), &hash) in batch.iter().zip(&hashes) {
+                let target = if samples.is_empty() {
                     Target::Skip
-                } else if let Some(broken) = self.limits.check_labels(&s.labels) {
+                } else if let Some(broken) = self.limits.check_key(labels) {
                     Target::Refused(broken)
-                } else if let Some(found) = registry.get(&s.labels) {
+                } else if let Some(found) = registry.get(labels, hash) {
                     Target::Series(Arc::clone(found))
                 } else {
                     missing = true;
@@ -248,10 +281,10 @@ impl Head {
         // get_or_create_within looks again under the write lock, so each label set still
         // gets exactly one id, and the series-per-metric count is exact.
         let mut registry = self.write_registry()?;
-        for (slot, s) in resolved.iter_mut().zip(batch) {
-            if matches!(slot, Target::Skip) && !s.samples.is_empty() {
+        for ((slot, &(labels, samples)), &hash) in resolved.iter_mut().zip(batch).zip(&hashes) {
+            if matches!(slot, Target::Skip) && !samples.is_empty() {
                 let before = registry.series.len();
-                *slot = match registry.get_or_create_within(&s.labels, &self.limits) {
+                *slot = match registry.get_or_create_within(labels, hash, &self.limits) {
                     Ok(series) => Target::Series(series?),
                     Err(broken) => Target::Refused(broken),
                 };
@@ -388,17 +421,36 @@ impl Querier for Head {
 
 impl Appender for Head {
     fn append(&self, batch: &[Series]) -> Result<AppendOutcome, AppendError> {
-        self.apply(batch, &mut |_, _| {})
+        self.apply(&owned_entries(batch), &mut |_, _| {})
     }
+
+    fn append_batch(&self, batch: &SeriesBatch<'_>) -> Result<AppendOutcome, AppendError> {
+        self.apply(&borrowed_entries(batch), &mut |_, _| {})
+    }
+}
+
+/// The entries of a batch of owned series.
+pub(crate) fn owned_entries(batch: &[Series]) -> Vec<Entry<'_, Labels>> {
+    batch
+        .iter()
+        .map(|s| (&s.labels, s.samples.as_slice()))
+        .collect()
+}
+
+/// The entries of a batch of borrowed series.
+pub(crate) fn borrowed_entries<'b>(
+    batch: &'b SeriesBatch<'_>,
+) -> Vec<Entry<'b, [(&'b str, &'b str)]>> {
+    batch.iter().map(|s| (s.labels, s.samples)).collect()
 }
 
 impl Head {
     /// Appends a batch to memory, handing each series' samples to log (see
     /// `MemSeries::append`) to `sink`, the WAL encoder, so that what is logged for a series
     /// is exactly what it stored, in the order it stored it.
-    pub(crate) fn apply(
+    pub(crate) fn apply<K: LabelKey + ?Sized>(
         &self,
-        batch: &[Series],
+        batch: &[Entry<'_, K>],
         sink: &mut dyn FnMut(&Arc<MemSeries>, &[Sample]),
     ) -> Result<AppendOutcome, AppendError> {
         let targets = self.resolve(batch)?;
@@ -408,19 +460,22 @@ impl Head {
             window: self.ooo_window,
             head_max: self.max_time.load(Ordering::Acquire),
         };
-        for (s, target) in batch.iter().zip(targets) {
+        for (&(labels, samples), target) in batch.iter().zip(targets) {
             let mut series = match target {
                 Target::Skip => continue,
                 Target::Series(series) => series,
                 Target::Refused(broken) => {
-                    stats.outcome.over_limit += s.samples.len();
+                    stats.outcome.over_limit += samples.len();
                     stats.outcome.limit.get_or_insert(broken);
-                    self.counters.refused_by_limit(broken.0, s.samples.len());
+                    self.counters.refused_by_limit(broken.0, samples.len());
                     continue;
                 }
             };
             let poisoned = |Poisoned| {
-                AppendError::Other(format!("series {} is unwritable after a panic", s.labels))
+                AppendError::Other(format!(
+                    "series {} is unwritable after a panic",
+                    labels.to_labels()
+                ))
             };
             // A block cut may drop the series between its lookup and this append; the
             // labels are then looked up (and the series created) again. The cut cannot
@@ -428,13 +483,7 @@ impl Head {
             // another cut, so a few rounds always suffice.
             let mut rounds = 0;
             while series
-                .append_with(
-                    &s.samples,
-                    &self.min_valid_time,
-                    ooo,
-                    &mut stats,
-                    &mut to_log,
-                )
+                .append_with(samples, &self.min_valid_time, ooo, &mut stats, &mut to_log)
                 .map_err(poisoned)?
                 == Appended::Removed
             {
@@ -442,10 +491,10 @@ impl Head {
                 if rounds > 8 {
                     return Err(AppendError::Other(format!(
                         "series {} was dropped by block cuts {rounds} times in a row",
-                        s.labels
+                        labels.to_labels()
                     )));
                 }
-                series = self.get_or_create(&s.labels)?;
+                series = self.get_or_create(labels)?;
             }
             if !to_log.is_empty() {
                 sink(&series, &to_log);
@@ -467,17 +516,21 @@ impl Head {
     }
 
     /// The series for `labels`, created if new: WAL replay's way in.
-    pub(crate) fn get_or_create(&self, labels: &Labels) -> Result<Arc<MemSeries>, AppendError> {
+    pub(crate) fn get_or_create<K: LabelKey + ?Sized>(
+        &self,
+        labels: &K,
+    ) -> Result<Arc<MemSeries>, AppendError> {
+        let hash = labels.key_hash(&mut Vec::new());
         if let Some(s) = self
             .read_registry()
             .ok()
-            .and_then(|r| r.get(labels).map(Arc::clone))
+            .and_then(|r| r.get(labels, hash).map(Arc::clone))
         {
             return Ok(s);
         }
         let mut registry = self.write_registry()?;
         let before = registry.series.len();
-        let series = registry.get_or_create(labels)?;
+        let series = registry.get_or_create(labels, hash)?;
         if registry.series.len() > before {
             self.num_series.fetch_add(1, Ordering::Relaxed);
         }
@@ -529,9 +582,10 @@ impl Head {
             }
         }
         dead.sort_unstable();
+        let mut scratch = Vec::new();
         for id in &dead {
             if let Some(s) = registry.series.remove(id) {
-                registry.refs.remove(&*s.labels);
+                registry.refs.remove(s.labels.key_hash(&mut scratch), *id);
             }
         }
         registry.postings.remove(&dead);
@@ -605,6 +659,51 @@ mod tests {
     #[test]
     fn head_passes_conformance() {
         model::conformance::run_all(Head::new);
+    }
+
+    #[test]
+    fn head_passes_conformance_through_append_batch() {
+        model::conformance::run_all(|| model::conformance::ViaBatch(Head::new()));
+    }
+
+    #[test]
+    fn borrowed_and_owned_appends_share_series() {
+        let head = Head::new();
+        let owned = [series(&[("__name__", "up"), ("job", "a")], &[1])];
+        head.append(&owned).unwrap();
+        let later = [
+            series(&[("__name__", "up"), ("job", "a")], &[2]),
+            series(&[("__name__", "up"), ("job", "b")], &[2]),
+        ];
+        let out = head
+            .append_batch(&SeriesBatch::from_series(&later))
+            .unwrap();
+        assert_eq!(out.appended, 2);
+        assert_eq!(head.num_series(), 2);
+        head.append(&later).unwrap();
+        assert_eq!((head.num_series(), head.num_samples()), (2, 3));
+        let ms = [Matcher::new(MatchOp::Equal, "job", "a").unwrap()];
+        let got = head.select(0, 10, &ms).unwrap();
+        assert_eq!(
+            got[0].samples.iter().map(|s| s.t).collect::<Vec<_>>(),
+            [1, 2]
+        );
+    }
+
+    #[test]
+    fn dropped_series_are_found_no_more_and_created_anew() {
+        let head = Head::new();
+        head.append(&[series(&[("a", "1")], &[1]), series(&[("a", "2")], &[5])])
+            .unwrap();
+        let dropped = head.truncate(3).unwrap();
+        assert_eq!(dropped.series, 1);
+        let out = head
+            .append_batch(&SeriesBatch::from_series(&[series(&[("a", "1")], &[6])]))
+            .unwrap();
+        assert_eq!(out.appended, 1);
+        assert_eq!(head.num_series(), 2);
+        let ids: Vec<_> = head.all_for_test().iter().map(|s| s.id).collect();
+        assert_eq!(ids, [1, 2], "the series of a=\"1\" got a new id");
     }
 
     #[test]

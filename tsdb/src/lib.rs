@@ -79,6 +79,7 @@ mod querier;
 mod replay;
 mod retention;
 mod series;
+mod series_key;
 mod stats;
 mod varint;
 mod wal;

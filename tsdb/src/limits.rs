@@ -8,6 +8,7 @@
 //! limit, but their label sets are checked on every append, so a tighter limit applies
 //! from the next start on.
 
+use crate::series_key::LabelKey;
 use model::Labels;
 
 /// Flag names, which are also the limits' names in outcomes and metrics.
@@ -35,15 +36,20 @@ pub type Broken = (&'static str, usize);
 impl Limits {
     /// The first shape limit `labels` breaks, if any.
     pub fn check_labels(&self, labels: &Labels) -> Option<Broken> {
+        self.check_key(labels)
+    }
+
+    /// [`Limits::check_labels`] for owned or borrowed label sets alike.
+    pub(crate) fn check_key<K: LabelKey + ?Sized>(&self, labels: &K) -> Option<Broken> {
         let over = |limit: usize, n: usize| limit > 0 && n > limit;
         if over(self.max_labels_per_series, labels.len()) {
             return Some((MAX_LABELS_PER_SERIES, self.max_labels_per_series));
         }
-        for l in labels {
-            if over(self.max_label_name_length, l.name.len()) {
+        for (name, value) in labels.pairs() {
+            if over(self.max_label_name_length, name.len()) {
                 return Some((MAX_LABEL_NAME_LENGTH, self.max_label_name_length));
             }
-            if over(self.max_label_value_length, l.value.len()) {
+            if over(self.max_label_value_length, value.len()) {
                 return Some((MAX_LABEL_VALUE_LENGTH, self.max_label_value_length));
             }
         }

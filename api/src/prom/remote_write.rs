@@ -13,10 +13,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use model::wire::prom::{MetricMetadata, WriteRequest};
-use model::wire::{snappy_decompress, SnappyError};
-use model::{AppendError, Series};
-use prost::Message;
+use model::wire::{decode_write_request, snappy_decompress, SnappyError};
+use model::{AppendError, AppendOutcome};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -25,22 +23,29 @@ pub async fn write(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, PlainError> {
-    let (batch, metadata) = decode(&st, &headers, &body)?;
-    // Metadata is kept once the request proved valid; it does not depend on the samples
-    // being stored.
-    st.metadata.record(&metadata);
-    append(st, batch).await
+    let raw = decompress(&st, &headers, &body)?;
+    // The batch borrows its label names and values from `raw`, so decoding and appending
+    // happen together on the blocking pool, which owns `raw` meanwhile.
+    let task_state = Arc::clone(&st);
+    let outcome =
+        match tokio::task::spawn_blocking(move || decode_and_append(&task_state, &raw)).await {
+            Ok(result) => result?,
+            Err(e) => {
+                return Err(text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("append task failed: {e}"),
+                ))
+            }
+        };
+    answer(&st, outcome)
 }
 
 fn text(status: StatusCode, msg: impl Into<String>) -> PlainError {
     PlainError::new(status, msg)
 }
 
-fn decode(
-    st: &AppState,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<(Vec<Series>, Vec<MetricMetadata>), PlainError> {
+/// Checks the headers and decompresses the body within the configured bound.
+fn decompress(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, PlainError> {
     let header_str = |h| headers.get(h).and_then(|v| v.to_str().ok()).unwrap_or("");
     let encoding = header_str(header::CONTENT_ENCODING);
     if !encoding.is_empty() && !encoding.eq_ignore_ascii_case("snappy") {
@@ -56,64 +61,36 @@ fn decode(
             "remote write 2.0 (io.prometheus.write.v2.Request) is not supported; send prometheus.WriteRequest",
         ));
     }
-    let raw = snappy_decompress(body, st.limits.max_decompressed_bytes).map_err(|e| match e {
+    snappy_decompress(body, st.limits.max_decompressed_bytes).map_err(|e| match e {
         SnappyError::TooLarge { .. } => text(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
         SnappyError::Invalid(_) => text(StatusCode::BAD_REQUEST, e.to_string()),
-    })?;
-    let req = WriteRequest::decode(raw.as_slice()).map_err(|e| {
-        text(
-            StatusCode::BAD_REQUEST,
-            format!("decode protobuf WriteRequest: {e}"),
-        )
-    })?;
-    let mut batch = Vec::with_capacity(req.timeseries.len());
-    for ts in &req.timeseries {
-        let series = ts
-            .to_series()
-            .map_err(|e| text(StatusCode::BAD_REQUEST, format!("invalid series: {e}")))?;
-        if series.labels.is_empty() {
-            return Err(text(
-                StatusCode::BAD_REQUEST,
-                "invalid series: empty label set",
-            ));
-        }
-        if series.labels.len() > st.limits.max_labels {
-            return Err(text(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "series {} has {} labels, more than the limit of {}",
-                    series.labels,
-                    series.labels.len(),
-                    st.limits.max_labels
-                ),
-            ));
-        }
-        batch.push(series);
-    }
-    Ok((batch, req.metadata))
+    })
 }
 
-async fn append(st: Arc<AppState>, batch: Vec<Series>) -> Result<Response, PlainError> {
-    let appender = st.appender.clone();
-    let outcome = match tokio::task::spawn_blocking(move || appender.append(&batch)).await {
-        Ok(Ok(o)) => o,
-        Ok(Err(AppendError::NotReady(m))) => {
-            return Err(text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("storage not ready: {m}"),
-            ))
-        }
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "remote write append failed");
-            return Err(text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()));
-        }
+/// Decodes the whole request (any invalid series refuses it, storing nothing), keeps its
+/// metadata, and appends its series.
+fn decode_and_append(st: &AppState, raw: &[u8]) -> Result<AppendOutcome, PlainError> {
+    let (batch, metadata) = decode_write_request(raw, st.limits.max_labels)
+        .map_err(|e| text(StatusCode::BAD_REQUEST, e.to_string()))?;
+    // Metadata is kept once the request proved valid; it does not depend on the samples
+    // being stored.
+    st.metadata.record(&metadata);
+    match st.appender.append_batch(&batch) {
+        Ok(outcome) => Ok(outcome),
+        Err(AppendError::NotReady(m)) => Err(text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("storage not ready: {m}"),
+        )),
         Err(e) => {
-            return Err(text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("append task failed: {e}"),
-            ))
+            tracing::error!(error = %e, "remote write append failed");
+            Err(text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
         }
-    };
+    }
+}
+
+/// Counts what the store did and answers: 204 when every sample is stored, 400 naming what
+/// was refused otherwise.
+fn answer(st: &AppState, outcome: AppendOutcome) -> Result<Response, PlainError> {
     let m = &st.metrics;
     m.remote_write_samples
         .fetch_add(outcome.appended as u64, Ordering::Relaxed);

@@ -2,11 +2,16 @@
 //!
 //! - [`prom`]: Prometheus remote write 1.0 (`prometheus.WriteRequest`).
 //! - [`loki`]: Loki push (`logproto.PushRequest`).
+//! - [`decode_write_request`]: the receiver's decoder of remote write, borrowing label names
+//!   and values from the body (`prom_decode.rs`).
 //!
 //! The messages are written with `prost`'s derive so the build needs no `protoc`.
 
 pub mod loki;
 pub mod prom;
+mod prom_decode;
+
+pub use prom_decode::{decode_write_request, WriteDecodeError};
 
 /// A body that could not be decompressed within bounds.
 #[derive(Debug, thiserror::Error)]

@@ -50,6 +50,10 @@ impl Appender for TempTsdb {
     fn append(&self, batch: &[Series]) -> Result<AppendOutcome, AppendError> {
         self.db.append(batch)
     }
+
+    fn append_batch(&self, batch: &SeriesBatch<'_>) -> Result<AppendOutcome, AppendError> {
+        self.db.append_batch(batch)
+    }
 }
 
 fn batch(job: &str, n_series: usize, ts: std::ops::Range<i64>) -> Vec<Series> {
@@ -95,6 +99,32 @@ fn segments(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn tsdb_passes_conformance() {
     model::conformance::run_all(TempTsdb::new);
+}
+
+#[test]
+fn tsdb_passes_conformance_through_append_batch() {
+    model::conformance::run_all(|| model::conformance::ViaBatch(TempTsdb::new()));
+}
+
+#[test]
+fn series_created_from_borrowed_labels_are_logged_and_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = batch("a", 20, 0..3);
+    let second = batch("a", 30, 3..5);
+    let want = {
+        let db = Tsdb::open(dir.path(), TsdbOptions::default()).unwrap();
+        db.append_batch(&SeriesBatch::from_series(&first)).unwrap();
+        // Ten known series found by their bytes, ten new ones created.
+        let out = db.append_batch(&SeriesBatch::from_series(&second)).unwrap();
+        assert_eq!(out.appended, 60);
+        assert_eq!(db.head().num_series(), 30);
+        dump(&db)
+    };
+    let db = Tsdb::open(dir.path(), TsdbOptions::default()).unwrap();
+    assert_eq!(dump(&db), want);
+    // Owned appends after replay land in the same series.
+    db.append(&batch("a", 30, 5..6)).unwrap();
+    assert_eq!(db.head().num_series(), 30);
 }
 
 #[test]
