@@ -9,8 +9,11 @@
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::Read;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
+
+use super::spec::{Spec, Specs};
 
 /// Cgroups listed at most, so a runaway tree cannot make the collector unbounded.
 pub(crate) const MAX_CGROUPS: usize = 20_000;
@@ -188,17 +191,74 @@ impl Tree {
         }
     }
 
-    /// Reads the statistics of one cgroup through `r`.
-    pub fn stats(&self, cgroup: &str, r: &mut Reader) -> Stats {
+    /// Reads the statistics of one cgroup through `r`; its spec files only when `specs` holds
+    /// no current reading of them (see `spec.rs`).
+    pub fn stats(&self, cgroup: &str, r: &mut Reader, specs: &mut Specs) -> Stats {
+        let controllers: &[&str] = match self.version {
+            Version::V2 => &[""],
+            Version::V1 => V1_CONTROLLERS,
+        };
+        let mut s = Stats::default();
+        // The directories are looked at first: their inodes tell whether a kept spec is
+        // still this cgroup's, or belongs to one removed and created again at the same path.
+        let identity = self.start_and_identity(&mut s, controllers, cgroup);
+        let spec = specs.get(cgroup, identity).unwrap_or_else(|| {
+            let spec = match self.version {
+                Version::V2 => self.spec_v2(cgroup, r),
+                Version::V1 => self.spec_v1(cgroup, r),
+            };
+            specs.put(cgroup, identity, spec);
+            spec
+        });
+        s.spec_cpu_period = spec.cpu_period;
+        s.spec_cpu_quota = spec.cpu_quota;
+        s.spec_cpu_shares = spec.cpu_shares;
+        s.spec_memory_limit = spec.memory_limit;
         match self.version {
-            Version::V2 => self.stats_v2(cgroup, r),
-            Version::V1 => self.stats_v1(cgroup, r),
+            Version::V2 => self.stats_v2(cgroup, r, &mut s),
+            Version::V1 => self.stats_v1(cgroup, r, &mut s),
+        }
+        // pids.max is reported only beside pids.current, as the pids controller has both.
+        if s.threads.is_some() {
+            s.threads_max = spec.threads_max;
+        }
+        self.procs(&mut s, r, controllers, cgroup);
+        s
+    }
+
+    /// The v2 spec files: `cpu.max`, `cpu.weight`, `memory.max`, `pids.max`.
+    fn spec_v2(&self, cgroup: &str, r: &mut Reader) -> Spec {
+        let dir = self.dir("", cgroup);
+        let mut spec = Spec::default();
+        if let Some((quota, period)) = r.read(&dir, "cpu.max").and_then(parse_cpu_max) {
+            spec.cpu_period = Some(period);
+            spec.cpu_quota = quota;
+        }
+        spec.cpu_shares = r.number(&dir, "cpu.weight").map(weight_to_shares);
+        spec.memory_limit = r.read(&dir, "memory.max").and_then(parse_limit);
+        spec.threads_max = r.read(&dir, "pids.max").and_then(parse_pids_max);
+        spec
+    }
+
+    /// The v1 spec files of the `cpu`, `memory` and `pids` hierarchies.
+    fn spec_v1(&self, cgroup: &str, r: &mut Reader) -> Spec {
+        let cpu = self.dir("cpu", cgroup);
+        Spec {
+            cpu_period: r.number(&cpu, "cpu.cfs_period_us"),
+            // -1 means no quota; it does not parse as u64 and is left out, as cAdvisor does.
+            cpu_quota: r.number(&cpu, "cpu.cfs_quota_us").filter(|q| *q > 0),
+            cpu_shares: r.number(&cpu, "cpu.shares"),
+            memory_limit: r
+                .read(&self.dir("memory", cgroup), "memory.limit_in_bytes")
+                .and_then(parse_limit),
+            threads_max: r
+                .read(&self.dir("pids", cgroup), "pids.max")
+                .and_then(parse_pids_max),
         }
     }
 
-    fn stats_v2(&self, cgroup: &str, r: &mut Reader) -> Stats {
+    fn stats_v2(&self, cgroup: &str, r: &mut Reader, s: &mut Stats) {
         let dir = self.dir("", cgroup);
-        let mut s = Stats::default();
         if let Some(cpu) = r.read(&dir, "cpu.stat") {
             let [usage, user, system, periods, throttled, throttled_us] = keyed_many(
                 cpu,
@@ -218,11 +278,6 @@ impl Tree {
                 s.cfs = Some((p, t, us.saturating_mul(1000)));
             }
         }
-        if let Some((quota, period)) = r.read(&dir, "cpu.max").and_then(parse_cpu_max) {
-            s.spec_cpu_period = Some(period);
-            s.spec_cpu_quota = quota;
-        }
-        s.spec_cpu_shares = r.number(&dir, "cpu.weight").map(weight_to_shares);
         // One pass over memory.stat for every key used below.
         let memory_stat = r.read(&dir, "memory.stat").map(|m| {
             keyed_many(
@@ -249,7 +304,7 @@ impl Tree {
         }
         if s.memory_usage.is_none() && cgroup == "/" {
             if memory_stat.is_some() {
-                self.root_memory_v2(&mut s, r, (anon, file, inactive_file));
+                self.root_memory_v2(s, r, (anon, file, inactive_file));
             }
         } else if s.memory_usage.is_some() {
             s.memory_max_usage = Some(r.number(&dir, "memory.peak").unwrap_or(0));
@@ -268,9 +323,6 @@ impl Tree {
         {
             s.pressure[i] = r.read(&dir, resource).and_then(parse_pressure);
         }
-        if s.spec_memory_limit.is_none() {
-            s.spec_memory_limit = r.read(&dir, "memory.max").and_then(parse_limit);
-        }
         s.oom_kills = r
             .read(&dir, "memory.events")
             .and_then(|e| keyed(e, "oom_kill"));
@@ -278,9 +330,7 @@ impl Tree {
             .read(&dir, "io.stat")
             .map(parse_io_stat)
             .unwrap_or_default();
-        self.pids(&mut s, r, "pids", cgroup);
-        self.procs_and_start(&mut s, r, &["" as &str], cgroup);
-        s
+        self.pids(s, r, "pids", cgroup);
     }
 
     /// The v2 root's memory, which has no `memory.current`: usage is `anon + file`, swap is
@@ -310,15 +360,12 @@ impl Tree {
         });
     }
 
-    fn stats_v1(&self, cgroup: &str, r: &mut Reader) -> Stats {
+    fn stats_v1(&self, cgroup: &str, r: &mut Reader, s: &mut Stats) {
         let cpuacct = self.dir("cpuacct", cgroup);
         let cpu = self.dir("cpu", cgroup);
         let memory = self.dir("memory", cgroup);
         let blkio = self.dir("blkio", cgroup);
-        let mut s = Stats {
-            cpu_usage_ns: r.number(&cpuacct, "cpuacct.usage"),
-            ..Stats::default()
-        };
+        s.cpu_usage_ns = r.number(&cpuacct, "cpuacct.usage");
         if let Some(stat) = r.read(&cpuacct, "cpuacct.stat") {
             let tick_ns = 1_000_000_000 / USER_HZ;
             let [user, system] = keyed_many(stat, ["user", "system"]);
@@ -332,10 +379,6 @@ impl Tree {
                 s.cfs = Some((p, t, ns));
             }
         }
-        s.spec_cpu_period = r.number(&cpu, "cpu.cfs_period_us");
-        // -1 means no quota; it does not parse as u64 and is left out, as cAdvisor does.
-        s.spec_cpu_quota = r.number(&cpu, "cpu.cfs_quota_us").filter(|q| *q > 0);
-        s.spec_cpu_shares = r.number(&cpu, "cpu.shares");
         // `total_*` covers the cgroup's descendants (use_hierarchy, always on since 5.x).
         let m = r
             .read(&memory, "memory.stat")
@@ -383,9 +426,6 @@ impl Tree {
         let faults = |own: Option<u64>, total: Option<u64>| own.map(|o| (o, total.unwrap_or(o)));
         s.pgfault = faults(m[12], m[13]);
         s.pgmajfault = faults(m[14], m[15]);
-        s.spec_memory_limit = r
-            .read(&memory, "memory.limit_in_bytes")
-            .and_then(parse_limit);
         s.oom_kills = r
             .read(&memory, "memory.oom_control")
             .and_then(|c| keyed(c, "oom_kill"));
@@ -411,35 +451,37 @@ impl Tree {
             .unwrap_or_default();
             s.io = parse_blkio(&bytes, &ops);
         }
-        self.pids(&mut s, r, "pids", cgroup);
-        self.procs_and_start(&mut s, r, V1_CONTROLLERS, cgroup);
-        s
+        self.pids(s, r, "pids", cgroup);
     }
 
     fn pids(&self, s: &mut Stats, r: &mut Reader, controller: &str, cgroup: &str) {
         let dir = self.dir(controller, cgroup);
         s.threads = r.number(&dir, "pids.current");
-        if s.threads.is_some() {
-            s.threads_max = r.read(&dir, "pids.max").and_then(|v| match v.trim() {
-                "max" => Some(0),
-                n => n.parse().ok(),
-            });
+    }
+
+    /// `cgroup.procs` (processes directly in the cgroup), from the first hierarchy that has it.
+    fn procs(&self, s: &mut Stats, r: &mut Reader, controllers: &[&str], cgroup: &str) {
+        for c in controllers {
+            if let Some(text) = r.read(&self.dir(c, cgroup), "cgroup.procs") {
+                s.pids = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+                s.processes = Some(s.pids.len() as u64);
+                return;
+            }
         }
     }
 
-    /// `cgroup.procs` (processes directly in the cgroup) and the start time: the oldest
-    /// directory modification time over the hierarchies, as cAdvisor takes it.
-    fn procs_and_start(&self, s: &mut Stats, r: &mut Reader, controllers: &[&str], cgroup: &str) {
+    /// The start time, the oldest directory modification time over the hierarchies as
+    /// cAdvisor takes it; returns the directories' inodes folded into one identity (0 when
+    /// none exists).
+    fn start_and_identity(&self, s: &mut Stats, controllers: &[&str], cgroup: &str) -> u64 {
+        let mut identity = 0u64;
         for c in controllers {
-            let dir = self.dir(c, cgroup);
-            if s.processes.is_none() {
-                if let Some(text) = r.read(&dir, "cgroup.procs") {
-                    s.pids = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
-                    s.processes = Some(s.pids.len() as u64);
-                }
-            }
-            let modified = std::fs::metadata(&dir)
-                .and_then(|m| m.modified())
+            let Ok(meta) = std::fs::metadata(self.dir(c, cgroup)) else {
+                continue;
+            };
+            identity = identity.rotate_left(17) ^ meta.ino();
+            let modified = meta
+                .modified()
                 .ok()
                 .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
                 .map(|d| d.as_secs_f64());
@@ -447,6 +489,7 @@ impl Tree {
                 s.start_time = Some(s.start_time.map_or(t, |old: f64| old.min(t)));
             }
         }
+        identity
     }
 }
 
@@ -501,6 +544,14 @@ pub(crate) fn keyed_many<const N: usize>(text: &str, keys: [&str; N]) -> [Option
         }
     }
     out
+}
+
+/// `pids.max`: a count, or `max` (no limit) reported as 0.
+fn parse_pids_max(text: &str) -> Option<u64> {
+    match text.trim() {
+        "max" => Some(0),
+        n => n.parse().ok(),
+    }
 }
 
 /// `cpu.max`: `<quota|max> <period>` → (quota when set, period).

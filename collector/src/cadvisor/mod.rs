@@ -3,6 +3,7 @@
 //!
 //! - `cgroup.rs` lists every cgroup and reads its CPU, CFS, memory, OOM, block I/O, pids,
 //!   pressure (PSI) and spec files, per cgroup version;
+//! - `spec.rs` keeps each cgroup's spec (limits) between collections, re-read every few;
 //! - `procs.rs` counts the open files and sockets of a cgroup's processes;
 //! - `naming.rs` recognises pod and container cgroups of the systemd and cgroupfs drivers and
 //!   containerd, CRI-O and docker naming;
@@ -21,6 +22,7 @@ mod families;
 mod naming;
 mod pods;
 mod procs;
+mod spec;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -40,6 +42,7 @@ use cgroup::{Reader, Tree};
 use families::{Base, Container};
 use naming::{Identity, Namer, Runtime};
 pub use pods::{PodIndex, PodMeta, SharedPods};
+use spec::Specs;
 
 /// The `job` label of container metrics unless configured: the kubelet's, whose
 /// `/metrics/cadvisor` these series replace.
@@ -91,6 +94,7 @@ impl CadvisorConfig {
             warned: false,
             stats: Arc::default(),
             reader: Reader::default(),
+            specs: Specs::default(),
         })
     }
 }
@@ -114,6 +118,8 @@ pub struct CadvisorSource {
     stats: Arc<CadvisorStats>,
     /// The buffer every cgroup file is read into, kept between collections.
     reader: Reader,
+    /// Each cgroup's spec files, read every few collections rather than every one.
+    specs: Specs,
 }
 
 impl CadvisorSource {
@@ -143,8 +149,9 @@ impl CadvisorSource {
         let mut devices: HashMap<(u32, u32), String> = HashMap::new();
         let mut containers: Vec<Container> = Vec::with_capacity(paths.len());
         let mut pod_cgroups: Vec<usize> = Vec::new();
+        self.specs.begin();
         for path in &paths {
-            let mut stats = tree.stats(path, &mut self.reader);
+            let mut stats = tree.stats(path, &mut self.reader, &mut self.specs);
             if stats.processes.is_some() {
                 let (fds, sockets) = procs::open_files(&self.cfg.procfs, &stats.pids);
                 stats.fds = Some(fds);
@@ -168,6 +175,7 @@ impl CadvisorSource {
             }
             containers.push(c);
         }
+        self.specs.end();
         for i in pod_cgroups {
             // The pod's own cgroup holds no process; its containers' do, and they share the
             // pod's network namespace. A process may exit between listing and reading, so

@@ -429,6 +429,72 @@ fn real_cgroup_tree_gives_well_formed_output() {
     assert!(source.stats().cgroups.load(Ordering::Relaxed) >= 1);
 }
 
+/// A collector kept across collections (its spec readings kept, see `spec.rs`) emits what a
+/// fresh one emits as cgroups appear, are removed and created again, and go; a limit changed
+/// in place shows within `SPEC_REFRESH_COLLECTIONS` collections and stays shown.
+#[test]
+fn kept_collector_matches_a_fresh_one_as_cgroups_come_change_and_go() {
+    let (sys, proc) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    v2_tree(sys.path(), proc.path());
+    let mut cfg = CadvisorConfig::new("node-a");
+    cfg.sysfs = sys.path().to_path_buf();
+    cfg.procfs = proc.path().to_path_buf();
+    *cfg.pods.write().unwrap() = PodIndex::from_pod_list(&pod_list());
+    let mut kept = cfg.build().unwrap();
+    let fresh = || render(&collect(sys.path(), proc.path(), Some(pod_list())));
+    let mut kept_render = || render(&kept.families(NOW_MS as f64 / 1000.0));
+    let limit = |text: &str| format!("container_spec_memory_limit_bytes{{{text}}}");
+    assert_eq!(kept_render(), fresh(), "first collection");
+
+    // A cgroup appears.
+    let cg = sys.path().join("fs/cgroup");
+    let svc = cg.join("system.slice/new.service");
+    write(&svc.join("memory.current"), "1000\n");
+    write(&svc.join("memory.max"), "4096\n");
+    assert_eq!(kept_render(), fresh(), "a cgroup appeared");
+    assert!(fresh().contains(&limit(
+        r#"container="",id="/system.slice/new.service",image="",name="",namespace="",pod="""#
+    )));
+
+    // The app's limit changes in place: the kept reading may lag, by fewer than
+    // SPEC_REFRESH_COLLECTIONS collections, and once the new one shows it stays.
+    let app = cg.join(format!(
+        "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice/cri-containerd-{APP_ID}.scope",
+        POD_UID.replace('-', "_")
+    ));
+    std::fs::write(app.join("memory.max"), "536870912\n").unwrap();
+    let want = fresh();
+    assert!(want.contains("} 536870912\n"));
+    let lagged = (0..spec::SPEC_REFRESH_COLLECTIONS)
+        .take_while(|_| kept_render() != want)
+        .count() as u64;
+    assert!(lagged < spec::SPEC_REFRESH_COLLECTIONS, "lagged {lagged}");
+    for _ in 0..spec::SPEC_REFRESH_COLLECTIONS {
+        assert_eq!(kept_render(), want, "the new limit stays");
+    }
+
+    // The service's cgroup is removed and created again with another limit: another
+    // directory (the old one is moved out of the tree, so its inode cannot be reused), read
+    // at once.
+    std::fs::rename(&svc, sys.path().join("old.service")).unwrap();
+    write(&svc.join("memory.current"), "1000\n");
+    write(&svc.join("memory.max"), "8192\n");
+    let want = fresh();
+    assert!(want.contains("} 8192\n"));
+    assert_eq!(kept_render(), want, "a cgroup created again");
+
+    // It goes, and so does its kept spec.
+    std::fs::remove_dir_all(&svc).unwrap();
+    assert_eq!(kept_render(), fresh(), "a cgroup went");
+    assert!(!kept_render().contains("new.service"));
+    let listed = kept.stats.cgroups.load(Ordering::Relaxed);
+    assert_eq!(
+        kept.specs.len() as u64,
+        listed,
+        "one kept spec per listed cgroup"
+    );
+}
+
 /// `run` collects on one thread of its own, every interval, and stops on shutdown.
 #[tokio::test]
 async fn run_collects_every_interval_on_one_thread_until_shutdown() {
