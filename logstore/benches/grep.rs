@@ -24,7 +24,8 @@
 //!
 //! Run: `cargo bench -p logstore --bench grep` (2 GiB; `-- --mib 256` for a quick run,
 //! `-- --keep` to leave the data directory in place and print its path, `-- --spin SECS` to
-//! repeat the selective query that long for a profiler).
+//! repeat the selective query that long for a profiler, `-- --commit-ms N` to ingest with
+//! another commit interval).
 
 // Harness code: a panic here is a broken benchmark setup, and the table is its product.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
@@ -74,6 +75,8 @@ struct Args {
     keep: bool,
     /// Seconds to repeat the selective query for before the rest, for a profiler to attach.
     spin: u64,
+    /// The store's commit interval during ingest (default: the store's).
+    commit_ms: Option<u64>,
 }
 
 fn args() -> Args {
@@ -81,6 +84,7 @@ fn args() -> Args {
         mib: 2048,
         keep: false,
         spin: 0,
+        commit_ms: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -88,6 +92,7 @@ fn args() -> Args {
             "--mib" => a.mib = it.next().and_then(|v| v.parse().ok()).expect("--mib N"),
             "--keep" => a.keep = true,
             "--spin" => a.spin = it.next().and_then(|v| v.parse().ok()).expect("--spin SECS"),
+            "--commit-ms" => a.commit_ms = it.next().and_then(|v| v.parse().ok()),
             _ => {} // cargo's --bench and filters
         }
     }
@@ -468,7 +473,11 @@ fn main() {
     );
 
     // Ingest: a generator thread, two pushers.
-    let store = Arc::new(LogStore::open(&store_dir).unwrap());
+    let mut options = logstore::LogStoreOptions::default();
+    if let Some(ms) = args.commit_ms {
+        options.commit_interval = Duration::from_millis(ms);
+    }
+    let store = Arc::new(LogStore::open_with(&store_dir, options).unwrap());
     let (tx, rx) = mpsc::sync_channel::<Vec<LogStream>>(4);
     let rx = Arc::new(Mutex::new(rx));
     let cpu0 = process_cpu();
