@@ -3,7 +3,9 @@
 //! the checkpoints in `positions.json` do not move past them (only the receiver's 2xx moves
 //! them). Rotated files deleted during the outage and a SIGKILL lose nothing: the restarted
 //! agent sends the queue and does not read the queued lines again. A queue lost with the crash
-//! loses nothing either while the files exist: they are read again from the checkpoint.
+//! loses nothing either while the files exist: they are read again from the checkpoint. A
+//! queue that cannot be written (a full disk, here a file-size limit) holds the tailer back,
+//! and nothing is lost or sent twice once it can be written again.
 
 use crate::tail_stress::Agent;
 use axum::body::Bytes;
@@ -239,4 +241,62 @@ async fn a_queue_lost_in_a_crash_loses_no_line_the_files_still_hold() {
     receiver.wait_lines(LINES_PER_ROUND).await;
     logs.push_str(&agent.log());
     assert_all_once(&receiver, 1, &logs);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_that_cannot_be_written_holds_the_lines_back_until_it_can() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let container = root.join("pods/prod_full_uid-3/app");
+    std::fs::create_dir_all(&container).unwrap();
+    let receiver = Arc::new(Receiver::default());
+    let base = receiver.serve().await;
+
+    // No file the agent writes may pass 4 KiB (the soft limit; the hard one stays, so the
+    // limit can be lifted later without privileges): `positions.json` fits, a log queue
+    // record of 2,000 lines does not (EFBIG, as from a full disk).
+    let agent = Agent::start_under(
+        &["prlimit", "--fsize=4096:unlimited", "--"],
+        root,
+        &base,
+        QUEUE_FLAGS,
+    );
+    let live = container.join("0.log");
+    write_round(&live, 0);
+    let ino = std::fs::metadata(&live).unwrap().ino();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !agent.log().contains("appending to the log queue failed") {
+        assert!(
+            Instant::now() < deadline,
+            "the queue never failed; log:\n{}",
+            agent.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // It keeps failing, and keeps the lines: none was pushed, no checkpoint moved, and the
+    // agent is up.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(receiver.received.load(Ordering::Relaxed), 0);
+    assert_eq!(checkpoint_of(&root.join("state"), ino).unwrap_or(0), 0);
+    assert!(
+        agent.metric(LINES_QUEUED).await.is_some(),
+        "the agent answers"
+    );
+    // The disk has room again: the retried append goes through.
+    let lifted = std::process::Command::new("prlimit")
+        .args([
+            format!("--pid={}", agent.pid()),
+            "--fsize=unlimited".to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        lifted.status.success(),
+        "prlimit: {}",
+        String::from_utf8_lossy(&lifted.stderr)
+    );
+    write_round(&container.join("1.log"), 1);
+    receiver.wait_lines(2 * LINES_PER_ROUND).await;
+    let logs = agent.log();
+    assert_all_once(&receiver, 2, &logs);
 }

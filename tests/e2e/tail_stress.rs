@@ -141,6 +141,17 @@ impl Agent {
     }
 
     pub(crate) fn start(root: &Path, receiver: &str, extra: &[&str]) -> Agent {
+        Agent::start_under(&[], root, receiver, extra)
+    }
+
+    /// [`Agent::start`] through `wrapper`, a command that runs the binary it is given last
+    /// (e.g. `prlimit --fsize=N --`, which execs it: the agent keeps the wrapper's pid).
+    pub(crate) fn start_under(
+        wrapper: &[&str],
+        root: &Path,
+        receiver: &str,
+        extra: &[&str],
+    ) -> Agent {
         let mut args = vec![
             "agent".to_string(),
             "--web.listen-address=127.0.0.1:0".to_string(),
@@ -154,7 +165,16 @@ impl Agent {
         args.extend(extra.iter().map(|s| s.to_string()));
         // `VIGIL_BIN` runs another build (a release one, for the memory measurement).
         let bin = std::env::var("VIGIL_BIN").unwrap_or_else(|_| BIN.to_string());
-        let mut child = Command::new(bin)
+        let (program, args) = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut all: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
+                all.push(bin);
+                all.extend(args);
+                (first.to_string(), all)
+            }
+            None => (bin, args),
+        };
+        let mut child = Command::new(program)
             .args(&args)
             .env("VIGIL_LOG", "info")
             .env("NO_COLOR", "1")
@@ -190,6 +210,11 @@ impl Agent {
             log,
             address,
         }
+    }
+
+    /// The agent's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub(crate) fn log(&self) -> String {
