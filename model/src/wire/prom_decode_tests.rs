@@ -56,24 +56,9 @@ fn assert_same(body: &[u8], what: &str) {
     assert_eq!(borrowed(body), reference(body), "{what}: body {body:02x?}");
 }
 
-/// xorshift64*: a fixed-seed generator, so every run checks the same cases.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn pick<'x>(&mut self, items: &[&'x str]) -> &'x str {
-        items[self.below(items.len())]
-    }
+/// One of `items`, chosen by `rng`.
+fn pick<'x>(rng: &mut fastrand::Rng, items: &[&'x str]) -> &'x str {
+    items[rng.usize(..items.len())]
 }
 
 const NAMES: &[&str] = &[
@@ -81,17 +66,17 @@ const NAMES: &[&str] = &[
 ];
 const VALUES: &[&str] = &["", "1", "node", "x\"y", "ünï", "http_requests_total", "a b"];
 
-fn generated(rng: &mut Rng) -> WriteRequest {
-    let series = (0..rng.below(5))
+fn generated(rng: &mut fastrand::Rng) -> WriteRequest {
+    let series = (0..rng.usize(..5))
         .map(|_| {
             // Mostly valid label sets, so that the valid path is exercised as often as the
             // refusals.
-            let valid = rng.below(3) > 0;
+            let valid = rng.usize(..3) > 0;
             let names = if valid { &NAMES[..8] } else { NAMES };
-            let labels = (0..rng.below(9))
+            let labels = (0..rng.usize(..9))
                 .map(|_| Label {
-                    name: rng.pick(names).to_string(),
-                    value: rng.pick(VALUES).to_string(),
+                    name: pick(rng, names).to_string(),
+                    value: pick(rng, VALUES).to_string(),
                 })
                 .collect::<Vec<_>>();
             let mut labels = labels;
@@ -101,16 +86,16 @@ fn generated(rng: &mut Rng) -> WriteRequest {
             }
             TimeSeries {
                 labels,
-                samples: (0..rng.below(4))
+                samples: (0..rng.usize(..4))
                     .map(|_| WireSample {
                         // Any bits but NaN's, which would not compare equal to themselves.
-                        value: Some(f64::from_bits(rng.next()))
+                        value: Some(f64::from_bits(rng.u64(..)))
                             .filter(|v| !v.is_nan())
                             .unwrap_or(0.5),
-                        timestamp: rng.next() as i64,
+                        timestamp: rng.u64(..) as i64,
                     })
                     .collect(),
-                exemplars: (0..rng.below(2))
+                exemplars: (0..rng.usize(..2))
                     .map(|_| Exemplar {
                         labels: vec![Label {
                             name: "trace_id".to_string(),
@@ -123,12 +108,12 @@ fn generated(rng: &mut Rng) -> WriteRequest {
             }
         })
         .collect();
-    let metadata = (0..rng.below(2))
+    let metadata = (0..rng.usize(..2))
         .map(|_| MetricMetadata {
-            r#type: rng.below(8) as i32,
-            metric_family_name: rng.pick(VALUES).to_string(),
+            r#type: rng.usize(..8) as i32,
+            metric_family_name: pick(rng, VALUES).to_string(),
             help: "help text".to_string(),
-            unit: rng.pick(VALUES).to_string(),
+            unit: pick(rng, VALUES).to_string(),
         })
         .collect();
     WriteRequest {
@@ -139,7 +124,7 @@ fn generated(rng: &mut Rng) -> WriteRequest {
 
 #[test]
 fn generated_requests_decode_as_prost_and_to_series_do() {
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut rng = fastrand::Rng::with_seed(0x9E37_79B9_7F4A_7C15);
     let (mut accepted, mut refused) = (0, 0);
     for i in 0..3000 {
         let body = generated(&mut rng).encode_to_vec();
@@ -158,25 +143,25 @@ fn generated_requests_decode_as_prost_and_to_series_do() {
 
 #[test]
 fn mutated_requests_are_refused_or_accepted_as_prost_does() {
-    let mut rng = Rng(0xD1B5_4A32_D192_ED03);
+    let mut rng = fastrand::Rng::with_seed(0xD1B5_4A32_D192_ED03);
     for i in 0..3000 {
         let mut body = generated(&mut rng).encode_to_vec();
         if body.is_empty() {
             continue;
         }
-        match rng.below(4) {
+        match rng.usize(..4) {
             0 => {
-                let at = rng.below(body.len());
-                body[at] ^= 1 << rng.below(8);
+                let at = rng.usize(..body.len());
+                body[at] ^= 1 << rng.usize(..8);
             }
-            1 => body.truncate(rng.below(body.len())),
+            1 => body.truncate(rng.usize(..body.len())),
             2 => {
-                let at = rng.below(body.len());
-                body[at] = rng.next() as u8;
+                let at = rng.usize(..body.len());
+                body[at] = rng.u64(..) as u8;
             }
             _ => {
-                let at = rng.below(body.len() + 1);
-                body.insert(at, rng.next() as u8);
+                let at = rng.usize(..body.len() + 1);
+                body.insert(at, rng.u64(..) as u8);
             }
         }
         assert_same(&body, &format!("mutation {i}"));
