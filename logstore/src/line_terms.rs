@@ -31,7 +31,7 @@
 //! `\0` (tokens are alphanumeric, the long-token marker is `\u{1}long`), so a match never spans
 //! two terms.
 
-use crate::term_layout::SegmentTerms;
+use crate::term_layout::{SegmentTerms, TMP_SUFFIX};
 use crate::tokens::Fit;
 use crate::Error;
 use std::collections::{HashMap, HashSet};
@@ -331,8 +331,10 @@ impl TermCache {
 }
 
 /// Deletes the files in `dir` that are not the layout of a `live` segment: layouts of
-/// segments merged away, and temporary files a crash left.
+/// segments merged away, and temporary files a crash left (an hour old: a younger one may be
+/// another query's layout on its way into place).
 fn remove_dead_files(dir: &Path, live: &[SegmentId]) {
+    const ABANDONED: Duration = Duration::from_secs(3600);
     let keep: HashSet<String> = live
         .iter()
         .map(|id| format!("{}.vlt", id.uuid_string()))
@@ -342,7 +344,20 @@ fn remove_dead_files(dir: &Path, live: &[SegmentId]) {
     };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        if name.to_str().is_some_and(|n| !keep.contains(n)) {
+        let Some(name) = name.to_str() else {
+            continue;
+        };
+        let dead = if name.ends_with(TMP_SUFFIX) {
+            entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age >= ABANDONED)
+        } else {
+            !keep.contains(name)
+        };
+        if dead {
             if let Err(error) = std::fs::remove_file(entry.path()) {
                 tracing::debug!(path = %entry.path().display(), %error, "cannot remove a dead line term layout file");
             }
@@ -532,7 +547,18 @@ mod tests {
         let terms_dir = dir.path().join(TERMS_DIR);
         std::fs::create_dir_all(&terms_dir).unwrap();
         std::fs::write(terms_dir.join("0123.vlt"), b"a merged-away segment's").unwrap();
-        std::fs::write(terms_dir.join("x.vlt.tmp"), b"a crash's").unwrap();
+        std::fs::write(terms_dir.join("x.vlt.1-0.tmp"), b"a crash's").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(terms_dir.join("x.vlt.1-0.tmp"))
+            .unwrap()
+            .set_modified(std::time::SystemTime::now() - Duration::from_secs(7200))
+            .unwrap();
+        std::fs::write(
+            terms_dir.join("y.vlt.2-0.tmp"),
+            b"another query's, being written",
+        )
+        .unwrap();
         let files = || {
             let mut names: Vec<String> = std::fs::read_dir(&terms_dir)
                 .unwrap()
@@ -550,7 +576,12 @@ mod tests {
             .unwrap();
         assert!(first.is_mapped());
         let name = |i: usize| format!("{}.vlt", live[i].uuid_string());
-        assert_eq!(files(), [name(0)], "written; the dead files removed");
+        assert_eq!(
+            files(),
+            [name(0), "y.vlt.2-0.tmp".to_string()],
+            "written; the dead files removed, a young temporary one kept"
+        );
+        std::fs::remove_file(terms_dir.join("y.vlt.2-0.tmp")).unwrap();
         // A new cache (a restart) maps the file instead of reading the segment: a file
         // changed on disk shows (here, to the other segment's layout, with other terms).
         let second = cache

@@ -30,6 +30,8 @@ pub(crate) const SEP: u8 = 0;
 const MAGIC: &[u8; 4] = b"VLTX";
 const VERSION: u8 = 1;
 const HEADER_LEN: usize = 32;
+/// How a layout being written ends its name until it is renamed into place.
+pub(crate) const TMP_SUFFIX: &str = ".tmp";
 
 /// Where a layout's bytes live.
 enum Backing {
@@ -204,7 +206,10 @@ impl SegmentTerms {
     /// ever holds a whole file) and maps it, leaving the heap; the layout stays on the heap
     /// when the file cannot be written or mapped.
     pub fn persist(self, path: &Path) -> Result<SegmentTerms, (SegmentTerms, std::io::Error)> {
-        let tmp = path.with_extension("vlt.tmp");
+        // A name of its own: two queries may lay out the same new segment at once.
+        static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = path.with_extension(format!("vlt.{}-{n}{TMP_SUFFIX}", std::process::id()));
         let written = (|| {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;
