@@ -431,7 +431,8 @@ impl Shared {
 /// queue order).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct RecoveredMetas {
-    /// Records the delivery mark covers that are still on disk (the mark's segment).
+    /// Records the delivery mark covers that are still on disk (the prefix in the mark's
+    /// segment, and the runs finished after a gap).
     pub delivered: Vec<Vec<u8>>,
     /// Records not delivered, to be sent.
     pub undelivered: Vec<Vec<u8>>,
