@@ -1,6 +1,7 @@
 //! Label sets: the identity of a series or a log stream, kept sorted by name.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// The label that holds a metric's name.
 pub const METRIC_NAME: &str = "__name__";
@@ -15,8 +16,11 @@ pub struct Label {
 /// A set of labels, sorted by name with no duplicate names and no empty values.
 ///
 /// The derived ordering compares pair by pair, which is the order Prometheus sorts series in.
+///
+/// The pairs are shared: a clone is a reference count, not a copy of every name and value (a
+/// store hands out the same series' labels to every query that selects it).
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Labels(Vec<Label>);
+pub struct Labels(Arc<[Label]>);
 
 /// Why a label set was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,7 +36,7 @@ pub enum LabelsError {
 impl Labels {
     /// An empty label set.
     pub fn empty() -> Self {
-        Labels(Vec::new())
+        Labels(Arc::from([]))
     }
 
     /// Builds a label set from pairs: sorts them, drops empty values (an empty value means
@@ -57,7 +61,7 @@ impl Labels {
             }
         }
         out.retain(|l| !l.value.is_empty());
-        Labels(out)
+        Labels(out.into())
     }
 
     /// A label set from labels already in its form: sorted by name, no name twice, no empty
@@ -72,7 +76,7 @@ impl Labels {
             labels.iter().all(|l| !l.value.is_empty()),
             "an empty label value"
         );
-        Labels(labels)
+        Labels(labels.into())
     }
 
     /// Like [`Labels::from_pairs`] but refuses invalid or repeated names, as an ingestion
@@ -99,7 +103,7 @@ impl Labels {
             }
         }
         v.retain(|l| !l.value.is_empty());
-        Ok(Labels(v))
+        Ok(Labels(v.into()))
     }
 
     /// The value of `name`, if the set has it.
@@ -129,7 +133,7 @@ impl Labels {
 
     /// A copy with `name` set to `value` (or removed when `value` is empty).
     pub fn with(&self, name: &str, value: &str) -> Labels {
-        let mut v = self.0.clone();
+        let mut v = self.0.to_vec();
         match v.binary_search_by(|l| l.name.as_str().cmp(name)) {
             Ok(i) if value.is_empty() => {
                 v.remove(i);
@@ -144,7 +148,7 @@ impl Labels {
                 },
             ),
         }
-        Labels(v)
+        Labels(v.into())
     }
 
     /// A copy without the given names.
