@@ -107,9 +107,10 @@ fn survive_file_size_limit() {
 /// glibc gives a thread that finds the arenas busy one of its own, up to eight per core, and
 /// memory freed into an arena stays with it: the server's ingest and the agent's collections
 /// allocate on whichever tokio worker or blocking thread runs them, so their memory was spread
-/// over a dozen arenas, each holding freed pages. Measured with `vigil-bench tsdb` (20,000
-/// series): resident memory per series 9131 → 7217 bytes with two arenas, CPU per sample
-/// unchanged (1.63 vs 1.44 µs, within the run-to-run noise) now that ingest allocates little.
+/// over a dozen arenas, each holding freed pages. Measured: the agent's resident memory at
+/// the end of `vigil-bench footprint` 32 → 25–27 MiB; the server's per series in `vigil-bench
+/// tsdb` (20,000 series) 6.6–9.5 KB over five runs with two arenas against 8.9–9.7 KB over
+/// three without (the figure moves run to run); CPU per sample and PromQL latency unchanged.
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
