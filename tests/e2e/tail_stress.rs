@@ -496,7 +496,9 @@ async fn stress(scale: &'static Scale) -> String {
     // Re-sent copies by (first push, its run, the re-sending push, its run): whether they
     // are the pushes in flight at a kill, or something else.
     let mut resends: BTreeMap<(u64, u64, u64, u64), usize> = BTreeMap::new();
-    let mut last_seen: BTreeMap<String, i64> = BTreeMap::new();
+    // The newest first arrival of each pod so far, for the order check and its message.
+    let mut last_seen: BTreeMap<String, Received> = BTreeMap::new();
+    let mut disorder: Vec<String> = Vec::new();
     for e in &entries {
         let lines = by_pod.entry(e.pod.clone()).or_default();
         match lines.get(&e.ts_ns) {
@@ -508,11 +510,22 @@ async fn stress(scale: &'static Scale) -> String {
                     .or_default() += 1;
             }
             None => {
-                let last = last_seen.entry(e.pod.clone()).or_insert(i64::MIN);
-                if e.ts_ns < *last {
+                if let Some(last) = last_seen.get(&e.pod).filter(|l| e.ts_ns < l.ts_ns) {
                     out_of_order += 1;
+                    if disorder.len() < 5 {
+                        disorder.push(format!(
+                            "{}: line {:?} (push {}, run {}) after line {:?} (push {}, run {})",
+                            e.pod,
+                            e.line.get(..13).unwrap_or(&e.line),
+                            e.push,
+                            e.run,
+                            last.line.get(..13).unwrap_or(&last.line),
+                            last.push,
+                            last.run
+                        ));
+                    }
                 }
-                *last = e.ts_ns;
+                last_seen.insert(e.pod.clone(), e.clone());
                 lines.insert(e.ts_ns, e.clone());
             }
         }
@@ -544,8 +557,11 @@ async fn stress(scale: &'static Scale) -> String {
         "the outage was seen"
     );
     assert_eq!(
-        out_of_order, 0,
-        "each file's lines arrive in order (first arrivals; re-sent copies aside)"
+        out_of_order,
+        0,
+        "each file's lines arrive in order (first arrivals; re-sent copies aside); first \
+         cases:\n{}\nlog:\n{logs}",
+        disorder.join("\n")
     );
     // The last push of each run, to tell the pushes in flight at a kill from others.
     let mut last_push: BTreeMap<u64, u64> = BTreeMap::new();
