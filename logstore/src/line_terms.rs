@@ -568,12 +568,16 @@ mod tests {
             names
         };
         let t0 = Instant::now();
+        // Segment `i`'s layout through `cache` at time `t`.
+        let read = |cache: &TermCache, i: usize, t: Instant| {
+            cache
+                .get_at(&segments[i], line, Some(&terms_dir), &live, t)
+                .unwrap()
+                .unwrap()
+        };
         // A budget of nothing: mapped layouts do not count against it.
         let cache = TermCache::new(0);
-        let first = cache
-            .get_at(&segments[0], line, Some(&terms_dir), &live, t0)
-            .unwrap()
-            .unwrap();
+        let first = read(&cache, 0, t0);
         assert!(first.is_mapped());
         let name = |i: usize| format!("{}.vlt", live[i].uuid_string());
         assert_eq!(
@@ -584,10 +588,7 @@ mod tests {
         std::fs::remove_file(terms_dir.join("y.vlt.2-0.tmp")).unwrap();
         // A new cache (a restart) maps the file instead of reading the segment: a file
         // changed on disk shows (here, to the other segment's layout, with other terms).
-        let second = cache
-            .get_at(&segments[1], line, Some(&terms_dir), &live, t0)
-            .unwrap()
-            .unwrap();
+        let second = read(&cache, 1, t0);
         let other_terms = fitting(&second, "a", Fit::Within);
         // Replaced as the store replaces files, by a rename: the maps in use keep theirs.
         let replace = |with: &[u8]| {
@@ -597,41 +598,19 @@ mod tests {
         };
         replace(&std::fs::read(terms_dir.join(name(1))).unwrap());
         let restarted = TermCache::new(0);
-        let again = restarted
-            .get_at(&segments[0], line, Some(&terms_dir), &live, t0)
-            .unwrap()
-            .unwrap();
+        let again = read(&restarted, 0, t0);
         assert_eq!(fitting(&again, "a", Fit::Within), other_terms);
         // A damaged file is built again from the segment.
         replace(b"VLTX damaged");
-        let rebuilt = TermCache::new(0)
-            .get_at(&segments[0], line, Some(&terms_dir), &live, t0)
-            .unwrap()
-            .unwrap();
+        let rebuilt = read(&TermCache::new(0), 0, t0);
         assert_eq!(
             fitting(&rebuilt, "a", Fit::Within),
             fitting(&first, "a", Fit::Within)
         );
         // Mapped layouts unread for a while are dropped.
         assert_eq!(cache.len(), 2);
-        cache
-            .get_at(
-                &segments[1],
-                line,
-                Some(&terms_dir),
-                &live,
-                t0 + IDLE_EVICTION / 2,
-            )
-            .unwrap();
-        cache
-            .get_at(
-                &segments[1],
-                line,
-                Some(&terms_dir),
-                &live,
-                t0 + IDLE_EVICTION,
-            )
-            .unwrap();
+        read(&cache, 1, t0 + IDLE_EVICTION / 2);
+        read(&cache, 1, t0 + IDLE_EVICTION);
         assert_eq!(cache.len(), 1, "the one read since stays");
     }
 }
