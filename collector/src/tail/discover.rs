@@ -52,6 +52,9 @@ pub(crate) struct Target {
     /// For container logs: the pod as its log directory names it, to find its labels in the
     /// node's pod list.
     pub pod: Option<PodDir>,
+    /// The inode the directory entry named when the directory was read (container logs): a
+    /// look at the path that finds another file means the name was replaced since.
+    pub listed_ino: Option<u64>,
 }
 
 /// A pod log directory's name, `<namespace>_<name>_<uid>`, in parts.
@@ -96,6 +99,7 @@ pub(crate) fn discover(pods: &Path, globs: &[String], node: &str) -> Listing {
                     format: Format::Plain,
                     labels,
                     pod: None,
+                    listed_ino: None,
                 },
             );
         }
@@ -154,6 +158,7 @@ fn container_logs(pods: &Path, node: &str, dirs: &mut Vec<PathBuf>) -> Vec<Targe
                         name: pod.to_string(),
                         uid: uid.to_string(),
                     }),
+                    listed_ino: Some(std::os::unix::fs::DirEntryExt::ino(&e)),
                 });
             }
         }

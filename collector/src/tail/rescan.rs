@@ -35,6 +35,59 @@ pub(crate) fn read_order(t: &Target) -> (PathBuf, bool, String) {
     (t.live_path.clone(), t.kind == FileKind::Live, name)
 }
 
+/// Walks for the files to tail more than once only when names keep changing under the walk.
+const LIST_ATTEMPTS: usize = 3;
+
+/// Every file to tail with its identity and size, and the directories walked.
+///
+/// The walk reads each directory, then looks at each file by name. When kubelet rotates a
+/// file in between, the name `0.log` read with the old file's inode leads to the new file,
+/// and the old one's new name was not in the directory yet: the tailer would start the new
+/// file before the rest of the old one, out of order. A look that finds another inode than
+/// the directory entry had says a rename happened, so the walk is done again, and then
+/// lists both. So does a listed file gone by the look (gzipped under another name, so the
+/// walk may have missed the `.gz`). `after_walk` runs between the walk and the looks (tests
+/// rotate there).
+pub(crate) fn list_files(
+    pods: &std::path::Path,
+    globs: &[String],
+    node: &str,
+    mut after_walk: impl FnMut(),
+) -> (Vec<(Target, FileId, u64)>, Vec<PathBuf>) {
+    let mut attempt = 1;
+    loop {
+        let listing = discover::discover(pods, globs, node);
+        after_walk();
+        let mut replaced = false;
+        let targets: Vec<(Target, FileId, u64)> = listing
+            .targets
+            .into_iter()
+            .filter_map(|t| {
+                let meta = match std::fs::metadata(&t.path) {
+                    Ok(meta) => meta,
+                    // Renamed away since (to its `.gz`, which the walk missed), or deleted.
+                    Err(e) => {
+                        replaced |=
+                            t.listed_ino.is_some() && e.kind() == std::io::ErrorKind::NotFound;
+                        return None;
+                    }
+                };
+                let id = FileId::of(&meta);
+                replaced |= t.listed_ino.is_some_and(|ino| ino != id.inode);
+                Some((t, id, meta.len()))
+            })
+            .collect();
+        if !replaced || attempt == LIST_ATTEMPTS {
+            return (targets, listing.dirs);
+        }
+        tracing::debug!(
+            attempt,
+            "a log file was replaced during the walk; walking again"
+        );
+        attempt += 1;
+    }
+}
+
 impl Tailer {
     /// Starts following files that appeared (see the module docs) and forgets what is gone.
     pub(crate) async fn rescan(&mut self) {
@@ -43,20 +96,10 @@ impl Tailer {
             self.cfg.globs.clone(),
             self.cfg.node.clone(),
         );
-        let (targets, dirs) = tokio::task::spawn_blocking(move || {
-            let listing = discover::discover(&pods, &globs, &node);
-            let targets = listing
-                .targets
-                .into_iter()
-                .filter_map(|t| {
-                    let meta = std::fs::metadata(&t.path).ok()?;
-                    Some((t, FileId::of(&meta), meta.len()))
-                })
-                .collect::<Vec<_>>();
-            (targets, listing.dirs)
-        })
-        .await
-        .unwrap_or_default();
+        let (targets, dirs) =
+            tokio::task::spawn_blocking(move || list_files(&pods, &globs, &node, || {}))
+                .await
+                .unwrap_or_default();
         self.watch_dirs = dirs;
 
         let mut present = HashSet::new();
@@ -153,6 +196,12 @@ impl Tailer {
         }
         let live = (!gz).then_some(target.live_path.as_path());
         match Follower::open(path, live, gz, resume.as_ref()) {
+            // The name was taken by another file since it was looked at (rotation): following
+            // that one now could read it before the file rotated away; the next rescan, which
+            // lists both, puts them in order.
+            Ok(follower) if follower.id() != id => {
+                tracing::debug!(path = %path.display(), "log file replaced since it was listed");
+            }
             Ok(follower) => {
                 tracing::info!(path = %path.display(), offset = follower.offset(), "following log file");
                 let mut t = Tracked::new(

@@ -4,6 +4,7 @@
 //! line without its newline, and a 10 MiB line split into pieces.
 
 use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::tests::{append, last_offset, lines, poll, Fixture, TS, TS_NS};
@@ -415,4 +416,46 @@ async fn a_restart_resumes_a_live_file_after_its_queued_lines() {
     );
     append(&log, numbered(20, 21).as_bytes());
     assert_eq!(texts(&poll(&mut t).await), want(20, 21));
+}
+
+#[test]
+fn a_rotation_between_the_walk_and_the_look_walks_again_and_lists_both_files() {
+    let fx = Fixture::new();
+    let log = fx.container_log("app");
+    append(&log, cri("old 1").as_bytes());
+    let old = std::fs::metadata(&log).unwrap().ino();
+    let mut rotated = None;
+    // kubelet rotates right after the directory was read, before the files are looked at.
+    let (targets, _) = rescan::list_files(&fx.pods, &[], "node-1", || {
+        if rotated.is_none() {
+            rotated = Some(rotate(&log, "20240102-000000", &cri("new 1")));
+        }
+    });
+    let rotated = rotated.unwrap();
+    let new = std::fs::metadata(&log).unwrap().ino();
+    let found: Vec<(PathBuf, u64)> = targets
+        .iter()
+        .map(|(t, id, _)| (t.path.clone(), id.inode))
+        .collect();
+    assert_eq!(found, [(log, new), (rotated, old)]);
+    // Each listed inode is the one looked at: nothing pairs a name with another file.
+    assert!(targets
+        .iter()
+        .all(|(t, id, _)| t.listed_ino == Some(id.inode)));
+}
+
+#[test]
+fn a_gzip_between_the_walk_and_the_look_walks_again_and_lists_the_gz() {
+    let fx = Fixture::new();
+    let log = fx.container_log("app");
+    append(&log, cri("old 1").as_bytes());
+    let rotated = rotate(&log, "20240102-000000", &cri("new 1"));
+    let mut gz = None;
+    let (targets, _) = rescan::list_files(&fx.pods, &[], "node-1", || {
+        if gz.is_none() {
+            gz = Some(gzip(&rotated));
+        }
+    });
+    let paths: Vec<PathBuf> = targets.into_iter().map(|(t, _, _)| t.path).collect();
+    assert_eq!(paths, [log, gz.unwrap()]);
 }
