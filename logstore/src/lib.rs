@@ -56,6 +56,7 @@
 mod dedup;
 mod error;
 mod fetch;
+mod line_index;
 mod line_terms;
 mod lock;
 pub mod logql;

@@ -99,9 +99,10 @@ impl TokenFinder {
         })
     }
 
-    /// Calls `found` with every term of `terms` that the token fits as its [`Fit`] says,
-    /// each once; stops early when `found` returns false.
-    pub fn each_fitting(&self, terms: &SegmentTerms, mut found: impl FnMut(&[u8]) -> bool) {
+    /// Calls `found` with every term of `terms` that the token fits as its [`Fit`] says
+    /// (its index in the layout, and its bytes), each once; stops early when `found` returns
+    /// false.
+    pub fn each_fitting(&self, terms: &SegmentTerms, mut found: impl FnMut(usize, &[u8]) -> bool) {
         let len = self.token.len();
         // A term of the token's length fits only by being the token.
         let (mut lo, mut hi) = (terms.first_of_len(len), terms.first_of_len(len + 1));
@@ -113,7 +114,7 @@ impl TokenFinder {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
                 std::cmp::Ordering::Equal => {
-                    if !found(terms.term(mid)) {
+                    if !found(mid, terms.term(mid)) {
                         return;
                     }
                     break;
@@ -135,7 +136,7 @@ impl TokenFinder {
                 return;
             };
             let term = terms.term(i);
-            if !found(term) {
+            if !found(i, term) {
                 return;
             }
             // On past this term: each term is reported once, and a `\0t` pattern may match
@@ -375,7 +376,7 @@ mod tests {
     fn fitting(t: &SegmentTerms, token: &str, fit: Fit) -> Vec<String> {
         let finder = TokenFinder::new(token, fit).unwrap();
         let mut out = Vec::new();
-        finder.each_fitting(t, |term| {
+        finder.each_fitting(t, |_, term| {
             out.push(String::from_utf8(term.to_vec()).unwrap());
             true
         });
@@ -461,17 +462,18 @@ mod tests {
         let t = terms(&["ab", "abc", "abcd", "xabx"]);
         let finder = TokenFinder::new("ab", Fit::Within).unwrap();
         let mut seen = 0;
-        finder.each_fitting(&t, |_| {
+        finder.each_fitting(&t, |_, _| {
             seen += 1;
             seen < 2
         });
         assert_eq!(seen, 2);
     }
 
-    /// Two segments of one line each in a RAM index, and the field of their line terms.
+    /// Two segments of one line each in a RAM index of tantivy line terms (the layout these
+    /// cached layouts serve), and the field of their line terms.
     fn two_segments() -> (tantivy::Searcher, Field) {
-        use crate::schema::Fields;
-        let index = tantivy::Index::create_in_ram(Fields::schema());
+        use crate::schema::{Fields, Layout};
+        let index = tantivy::Index::create_in_ram(Fields::schema_for(Layout::V3));
         index.tokenizers().register(
             crate::tokens::LINE_TOKENIZER,
             crate::tokens::line_analyzer(),

@@ -12,6 +12,7 @@
 //! so only the partitions being written hold a writer's threads and memory.
 
 use crate::dedup::{self, Candidate, KnownHashes};
+use crate::line_index::LineIndexPlugin;
 use crate::pending::{Pending, PendingSnapshot};
 use crate::schema::{Fields, Layout};
 use crate::tokens::{line_analyzer, LineIndexing, LINE_TOKENIZER};
@@ -19,6 +20,7 @@ use crate::Error;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use tantivy::directory::MmapDirectory;
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument};
 
@@ -65,12 +67,17 @@ impl std::fmt::Debug for Partition {
 
 impl Partition {
     fn open(dir: &Path, start: i64, end: i64) -> Result<Partition, Error> {
-        let index = Index::open(MmapDirectory::open(dir)?)?;
+        let mut index = Index::open(MmapDirectory::open(dir)?)?;
         let Some(layout) = Layout::of(&index.schema()) else {
             return Err(Error::Index(
                 "the index was written with a different schema".into(),
             ));
         };
+        // The plugin writes and merges the line index files; tantivy refuses to write or merge
+        // an index whose recorded plugins are not registered.
+        if layout.line() == LineIndexing::Own {
+            index.register_plugin(Arc::new(LineIndexPlugin));
+        }
         // Indexing resolves the schema's tokenizer name here; tantivy knows `default` itself.
         index.tokenizers().register(LINE_TOKENIZER, line_analyzer());
         // Reloaded right after each commit, under the partitions lock, so that the searcher and
@@ -337,7 +344,12 @@ impl Partitions {
             std::fs::remove_dir_all(&tmp)?;
         }
         std::fs::create_dir(&tmp)?;
-        drop(Index::create_in_dir(&tmp, Fields::schema())?);
+        drop(
+            Index::builder()
+                .schema(Fields::schema())
+                .register_plugin(Arc::new(LineIndexPlugin))
+                .create_in_dir(&tmp)?,
+        );
         std::fs::rename(&tmp, &final_path)?;
         File::open(&self.root)?.sync_all()?;
         tracing::info!(partition = %final_path.display(), "log partition created");

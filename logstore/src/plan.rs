@@ -18,8 +18,11 @@
 //! `"onnect"`), one of the dictionary's terms that token fits (a term starting with it, ending
 //! with it, or containing it; see [`crate::line_terms`]), or the long-token marker. The
 //! clauses only narrow the candidates, since the index cannot express case-sensitive
-//! substring matching: the caller re-checks every filter on the stored line.
+//! substring matching: the caller re-checks every filter on the stored line. Partitions whose
+//! line tokens are in Vigil's own line index ([`LineIndexing::Own`]) get the same rules as one
+//! query that reads each segment's file (`line_index/query.rs`).
 
+use crate::line_index::LineTokensQuery;
 use crate::line_terms::{Terms, TokenFinder};
 use crate::logql::{LineFilter, LineFilterOp};
 use crate::schema::{label_term, Fields};
@@ -166,7 +169,7 @@ pub(crate) fn label_values(
 
 /// Most dictionary terms one needle token may expand to; a token so common narrows nothing
 /// worth a term set that large, so the needle then adds no clause.
-const MAX_EXPANSION: usize = 65_536;
+pub(crate) const MAX_EXPANSION: usize = 65_536;
 
 /// The clause the `|=` needles of `filters` add, `None` when they prove nothing about tokens.
 ///
@@ -175,8 +178,9 @@ const MAX_EXPANSION: usize = 65_536;
 /// is expanded to the dictionary terms it fits ([`expand`]), and a line must hold a term of
 /// each set: which token narrows most is only known from the dictionary (`err` in
 /// `"level=err"` fits far fewer terms than `level`), and each expansion costs a range read or
-/// one pass over the cached terms. Only [`LineIndexing::Marked`] partitions can do this
-/// soundly, since a legacy index dropped long tokens instead of marking them.
+/// one pass over the cached terms. Only [`LineIndexing::Marked`] and [`LineIndexing::Own`]
+/// partitions can do this soundly, since a legacy index dropped long tokens instead of
+/// marking them.
 fn needle_clause(
     searcher: &Searcher,
     line_field: Field,
@@ -195,10 +199,18 @@ fn needle_clause(
         for t in needle_tokens(&mut analyzer, lf.pattern()) {
             if t.fit == Fit::Whole {
                 whole.insert(t.text);
-            } else if line == LineIndexing::Marked {
+            } else if line != LineIndexing::Legacy {
                 edges.insert((t.text, t.fit));
             }
         }
+    }
+    if line == LineIndexing::Own {
+        let edges = edges
+            .into_iter()
+            .map(|(text, fit)| NeedleToken { text, fit })
+            .collect();
+        return Ok(LineTokensQuery::new(whole.into_iter().collect(), edges)
+            .map(|q| -> Box<dyn Query> { Box::new(q) }));
     }
     let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
     if !whole.is_empty() {
@@ -264,7 +276,7 @@ fn expand(
             },
             None => std::sync::Arc::new(SegmentTerms::read(segment, line_field)?),
         };
-        finder.each_fitting(&segment_terms, |key| match std::str::from_utf8(key) {
+        finder.each_fitting(&segment_terms, |_, key| match std::str::from_utf8(key) {
             Ok(key) => {
                 terms.insert(key.to_string());
                 terms.len() <= MAX_EXPANSION

@@ -7,8 +7,9 @@
 //! | `ts`       | i64, fast                     | nanoseconds since the epoch; range and sort    |
 //! | `labels`   | raw terms, indexed            | one `name=value` term per stream label         |
 //! | `stream`   | raw term, fast + stored       | the canonical `{a="b", c="d"}` of the stream   |
-//! | `line`     | tokenized, docs only, stored  | the log line; the index only pre-filters       |
-//! |            |                               | (`vigil_line` analyzer, see `tokens.rs`)       |
+//! | `line`     | stored                        | the log line; its tokens are in the segment's  |
+//! |            |                               | line index file (`line_index/`), which only    |
+//! |            |                               | pre-filters (`vigil_line` tokens, `tokens.rs`) |
 //! | `metadata` | stored only                   | structured metadata as a JSON array of pairs   |
 //! | `bytes`    | u64, fast                     | the line's length: `bytes_over_time` and index |
 //! |            |                               | stats read it without loading the line         |
@@ -16,7 +17,9 @@
 //!
 //! Neither `ts` nor `hash` is an indexed term ([`Layout::V3`]): both are near-unique per
 //! document, and building their term dictionaries was most of the cost of indexing. (Nor is
-//! `stream`, which nothing looks up.) Time
+//! `stream`, which nothing looks up.) Nor is `line` ([`Layout::V4`]): tantivy's FST term
+//! dictionary of its near-unique tokens was the next third of indexing; Vigil's own line index
+//! replaces it. Time
 //! ranges filter through the fast field (tantivy's range query does so for any fast field),
 //! and the duplicate check keeps the hashes of a written partition in memory (`dedup.rs`).
 //! Partitions of the earlier layouts indexed both, and are still read and written as they are.
@@ -63,26 +66,29 @@ pub(crate) enum Layout {
     V1,
     /// Lines tokenized by `vigil_line` ([`LineIndexing::Marked`]); `ts` and `hash` indexed.
     V2,
-    /// As V2, with `ts` and `hash` fast fields only and `stream` not indexed: what new
-    /// partitions get.
+    /// As V2, with `ts` and `hash` fast fields only and `stream` not indexed.
     V3,
+    /// As V3, with `line` stored but not indexed by tantivy: Vigil's line index plugin
+    /// (`line_index/`) indexes its tokens, one file per segment. What new partitions get.
+    V4,
 }
 
 impl Layout {
-    pub const CURRENT: Layout = Layout::V3;
-    pub const ALL: [Layout; 3] = [Layout::V1, Layout::V2, Layout::V3];
+    pub const CURRENT: Layout = Layout::V4;
+    pub const ALL: [Layout; 4] = [Layout::V1, Layout::V2, Layout::V3, Layout::V4];
 
-    /// How the layout's `line` field was tokenized.
+    /// How the layout's `line` field was tokenized, and where its tokens are.
     pub fn line(self) -> LineIndexing {
         match self {
             Layout::V1 => LineIndexing::Legacy,
             Layout::V2 | Layout::V3 => LineIndexing::Marked,
+            Layout::V4 => LineIndexing::Own,
         }
     }
 
     /// Whether `hash` is an indexed term, which the duplicate check then looks up.
     pub fn hash_indexed(self) -> bool {
-        self != Layout::V3
+        matches!(self, Layout::V1 | Layout::V2)
     }
 
     /// The layout whose schema `schema` is, if any.
@@ -116,16 +122,18 @@ impl Fields {
         b.add_text_field(STREAM, stream.set_stored().set_fast(RAW_TOKENIZER_NAME));
         // Positions and frequencies are left out: the index answers "which docs contain this
         // token" for the `|=` pre-filter and nothing more, and that keeps postings small.
+        let line = TextOptions::default().set_stored();
         b.add_text_field(
             LINE,
-            TextOptions::default()
-                .set_indexing_options(
+            match layout.line() {
+                LineIndexing::Own => line,
+                indexed => line.set_indexing_options(
                     TextFieldIndexing::default()
-                        .set_tokenizer(layout.line().tokenizer_name())
+                        .set_tokenizer(indexed.tokenizer_name())
                         .set_index_option(IndexRecordOption::Basic)
                         .set_fieldnorms(false),
-                )
-                .set_stored(),
+                ),
+            },
         );
         b.add_text_field(METADATA, STORED);
         b.add_u64_field(BYTES, NumericOptions::default().set_fast());

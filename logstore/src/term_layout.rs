@@ -37,6 +37,8 @@ pub(crate) const TMP_SUFFIX: &str = ".tmp";
 enum Backing {
     Heap(Vec<u8>),
     Mapped(memmap2::Mmap),
+    /// A section of a segment file, as tantivy's directory hands it out (mapped).
+    Segment(tantivy::directory::OwnedBytes),
 }
 
 impl std::ops::Deref for Backing {
@@ -45,6 +47,7 @@ impl std::ops::Deref for Backing {
         match self {
             Backing::Heap(v) => v,
             Backing::Mapped(m) => m,
+            Backing::Segment(b) => b.as_slice(),
         }
     }
 }
@@ -151,12 +154,19 @@ impl SegmentTerms {
         }
         let crc = crc32fast::hash(&out[HEADER_LEN..]);
         out[24..28].copy_from_slice(&crc.to_le_bytes());
-        SegmentTerms::parse(Backing::Heap(out))
+        SegmentTerms::parse(Backing::Heap(out), true)
             .ok_or_else(|| Error::Index("line term layout does not read back".into()))
     }
 
-    /// The layout in `bytes`, if they are one: header, lengths and CRC checked.
-    fn parse(bytes: Backing) -> Option<SegmentTerms> {
+    /// The layout in `bytes`, a section of a segment's line index file (`line_index/`); the
+    /// CRC is checked when `verify` (the caller checks each segment's file once).
+    pub fn from_segment(bytes: tantivy::directory::OwnedBytes, verify: bool) -> Option<Self> {
+        SegmentTerms::parse(Backing::Segment(bytes), verify)
+    }
+
+    /// The layout in `bytes`, if they are one: header and lengths checked, and the CRC when
+    /// `verify`.
+    fn parse(bytes: Backing, verify: bool) -> Option<SegmentTerms> {
         if bytes.get(..4)? != MAGIC
             || *bytes.get(4)? != VERSION
             || bytes.get(5..8)? != [0; 3]
@@ -173,7 +183,7 @@ impl SegmentTerms {
         if bytes.len() != end || text_len == 0 || lens == 0 {
             return None;
         }
-        if crc32fast::hash(&bytes[HEADER_LEN..]) != u32_at(&bytes, 24)? {
+        if verify && crc32fast::hash(&bytes[HEADER_LEN..]) != u32_at(&bytes, 24)? {
             return None;
         }
         let t = SegmentTerms {
@@ -195,7 +205,7 @@ impl SegmentTerms {
         // deleted by the partition's clean-up stays mapped until dropped).
         #[allow(unsafe_code)]
         let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
-        let parsed = SegmentTerms::parse(Backing::Mapped(map));
+        let parsed = SegmentTerms::parse(Backing::Mapped(map), true);
         if parsed.is_none() {
             tracing::warn!(path = %path.display(), "line term layout file damaged, building it again");
         }
@@ -238,17 +248,15 @@ impl SegmentTerms {
     pub fn heap_bytes(&self) -> usize {
         match &self.bytes {
             Backing::Heap(v) => v.len(),
-            Backing::Mapped(_) => 0,
+            Backing::Mapped(_) | Backing::Segment(_) => 0,
         }
     }
 
-    /// The layout's bytes, as the file holds them (tests compare them).
-    #[cfg(test)]
+    /// The layout's bytes, as a file holds them.
     pub fn file_bytes(&self) -> &[u8] {
         &self.bytes
     }
 
-    #[cfg(test)]
     pub fn num_terms(&self) -> usize {
         self.terms
     }

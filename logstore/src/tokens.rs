@@ -27,12 +27,14 @@ pub(crate) const LONG_TOKEN_BYTES: usize = 40;
 /// line or needle is ever equal to it or contains it.
 pub(crate) const LONG_TOKEN: &str = "\u{1}long";
 
-/// How a partition's `line` field was tokenized.
+/// How a partition's `line` field was tokenized, and where its tokens are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LineIndexing {
-    /// `vigil_line`: long tokens are marked.
+    /// Vigil's line index files (`line_index/`), tokens as `vigil_line` makes them.
+    Own,
+    /// tantivy's terms, by `vigil_line`: long tokens are marked.
     Marked,
-    /// tantivy's `default`: long tokens were dropped.
+    /// tantivy's terms, by its `default` analyzer: long tokens were dropped.
     Legacy,
 }
 
@@ -40,7 +42,7 @@ impl LineIndexing {
     /// The tokenizer name in the schema.
     pub fn tokenizer_name(self) -> &'static str {
         match self {
-            LineIndexing::Marked => LINE_TOKENIZER,
+            LineIndexing::Own | LineIndexing::Marked => LINE_TOKENIZER,
             LineIndexing::Legacy => DEFAULT_TOKENIZER_NAME,
         }
     }
@@ -48,7 +50,7 @@ impl LineIndexing {
     /// The analyzer that tokenized the partition's lines, for tokenizing needles alike.
     pub fn analyzer(self) -> TextAnalyzer {
         match self {
-            LineIndexing::Marked => line_analyzer(),
+            LineIndexing::Own | LineIndexing::Marked => line_analyzer(),
             LineIndexing::Legacy => TextAnalyzer::builder(SimpleTokenizer::default())
                 .filter(tantivy::tokenizer::RemoveLongFilter::limit(
                     LONG_TOKEN_BYTES,

@@ -297,7 +297,7 @@ fn a_partition_of_the_previous_layout_is_read_written_and_deduplicated() {
         .iter()
         .map(|v| Layout::of(v.searcher.schema()))
         .collect();
-    assert_eq!(layouts, [Some(Layout::V2), Some(Layout::V3)]);
+    assert_eq!(layouts, [Some(Layout::V2), Some(Layout::CURRENT)]);
     let in_range = store
         .query_range(r#"{app="a"}"#, 2, H + 2, 100, Direction::Forward)
         .unwrap();
