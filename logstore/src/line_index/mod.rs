@@ -23,12 +23,12 @@
 mod format;
 mod merge;
 mod query;
+mod table;
 
 use crate::schema::LINE;
 use crate::term_layout::SegmentTerms;
 use crate::tokens::line_analyzer;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use table::TokenTable;
 use tantivy::directory::TerminatingWrite;
 use tantivy::index::SegmentComponent;
 use tantivy::indexer::doc_id_mapping::DocIdMapping;
@@ -67,52 +67,12 @@ impl SegmentPlugin for LineIndexPlugin {
     }
 }
 
-/// A multiplicative hash for tokens: SipHash's collision resistance buys nothing for the
-/// index's own map, and hashing every token of every line is a visible share of ingest.
-#[derive(Default, Clone, Copy)]
-struct TokenHasher(u64);
-
-impl Hasher for TokenHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut h = self.0;
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(c);
-            h = (h.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut word = [0u8; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            h = (h.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
-        }
-        self.0 = h;
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.0 = (self.0.rotate_left(5) ^ n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-/// Heap a term costs beyond its bytes: map entry, key box, postings vector.
-const TERM_OVERHEAD: usize = 80;
-
 /// Gathers one segment's line tokens while it is written.
 struct SegmentLineWriter {
     line: Field,
     analyzer: TextAnalyzer,
-    /// Each distinct token's number, its index in `postings`.
-    ids: HashMap<Box<[u8]>, u32, BuildHasherDefault<TokenHasher>>,
-    /// By token number: the documents holding the token, ascending.
-    postings: Vec<Vec<DocId>>,
+    tokens: TokenTable,
     docs: u32,
-    mem: usize,
 }
 
 impl SegmentLineWriter {
@@ -120,41 +80,9 @@ impl SegmentLineWriter {
         SegmentLineWriter {
             line,
             analyzer: line_analyzer(),
-            ids: HashMap::default(),
-            postings: Vec::new(),
+            tokens: TokenTable::new(),
             docs: 0,
-            mem: 0,
         }
-    }
-
-    /// Adds `doc` to the postings of each token of `text`.
-    fn index_text(&mut self, doc: DocId, text: &str) {
-        let SegmentLineWriter {
-            analyzer,
-            ids,
-            postings,
-            mem,
-            ..
-        } = self;
-        analyzer.token_stream(text).process(&mut |token| {
-            let key = token.text.as_bytes();
-            match ids.get(key) {
-                Some(&id) => {
-                    let docs = &mut postings[id as usize];
-                    // A token repeated in one line counts once.
-                    if docs.last() != Some(&doc) {
-                        docs.push(doc);
-                        *mem += 4;
-                    }
-                }
-                None => {
-                    let id = postings.len() as u32;
-                    ids.insert(key.into(), id);
-                    postings.push(vec![doc]);
-                    *mem += key.len() + TERM_OVERHEAD;
-                }
-            }
-        });
     }
 }
 
@@ -170,10 +98,9 @@ impl PluginWriter for SegmentLineWriter {
                 "the line index reads TantivyDocuments only".into(),
             ));
         };
-        let line = self.line;
-        for value in doc.get_all(line) {
+        for value in doc.get_all(self.line) {
             if let Some(text) = value.as_str() {
-                self.index_text(doc_id, text);
+                self.tokens.index_line(&mut self.analyzer, text, doc_id);
             }
         }
         self.docs = self.docs.max(doc_id + 1);
@@ -190,25 +117,19 @@ impl PluginWriter for SegmentLineWriter {
                 "the line index does not support sorted indexes".into(),
             ));
         }
-        let SegmentLineWriter {
-            ids,
-            postings,
-            docs,
-            ..
-        } = *self;
-        let mut terms: Vec<(Box<[u8]>, u32)> = ids.into_iter().collect();
-        terms.sort_unstable_by(|a, b| a.0.len().cmp(&b.0.len()).then_with(|| a.0.cmp(&b.0)));
-        let layout = layout_of(terms.iter().map(|(t, _)| &t[..]))?;
+        let tokens = &self.tokens;
+        let order = tokens.sorted();
+        let layout = layout_of(order.iter().map(|&n| tokens.token(n)))?;
         let mut out = format::IndexWriter::new(segment.open_write(component())?, &layout)?;
-        for (_, id) in &terms {
-            out.add(postings[*id as usize].iter().copied())?;
+        for &n in &order {
+            out.add(tokens.docs(n))?;
         }
-        out.finish(docs)?.terminate()?;
+        out.finish(self.docs)?.terminate()?;
         Ok(())
     }
 
     fn mem_usage(&self) -> usize {
-        self.mem
+        self.tokens.mem_usage()
     }
 
     fn as_any(&self) -> &dyn std::any::Any {
