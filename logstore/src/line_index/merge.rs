@@ -124,7 +124,7 @@ pub(super) fn merge(ctx: PluginMergeContext) -> tantivy::Result<()> {
     let sources = ctx
         .readers
         .iter()
-        .map(query::open)
+        .map(query::read)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| TantivyError::InternalError(e.to_string()))?;
     let mut base = 0;

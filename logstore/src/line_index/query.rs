@@ -13,41 +13,50 @@ use crate::line_terms::TokenFinder;
 use crate::plan::MAX_EXPANSION;
 use crate::tokens::{Fit, NeedleToken, LONG_TOKEN};
 use crate::Error;
-use std::collections::HashSet;
-use std::sync::{Mutex, PoisonError};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 use tantivy::index::SegmentId;
 use tantivy::query::{ConstScorer, EnableScoring, Explanation, Query, Scorer, Weight};
 use tantivy::{DocId, DocSet, Score, SegmentReader, TantivyError, TERMINATED};
 
-/// Segments whose line index passed its CRC checks in this process. Segment ids are random
-/// 128-bit ids, unique across indexes, and a segment's files never change, so each file is
-/// checked once, not at every query (a merged segment's file can be tens of megabytes).
-static VERIFIED: Mutex<Option<HashSet<SegmentId>>> = Mutex::new(None);
-/// The set is emptied when it grows past this (ids of segments merged away pile up).
-const VERIFIED_CAP: usize = 100_000;
+/// Line indexes opened lately, by segment. Segment ids are random 128-bit ids, unique
+/// across indexes, and a segment's files never change, so an index is opened and its CRCs
+/// checked once, not at every query: tantivy's directory unmaps a file once nothing holds it,
+/// and mapping it again at each query cost more page faults than the query's own work. An
+/// entry unused for [`IDLE`] is dropped (its file, if merged away, is then unmapped).
+static OPENED: Mutex<Option<Opened>> = Mutex::new(None);
+/// Each opened index, and when a query last used it.
+type Opened = HashMap<SegmentId, (Arc<LineIndex>, Instant)>;
+const IDLE: Duration = Duration::from_secs(60);
 
-/// The line index of the segment `reader` reads; its CRCs are checked the first time.
-pub(crate) fn open(reader: &SegmentReader) -> Result<LineIndex, Error> {
+/// The line index of the segment `reader` reads; its CRCs are checked when first opened.
+pub(crate) fn open(reader: &SegmentReader) -> Result<Arc<LineIndex>, Error> {
+    let id = reader.segment_id();
+    let now = Instant::now();
+    {
+        let mut opened = OPENED.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((index, used)) = opened.get_or_insert_with(HashMap::new).get_mut(&id) {
+            *used = now;
+            return Ok(index.clone());
+        }
+    }
+    let index = Arc::new(read(reader)?);
+    let mut opened = OPENED.lock().unwrap_or_else(PoisonError::into_inner);
+    let opened = opened.get_or_insert_with(HashMap::new);
+    opened.retain(|_, (_, used)| now.saturating_duration_since(*used) < IDLE);
+    opened.insert(id, (index.clone(), now));
+    Ok(index)
+}
+
+/// Reads the line index of the segment `reader` reads, checking its CRCs (a merge reads its
+/// sources this way: they are about to go, so they are not kept open).
+pub(crate) fn read(reader: &SegmentReader) -> Result<LineIndex, Error> {
     let bytes = reader
         .open_read(super::component())
         .map_err(|e| Error::Index(format!("line index: {e}")))?
         .read_bytes()?;
-    let id = reader.segment_id();
-    let known = VERIFIED
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .as_ref()
-        .is_some_and(|set| set.contains(&id));
-    let index = LineIndex::parse(bytes, !known)?;
-    if !known {
-        let mut verified = VERIFIED.lock().unwrap_or_else(PoisonError::into_inner);
-        let set = verified.get_or_insert_with(HashSet::new);
-        if set.len() >= VERIFIED_CAP {
-            set.clear();
-        }
-        set.insert(id);
-    }
-    Ok(index)
+    LineIndex::parse(bytes, true)
 }
 
 /// The documents holding the tokens that the `|=` needles' tokens require; see the module
