@@ -56,7 +56,8 @@ pub(super) fn index<'a>(
         }
     }
     let mut outcome = PushOutcome::default();
-    let mut receiving: HashSet<&Labels> = HashSet::new();
+    // Which of the push's streams had an entry stored.
+    let mut receiving = vec![false; streams.len()];
     for (start, entries) in by_partition {
         let Some(partition) = parts.get_mut(start) else {
             return Err(Error::Index(format!("partition {start} vanished")));
@@ -89,7 +90,7 @@ pub(super) fn index<'a>(
                     metadata: entry.metadata.clone(),
                 },
             );
-            receiving.insert(p.labels);
+            receiving[*i] = true;
             if let Some(out) = stored_out.as_deref_mut() {
                 out.push((p.labels, entry));
             }
@@ -97,7 +98,14 @@ pub(super) fn index<'a>(
         }
         partition.pending.seal();
     }
-    outcome.streams = receiving.len();
+    // Streams of one push may repeat labels: count distinct label sets.
+    let received: HashSet<&Labels> = streams
+        .iter()
+        .zip(&receiving)
+        .filter(|(_, r)| **r)
+        .map(|(s, _)| &s.labels)
+        .collect();
+    outcome.streams = received.len();
     Ok(outcome)
 }
 
