@@ -47,14 +47,16 @@ fn hash(bytes: &[u8]) -> u64 {
     let mut h = bytes.len() as u64;
     let mut chunks = bytes.chunks_exact(8);
     for c in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(c);
-        h = (h.rotate_left(23) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+        let word = c.iter().rev().fold(0u64, |w, &b| (w << 8) | u64::from(b));
+        h = (h.rotate_left(23) ^ word).wrapping_mul(K);
     }
+    // Byte by byte: a copy of a slice of unknown length is a call to memcpy.
     let rest = chunks.remainder();
-    let mut word = [0u8; 8];
-    word[..rest.len()].copy_from_slice(rest);
-    h = (h.rotate_left(23) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+    let word = rest
+        .iter()
+        .rev()
+        .fold(0u64, |w, &b| (w << 8) | u64::from(b));
+    h = (h.rotate_left(23) ^ word).wrapping_mul(K);
     // Mix the high bits down: the slot index takes the low ones.
     h ^ (h >> 29)
 }
