@@ -1,14 +1,8 @@
 //! Metric families as collectors produce them: a name, HELP, TYPE and labelled values, turned
 //! into model [`Series`] (one sample each) plus remote-write metadata at the edge.
 
-use std::sync::Arc;
-
 use model::wire::prom::MetricMetadata;
 use model::{Label, Labels, Sample, Series, METRIC_NAME};
-
-/// Labels shared by many points, such as a container's six base labels: built once per
-/// collection and referenced by every point instead of cloned into each.
-pub(crate) type SharedLabels = Arc<[(&'static str, String)]>;
 
 /// The TYPE of a family, as the exposition format and remote-write metadata name it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,7 +15,7 @@ pub(crate) enum MetricType {
 
 impl MetricType {
     /// `MetricMetadata.MetricType`: UNKNOWN=0, COUNTER=1, GAUGE=2.
-    fn wire(self) -> i32 {
+    pub(crate) fn wire(self) -> i32 {
         match self {
             MetricType::Untyped => 0,
             MetricType::Counter => 1,
@@ -30,24 +24,18 @@ impl MetricType {
     }
 }
 
-/// One labelled value of a family: its `shared` labels, then its own `labels` (which win
-/// over a shared label of the same name).
+/// One labelled value of a family.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Point {
-    pub shared: Option<SharedLabels>,
     pub labels: Vec<(&'static str, String)>,
     pub value: f64,
 }
 
 impl Point {
-    /// Every label of the point, shared ones first.
+    /// Every label of the point, borrowed.
     #[cfg(test)]
     pub fn all_labels(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
-        self.shared
-            .iter()
-            .flat_map(|s| s.iter())
-            .chain(&self.labels)
-            .map(|(n, v)| (*n, v.as_str()))
+        self.labels.iter().map(|(n, v)| (*n, v.as_str()))
     }
 }
 
@@ -83,25 +71,7 @@ impl Family {
     }
 
     pub fn push(&mut self, labels: Vec<(&'static str, String)>, value: f64) {
-        self.points.push(Point {
-            shared: None,
-            labels,
-            value,
-        });
-    }
-
-    /// A point labelled with `shared` (not copied) plus its own `labels`.
-    pub fn push_shared(
-        &mut self,
-        shared: &SharedLabels,
-        labels: Vec<(&'static str, String)>,
-        value: f64,
-    ) {
-        self.points.push(Point {
-            shared: Some(shared.clone()),
-            labels,
-            value,
-        });
+        self.points.push(Point { labels, value });
     }
 
     /// The remote-write metadata record of this family.
@@ -129,40 +99,34 @@ impl Family {
     /// left the agent's heap fragmented: +20 MiB RSS).
     fn append_series(self, target: &[(&str, &str)], t: i64, out: &mut Vec<Series>) {
         let name = self.name;
-        out.extend(self.points.into_iter().map(|p| {
-            let shared: &[(&'static str, String)] = p.shared.as_deref().unwrap_or_default();
-            Series {
-                labels: series_labels(target, shared, p.labels, &name),
-                samples: vec![Sample { t, v: p.value }],
-            }
+        out.extend(self.points.into_iter().map(|p| Series {
+            labels: series_labels(target, p.labels, &name),
+            samples: vec![Sample { t, v: p.value }],
         }));
     }
 }
 
-/// The labels of one series: `target`, `shared`, the point's `own`, then `__name__` — what
+/// The labels of one series: `target`, the point's `own`, then `__name__` — what
 /// [`Labels::from_pairs`] makes of them chained in that order: a later group's label wins
 /// over an earlier one's of the same name, and empty values are dropped.
 ///
-/// Collectors build each group sorted (the target labels, a container's six, a family's
-/// `cpu`/`device`), so the groups are merged in one pass straight into the label set, without
-/// from_pairs's copy of every pair and sort: at ~15,000 container series a collection, those
-/// were the agent's busiest allocations. A group out of order, or with a name twice, takes
+/// The target labels come sorted and a point's own are sorted here, so the groups are merged
+/// in one pass straight into the label set, without from_pairs's copy of every pair and sort
+/// (node collectors emit thousands of series a collection). A group with a name twice takes
 /// the from_pairs path, so the result never depends on how a collector ordered its pairs.
 fn series_labels(
     target: &[(&str, &str)],
-    shared: &[(&'static str, String)],
     mut own: Vec<(&'static str, String)>,
     name: &str,
 ) -> Labels {
     // Own labels are few and often written in any order; sorting them in place is cheap, and
     // stable, so a repeated name still keeps its last value on the fallback path.
     own.sort_by(|a, b| a.0.cmp(b.0));
-    if !(strictly_sorted(target) && strictly_sorted(shared) && strictly_sorted(&own)) {
+    if !(strictly_sorted(target) && strictly_sorted(&own)) {
         return Labels::from_pairs(
             target
                 .iter()
                 .map(|(n, v)| (n.to_string(), v.to_string()))
-                .chain(shared.iter().map(|(n, v)| (n.to_string(), v.clone())))
                 .chain(own.into_iter().map(|(n, v)| (n.to_string(), v)))
                 .chain(std::iter::once((METRIC_NAME.to_string(), name.to_string()))),
         );
@@ -170,7 +134,6 @@ fn series_labels(
     let kept = |pick: Pick, own: &[(&'static str, String)]| -> bool {
         match pick {
             Pick::Target(i) => !target[i].1.is_empty(),
-            Pick::Shared(i) => !shared[i].1.is_empty(),
             Pick::Own(i) => !own[i].1.is_empty(),
             Pick::Name => !name.is_empty(),
         }
@@ -178,18 +141,17 @@ fn series_labels(
     // A first pass counts the labels that stay, so the set is allocated at its size.
     let mut merge = Merge::default();
     let mut len = 0;
-    while let Some((_, pick)) = merge.next(target, shared, &own) {
+    while let Some((_, pick)) = merge.next(target, &own) {
         len += usize::from(kept(pick, &own));
     }
     let mut labels = Vec::with_capacity(len);
     let mut merge = Merge::default();
-    while let Some((label, pick)) = merge.next(target, shared, &own) {
+    while let Some((label, pick)) = merge.next(target, &own) {
         if !kept(pick, &own) {
             continue;
         }
         let value = match pick {
             Pick::Target(i) => target[i].1.to_string(),
-            Pick::Shared(i) => shared[i].1.clone(),
             Pick::Own(i) => std::mem::take(&mut own[i].1),
             Pick::Name => name.to_string(),
         };
@@ -210,7 +172,6 @@ fn strictly_sorted<V>(pairs: &[(&str, V)]) -> bool {
 #[derive(Clone, Copy, Debug)]
 enum Pick {
     Target(usize),
-    Shared(usize),
     Own(usize),
     Name,
 }
@@ -220,7 +181,6 @@ enum Pick {
 #[derive(Debug, Default)]
 struct Merge {
     target: usize,
-    shared: usize,
     own: usize,
     name_done: bool,
 }
@@ -232,31 +192,26 @@ impl Merge {
     fn next<'a>(
         &mut self,
         target: &[(&'a str, &str)],
-        shared: &[(&'static str, String)],
         own: &[(&'static str, String)],
     ) -> Option<(&'a str, Pick)> {
-        let heads: [Option<&'a str>; 4] = [
+        let heads: [Option<&'a str>; 3] = [
             target.get(self.target).map(|l| l.0),
-            shared.get(self.shared).map(|l| l.0),
             own.get(self.own).map(|l| l.0),
             (!self.name_done).then_some(METRIC_NAME),
         ];
         let min = heads.into_iter().flatten().min()?;
         let at = heads.map(|h| h == Some(min));
-        let pick = if at[3] {
+        let pick = if at[2] {
             Pick::Name
-        } else if at[2] {
-            Pick::Own(self.own)
         } else if at[1] {
-            Pick::Shared(self.shared)
+            Pick::Own(self.own)
         } else {
             Pick::Target(self.target)
         };
         // Every group holding the name moves past it; only the latest's value is kept.
         self.target += usize::from(at[0]);
-        self.shared += usize::from(at[1]);
-        self.own += usize::from(at[2]);
-        self.name_done |= at[3];
+        self.own += usize::from(at[1]);
+        self.name_done |= at[2];
         Some((min, pick))
     }
 }
@@ -297,20 +252,22 @@ mod tests {
         assert_eq!(s[0].samples, vec![Sample { t: 1_000, v: 3.0 }]);
     }
 
-    /// Shared labels merge as a point's own would: what `Labels::from_pairs` gives over all of
-    /// a point's pairs, overrides and empty values included.
+    /// A point's labels, in any order, give what `Labels::from_pairs` gives over the target's
+    /// and then the point's pairs, overrides and empty values included.
     #[test]
     fn into_series_matches_from_pairs_on_overrides_and_empty_values() {
-        let shared: SharedLabels = vec![
-            ("pod", String::new()),
-            ("id", "/a".to_string()),
-            ("job", "override".to_string()),
-            ("zone", "z1".to_string()),
-        ]
-        .into();
+        let own = |extra: (&'static str, &str)| {
+            vec![
+                ("pod", String::new()),
+                ("id", "/a".to_string()),
+                ("job", "override".to_string()),
+                ("zone", "z1".to_string()),
+                (extra.0, extra.1.to_string()),
+            ]
+        };
         let mut f = Family::new("x", "X.", MetricType::Gauge);
-        f.push_shared(&shared, vec![("device", "sda".into())], 1.0);
-        f.push_shared(&shared, vec![("zone", String::new())], 2.0);
+        f.push(own(("device", "sda")), 1.0);
+        f.push(own(("id", "")), 2.0);
         f.push(vec![("instance", String::new()), ("a", "b".into())], 3.0);
         f.push(Vec::new(), 4.0);
         let target = [("instance", "n1"), ("job", "node"), ("empty", "")];
@@ -335,7 +292,7 @@ mod tests {
         assert_eq!(got, expected);
         assert_eq!(
             got[1].to_string(),
-            r#"{__name__="x", id="/a", instance="n1", job="override"}"#
+            r#"{__name__="x", instance="n1", job="override", zone="z1"}"#
         );
         assert_eq!(got[2].to_string(), r#"{__name__="x", a="b", job="node"}"#);
     }
@@ -374,7 +331,6 @@ mod tests {
             };
             // Most rounds use sorted groups, as the collectors build them.
             let target = group(round % 5 != 0);
-            let shared = group(round % 7 != 0);
             let own = group(round % 3 != 0);
             let name = ["", "m"][next(2)];
             let target: Vec<(&str, &str)> = target.iter().map(|(n, v)| (*n, v.as_str())).collect();
@@ -382,41 +338,19 @@ mod tests {
                 target
                     .iter()
                     .copied()
-                    .chain(shared.iter().map(|(n, v)| (*n, v.as_str())))
                     .chain(own.iter().map(|(n, v)| (*n, v.as_str())))
                     .chain([(METRIC_NAME, name)]),
             );
-            let got = series_labels(&target, &shared, own, name);
+            let own_sorted = {
+                let mut names: Vec<&str> = own.iter().map(|(n, _)| *n).collect();
+                names.sort_unstable();
+                names.windows(2).all(|w| w[0] < w[1])
+            };
+            let got = series_labels(&target, own, name);
             assert_eq!(got, expected, "round {round}");
-            merged += usize::from(strictly_sorted(&target) && strictly_sorted(&shared));
+            merged += usize::from(strictly_sorted(&target) && own_sorted);
         }
-        assert!(merged > 2000, "the merge path ran {merged} times");
-    }
-
-    /// A container series' labels in the shape the agent ships them: the target's three, the
-    /// container's six with empty ones left out, the family's own and the name, in order.
-    #[test]
-    fn container_series_labels_merge_in_order() {
-        let shared: SharedLabels = SharedLabels::from([
-            ("container", String::new()),
-            ("id", "/system.slice".to_string()),
-            ("image", String::new()),
-            ("name", String::new()),
-            ("namespace", String::new()),
-            ("pod", String::new()),
-        ]);
-        let target = [
-            ("instance", "n1"),
-            ("job", "kubelet"),
-            ("metrics_path", "/metrics/cadvisor"),
-        ];
-        let mut f = Family::new("container_fs_reads_total", "R.", MetricType::Counter);
-        f.push_shared(&shared, vec![("device", "/dev/sda".into())], 1.0);
-        let s = f.into_series(&target, 1);
-        assert_eq!(
-            s[0].labels.to_string(),
-            r#"{__name__="container_fs_reads_total", device="/dev/sda", id="/system.slice", instance="n1", job="kubelet", metrics_path="/metrics/cadvisor"}"#
-        );
+        assert!(merged > 1500, "the merge path ran {merged} times");
     }
 
     #[test]

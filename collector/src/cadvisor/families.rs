@@ -1,8 +1,10 @@
-//! One collection's cgroups → metric families with the kubelet's `/metrics/cadvisor` names,
-//! HELP texts (cAdvisor v0.53's), types and labels: `container, id, image, name, namespace,
-//! pod` on every series, plus `cpu`, `device` or `interface` where cAdvisor adds them. Pure.
+//! One collection's cgroups → the values of the kubelet's `/metrics/cadvisor` families, with
+//! their names, HELP texts (cAdvisor v0.53's), types and labels: `container, id, image, name,
+//! namespace, pod` on every series, plus `cpu`, `device`, `interface` or `failure_type` and
+//! `scope` where cAdvisor adds them. Pure: [`visit`] hands out each value with its extra
+//! labels borrowed from the readings, and `cache.rs` turns them into series.
 
-use crate::family::{Family, MetricType, SharedLabels};
+use crate::family::MetricType;
 
 use super::cgroup::Stats;
 
@@ -19,16 +21,16 @@ pub(crate) struct Base {
 }
 
 impl Base {
-    /// The six labels, built once per collection and shared by the cgroup's every series.
-    fn labels(&self) -> SharedLabels {
-        SharedLabels::from([
-            ("container", self.container.clone()),
-            ("id", self.id.clone()),
-            ("image", self.image.clone()),
-            ("name", self.name.clone()),
-            ("namespace", self.namespace.clone()),
-            ("pod", self.pod.clone()),
-        ])
+    /// The six labels, in name order.
+    pub fn pairs(&self) -> [(&'static str, &str); 6] {
+        [
+            ("container", &self.container),
+            ("id", &self.id),
+            ("image", &self.image),
+            ("name", &self.name),
+            ("namespace", &self.namespace),
+            ("pod", &self.pod),
+        ]
     }
 }
 
@@ -58,12 +60,61 @@ pub(crate) struct Container {
 
 use MetricType::{Counter, Gauge};
 
-/// The labels a family adds to the six base labels (`cpu`, `device`, ...).
-type Extra = Vec<(&'static str, String)>;
+/// The labels a family adds to the six base labels (`cpu`, `device`, ...): at most two, their
+/// values borrowed from the container's readings, so a value costs no allocation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Extra<'a> {
+    pairs: [(&'static str, &'a str); 2],
+    len: u8,
+}
+
+impl<'a> Extra<'a> {
+    const NONE: Extra<'static> = Extra {
+        pairs: [("", ""); 2],
+        len: 0,
+    };
+
+    fn one(name: &'static str, value: &'a str) -> Self {
+        Extra {
+            pairs: [(name, value), ("", "")],
+            len: 1,
+        }
+    }
+
+    fn two(a: (&'static str, &'a str), b: (&'static str, &'a str)) -> Self {
+        Extra {
+            pairs: [a, b],
+            len: 2,
+        }
+    }
+
+    /// The labels, in the order the family names them.
+    pub fn pairs(&self) -> &[(&'static str, &'a str)] {
+        &self.pairs[..usize::from(self.len)]
+    }
+}
+
 /// Appends a family's values for one container to the buffer, which the caller empties and
 /// reuses for every container and family: a vector returned per container per family was
 /// ~12,000 allocations a collection.
-type Getter = fn(&Container, &mut Vec<(Extra, f64)>);
+type Getter = for<'c> fn(&'c Container, &mut Vec<(Extra<'c>, f64)>);
+
+/// A family's name, HELP text and type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Meta {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub kind: MetricType,
+}
+
+/// How many families there are; [`visit`] numbers them `0..FAMILIES`.
+pub(crate) const FAMILIES: usize = METRICS.len();
+
+/// The name, HELP and type of family `i` (as [`visit`] numbers them).
+pub(crate) fn meta(i: usize) -> Meta {
+    let (name, help, kind, _) = METRICS[i];
+    Meta { name, help, kind }
+}
 
 /// The families, in cAdvisor's order: name, HELP, type and how to read the values.
 const METRICS: &[(&str, &str, MetricType, Getter)] = &[
@@ -100,7 +151,7 @@ const METRICS: &[(&str, &str, MetricType, Getter)] = &[
             out.extend(
                 c.stats
                     .cpu_usage_ns
-                    .map(|ns| (vec![("cpu", "total".to_string())], ns as f64 / 1e9)),
+                    .map(|ns| (Extra::one("cpu", "total"), ns as f64 / 1e9)),
             )
         },
     ),
@@ -378,18 +429,18 @@ const METRICS: &[(&str, &str, MetricType, Getter)] = &[
     ),
 ];
 
-fn one(out: &mut Vec<(Extra, f64)>, v: Option<f64>) {
-    out.extend(v.map(|v| (Vec::new(), v)));
+fn one(out: &mut Vec<(Extra<'_>, f64)>, v: Option<f64>) {
+    out.extend(v.map(|v| (Extra::NONE, v)));
 }
 
 /// A memory figure cAdvisor reports (as 0 when unread) for every cgroup with memory stats.
-fn with_memory(c: &Container, out: &mut Vec<(Extra, f64)>, v: Option<u64>) {
+fn with_memory(c: &Container, out: &mut Vec<(Extra<'_>, f64)>, v: Option<u64>) {
     one(out, c.stats.memory_usage.map(|_| v.unwrap_or(0) as f64))
 }
 
 /// Page faults of the cgroup (`scope="container"`) and its hierarchy, minor and major; like
 /// cAdvisor, 0 where `memory.stat` lacks them, for every cgroup with memory stats.
-fn failures(c: &Container, out: &mut Vec<(Extra, f64)>) {
+fn failures(c: &Container, out: &mut Vec<(Extra<'_>, f64)>) {
     if c.stats.memory_usage.is_none() {
         return;
     }
@@ -399,10 +450,7 @@ fn failures(c: &Container, out: &mut Vec<(Extra, f64)>) {
     ] {
         let (own, hierarchy) = faults.unwrap_or((0, 0));
         for (scope, v) in [("container", own), ("hierarchy", hierarchy)] {
-            let labels = vec![
-                ("failure_type", kind.to_string()),
-                ("scope", scope.to_string()),
-            ];
+            let labels = Extra::two(("failure_type", kind), ("scope", scope));
             out.push((labels, v as f64));
         }
     }
@@ -411,7 +459,7 @@ fn failures(c: &Container, out: &mut Vec<(Extra, f64)>) {
 /// One PSI total (µs) of resource `i` (cpu, memory, io) in seconds.
 fn pressure(
     c: &Container,
-    out: &mut Vec<(Extra, f64)>,
+    out: &mut Vec<(Extra<'_>, f64)>,
     i: usize,
     f: fn(&super::cgroup::Pressure) -> u64,
 ) {
@@ -420,55 +468,84 @@ fn pressure(
 
 /// cAdvisor reports CFS counters only for a container with a quota: without one, the
 /// periods do not advance and throttling cannot happen.
-fn cfs(c: &Container, out: &mut Vec<(Extra, f64)>, f: fn((u64, u64, u64)) -> f64) {
+fn cfs(c: &Container, out: &mut Vec<(Extra<'_>, f64)>, f: fn((u64, u64, u64)) -> f64) {
     if let (Some(cfs), Some(_)) = (c.stats.cfs, c.stats.spec_cpu_quota) {
         one(out, Some(f(cfs)))
     }
 }
 
-fn io(c: &Container, out: &mut Vec<(Extra, f64)>, f: fn(&super::cgroup::DeviceIo) -> u64) {
+fn io<'c>(
+    c: &'c Container,
+    out: &mut Vec<(Extra<'c>, f64)>,
+    f: fn(&super::cgroup::DeviceIo) -> u64,
+) {
     out.extend(c.stats.io.iter().map(|d| {
         let device = c
             .devices
             .iter()
             .find(|(dev, _)| *dev == (d.major, d.minor))
-            .map(|(_, name)| name.clone())
-            .unwrap_or_default();
-        (vec![("device", device)], f(d) as f64)
+            .map_or("", |(_, name)| name.as_str());
+        (Extra::one("device", device), f(d) as f64)
     }))
 }
 
-fn net(c: &Container, out: &mut Vec<(Extra, f64)>, f: fn(&Interface) -> u64) {
+fn net<'c>(c: &'c Container, out: &mut Vec<(Extra<'c>, f64)>, f: fn(&Interface) -> u64) {
     out.extend(
         c.interfaces
             .iter()
-            .map(|i| (vec![("interface", i.name.clone())], f(i) as f64)),
+            .map(|i| (Extra::one("interface", &i.name), f(i) as f64)),
     )
 }
 
-/// The families of `containers`, in name order, with empty families left out; `now_s` is
+/// Hands every value of `containers` to `emit` as `(family, container, values)`: family by
+/// family in name order (numbered as [`meta`] knows them), container by container in the
+/// slice's order, each container's values of the family at once — an empty slice where it
+/// has none, so a caller keeping state per container and family sees it go. `now_s` is
 /// `container_last_seen`'s value.
-pub(crate) fn families(containers: &[Container], now_s: f64) -> Vec<Family> {
-    let bases: Vec<SharedLabels> = containers.iter().map(|c| c.base.labels()).collect();
-    let mut out = Vec::new();
+pub(crate) fn visit<'c>(
+    containers: &'c [Container],
+    now_s: f64,
+    mut emit: impl FnMut(usize, usize, &[(Extra<'c>, f64)]),
+) {
     let mut values = Vec::new();
-    for (name, help, kind, get) in METRICS {
-        let mut family = Family::new(*name, *help, *kind);
+    for (family, (name, _, _, get)) in METRICS.iter().enumerate() {
         let last_seen = *name == "container_last_seen";
-        for (c, base) in containers.iter().zip(&bases) {
+        for (i, c) in containers.iter().enumerate() {
+            values.clear();
             if last_seen {
                 one(&mut values, Some(now_s.trunc()));
             } else {
                 get(c, &mut values);
             }
-            for (extra, value) in values.drain(..) {
-                family.push_shared(base, extra, value);
-            }
-        }
-        if !family.points.is_empty() {
-            out.push(family);
+            emit(family, i, &values);
         }
     }
+}
+
+/// The families of `containers` as the exposition shows them, empty families left out: the
+/// shape of the golden files, and the plain rendering `cache.rs`'s series are checked
+/// against.
+#[cfg(test)]
+pub(crate) fn families(containers: &[Container], now_s: f64) -> Vec<crate::family::Family> {
+    let mut out: Vec<crate::family::Family> = Vec::new();
+    visit(containers, now_s, |family, i, values| {
+        let Meta { name, help, kind } = meta(family);
+        if out.last().is_none_or(|f| f.name != name) {
+            out.push(crate::family::Family::new(name, help, kind));
+        }
+        let Some(f) = out.last_mut() else { return };
+        for (extra, value) in values {
+            let labels = containers[i]
+                .base
+                .pairs()
+                .into_iter()
+                .chain(extra.pairs().iter().copied())
+                .map(|(n, v)| (n, v.to_string()))
+                .collect();
+            f.push(labels, *value);
+        }
+    });
+    out.retain(|f| !f.points.is_empty());
     out
 }
 

@@ -8,7 +8,8 @@
 //! - `naming.rs` recognises pod and container cgroups of the systemd and cgroupfs drivers and
 //!   containerd, CRI-O and docker naming;
 //! - `pods.rs` holds this node's pods ([`PodIndex`]) for pod, namespace, container and image;
-//! - `families.rs` turns the readings into cAdvisor's families and labels.
+//! - `families.rs` turns the readings into cAdvisor's families and labels;
+//! - `cache.rs` keeps each series' labels between collections and fills them with samples.
 //!
 //! Every cgroup is reported, as the kubelet reports everything under `/`: pod and container
 //! cgroups with their pod's names, the others with only `id`. Network counters are per pod
@@ -17,6 +18,7 @@
 //! Series are labelled `job="kubelet"`, `metrics_path="/metrics/cadvisor"` and `instance`,
 //! so kube-prometheus's recording rules and dashboards select them unchanged.
 
+mod cache;
 mod cgroup;
 mod families;
 mod naming;
@@ -34,10 +36,10 @@ use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use crate::family::{self, Family};
 use crate::ship::MetricBatch;
 use crate::Error;
 
+use cache::SeriesCache;
 use cgroup::{Reader, Tree};
 use families::{Base, Container};
 use naming::{Identity, Namer, Runtime};
@@ -88,7 +90,13 @@ impl CadvisorConfig {
             field: "cadvisor",
             reason: e.to_string(),
         })?;
+        let target = vec![
+            ("instance", self.instance.clone()),
+            ("job", self.job.clone()),
+            ("metrics_path", CADVISOR_METRICS_PATH.to_string()),
+        ];
         Ok(CadvisorSource {
+            cache: SeriesCache::new(target),
             cfg: self,
             namer,
             warned: false,
@@ -120,6 +128,8 @@ pub struct CadvisorSource {
     reader: Reader,
     /// Each cgroup's spec files, read every few collections rather than every one.
     specs: Specs,
+    /// Each series' labels, kept from one collection to the next.
+    cache: SeriesCache,
 }
 
 impl CadvisorSource {
@@ -128,8 +138,8 @@ impl CadvisorSource {
         self.stats.clone()
     }
 
-    /// Reads every cgroup once; `now_s` is the wall clock in seconds.
-    pub(crate) fn families(&mut self, now_s: f64) -> Vec<Family> {
+    /// Reads every cgroup once, in path order.
+    fn read(&mut self) -> Vec<Container> {
         let root = self.cfg.sysfs.join("fs/cgroup");
         let Some(tree) = Tree::detect(&root, &self.cfg.procfs) else {
             if !std::mem::replace(&mut self.warned, true) {
@@ -197,22 +207,20 @@ impl CadvisorSource {
                 containers[i].interfaces = families::parse_net_dev(&text);
             }
         }
-        families::families(&containers, now_s)
+        containers
+    }
+
+    /// One collection's families as the exposition shows them, labelled afresh without the
+    /// cache: the golden files' shape, and what the cached series are checked against.
+    #[cfg(test)]
+    pub(crate) fn families(&mut self, now_s: f64) -> Vec<crate::family::Family> {
+        families::families(&self.read(), now_s)
     }
 
     /// One collection as a batch stamped `t_ms`.
     pub fn collect(&mut self, t_ms: i64) -> MetricBatch {
-        let families = self.families(t_ms as f64 / 1000.0);
-        let target = [
-            ("instance", self.cfg.instance.as_str()),
-            ("job", self.cfg.job.as_str()),
-            ("metrics_path", CADVISOR_METRICS_PATH),
-        ];
-        let metadata = families.iter().map(Family::metadata).collect();
-        MetricBatch {
-            series: family::into_series(families, &target, t_ms),
-            metadata,
-        }
+        let containers = self.read();
+        self.cache.collect(&containers, t_ms)
     }
 
     /// Collects every interval (the first at once) until `shutdown` or the receiver is gone.

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::*;
+use crate::family::Family;
 
 const POD_UID: &str = "6f1d2c3b-4a5e-4f60-8a7b-9c0d1e2f3a4b";
 const CRIO_UID: &str = "11111111-2222-4333-8444-555555555555";
@@ -313,6 +314,52 @@ fn collect(sysfs: &Path, procfs: &Path, pods: Option<serde_json::Value>) -> Vec<
     cfg.build().unwrap().families(NOW_MS as f64 / 1000.0)
 }
 
+/// A batch as it ships: its metadata, then every series (labels as Prometheus prints them)
+/// with its samples, in the order the batch holds them.
+fn render_batch(batch: &MetricBatch) -> String {
+    let mut out = String::new();
+    for m in &batch.metadata {
+        out.push_str(&format!(
+            "# {} {} {}\n",
+            m.metric_family_name, m.r#type, m.help
+        ));
+    }
+    for s in &batch.series {
+        let samples: Vec<String> = s
+            .samples
+            .iter()
+            .map(|x| format!("{} @{}", x.v, x.t))
+            .collect();
+        out.push_str(&format!("{} {}\n", s.labels, samples.join(" ")));
+    }
+    out
+}
+
+fn source(sysfs: &Path, procfs: &Path, pods: Option<serde_json::Value>) -> CadvisorSource {
+    let mut cfg = CadvisorConfig::new("node-a");
+    cfg.sysfs = sysfs.to_path_buf();
+    cfg.procfs = procfs.to_path_buf();
+    if let Some(list) = pods {
+        *cfg.pods.write().unwrap() = PodIndex::from_pod_list(&list);
+    }
+    cfg.build().unwrap()
+}
+
+/// The series the collector ships, target labels and all, exactly as the golden batches
+/// hold them: a change to any emitted series fails here.
+#[test]
+fn batches_match_golden_series() {
+    for (name, tree) in [
+        ("v2_systemd.series", v2_tree as fn(&Path, &Path)),
+        ("v1_cgroupfs.series", v1_tree),
+    ] {
+        let (sys, proc) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        tree(sys.path(), proc.path());
+        let batch = source(sys.path(), proc.path(), Some(pod_list())).collect(NOW_MS);
+        check_golden(name, &render_batch(&batch));
+    }
+}
+
 #[test]
 fn cgroup_v2_systemd_driver_with_pods() {
     let (sys, proc) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -536,4 +583,205 @@ async fn run_collects_every_interval_on_one_thread_until_shutdown() {
         .await
         .unwrap()
         .unwrap();
+}
+
+const SIDECAR_ID: &str = "4444444444444444444444444444444444444444444444444444444444444444";
+
+/// What the collector's series would be labelled afresh, without its cache: the golden
+/// families turned into series as every other collector's are.
+fn uncached(sysfs: &Path, procfs: &Path, pods: &serde_json::Value, t_ms: i64) -> MetricBatch {
+    let families = source(sysfs, procfs, Some(pods.clone())).families(t_ms as f64 / 1000.0);
+    let target = [
+        ("instance", "node-a"),
+        ("job", DEFAULT_CADVISOR_JOB),
+        ("metrics_path", CADVISOR_METRICS_PATH),
+    ];
+    MetricBatch {
+        metadata: families
+            .iter()
+            .map(crate::family::Family::metadata)
+            .collect(),
+        series: crate::family::into_series(families, &target, t_ms),
+    }
+}
+
+/// Fails naming the first line where two renderings differ (a batch is hundreds of lines).
+fn assert_same(got: &str, want: &str, what: &str) {
+    if let Some((i, (g, w))) = got
+        .lines()
+        .zip(want.lines())
+        .enumerate()
+        .find(|(_, (g, w))| g != w)
+    {
+        panic!("{what}: line {} differs:\n got  {g}\n want {w}", i + 1);
+    }
+    assert_eq!(
+        got.lines().count(),
+        want.lines().count(),
+        "{what}: line count"
+    );
+}
+
+/// Where a series' label pairs live: the same address in two collections means the kept
+/// labels were reused, not built again.
+fn pairs_at(s: &model::Series) -> *const model::Label {
+    s.labels.iter().as_slice().as_ptr()
+}
+
+/// A collector kept across collections emits exactly what a fresh collector emits, and what
+/// labelling every value afresh gives, as a container appears (with a device of its own),
+/// stays, has its pod's metadata change (a restart with a new image), gains a device, and
+/// goes; the kept labels are reused while nothing about a series changed, and a gone
+/// cgroup's are forgotten.
+#[test]
+fn cached_series_match_a_fresh_collector_as_a_container_comes_changes_and_goes() {
+    let (sys, proc) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    v2_tree(sys.path(), proc.path());
+    let mut cfg = CadvisorConfig::new("node-a");
+    cfg.sysfs = sys.path().to_path_buf();
+    cfg.procfs = proc.path().to_path_buf();
+    let pods = cfg.pods.clone();
+    let mut kept = cfg.build().unwrap();
+    let mut list = pod_list();
+    let mut t = NOW_MS;
+    let mut collect = |list: &serde_json::Value, what: &str| {
+        t += 15_000;
+        *pods.write().unwrap() = PodIndex::from_pod_list(list);
+        let got = kept.collect(t);
+        let fresh = source(sys.path(), proc.path(), Some(list.clone())).collect(t);
+        assert_same(
+            &render_batch(&got),
+            &render_batch(&fresh),
+            &format!("{what}, as a fresh collector"),
+        );
+        let plain = uncached(sys.path(), proc.path(), list, t);
+        assert_same(
+            &render_batch(&got),
+            &render_batch(&plain),
+            &format!("{what}, as labelled afresh"),
+        );
+        assert!(got.series == plain.series, "{what}");
+        assert_eq!(
+            kept.cache.series(),
+            got.series.len(),
+            "{what}: one kept label set per series"
+        );
+        got
+    };
+    let first = collect(&list, "first");
+
+    // A sidecar container appears in the containerd pod, reading one device.
+    let pod = sys.path().join(format!(
+        "fs/cgroup/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice",
+        POD_UID.replace('-', "_")
+    ));
+    let side = pod.join(format!("cri-containerd-{SIDECAR_ID}.scope"));
+    write(&side.join("cgroup.procs"), "4300\n");
+    write(
+        &side.join("cpu.stat"),
+        "usage_usec 7000\nuser_usec 5000\nsystem_usec 2000\n",
+    );
+    write(
+        &side.join("io.stat"),
+        "8:0 rbytes=10 wbytes=20 rios=1 wios=2\n",
+    );
+    list["items"][0]["status"]["containerStatuses"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "name": "log-shipper", "image": "fluent-bit:3",
+            "containerID": format!("containerd://{SIDECAR_ID}"), "restartCount": 0
+        }));
+    let appeared = collect(&list, "a container appeared");
+    let side_series = |b: &MetricBatch| -> Vec<model::Series> {
+        b.series
+            .iter()
+            .filter(|s| s.labels.get("container") == Some("log-shipper"))
+            .cloned()
+            .collect()
+    };
+    assert!(side_series(&appeared)
+        .iter()
+        .any(|s| s.labels.get("device") == Some("/dev/sda")));
+    assert_eq!(
+        appeared.series.len(),
+        first.series.len() + side_series(&appeared).len()
+    );
+
+    // It stays and its counters move: the same series, every label set reused.
+    write(
+        &side.join("cpu.stat"),
+        "usage_usec 9000\nuser_usec 6000\nsystem_usec 3000\n",
+    );
+    let stayed = collect(&list, "a container stayed");
+    assert_eq!(stayed.series.len(), appeared.series.len());
+    for (a, b) in appeared.series.iter().zip(&stayed.series) {
+        assert_eq!(pairs_at(a), pairs_at(b), "{} rebuilt", b.labels);
+    }
+    assert!(stayed.series.iter().any(|s| {
+        s.labels.get("container") == Some("log-shipper")
+            && s.labels.metric_name() == Some("container_cpu_usage_seconds_total")
+            && s.samples[0].v == 0.009
+    }));
+
+    // The app restarts with another image: its series are labelled anew, the others kept.
+    list["items"][0]["status"]["containerStatuses"][0]["image"] = "nginx:1.27".into();
+    let restarted = collect(&list, "pod metadata changed");
+    assert!(restarted
+        .series
+        .iter()
+        .any(|s| s.labels.get("image") == Some("nginx:1.27")));
+    for (a, b) in stayed.series.iter().zip(&restarted.series) {
+        let app = b.labels.get("container") == Some("app");
+        assert_eq!(pairs_at(a) == pairs_at(b), !app, "{}", b.labels);
+    }
+
+    // The sidecar reads a second device, listed before the first: both series are right.
+    write(
+        &sys.path().join("dev/block/7:0/uevent"),
+        "MAJOR=7\nMINOR=0\nDEVNAME=loop0\n",
+    );
+    write(
+        &side.join("io.stat"),
+        "7:0 rbytes=5 wbytes=0 rios=1 wios=0\n8:0 rbytes=10 wbytes=20 rios=1 wios=2\n",
+    );
+    let devices = collect(&list, "a device appeared");
+    assert!(side_series(&devices)
+        .iter()
+        .any(|s| s.labels.get("device") == Some("/dev/loop0")));
+
+    // The first device goes again: the second keeps its series, the first's is forgotten.
+    write(
+        &side.join("io.stat"),
+        "8:0 rbytes=10 wbytes=20 rios=1 wios=2\n",
+    );
+    let fewer = collect(&list, "a device went");
+    assert_eq!(fewer.series.len(), restarted.series.len());
+    let sda = |b: &MetricBatch| -> Vec<*const model::Label> {
+        side_series(b)
+            .iter()
+            .filter(|s| s.labels.get("device") == Some("/dev/sda"))
+            .map(pairs_at)
+            .collect()
+    };
+    assert_eq!(
+        sda(&devices),
+        sda(&fewer),
+        "the remaining device's labels are kept"
+    );
+
+    // It goes, and so do its kept series.
+    std::fs::remove_dir_all(&side).unwrap();
+    let gone = collect(&list, "a container went");
+    assert!(side_series(&gone).is_empty());
+    assert_eq!(
+        gone.series.len(),
+        restarted.series.len() - side_series(&restarted).len()
+    );
+    let listed = kept.stats.cgroups.load(Ordering::Relaxed) as usize;
+    assert_eq!(
+        kept.cache.cgroups(),
+        listed,
+        "one kept entry per listed cgroup"
+    );
 }

@@ -10,18 +10,20 @@ use prost::Message;
 
 /// The protobuf bytes of `WriteRequest { timeseries: series, metadata }`, exactly as prost
 /// encodes it (proto3: fields at their default value are left out), in one buffer sized up
-/// front.
+/// front. Each series' length is measured once, for both the buffer's size and the series'
+/// length prefix: measuring walks every label.
 pub(crate) fn encode_write_request(series: &[Series], metadata: &[MetricMetadata]) -> Vec<u8> {
-    let total = series.iter().map(|s| framed(series_len(s))).sum::<usize>()
+    let lens: Vec<usize> = series.iter().map(series_len).collect();
+    let total = lens.iter().map(|&n| framed(n)).sum::<usize>()
         + metadata
             .iter()
             .map(|m| framed(m.encoded_len()))
             .sum::<usize>();
     let mut buf = Vec::with_capacity(total);
-    for s in series {
+    for (s, len) in series.iter().zip(lens) {
         // WriteRequest.timeseries = 1; TimeSeries.labels = 1, samples = 2.
         encode_key(1, WireType::LengthDelimited, &mut buf);
-        encode_varint(series_len(s) as u64, &mut buf);
+        encode_varint(len as u64, &mut buf);
         for l in s.labels.iter() {
             encode_key(1, WireType::LengthDelimited, &mut buf);
             encode_varint(label_len(l) as u64, &mut buf);
