@@ -304,10 +304,16 @@ fn check_golden(name: &str, actual: &str) {
     );
 }
 
-fn collect(sysfs: &Path, procfs: &Path, pods: Option<serde_json::Value>) -> Vec<Family> {
+/// A collector's settings reading the trees at `sysfs` and `procfs`.
+fn config(sysfs: &Path, procfs: &Path) -> CadvisorConfig {
     let mut cfg = CadvisorConfig::new("node-a");
     cfg.sysfs = sysfs.to_path_buf();
     cfg.procfs = procfs.to_path_buf();
+    cfg
+}
+
+fn collect(sysfs: &Path, procfs: &Path, pods: Option<serde_json::Value>) -> Vec<Family> {
+    let cfg = config(sysfs, procfs);
     if let Some(list) = pods {
         *cfg.pods.write().unwrap() = PodIndex::from_pod_list(&list);
     }
@@ -336,9 +342,7 @@ fn render_batch(batch: &MetricBatch) -> String {
 }
 
 fn source(sysfs: &Path, procfs: &Path, pods: Option<serde_json::Value>) -> CadvisorSource {
-    let mut cfg = CadvisorConfig::new("node-a");
-    cfg.sysfs = sysfs.to_path_buf();
-    cfg.procfs = procfs.to_path_buf();
+    let cfg = config(sysfs, procfs);
     if let Some(list) = pods {
         *cfg.pods.write().unwrap() = PodIndex::from_pod_list(&list);
     }
@@ -408,9 +412,7 @@ fn no_cgroup_tree_gives_no_families_and_batch_carries_target_labels() {
     assert!(collect(sys.path(), proc.path(), None).is_empty());
 
     v2_tree(sys.path(), proc.path());
-    let mut cfg = CadvisorConfig::new("node-a");
-    cfg.sysfs = sys.path().to_path_buf();
-    cfg.procfs = proc.path().to_path_buf();
+    let cfg = config(sys.path(), proc.path());
     let batch = cfg.build().unwrap().collect(NOW_MS);
     let root = batch
         .series
@@ -483,9 +485,7 @@ fn real_cgroup_tree_gives_well_formed_output() {
 fn kept_collector_matches_a_fresh_one_as_cgroups_come_change_and_go() {
     let (sys, proc) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     v2_tree(sys.path(), proc.path());
-    let mut cfg = CadvisorConfig::new("node-a");
-    cfg.sysfs = sys.path().to_path_buf();
-    cfg.procfs = proc.path().to_path_buf();
+    let cfg = config(sys.path(), proc.path());
     *cfg.pods.write().unwrap() = PodIndex::from_pod_list(&pod_list());
     let mut kept = cfg.build().unwrap();
     let fresh = || render(&collect(sys.path(), proc.path(), Some(pod_list())));
@@ -547,9 +547,7 @@ fn kept_collector_matches_a_fresh_one_as_cgroups_come_change_and_go() {
 async fn run_collects_every_interval_on_one_thread_until_shutdown() {
     let (sys, proc) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     v2_tree(sys.path(), proc.path());
-    let mut cfg = CadvisorConfig::new("node-a");
-    cfg.sysfs = sys.path().to_path_buf();
-    cfg.procfs = proc.path().to_path_buf();
+    let mut cfg = config(sys.path(), proc.path());
     cfg.interval = Duration::from_millis(50);
     let source = cfg.build().unwrap();
     let stats = source.stats();
@@ -637,9 +635,7 @@ fn pairs_at(s: &model::Series) -> *const model::Label {
 fn cached_series_match_a_fresh_collector_as_a_container_comes_changes_and_goes() {
     let (sys, proc) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     v2_tree(sys.path(), proc.path());
-    let mut cfg = CadvisorConfig::new("node-a");
-    cfg.sysfs = sys.path().to_path_buf();
-    cfg.procfs = proc.path().to_path_buf();
+    let cfg = config(sys.path(), proc.path());
     let pods = cfg.pods.clone();
     let mut kept = cfg.build().unwrap();
     let mut list = pod_list();
