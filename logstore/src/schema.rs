@@ -45,6 +45,10 @@ pub(crate) const METADATA: &str = "metadata";
 pub(crate) const BYTES: &str = "bytes";
 pub(crate) const HASH: &str = "hash";
 
+/// Bytes a document's encoding adds to its text: per value a type code and a length, and the
+/// numbers (a generous bound, so a document's buffer never grows).
+const DOC_OVERHEAD: usize = 128;
+
 /// Handles on the schema's fields.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Fields {
@@ -173,7 +177,11 @@ impl Fields {
         entry: &LogEntry,
         hash: u64,
     ) -> Result<TantivyDocument, Error> {
-        let mut doc = TantivyDocument::new();
+        // Sized for what is added (`new` reserves 1 KiB, five times a typical line): a
+        // smaller allocation per document, and no growth.
+        let text: usize =
+            label_terms.iter().map(String::len).sum::<usize>() + stream.len() + entry.line.len();
+        let mut doc = TantivyDocument::with_capacity(text + DOC_OVERHEAD);
         doc.add_i64(self.ts, entry.ts_ns);
         doc.add_u64(self.hash, hash);
         for term in label_terms {

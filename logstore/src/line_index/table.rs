@@ -185,15 +185,28 @@ impl TokenTable {
 
     /// The tokens, in layout order (by length, then bytes), with their documents.
     pub fn sorted(&self) -> Vec<u32> {
-        let mut order: Vec<u32> = (0..self.tokens.len() as u32).collect();
-        order.sort_unstable_by(|&a, &b| {
-            let (a, b) = (
-                self.bytes(&self.tokens[a as usize]),
-                self.bytes(&self.tokens[b as usize]),
-            );
-            a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+        // Sorted by (length, first eight bytes as a big-endian number), which orders like the
+        // bytes do, so most comparisons are of two integers; ties compare the rest.
+        let mut keyed: Vec<(u32, u64, u32)> = self
+            .tokens
+            .iter()
+            .enumerate()
+            .map(|(n, t)| {
+                let head = self.bytes(t).iter().take(8);
+                let prefix = head
+                    .fold(0u64, |p, &b| (p << 8) | u64::from(b))
+                    .checked_shl(8 * (8 - t.len.min(8)))
+                    .unwrap_or(0);
+                (t.len, prefix, n as u32)
+            })
+            .collect();
+        keyed.sort_unstable_by(|a, b| {
+            (a.0, a.1).cmp(&(b.0, b.1)).then_with(|| {
+                self.bytes(&self.tokens[a.2 as usize])
+                    .cmp(self.bytes(&self.tokens[b.2 as usize]))
+            })
         });
-        order
+        keyed.into_iter().map(|(_, _, n)| n).collect()
     }
 
     /// Token `n`'s bytes.
@@ -228,9 +241,11 @@ mod tests {
         }
         let order = t.sorted();
         assert_eq!(order.len(), t.tokens.len());
-        order
-            .windows(2)
-            .for_each(|w| assert!(t.token(w[0]).len() <= t.token(w[1]).len()));
+        // Layout order: by length, then bytes, each token once.
+        order.windows(2).for_each(|w| {
+            let (a, b) = (t.token(w[0]), t.token(w[1]));
+            assert!((a.len(), a) < (b.len(), b), "{a:?} before {b:?}");
+        });
         order
             .iter()
             .map(|&n| (t.token(n).to_vec(), t.docs(n).collect()))
