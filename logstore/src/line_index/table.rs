@@ -3,9 +3,10 @@
 //!
 //! Tokens are numbered as they first appear; their bytes sit back to back in one arena and an
 //! open-addressing table maps a token's XXH64 to its number (the upper half of the hash is kept
-//! in the slot, so a probe compares bytes only when it matches). XXH64 beat a cheaper
-//! multiplicative hash of our own here: 16.6–17.0 against 15.3–15.5 MiB/s per core, runs
-//! alternated (`cargo bench -p logstore --bench grep -- --mib 512`). Most tokens of container logs
+//! in the slot, so a probe compares bytes only when it matches). XXH64 is the project's hash; a
+//! cheaper multiplicative one of our own measured the same within this machine's spread
+//! (`cargo bench -p logstore --bench grep -- --mib 512`, runs alternated: 13.2–17.0 against
+//! 14.3–16.3 MiB/s per core). Most tokens of container logs
 //! occur once (ids, digits), so a token's first document is kept in its record and a list is
 //! only allocated for the second.
 //!
