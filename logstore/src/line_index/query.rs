@@ -24,11 +24,12 @@ use tantivy::{DocId, DocSet, Score, SegmentReader, TantivyError, TERMINATED};
 /// across indexes, and a segment's files never change, so an index is opened and its CRCs
 /// checked once, not at every query: tantivy's directory unmaps a file once nothing holds it,
 /// and mapping it again at each query cost more page faults than the query's own work. An
-/// entry unused for [`IDLE`] is dropped (its file, if merged away, is then unmapped).
+/// entry unused for [`IDLE`] is dropped ([`forget_idle`]; its file, if merged away, is then
+/// unmapped).
 static OPENED: Mutex<Option<Opened>> = Mutex::new(None);
 /// Each opened index, and when a query last used it.
 type Opened = HashMap<SegmentId, (Arc<LineIndex>, Instant)>;
-const IDLE: Duration = Duration::from_secs(60);
+pub(crate) const IDLE: Duration = Duration::from_secs(60);
 
 /// The line index of the segment `reader` reads; its CRCs are checked when first opened.
 pub(crate) fn open(reader: &SegmentReader) -> Result<Arc<LineIndex>, Error> {
@@ -43,10 +44,30 @@ pub(crate) fn open(reader: &SegmentReader) -> Result<Arc<LineIndex>, Error> {
     }
     let index = Arc::new(read(reader)?);
     let mut opened = OPENED.lock().unwrap_or_else(PoisonError::into_inner);
-    let opened = opened.get_or_insert_with(HashMap::new);
-    opened.retain(|_, (_, used)| now.saturating_duration_since(*used) < IDLE);
-    opened.insert(id, (index.clone(), now));
+    opened
+        .get_or_insert_with(HashMap::new)
+        .insert(id, (index.clone(), now));
     Ok(index)
+}
+
+/// Drops the indexes unused for [`IDLE`] at `now`. The store's background task calls it every
+/// commit interval, so the file of a segment merged away or of a partition retention deleted
+/// is unmapped (its disk space freed) even when no query comes.
+pub(crate) fn forget_idle(now: Instant) {
+    let mut opened = OPENED.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(opened) = opened.as_mut() {
+        opened.retain(|_, (_, used)| now.saturating_duration_since(*used) < IDLE);
+    }
+}
+
+/// Whether the index of segment `id` is kept open.
+#[cfg(test)]
+pub(crate) fn is_open(id: SegmentId) -> bool {
+    OPENED
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_ref()
+        .is_some_and(|o| o.contains_key(&id))
 }
 
 /// Reads the line index of the segment `reader` reads, checking its CRCs (a merge reads its

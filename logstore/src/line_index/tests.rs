@@ -166,6 +166,13 @@ fn segments_written_merged_and_with_deletes_find_every_matching_line() {
         .map(|(i, _)| i as i64)
         .collect();
     assert_eq!(hits(&index, " ok "), with_ok);
+    // The queries keep the merged segment's index open until it has been idle long enough.
+    let merged = index.searchable_segment_ids().unwrap()[0];
+    assert!(query::is_open(merged));
+    forget_idle(std::time::Instant::now());
+    assert!(query::is_open(merged), "used a moment ago");
+    forget_idle(std::time::Instant::now() + 2 * query::IDLE);
+    assert!(!query::is_open(merged), "idle, so unmapped");
     // The index file is the plugin's: tantivy's own `line` terms do not exist.
     let searcher = index.reader().unwrap().searcher();
     let q = TermQuery::new(

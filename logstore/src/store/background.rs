@@ -69,5 +69,6 @@ fn run(core: &Core, stop: &(Mutex<bool>, Condvar)) {
                 tracing::error!(error = %e, "log retention failed");
             }
         }
+        crate::line_index::forget_idle(Instant::now());
     }
 }
