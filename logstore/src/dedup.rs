@@ -32,23 +32,38 @@ use tantivy::{
 /// contains unescaped, the timestamp and the line, then a final avalanche so that the index
 /// terms spread evenly. It is stored on disk, so it must never change (`FORMAT.md`).
 pub(crate) fn entry_hash(stream: &str, ts_ns: i64, line: &str) -> u64 {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut h = OFFSET;
-    let mut feed = |bytes: &[u8]| {
-        for &b in bytes {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(PRIME);
-        }
-    };
-    feed(stream.as_bytes());
-    feed(&[0xff]);
-    feed(&ts_ns.to_le_bytes());
-    feed(line.as_bytes());
-    // splitmix64's finaliser.
-    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    h ^ (h >> 31)
+    StreamHash::new(stream).entry(ts_ns, line)
+}
+
+/// [`entry_hash`] with the stream's part done once: the state after the stream and the
+/// separator, from which every entry of the stream continues.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StreamHash(u64);
+
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(FNV_PRIME);
+    }
+    h
+}
+
+impl StreamHash {
+    pub fn new(stream: &str) -> StreamHash {
+        const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+        StreamHash(fnv(fnv(OFFSET, stream.as_bytes()), &[0xff]))
+    }
+
+    /// The identity hash of the stream's entry at `ts_ns` with `line`.
+    pub fn entry(self, ts_ns: i64, line: &str) -> u64 {
+        let mut h = fnv(fnv(self.0, &ts_ns.to_le_bytes()), line.as_bytes());
+        // splitmix64's finaliser.
+        h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        h ^ (h >> 31)
+    }
 }
 
 /// One entry to check, borrowed from the push.

@@ -54,6 +54,7 @@
 //! ```
 //!
 mod dedup;
+mod document;
 mod error;
 mod fetch;
 mod line_index;

@@ -12,6 +12,7 @@
 //! so only the partitions being written hold a writer's threads and memory.
 
 use crate::dedup::{self, Candidate, KnownHashes};
+use crate::document::EntryDoc;
 use crate::line_index::LineIndexPlugin;
 use crate::pending::{Pending, PendingSnapshot};
 use crate::schema::{Fields, Layout};
@@ -22,7 +23,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tantivy::directory::MmapDirectory;
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher};
 
 /// Indexing threads per partition writer. With one, pushes outran it under load and spent
 /// their wait spinning in tantivy's channel (7% of ingest CPU in a profile); two keep up
@@ -50,7 +51,7 @@ pub(crate) struct Partition {
     /// The hashes of the committed entries ([`Layout::V3`]), read on the first write and
     /// dropped with the writer, so that only partitions being written hold them.
     known: Option<KnownHashes>,
-    writer: Option<IndexWriter<TantivyDocument>>,
+    writer: Option<IndexWriter<EntryDoc>>,
     /// Entries added since the last commit: the duplicate check and queries read them here.
     pub pending: Pending,
     /// Documents were added since the last commit.
@@ -111,7 +112,7 @@ impl Partition {
     }
 
     /// Adds a document; it is searchable after the next [`Partition::commit`].
-    pub fn add(&mut self, doc: TantivyDocument) -> Result<(), Error> {
+    pub fn add(&mut self, doc: EntryDoc) -> Result<(), Error> {
         let writer = match &mut self.writer {
             Some(w) => w,
             None => self.writer.insert(

@@ -28,9 +28,13 @@
 //! crate's default codec). Structured metadata is stored so queries return it, but not indexed:
 //! LogQL only filters on it in label-filter stages, which run on the decoded entry.
 
+#[cfg(test)]
+use crate::document::EntryDoc;
 use crate::tokens::LineIndexing;
 use crate::Error;
-use model::{Labels, LogEntry};
+use model::Labels;
+#[cfg(test)]
+use model::LogEntry;
 use tantivy::schema::{
     Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions, Value, STORED,
 };
@@ -44,10 +48,6 @@ pub(crate) const LINE: &str = "line";
 pub(crate) const METADATA: &str = "metadata";
 pub(crate) const BYTES: &str = "bytes";
 pub(crate) const HASH: &str = "hash";
-
-/// Bytes a document's encoding adds to its text: per value a type code and a length, and the
-/// numbers (a generous bound, so a document's buffer never grows).
-const DOC_OVERHEAD: usize = 128;
 
 /// Handles on the schema's fields.
 #[derive(Clone, Copy, Debug)]
@@ -167,9 +167,11 @@ impl Fields {
         })
     }
 
-    /// The document for one entry of a stream. `stream` is the canonical label string and
-    /// `label_terms` the stream's `name=value` terms, both computed once per stream; `hash`
-    /// is the entry's [`crate::dedup::entry_hash`].
+    /// The tantivy document of one entry of a stream, as [`EntryDoc`] indexes it: for tests
+    /// that write partitions with tantivy's own writer. `stream` is the canonical label
+    /// string, `label_terms` the stream's `name=value` terms, `hash` the entry's
+    /// [`crate::dedup::entry_hash`].
+    #[cfg(test)]
     pub fn document(
         &self,
         stream: &str,
@@ -177,25 +179,13 @@ impl Fields {
         entry: &LogEntry,
         hash: u64,
     ) -> Result<TantivyDocument, Error> {
-        // Sized for what is added (`new` reserves 1 KiB, five times a typical line): a
-        // smaller allocation per document, and no growth.
-        let text: usize =
-            label_terms.iter().map(String::len).sum::<usize>() + stream.len() + entry.line.len();
-        let mut doc = TantivyDocument::with_capacity(text + DOC_OVERHEAD);
-        doc.add_i64(self.ts, entry.ts_ns);
-        doc.add_u64(self.hash, hash);
-        for term in label_terms {
-            doc.add_text(self.labels, term);
-        }
-        doc.add_text(self.stream, stream);
-        doc.add_text(self.line, &entry.line);
-        doc.add_u64(self.bytes, entry.line.len() as u64);
-        if !entry.metadata.is_empty() {
-            let json = serde_json::to_string(&entry.metadata)
-                .map_err(|e| Error::Invalid(format!("structured metadata: {e}")))?;
-            doc.add_text(self.metadata, json);
-        }
-        Ok(doc)
+        use tantivy::schema::Document as _;
+        let shared = std::sync::Arc::new(crate::document::StreamDoc {
+            canonical: stream.into(),
+            terms: label_terms.to_vec(),
+        });
+        let line = entry.line.as_str().into();
+        Ok(EntryDoc::new(*self, shared, entry, line, hash)?.into_tantivy_document())
     }
 
     /// The stored part of an entry document. The timestamp is not stored: it comes from the

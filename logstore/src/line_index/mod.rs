@@ -25,6 +25,7 @@ mod merge;
 mod query;
 mod table;
 
+use crate::document::EntryDoc;
 use crate::schema::LINE;
 use crate::term_layout::SegmentTerms;
 use crate::tokens::line_analyzer;
@@ -93,15 +94,20 @@ impl PluginWriter for SegmentLineWriter {
         doc: &dyn ErasedDocument,
         _schema: &Schema,
     ) -> tantivy::Result<()> {
-        let Some(doc) = doc.as_any().downcast_ref::<TantivyDocument>() else {
-            return Err(TantivyError::InvalidArgument(
-                "the line index reads TantivyDocuments only".into(),
-            ));
-        };
-        for value in doc.get_all(self.line) {
-            if let Some(text) = value.as_str() {
-                self.tokens.index_line(&mut self.analyzer, text, doc_id);
+        let any = doc.as_any();
+        if let Some(doc) = any.downcast_ref::<EntryDoc>() {
+            self.tokens
+                .index_line(&mut self.analyzer, doc.line(), doc_id);
+        } else if let Some(doc) = any.downcast_ref::<TantivyDocument>() {
+            for value in doc.get_all(self.line) {
+                if let Some(text) = value.as_str() {
+                    self.tokens.index_line(&mut self.analyzer, text, doc_id);
+                }
             }
+        } else {
+            return Err(TantivyError::InvalidArgument(
+                "the line index reads log entry documents and TantivyDocuments only".into(),
+            ));
         }
         self.docs = self.docs.max(doc_id + 1);
         Ok(())
@@ -117,14 +123,16 @@ impl PluginWriter for SegmentLineWriter {
                 "the line index does not support sorted indexes".into(),
             ));
         }
-        let tokens = &self.tokens;
+        let mut this = *self;
+        let postings = this.tokens.postings();
+        let tokens = &this.tokens;
         let order = tokens.sorted();
         let layout = layout_of(order.iter().map(|&n| tokens.token(n)))?;
         let mut out = format::IndexWriter::new(segment.open_write(component())?, &layout)?;
         for &n in &order {
-            out.add(tokens.docs(n))?;
+            out.add(postings.docs(n).iter().copied())?;
         }
-        out.finish(self.docs)?.terminate()?;
+        out.finish(this.docs)?.terminate()?;
         Ok(())
     }
 

@@ -2,13 +2,14 @@
 //! costs least: every token of every line passes through here.
 //!
 //! Tokens are numbered as they first appear; their bytes sit back to back in one arena and an
-//! open-addressing table maps a token's XXH64 to its number (the upper half of the hash is kept
-//! in the slot, so a probe compares bytes only when it matches). XXH64 is the project's hash; a
-//! cheaper multiplicative one of our own measured the same within this machine's spread
-//! (`cargo bench -p logstore --bench grep -- --mib 512`, runs alternated: 13.2–17.0 against
-//! 14.3–16.3 MiB/s per core). Most tokens of container logs
-//! occur once (ids, digits), so a token's first document is kept in its record and a list is
-//! only allocated for the second.
+//! open-addressing table of 16-byte slots maps a token's key to its number and to the last
+//! document it was seen in. A token of at most 8 ASCII bytes (most words and numbers) is its
+//! own key — its bytes as a number — so finding it reads its slot and nothing else; a longer
+//! one is keyed by its XXH64 (top bit set, which no ASCII key has) and compared in the arena.
+//! The postings are not kept per token while the segment is written: each document appends
+//! the numbers of its distinct tokens to one list, and [`TokenTable::postings`] sorts that
+//! list by token once, when the segment is written. (Lists per token cost an allocation for
+//! every token seen twice and a cache miss for every posting: a third of the table's time.)
 //!
 //! Lines made only of ASCII are split and lowercased here in one pass, exactly as the line
 //! analyzer does (`tokens.rs`: alphanumeric runs, lowercased, 40 bytes or more marked as
@@ -19,122 +20,157 @@ use model::xxh64;
 use tantivy::tokenizer::TextAnalyzer;
 use tantivy::DocId;
 
-/// No token in the slot.
-const EMPTY: u64 = 0;
-/// `more` of a token seen in one document only.
-const ONE: u32 = u32::MAX;
-
-struct Token {
-    start: u32,
-    len: u32,
-    first: DocId,
+/// A slot of the table. `num` is the token number + 1, 0 for an empty slot.
+#[derive(Clone, Copy, Default)]
+struct Slot {
+    key: u64,
+    num: u32,
+    /// The last document the token was added for.
     last: DocId,
-    /// Index in `more` of the documents after the first, or [`ONE`].
-    more: u32,
+}
+
+/// Keys of tokens that are not their own bytes carry this bit.
+const HASHED: u64 = 1 << 63;
+/// Fibonacci hashing's multiplier (2^64 / φ): spreads a key's bits into the slot index.
+const SPREAD: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// A token's key: its bytes as a little-endian number when it has at most 8, all ASCII (no
+/// zero byte: tokens are alphanumeric runs or the marker); otherwise its hash, marked.
+fn key_of(token: &[u8]) -> u64 {
+    if token.len() <= 8 && token.is_ascii() {
+        let mut b = [0u8; 8];
+        b[..token.len()].copy_from_slice(token);
+        u64::from_le_bytes(b)
+    } else {
+        xxh64(token) | HASHED
+    }
 }
 
 /// One segment's tokens and their postings.
 pub(super) struct TokenTable {
-    /// `(upper 32 bits of the hash) << 32 | (token number + 1)`, or [`EMPTY`].
-    slots: Vec<u64>,
+    slots: Vec<Slot>,
+    /// `64 - log2(slots.len())`: a key's slot is the top bits of its spread.
+    shift: u32,
     arena: Vec<u8>,
-    tokens: Vec<Token>,
-    more: Vec<Vec<DocId>>,
+    /// Each token's `(start, len)` in the arena.
+    tokens: Vec<(u32, u32)>,
+    /// The distinct tokens of each document, document after document.
+    seen: Vec<u32>,
+    /// Each document that has tokens, with the end of its run in `seen`.
+    runs: Vec<(DocId, u32)>,
+    /// The document whose tokens are being added.
+    doc: Option<DocId>,
     /// Heap bytes held, for tantivy's memory budget.
     mem: usize,
     /// A token being lowercased.
     scratch: Vec<u8>,
 }
 
+/// The documents of every token, grouped by token.
+pub(super) struct Postings {
+    /// Token `n`'s documents are `docs[starts[n]..starts[n + 1]]`.
+    starts: Vec<u32>,
+    docs: Vec<DocId>,
+}
+
+impl Postings {
+    /// Token `n`'s documents, ascending.
+    pub fn docs(&self, n: u32) -> &[DocId] {
+        &self.docs[self.starts[n as usize] as usize..self.starts[n as usize + 1] as usize]
+    }
+}
+
 impl TokenTable {
     pub fn new() -> TokenTable {
+        const SLOTS: usize = 1 << 12;
         TokenTable {
-            slots: vec![EMPTY; 1 << 12],
+            slots: vec![Slot::default(); SLOTS],
+            shift: 64 - SLOTS.trailing_zeros(),
             arena: Vec::new(),
             tokens: Vec::new(),
-            more: Vec::new(),
-            mem: 8 << 12,
+            seen: Vec::new(),
+            runs: Vec::new(),
+            doc: None,
+            mem: std::mem::size_of::<Slot>() * SLOTS,
             scratch: Vec::with_capacity(64),
         }
     }
 
     pub fn mem_usage(&self) -> usize {
-        self.mem
+        self.mem + 4 * self.seen.len() + 8 * self.runs.len()
     }
 
-    fn bytes(&self, t: &Token) -> &[u8] {
-        &self.arena[t.start as usize..(t.start + t.len) as usize]
+    fn bytes(&self, (start, len): (u32, u32)) -> &[u8] {
+        &self.arena[start as usize..(start + len) as usize]
     }
 
     /// Adds `doc` to the postings of `token`; documents come in ascending order.
     pub fn add(&mut self, token: &[u8], doc: DocId) {
-        let h = xxh64(token);
-        let tag = h >> 32;
+        self.add_keyed(key_of(token), token, doc);
+    }
+
+    fn add_keyed(&mut self, key: u64, token: &[u8], doc: DocId) {
+        if self.doc != Some(doc) {
+            self.end_doc();
+            self.doc = Some(doc);
+        }
         let mask = self.slots.len() - 1;
-        let mut i = h as usize & mask;
+        let mut i = (key.wrapping_mul(SPREAD) >> self.shift) as usize;
         loop {
             let slot = self.slots[i];
-            if slot == EMPTY {
+            if slot.num == 0 {
                 break;
             }
-            if slot >> 32 == tag {
-                let n = (slot as u32 - 1) as usize;
-                if self.bytes(&self.tokens[n]) == token {
-                    self.posting(n, doc);
-                    return;
+            if slot.key == key
+                && (key & HASHED == 0 || self.bytes(self.tokens[slot.num as usize - 1]) == token)
+            {
+                // A token repeated in one line counts once.
+                if slot.last != doc {
+                    self.slots[i].last = doc;
+                    self.seen.push(slot.num - 1);
                 }
+                return;
             }
             i = (i + 1) & mask;
         }
         let n = self.tokens.len() as u32;
-        self.slots[i] = (tag << 32) | u64::from(n + 1);
-        self.tokens.push(Token {
-            start: self.arena.len() as u32,
-            len: token.len() as u32,
-            first: doc,
+        self.slots[i] = Slot {
+            key,
+            num: n + 1,
             last: doc,
-            more: ONE,
-        });
+        };
+        self.tokens
+            .push((self.arena.len() as u32, token.len() as u32));
         self.arena.extend_from_slice(token);
-        self.mem += token.len() + std::mem::size_of::<Token>();
+        self.seen.push(n);
+        self.mem += token.len() + 8;
         if self.tokens.len() * 2 > self.slots.len() {
             self.grow();
         }
     }
 
-    fn posting(&mut self, n: usize, doc: DocId) {
-        let t = &mut self.tokens[n];
-        // A token repeated in one line counts once.
-        if t.last == doc {
-            return;
+    /// Closes the run of the document being added.
+    fn end_doc(&mut self) {
+        if let Some(doc) = self.doc.take() {
+            self.runs.push((doc, self.seen.len() as u32));
         }
-        t.last = doc;
-        if t.more == ONE {
-            t.more = self.more.len() as u32;
-            self.more.push(Vec::with_capacity(4));
-            self.mem += 24 + 16;
-        }
-        let list = &mut self.more[t.more as usize];
-        if list.len() == list.capacity() {
-            self.mem += 4 * list.capacity();
-        }
-        list.push(doc);
     }
 
     fn grow(&mut self) {
         let size = self.slots.len() * 2;
+        let shift = self.shift - 1;
         let mask = size - 1;
-        let mut slots = vec![EMPTY; size];
-        for (n, t) in self.tokens.iter().enumerate() {
-            let h = xxh64(&self.arena[t.start as usize..(t.start + t.len) as usize]);
-            let mut i = h as usize & mask;
-            while slots[i] != EMPTY {
+        let mut slots = vec![Slot::default(); size];
+        for slot in self.slots.iter().filter(|s| s.num != 0) {
+            let mut i = (slot.key.wrapping_mul(SPREAD) >> shift) as usize;
+            while slots[i].num != 0 {
                 i = (i + 1) & mask;
             }
-            slots[i] = ((h >> 32) << 32) | (n as u64 + 1);
+            slots[i] = *slot;
         }
-        self.mem += 8 * (size - self.slots.len());
+        self.mem += std::mem::size_of::<Slot>() * (size - self.slots.len());
         self.slots = slots;
+        self.shift = shift;
     }
 
     /// Adds `doc` to the postings of every token of `line`, tokenized as `analyzer` does.
@@ -156,19 +192,28 @@ impl TokenTable {
             while i < bytes.len() && bytes[i].is_ascii_alphanumeric() {
                 i += 1;
             }
-            if i - start >= LONG_TOKEN_BYTES {
+            let token = &bytes[start..i];
+            if token.len() <= 8 {
+                // Lowercase as a number: an ASCII letter or digit with bit 5 set is its
+                // lowercase form (digits have it already).
+                let mut b = [0u8; 8];
+                b[..token.len()].copy_from_slice(token);
+                let lower =
+                    u64::from_le_bytes(b) | (0x2020_2020_2020_2020 >> (8 * (8 - token.len())));
+                self.add_keyed(lower, &lower.to_le_bytes()[..token.len()], doc);
+            } else if token.len() >= LONG_TOKEN_BYTES {
                 self.add(LONG_TOKEN.as_bytes(), doc);
-                continue;
+            } else {
+                let mut scratch = std::mem::take(&mut self.scratch);
+                scratch.clear();
+                scratch.extend(token.iter().map(u8::to_ascii_lowercase));
+                self.add_keyed(xxh64(&scratch) | HASHED, &scratch, doc);
+                self.scratch = scratch;
             }
-            let mut scratch = std::mem::take(&mut self.scratch);
-            scratch.clear();
-            scratch.extend(bytes[start..i].iter().map(u8::to_ascii_lowercase));
-            self.add(&scratch, doc);
-            self.scratch = scratch;
         }
     }
 
-    /// The tokens, in layout order (by length, then bytes), with their documents.
+    /// The tokens, in layout order (by length, then bytes).
     pub fn sorted(&self) -> Vec<u32> {
         // Sorted by (length, first eight bytes as a big-endian number), which orders like the
         // bytes do, so most comparisons are of two integers; ties compare the rest.
@@ -176,19 +221,19 @@ impl TokenTable {
             .tokens
             .iter()
             .enumerate()
-            .map(|(n, t)| {
+            .map(|(n, &t)| {
                 let head = self.bytes(t).iter().take(8);
                 let prefix = head
                     .fold(0u64, |p, &b| (p << 8) | u64::from(b))
-                    .checked_shl(8 * (8 - t.len.min(8)))
+                    .checked_shl(8 * (8 - t.1.min(8)))
                     .unwrap_or(0);
-                (t.len, prefix, n as u32)
+                (t.1, prefix, n as u32)
             })
             .collect();
         keyed.sort_unstable_by(|a, b| {
             (a.0, a.1).cmp(&(b.0, b.1)).then_with(|| {
-                self.bytes(&self.tokens[a.2 as usize])
-                    .cmp(self.bytes(&self.tokens[b.2 as usize]))
+                self.bytes(self.tokens[a.2 as usize])
+                    .cmp(self.bytes(self.tokens[b.2 as usize]))
             })
         });
         keyed.into_iter().map(|(_, _, n)| n).collect()
@@ -196,18 +241,31 @@ impl TokenTable {
 
     /// Token `n`'s bytes.
     pub fn token(&self, n: u32) -> &[u8] {
-        self.bytes(&self.tokens[n as usize])
+        self.bytes(self.tokens[n as usize])
     }
 
-    /// Token `n`'s documents, ascending.
-    pub fn docs(&self, n: u32) -> impl Iterator<Item = DocId> + '_ {
-        let t = &self.tokens[n as usize];
-        let more: &[DocId] = if t.more == ONE {
-            &[]
-        } else {
-            &self.more[t.more as usize]
-        };
-        std::iter::once(t.first).chain(more.iter().copied())
+    /// Every token's documents: the documents' token lists, counted and scattered by token
+    /// (documents stay ascending within each token).
+    pub fn postings(&mut self) -> Postings {
+        self.end_doc();
+        let mut starts = vec![0u32; self.tokens.len() + 1];
+        for &n in &self.seen {
+            starts[n as usize + 1] += 1;
+        }
+        for i in 1..starts.len() {
+            starts[i] += starts[i - 1];
+        }
+        let mut next = starts.clone();
+        let mut docs = vec![0; self.seen.len()];
+        let mut from = 0;
+        for &(doc, end) in &self.runs {
+            for &n in &self.seen[from..end as usize] {
+                docs[next[n as usize] as usize] = doc;
+                next[n as usize] += 1;
+            }
+            from = end as usize;
+        }
+        Postings { starts, docs }
     }
 }
 
@@ -225,6 +283,7 @@ mod tests {
             t.index_line(&mut analyzer, line, doc as DocId);
         }
         let order = t.sorted();
+        let postings = t.postings();
         assert_eq!(order.len(), t.tokens.len());
         // Layout order: by length, then bytes, each token once.
         order.windows(2).for_each(|w| {
@@ -233,7 +292,7 @@ mod tests {
         });
         order
             .iter()
-            .map(|&n| (t.token(n).to_vec(), t.docs(n).collect()))
+            .map(|&n| (t.token(n).to_vec(), postings.docs(n).to_vec()))
             .collect()
     }
 

@@ -1,10 +1,11 @@
 //! Indexing accepted entries into their partitions, with duplicates suppressed: the second
 //! half of a live push (after its WAL fsync) and the whole of WAL replay.
 
-use crate::dedup::{self, Candidate};
+use crate::dedup::{Candidate, StreamHash};
+use crate::document::{EntryDoc, StreamDoc};
 use crate::partition::Partitions;
 use crate::pending::PendingEntry;
-use crate::schema::{label_terms, Fields};
+use crate::schema::Fields;
 use crate::store::PushOutcome;
 use crate::Error;
 use model::{Labels, LogEntry, LogStream};
@@ -29,18 +30,19 @@ pub(super) fn index<'a>(
         labels: &'a Labels,
         /// The same labels, shared by the stream's pending entries.
         shared: Arc<Labels>,
-        canonical: Arc<str>,
-        terms: Vec<String>,
+        /// What the stream's documents share.
+        doc: Arc<StreamDoc>,
+        hash: StreamHash,
     }
     let prepared: Vec<Prepared<'_>> = streams
         .iter()
         .map(|s| {
-            let canonical: Arc<str> = s.labels.to_string().into();
+            let doc = StreamDoc::new(&s.labels);
             Prepared {
                 labels: &s.labels,
                 shared: Arc::new(s.labels.clone()),
-                terms: label_terms(&s.labels),
-                canonical,
+                hash: StreamHash::new(&doc.canonical),
+                doc: Arc::new(doc),
             }
         })
         .collect();
@@ -48,7 +50,7 @@ pub(super) fn index<'a>(
     let mut by_partition: BTreeMap<i64, Vec<(usize, &'a LogEntry, u64)>> = BTreeMap::new();
     for (i, s) in streams.iter().enumerate() {
         for entry in &s.entries {
-            let hash = dedup::entry_hash(&prepared[i].canonical, entry.ts_ns, &entry.line);
+            let hash = prepared[i].hash.entry(entry.ts_ns, &entry.line);
             by_partition
                 .entry(parts.route(entry.ts_ns)?)
                 .or_default()
@@ -66,7 +68,7 @@ pub(super) fn index<'a>(
             .iter()
             .map(|(i, e, hash)| Candidate {
                 hash: *hash,
-                stream: &prepared[*i].canonical,
+                stream: &prepared[*i].doc.canonical,
                 ts_ns: e.ts_ns,
                 line: &e.line,
             })
@@ -79,14 +81,22 @@ pub(super) fn index<'a>(
                 continue;
             }
             let p = &prepared[*i];
-            partition.add(fields.document(&p.canonical, &p.terms, entry, *hash)?)?;
+            // One copy of the line, shared by the document and the pending entry.
+            let line: Arc<str> = entry.line.as_str().into();
+            partition.add(EntryDoc::new(
+                *fields,
+                p.doc.clone(),
+                entry,
+                line.clone(),
+                *hash,
+            )?)?;
             partition.pending.insert(
                 *hash,
                 PendingEntry {
-                    stream: p.canonical.clone(),
+                    stream: p.doc.canonical.clone(),
                     labels: p.shared.clone(),
                     ts_ns: entry.ts_ns,
-                    line: entry.line.as_str().into(),
+                    line,
                     metadata: entry.metadata.clone(),
                 },
             );
