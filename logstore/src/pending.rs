@@ -12,9 +12,11 @@
 //! Entries are sealed into shared batches, one per push, so that a snapshot costs a clone of
 //! the batch list, not of the entries.
 
-use crate::dedup::Candidate;
+use crate::dedup::{Candidate, Identity};
 use model::{Labels, Matcher};
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 /// One uncommitted entry, with what queries read of it.
@@ -37,8 +39,12 @@ pub(crate) struct Pending {
     batches: Vec<Arc<Vec<PendingEntry>>>,
     /// Entries of the push being indexed, sealed into a batch when it ends.
     open: Vec<PendingEntry>,
-    /// Entries by identity hash, for the duplicate check.
-    by_hash: HashMap<u64, Vec<Slot>>,
+    /// Entries by identity hash, for the duplicate check: the first entry with a hash (the
+    /// hashes are uniform already, so they index the map as they are).
+    by_hash: HashMap<u64, Slot, BuildHasherDefault<Identity>>,
+    /// Entries after the first with the same hash: distinct entries whose hashes collide,
+    /// practically never, so the common case allocates nothing per entry.
+    colliding: HashMap<u64, Vec<Slot>>,
 }
 
 impl Pending {
@@ -52,19 +58,26 @@ impl Pending {
     /// Whether an entry identical to `c` (stream, timestamp, line) is pending; the hash only
     /// narrows, the comparison is exact.
     pub fn contains(&self, c: &Candidate<'_>) -> bool {
-        self.by_hash.get(&c.hash).is_some_and(|slots| {
-            slots
-                .iter()
-                .filter_map(|s| self.get(*s))
-                .any(|e| e.ts_ns == c.ts_ns && &*e.stream == c.stream && &*e.line == c.line)
-        })
+        let Some(first) = self.by_hash.get(&c.hash) else {
+            return false;
+        };
+        let more = self.colliding.get(&c.hash).map_or(&[][..], Vec::as_slice);
+        std::iter::once(first)
+            .chain(more)
+            .filter_map(|s| self.get(*s))
+            .any(|e| e.ts_ns == c.ts_ns && &*e.stream == c.stream && &*e.line == c.line)
     }
 
     /// Adds an entry to the open batch; [`Pending::seal`] ends the batch.
     pub fn insert(&mut self, hash: u64, entry: PendingEntry) {
         let slot = (self.batches.len() as u32, self.open.len() as u32);
         self.open.push(entry);
-        self.by_hash.entry(hash).or_default().push(slot);
+        match self.by_hash.entry(hash) {
+            Entry::Vacant(v) => {
+                v.insert(slot);
+            }
+            Entry::Occupied(_) => self.colliding.entry(hash).or_default().push(slot),
+        }
     }
 
     /// Turns the open batch into a shared one that snapshots can hold.

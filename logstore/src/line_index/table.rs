@@ -194,12 +194,19 @@ impl TokenTable {
             }
             let token = &bytes[start..i];
             if token.len() <= 8 {
-                // Lowercase as a number: an ASCII letter or digit with bit 5 set is its
-                // lowercase form (digits have it already).
-                let mut b = [0u8; 8];
-                b[..token.len()].copy_from_slice(token);
-                let lower =
-                    u64::from_le_bytes(b) | (0x2020_2020_2020_2020 >> (8 * (8 - token.len())));
+                // The token's bytes as a number, read as one word where the line has 8 bytes
+                // from its start; lowercased as a number: an ASCII letter or digit with bit 5
+                // set is its lowercase form (digits have it already).
+                let mask = u64::MAX >> (8 * (8 - token.len()));
+                let word = match bytes[start..].first_chunk::<8>() {
+                    Some(w) => u64::from_le_bytes(*w),
+                    None => {
+                        let mut b = [0u8; 8];
+                        b[..token.len()].copy_from_slice(token);
+                        u64::from_le_bytes(b)
+                    }
+                };
+                let lower = (word | 0x2020_2020_2020_2020) & mask;
                 self.add_keyed(lower, &lower.to_le_bytes()[..token.len()], doc);
             } else if token.len() >= LONG_TOKEN_BYTES {
                 self.add(LONG_TOKEN.as_bytes(), doc);
