@@ -107,9 +107,9 @@ fn decode_protobuf(body: &[u8], limit: usize) -> Result<Vec<LogStream>, PlainErr
         )
     })?;
     req.streams
-        .iter()
+        .into_iter()
         .map(|s| {
-            s.to_stream().map_err(|e| {
+            s.into_stream().map_err(|e| {
                 PlainError::new(
                     StatusCode::BAD_REQUEST,
                     format!("invalid stream labels: {e}"),

@@ -64,17 +64,22 @@ impl Timestamp {
 impl StreamAdapter {
     /// Converts to the model, parsing the label text.
     pub fn to_stream(&self) -> Result<LogStream, LabelsError> {
+        self.clone().into_stream()
+    }
+
+    /// Converts to the model, parsing the label text; the lines move, uncopied.
+    pub fn into_stream(self) -> Result<LogStream, LabelsError> {
         let labels = parse_label_set(&self.labels)?;
         let entries = self
             .entries
-            .iter()
+            .into_iter()
             .map(|e| LogEntry {
                 ts_ns: e.timestamp.map(Timestamp::to_nanos).unwrap_or(0),
-                line: e.line.clone(),
+                line: e.line,
                 metadata: e
                     .structured_metadata
-                    .iter()
-                    .map(|p| (p.name.clone(), p.value.clone()))
+                    .into_iter()
+                    .map(|p| (p.name, p.value))
                     .collect(),
             })
             .collect();
