@@ -13,7 +13,7 @@
 
 use crate::dedup::{self, Candidate, KnownHashes};
 use crate::document::EntryDoc;
-use crate::line_index::LineIndexPlugin;
+use crate::line_index::{LineIndexPlugin, LineIndexWarmer};
 use crate::pending::{Pending, PendingSnapshot};
 use crate::schema::{Fields, Layout};
 use crate::tokens::{line_analyzer, LineIndexing, LINE_TOKENIZER};
@@ -21,9 +21,9 @@ use crate::Error;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use tantivy::directory::MmapDirectory;
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, Warmer};
 
 /// Indexing threads per partition writer. With one, pushes outran it under load and spent
 /// their wait spinning in tantivy's channel (7% of ingest CPU in a profile); two keep up
@@ -46,6 +46,9 @@ pub(crate) struct Partition {
     dir: PathBuf,
     index: Index,
     pub reader: IndexReader,
+    /// Keeps the line index of each segment of the reader's searchers open
+    /// ([`Layout::V4`]); the reader holds it weakly.
+    _warmer: Option<Arc<LineIndexWarmer>>,
     /// The schema it was written with: how far `|=` needles narrow, how duplicates are found.
     layout: Layout,
     /// The hashes of the committed entries ([`Layout::V3`]), read on the first write and
@@ -87,9 +90,15 @@ impl Partition {
         // Reloaded right after each commit, under the partitions lock, so that the searcher and
         // the pending entries a query takes never both hold an entry, nor both miss one.
         // Building the reader opens every segment, which is where most damage shows.
+        let warmer = (layout.line() == LineIndexing::Own).then(Arc::<LineIndexWarmer>::default);
+        let warmers: Vec<Weak<dyn Warmer>> = warmer
+            .iter()
+            .map(|w| Arc::downgrade(w) as Weak<dyn Warmer>)
+            .collect();
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
+            .warmers(warmers)
             .try_into()?;
         Ok(Partition {
             start,
@@ -97,6 +106,7 @@ impl Partition {
             dir: dir.to_path_buf(),
             index,
             reader,
+            _warmer: warmer,
             layout,
             known: None,
             writer: None,

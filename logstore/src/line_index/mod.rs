@@ -39,7 +39,7 @@ use tantivy::schema::{Field, Schema, Value};
 use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{DocId, Segment, TantivyDocument, TantivyError};
 
-pub(crate) use query::{forget_idle, LineTokensQuery};
+pub(crate) use query::{forget_idle, LineIndexWarmer, LineTokensQuery};
 
 /// The extension of a segment's line index file.
 pub(crate) const EXTENSION: &str = "vli";

@@ -13,61 +13,154 @@ use crate::line_terms::TokenFinder;
 use crate::plan::MAX_EXPANSION;
 use crate::tokens::{Fit, NeedleToken, LONG_TOKEN};
 use crate::Error;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+use tantivy::directory::error::OpenReadError;
 use tantivy::index::SegmentId;
 use tantivy::query::{ConstScorer, EnableScoring, Explanation, Query, Scorer, Weight};
-use tantivy::{DocId, DocSet, Score, SegmentReader, TantivyError, TERMINATED};
+use tantivy::{
+    DocId, DocSet, Score, Searcher, SearcherGeneration, SegmentReader, TantivyError, Warmer,
+    TERMINATED,
+};
 
-/// Line indexes opened lately, by segment. Segment ids are random 128-bit ids, unique
-/// across indexes, and a segment's files never change, so an index is opened and its CRCs
-/// checked once, not at every query: tantivy's directory unmaps a file once nothing holds it,
-/// and mapping it again at each query cost more page faults than the query's own work. An
-/// entry unused for [`IDLE`] is dropped ([`forget_idle`]; its file, if merged away, is then
-/// unmapped).
+/// Line indexes opened, by segment. Segment ids are random 128-bit ids, unique across
+/// indexes, and a segment's files never change, so an index is opened and its CRCs checked
+/// once, not at every query: tantivy's directory unmaps a file once nothing holds it, and
+/// mapping it again at each query cost more page faults than the query's own work.
+///
+/// An index must be opened while its segment's files exist. tantivy opens a searcher's segment
+/// files under its meta lock, so the garbage collection that follows a merge cannot delete
+/// them halfway; a file opened later, by a query, may already be gone when the segment was
+/// merged away and the searcher is older than the merge. So each partition's reader has a
+/// [`LineIndexWarmer`], which opens the line index of every segment of each new searcher
+/// (a moment after tantivy's lock, which is why [`open`] still copes with a missing file) and
+/// keeps it pinned here for as long as a searcher that has the segment lives. An index a query
+/// opened itself is dropped after [`IDLE`] unused ([`forget_idle`]).
 static OPENED: Mutex<Option<Opened>> = Mutex::new(None);
-/// Each opened index, and when a query last used it.
-type Opened = HashMap<SegmentId, (Arc<LineIndex>, Instant)>;
+type Opened = HashMap<SegmentId, OpenedIndex>;
 pub(crate) const IDLE: Duration = Duration::from_secs(60);
 
-/// The line index of the segment `reader` reads; its CRCs are checked when first opened.
-pub(crate) fn open(reader: &SegmentReader) -> Result<Arc<LineIndex>, Error> {
-    let id = reader.segment_id();
-    let now = Instant::now();
-    {
-        let mut opened = OPENED.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((index, used)) = opened.get_or_insert_with(HashMap::new).get_mut(&id) {
-            *used = now;
-            return Ok(index.clone());
-        }
-    }
-    let index = Arc::new(read(reader)?);
-    let mut opened = OPENED.lock().unwrap_or_else(PoisonError::into_inner);
-    opened
-        .get_or_insert_with(HashMap::new)
-        .insert(id, (index.clone(), now));
-    Ok(index)
+struct OpenedIndex {
+    index: Arc<LineIndex>,
+    /// When a query last used it.
+    used: Instant,
+    /// Whether a warmer keeps it: a live searcher has its segment.
+    pinned: bool,
 }
 
-/// Drops the indexes unused for [`IDLE`] at `now`. The store's background task calls it every
-/// commit interval, so the file of a segment merged away or of a partition retention deleted
-/// is unmapped (its disk space freed) even when no query comes.
+fn opened() -> std::sync::MutexGuard<'static, Option<Opened>> {
+    OPENED.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The line index of the segment `reader` reads, its CRCs checked when first opened; `None`
+/// when its file is gone (the segment was merged away and collected, see [`OPENED`]).
+pub(crate) fn open(reader: &SegmentReader) -> Result<Option<Arc<LineIndex>>, Error> {
+    open_with(reader, false)
+}
+
+fn open_with(reader: &SegmentReader, pin: bool) -> Result<Option<Arc<LineIndex>>, Error> {
+    let id = reader.segment_id();
+    let now = Instant::now();
+    if let Some(o) = opened().get_or_insert_with(HashMap::new).get_mut(&id) {
+        o.used = now;
+        o.pinned |= pin;
+        return Ok(Some(o.index.clone()));
+    }
+    let bytes = match reader.open_read(super::component()) {
+        Ok(file) => file.read_bytes()?,
+        Err(OpenReadError::FileDoesNotExist(_)) => return Ok(None),
+        Err(e) => return Err(Error::Index(format!("line index: {e}"))),
+    };
+    let index = Arc::new(LineIndex::parse(bytes, true)?);
+    let mut opened = opened();
+    let o = opened
+        .get_or_insert_with(HashMap::new)
+        .entry(id)
+        .or_insert_with(|| OpenedIndex {
+            index,
+            used: now,
+            pinned: false,
+        });
+    o.pinned |= pin;
+    Ok(Some(o.index.clone()))
+}
+
+/// Drops the indexes no warmer pins that are unused for [`IDLE`] at `now`. The store's
+/// background task calls it every commit interval, so the file of a segment merged away or
+/// of a partition retention deleted is unmapped (its disk space freed) even when no query
+/// comes.
 pub(crate) fn forget_idle(now: Instant) {
-    let mut opened = OPENED.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(opened) = opened.as_mut() {
-        opened.retain(|_, (_, used)| now.saturating_duration_since(*used) < IDLE);
+    if let Some(opened) = opened().as_mut() {
+        opened.retain(|_, o| o.pinned || now.saturating_duration_since(o.used) < IDLE);
+    }
+}
+
+/// Lets the indexes of `ids` go: no live searcher has their segments.
+fn unpin(ids: impl IntoIterator<Item = SegmentId>) {
+    if let Some(opened) = opened().as_mut() {
+        for id in ids {
+            opened.remove(&id);
+        }
     }
 }
 
 /// Whether the index of segment `id` is kept open.
 #[cfg(test)]
 pub(crate) fn is_open(id: SegmentId) -> bool {
-    OPENED
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .as_ref()
-        .is_some_and(|o| o.contains_key(&id))
+    opened().as_ref().is_some_and(|o| o.contains_key(&id))
+}
+
+/// Opens the line index of each segment of every new searcher of one index, and keeps it
+/// open while a searcher that has the segment lives (see [`OPENED`]). tantivy holds warmers
+/// weakly: the partition owns it.
+#[derive(Debug, Default)]
+pub(crate) struct LineIndexWarmer {
+    /// The segments whose indexes this warmer pins.
+    pinned: Mutex<HashSet<SegmentId>>,
+}
+
+impl Warmer for LineIndexWarmer {
+    fn warm(&self, searcher: &Searcher) -> tantivy::Result<()> {
+        let mut pinned = self.pinned.lock().unwrap_or_else(PoisonError::into_inner);
+        for reader in searcher.segment_readers() {
+            match open_with(reader, true) {
+                Ok(Some(_)) => {
+                    pinned.insert(reader.segment_id());
+                }
+                // Merged away as the searcher loaded: queries search it without its index.
+                Ok(None) => {}
+                // Not the reload's failure: the query that needs the index reports it.
+                Err(error) => tracing::warn!(
+                    segment = %reader.segment_id().uuid_string(),
+                    %error,
+                    "cannot open a segment's line index"
+                ),
+            }
+        }
+        Ok(())
+    }
+
+    fn garbage_collect(&self, live: &[&SearcherGeneration]) {
+        let live: HashSet<SegmentId> = live
+            .iter()
+            .flat_map(|g| g.segments().keys().copied())
+            .collect();
+        let mut pinned = self.pinned.lock().unwrap_or_else(PoisonError::into_inner);
+        let gone: Vec<SegmentId> = pinned.difference(&live).copied().collect();
+        pinned.retain(|id| live.contains(id));
+        unpin(gone);
+    }
+}
+
+impl Drop for LineIndexWarmer {
+    fn drop(&mut self) {
+        let pinned = self
+            .pinned
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        unpin(pinned.drain());
+    }
 }
 
 /// Reads the line index of the segment `reader` reads, checking its CRCs (a merge reads its
@@ -204,8 +297,12 @@ impl DocSet for Docs {
 impl LineTokensWeight {
     /// The segment's documents that may hold the needles, ascending.
     fn docs(&self, reader: &SegmentReader) -> tantivy::Result<Vec<DocId>> {
-        let index = open(reader).map_err(|e| TantivyError::InternalError(e.to_string()))?;
         let max = reader.max_doc();
+        let index = open(reader).map_err(|e| TantivyError::InternalError(e.to_string()))?;
+        // A segment whose index is gone (see `OPENED`) is searched whole: the line decides.
+        let Some(index) = index else {
+            return Ok(Bits::all(max).docs());
+        };
         if index.docs() > max {
             return Err(TantivyError::InternalError(format!(
                 "line index of segment {} covers {} documents, the segment has {max}",

@@ -30,6 +30,11 @@ fn add(w: &mut IndexWriter, f: &Fields, n: usize, line: &str) {
 
 /// The number of every line `|= needle`'s index query keeps.
 fn hits(index: &Index, needle: &str) -> Vec<i64> {
+    hits_in(&index.reader().unwrap().searcher(), needle)
+}
+
+/// [`hits`] in the segments `searcher` has.
+fn hits_in(searcher: &tantivy::Searcher, needle: &str) -> Vec<i64> {
     let mut analyzer = crate::tokens::line_analyzer();
     let tokens = needle_tokens(&mut analyzer, needle);
     let whole: Vec<String> = tokens
@@ -41,8 +46,7 @@ fn hits(index: &Index, needle: &str) -> Vec<i64> {
         .into_iter()
         .filter(|t| t.fit != crate::tokens::Fit::Whole)
         .collect();
-    let searcher = index.reader().unwrap().searcher();
-    let fields = Fields::from_schema(&index.schema()).unwrap();
+    let fields = Fields::from_schema(&searcher.schema().clone()).unwrap();
     let q: Box<dyn Query> = match LineTokensQuery::new(whole, edges) {
         Some(q) => Box::new(q),
         None => Box::new(tantivy::query::AllQuery),
@@ -183,4 +187,67 @@ fn segments_written_merged_and_with_deletes_find_every_matching_line() {
         searcher.search(&q, &DocSetCollector).is_err()
             || searcher.search(&q, &DocSetCollector).unwrap().is_empty()
     );
+}
+
+/// A searcher older than a merge still finds its segments' lines through their indexes after
+/// the merge's garbage collection deleted the files: the warmer opened them as the searcher
+/// loaded. Without a warmer, such a segment is searched whole rather than failing the query.
+#[test]
+fn a_searcher_older_than_a_merge_keeps_its_segments_line_indexes() {
+    let lines = lines();
+    let ok = |i: &usize| {
+        lines[*i]
+            .split(|c: char| !c.is_alphanumeric())
+            .any(|t| t == "ok")
+    };
+    let with_ok: Vec<i64> = (0..lines.len()).filter(ok).map(|i| i as i64).collect();
+    for warmed in [true, false] {
+        let (index, f) = index();
+        let warmer = Arc::new(LineIndexWarmer::default());
+        let mut builder = index
+            .reader_builder()
+            .reload_policy(tantivy::ReloadPolicy::Manual);
+        if warmed {
+            builder = builder.warmers(vec![
+                Arc::downgrade(&warmer) as std::sync::Weak<dyn tantivy::Warmer>
+            ]);
+        }
+        let reader: tantivy::IndexReader = builder.try_into().unwrap();
+        let mut w: IndexWriter = index.writer_with_num_threads(1, 15_000_000).unwrap();
+        w.set_merge_policy(Box::new(tantivy::indexer::NoMergePolicy));
+        for (i, l) in lines.iter().enumerate() {
+            add(&mut w, &f, i, l);
+            if i % 300 == 299 {
+                w.commit().unwrap();
+            }
+        }
+        reader.reload().unwrap();
+        let old = reader.searcher();
+        let segments = index.searchable_segment_ids().unwrap();
+        assert_eq!(segments.len(), 2);
+        w.merge(&segments).wait().unwrap();
+        w.garbage_collect_files().wait().unwrap();
+        let files = index.directory().list_managed_files();
+        let vli = |id: &tantivy::index::SegmentId| {
+            std::path::PathBuf::from(format!("{}.{EXTENSION}", id.uuid_string()))
+        };
+        assert!(
+            segments.iter().all(|id| !files.contains(&vli(id))),
+            "the merged-away segments' line indexes are deleted"
+        );
+        let got = hits_in(&old, " ok ");
+        if warmed {
+            assert_eq!(got, with_ok, "narrowed by the indexes the warmer holds");
+        } else {
+            let all: Vec<i64> = (0..lines.len() as i64).collect();
+            assert_eq!(got, all, "searched whole: every line is a candidate");
+        }
+        drop(old);
+        reader.reload().unwrap();
+        assert_eq!(
+            hits_in(&reader.searcher(), " ok "),
+            with_ok,
+            "the merged segment"
+        );
+    }
 }
