@@ -10,6 +10,7 @@
 //!   0.25 (issue 9).
 //! - `footprint`: the agent's memory and CPU against Prometheus 2.42 in agent mode +
 //!   node_exporter 1.5 (issue 6).
+//! - `logs`: log ingest MiB/s per core of a server receiving Loki pushes over HTTP (issue 8).
 //!
 //! Shared parts: [`gen`] (the data), [`server`] (the processes), [`procfs`] (what they
 //! used), [`http`] and [`ingest`] (remote write), [`queries`] (the query set, timing and
@@ -24,6 +25,7 @@ mod footprint;
 mod gen;
 mod http;
 mod ingest;
+mod logs_bench;
 mod procfs;
 mod promql_bench;
 mod queries;
@@ -51,6 +53,9 @@ enum Bench {
     /// Prometheus 2.42 in agent mode + node_exporter 1.5, collecting the same node, 200 container
     /// cgroups and 10 scrape targets at 15 s, with the samples each delivered.
     Footprint(footprint::FootprintArgs),
+    /// Log ingest: raw MiB/s per server core of generated container logs pushed to the Loki
+    /// push API (protobuf + snappy, or JSON), every line counted back by a query.
+    Logs(logs_bench::LogsArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -65,6 +70,7 @@ fn main() -> anyhow::Result<()> {
             Bench::Promql(args) => promql_bench::run(args).await,
             Bench::Alerting(args) => alerting::run(args).await,
             Bench::Footprint(args) => footprint::run(args).await,
+            Bench::Logs(args) => logs_bench::run(args).await,
         }
     })?;
     println!("$ {}\n\n{report}", command.join(" "));

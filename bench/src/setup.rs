@@ -4,7 +4,7 @@
 use crate::server::{Kind, Server, PROMETHEUS};
 use anyhow::{bail, Context};
 use clap::Args;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Args)]
 pub struct Common {
@@ -51,20 +51,7 @@ pub struct Pair {
 
 impl Common {
     pub fn vigil_bin(&self) -> anyhow::Result<PathBuf> {
-        if let Some(p) = &self.vigil {
-            return Ok(p.clone());
-        }
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-        let bin = target.join("release/vigil");
-        if !bin.is_file() {
-            bail!(
-                "{} not found: build it with `cargo build --release` or pass --vigil",
-                bin.display()
-            );
-        }
-        Ok(bin)
+        vigil_bin(self.vigil.as_deref())
     }
 
     pub fn ingest_options(&self) -> crate::ingest::Options {
@@ -102,6 +89,25 @@ impl Common {
             _root: root,
         })
     }
+}
+
+/// The vigil binary: `explicit` (a `--vigil` flag) if given, else target/release/vigil of
+/// this workspace (or of $CARGO_TARGET_DIR), which must exist.
+pub fn vigil_bin(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(p) = explicit {
+        return Ok(p.to_path_buf());
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let bin = target.join("release/vigil");
+    if !bin.is_file() {
+        bail!(
+            "{} not found: build it with `cargo build --release` or pass --vigil",
+            bin.display()
+        );
+    }
+    Ok(bin)
 }
 
 /// Milliseconds since the epoch, now.

@@ -1,8 +1,9 @@
 //! The log store against `grep` on the same raw lines, in one run (issue 8's speed targets).
 //!
-//! Generates container logs with a fixed seed — nginx access lines, kubelet's klog lines and
-//! JSON application logs, over 10 namespaces × 6 pods, six hours of timestamps — and writes
-//! each stream's raw lines to `raw/<namespace>/<pod>.log`, as a node keeps them. The same
+//! Generates container logs with a fixed seed (`loggen`: nginx access lines, kubelet's klog
+//! lines and JSON application logs, over 10 namespaces × 6 pods, six hours of timestamps — the
+//! same lines `vigil-bench logs` pushes to a server) and writes each stream's raw lines to
+//! `raw/<namespace>/<pod>.log`, as a node keeps them. The same
 //! lines are pushed into a [`LogStore`] in 1 MiB batches (as Promtail batches) by two pushers,
 //! then:
 //!
@@ -31,8 +32,11 @@
 // Harness code: a panic here is a broken benchmark setup, and the table is its product.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
+mod loggen;
+
+use loggen::{streams, Generator, Line, NEEDLE, START_NS};
 use logstore::{Direction, LogStore, QueryResult, RangeParams};
-use model::{Labels, LogEntry, LogStream};
+use model::{LogEntry, LogStream};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -41,29 +45,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const SEED: u64 = 0x5eed_1095;
-const NAMESPACES: [&str; 10] = [
-    "payments",
-    "checkout",
-    "search",
-    "auth",
-    "ingress-nginx",
-    "kube-system",
-    "monitoring",
-    "orders",
-    "catalog",
-    "web",
-];
-const PODS_PER_NAMESPACE: usize = 6;
 /// The namespace the selective queries select.
 const SELECTED: &str = "payments";
-/// The trace id the selective query looks for: about one line in 20,000 carries it, in
-/// every namespace.
-const NEEDLE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
-const NEEDLE_ONE_IN: u32 = 20_000;
-/// 2024-06-12T00:00:00Z, the first timestamp.
-const START_NS: i64 = 1_718_150_400_000_000_000;
-const SPAN_NS: i64 = 6 * 3600 * 1_000_000_000;
 const STEP_NS: i64 = 5 * 60 * 1_000_000_000;
 const BATCH_BYTES: usize = 1 << 20;
 const PUSHERS: usize = 2;
@@ -100,189 +83,6 @@ fn args() -> Args {
     a
 }
 
-/// What a container writes, by the kind of workload in its namespace.
-#[derive(Clone, Copy)]
-enum Kind {
-    Nginx,
-    Klog,
-    Json,
-}
-
-struct Stream {
-    labels: Labels,
-    kind: Kind,
-    namespace: &'static str,
-    pod: String,
-}
-
-fn streams() -> Vec<Stream> {
-    let mut out = Vec::new();
-    for ns in NAMESPACES {
-        let (kind, app) = match ns {
-            "ingress-nginx" | "web" => (Kind::Nginx, "nginx"),
-            "kube-system" => (Kind::Klog, "kubelet"),
-            _ => (Kind::Json, ns),
-        };
-        for p in 0..PODS_PER_NAMESPACE {
-            let pod = format!("{app}-7d9f8b{p}c5-x{p}q{p}z");
-            out.push(Stream {
-                labels: Labels::from_pairs([
-                    ("namespace", ns),
-                    ("pod", pod.as_str()),
-                    ("container", app),
-                    ("app", app),
-                ]),
-                kind,
-                namespace: ns,
-                pod,
-            });
-        }
-    }
-    out
-}
-
-/// Seeded line generator.
-struct Lines {
-    rng: fastrand::Rng,
-}
-
-const PATHS: [&str; 8] = [
-    "/api/v1/orders",
-    "/api/v1/cart/items",
-    "/api/v2/search?q=shoes&page=2",
-    "/healthz",
-    "/api/v1/users/me",
-    "/static/js/app.9f3c2.js",
-    "/api/v1/payments/authorize",
-    "/metrics",
-];
-const MESSAGES: [&str; 8] = [
-    "request completed",
-    "cache miss, loading from database",
-    "upstream call finished",
-    "token refreshed",
-    "order state changed",
-    "message published to queue",
-    "slow query detected",
-    "connection pool stats",
-];
-const KLOG: [&str; 6] = [
-    "\"SyncLoop (PLEG): event for pod\" event={\"Type\":\"ContainerStarted\"}",
-    "\"Probe succeeded\" probeType=\"Readiness\"",
-    "\"RemoveContainer\" containerID=\"containerd://",
-    "\"Volume attached\" volumeName=\"kubernetes.io/projected/kube-api-access\"",
-    "\"Pod status updated\" status=\"Running\"",
-    "\"Started container\" containerName=\"app\"",
-];
-
-impl Lines {
-    fn hex(&mut self, out: &mut String, n: usize) {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        for _ in 0..n {
-            out.push(HEX[self.rng.usize(..16)] as char);
-        }
-    }
-
-    fn trace(&mut self, out: &mut String) {
-        if self.rng.u32(..NEEDLE_ONE_IN) == 0 {
-            out.push_str(NEEDLE);
-        } else {
-            self.hex(out, 32);
-        }
-    }
-
-    fn line(&mut self, s: &Stream, ts_ns: i64) -> String {
-        let secs = ts_ns / 1_000_000_000;
-        let (h, m, sec) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
-        let micros = (ts_ns / 1000) % 1_000_000;
-        let mut l = String::with_capacity(256);
-        use std::fmt::Write as _;
-        match s.kind {
-            Kind::Nginx => {
-                let status = match self.rng.u32(..100) {
-                    0 => 502,
-                    1 => 404,
-                    2..=4 => 301,
-                    _ => 200,
-                };
-                let _ = write!(
-                    l,
-                    "10.{}.{}.{} - - [12/Jun/2024:{h:02}:{m:02}:{sec:02} +0000] \"{} {} HTTP/1.1\" {status} {} \"-\" \"Mozilla/5.0 (X11; Linux x86_64) Chrome/125.0\" {}.{:03} ",
-                    self.rng.u8(..),
-                    self.rng.u8(..),
-                    self.rng.u8(..),
-                    if self.rng.u8(..8) == 0 { "POST" } else { "GET" },
-                    PATHS[self.rng.usize(..PATHS.len())],
-                    self.rng.u32(100..90_000),
-                    self.rng.u32(..2),
-                    self.rng.u32(..1000),
-                );
-                self.trace(&mut l);
-                if status == 502 {
-                    l.push_str(" upstream error: connection refused");
-                }
-            }
-            Kind::Klog => {
-                let error = self.rng.u32(..100) < 3;
-                let _ = write!(
-                    l,
-                    "{}0612 {h:02}:{m:02}:{sec:02}.{micros:06}    {} kubelet.go:{}] ",
-                    if error { 'E' } else { 'I' },
-                    self.rng.u32(1000..3000),
-                    self.rng.u32(100..3000),
-                );
-                if error {
-                    l.push_str("\"Error syncing pod, skipping\" err=\"failed to \\\"StartContainer\\\": back-off\" error=\"context deadline exceeded\"");
-                } else {
-                    l.push_str(KLOG[self.rng.usize(..KLOG.len())]);
-                }
-                let _ = write!(l, " pod=\"{}/{}\" traceID=\"", s.namespace, s.pod);
-                self.trace(&mut l);
-                l.push('"');
-            }
-            Kind::Json => {
-                let level = match self.rng.u32(..100) {
-                    0..=1 => "error",
-                    2..=6 => "warn",
-                    7..=16 => "debug",
-                    _ => "info",
-                };
-                let _ = write!(
-                    l,
-                    "{{\"level\":\"{level}\",\"ts\":\"2024-06-12T{h:02}:{m:02}:{sec:02}.{micros:06}Z\",\"logger\":\"{}\",\"msg\":\"{}\",\"path\":\"{}\",\"status\":{},\"duration_ms\":{}.{:02},\"trace_id\":\"",
-                    s.namespace,
-                    MESSAGES[self.rng.usize(..MESSAGES.len())],
-                    PATHS[self.rng.usize(..PATHS.len())],
-                    if level == "error" { 500 } else { 200 },
-                    self.rng.u32(..400),
-                    self.rng.u32(..100),
-                );
-                self.trace(&mut l);
-                let _ = write!(l, "\",\"user_id\":{}", self.rng.u32(..100_000));
-                if level == "error" {
-                    l.push_str(",\"error\":\"pq: deadlock detected\"");
-                }
-                l.push('}');
-            }
-        }
-        l
-    }
-}
-
-/// Average line length, from a sample drawn with another seed: it sets the time between
-/// lines so that `target` bytes span six hours.
-fn interval_ns(streams: &[Stream], target: u64) -> i64 {
-    let mut g = Lines {
-        rng: fastrand::Rng::with_seed(SEED ^ 1),
-    };
-    let n = 20_000;
-    let bytes: usize = (0..n)
-        .map(|i| g.line(&streams[i % streams.len()], START_NS).len() + 1)
-        .sum();
-    let lines = target as f64 / (bytes as f64 / n as f64);
-    ((SPAN_NS as f64 / lines) as i64).max(1)
-}
-
 /// Generates `target` raw bytes, writes them under `raw/` and sends 1 MiB batches; returns
 /// (raw bytes, lines, last timestamp, this thread's CPU time).
 fn generate(
@@ -291,7 +91,6 @@ fn generate(
     tx: mpsc::SyncSender<Vec<LogStream>>,
 ) -> (u64, u64, i64, Duration) {
     let streams = streams();
-    let dt = interval_ns(&streams, target);
     let mut files: Vec<BufWriter<File>> = streams
         .iter()
         .map(|s| {
@@ -303,9 +102,6 @@ fn generate(
             )
         })
         .collect();
-    let mut g = Lines {
-        rng: fastrand::Rng::with_seed(SEED),
-    };
     let (mut bytes, mut lines, mut ts) = (0u64, 0u64, START_NS);
     let mut batch: Vec<Vec<LogEntry>> = vec![Vec::new(); streams.len()];
     let mut batch_bytes = 0usize;
@@ -321,17 +117,20 @@ fn generate(
             .collect();
         tx.send(out).unwrap();
     };
-    while bytes < target {
-        ts += dt;
-        let i = g.rng.usize(..streams.len());
-        let line = g.line(&streams[i], ts);
+    for Line {
+        stream: i,
+        ts_ns,
+        text: line,
+    } in Generator::new(target)
+    {
+        ts = ts_ns;
         files[i].write_all(line.as_bytes()).unwrap();
         files[i].write_all(b"\n").unwrap();
         bytes += line.len() as u64 + 1;
         lines += 1;
         batch_bytes += line.len();
         batch[i].push(LogEntry {
-            ts_ns: ts,
+            ts_ns,
             line,
             metadata: Vec::new(),
         });
