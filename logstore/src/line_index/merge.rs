@@ -5,12 +5,12 @@
 //! So each source's document `d` becomes `base + d` minus the deleted documents before it,
 //! and the merged postings of a term are its sources' postings, renumbered, in source order:
 //! ascending again. Each source's terms are already in layout order (by length, then bytes),
-//! so merging them in that order needs no sort. The terms go first (to build the layout), the
-//! postings second, each term's straight to the file, so a merge holds the terms but never
-//! all postings in memory.
+//! so merging them in that order needs no sort. The terms are merged once, recording which
+//! sources hold each; the layout is built from them, then each term's postings go straight
+//! to the file, so a merge holds the terms but never all postings in memory.
 
 use super::format::{IndexWriter, LineIndex};
-use super::{component, layout_of, query};
+use super::{component, layout_key, layout_of, query};
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use tantivy::directory::TerminatingWrite;
@@ -53,8 +53,9 @@ impl Renumber {
     }
 }
 
-/// A source's next term in the merge: ordered by (length, bytes), then by source.
+/// A source's next term in the merge: ordered by [`layout_key`], then bytes, then source.
 struct Head<'a> {
+    key: (usize, u64),
     term: &'a [u8],
     source: usize,
     index: usize,
@@ -62,7 +63,10 @@ struct Head<'a> {
 
 impl Ord for Head<'_> {
     fn cmp(&self, other: &Self) -> Ordering {
-        (self.term.len(), self.term, self.source).cmp(&(other.term.len(), other.term, other.source))
+        self.key
+            .cmp(&other.key)
+            .then_with(|| self.term.cmp(other.term))
+            .then(self.source.cmp(&other.source))
     }
 }
 
@@ -80,39 +84,64 @@ impl PartialEq for Head<'_> {
 
 impl Eq for Head<'_> {}
 
-/// Calls `each` with every distinct term of `sources` in layout order, and the (source, term
-/// index) pairs holding it in source order.
-fn merged_terms<E>(
-    sources: &[LineIndex],
-    mut each: impl FnMut(&[u8], &[(usize, usize)]) -> Result<(), E>,
-) -> Result<(), E> {
-    let head = |source: usize, index: usize| {
-        let terms = sources[source].terms();
-        (index < terms.num_terms()).then(|| {
-            Reverse(Head {
-                term: terms.term(index),
-                source,
-                index,
+/// The distinct terms of the sources in layout order, each with the (source, term index)
+/// pairs holding it in source order.
+#[derive(Default)]
+struct MergedTerms {
+    /// The terms' bytes back to back; term `i` ends at `ends[i]`.
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+    /// Term `i`'s holders end at `holder_ends[i]`.
+    holders: Vec<(u32, u32)>,
+    holder_ends: Vec<usize>,
+}
+
+impl MergedTerms {
+    fn of(sources: &[LineIndex]) -> MergedTerms {
+        let head = |source: usize, index: usize| {
+            let terms = sources[source].terms();
+            (index < terms.num_terms()).then(|| {
+                let term = terms.term(index);
+                Reverse(Head {
+                    key: layout_key(term),
+                    term,
+                    source,
+                    index,
+                })
             })
-        })
-    };
-    let mut heap: BinaryHeap<Reverse<Head<'_>>> =
-        (0..sources.len()).filter_map(|s| head(s, 0)).collect();
-    let mut holders: Vec<(usize, usize)> = Vec::new();
-    while let Some(Reverse(first)) = heap.pop() {
-        holders.clear();
-        holders.push((first.source, first.index));
-        heap.extend(head(first.source, first.index + 1));
-        while heap.peek().is_some_and(|Reverse(h)| h.term == first.term) {
-            if let Some(Reverse(same)) = heap.pop() {
-                holders.push((same.source, same.index));
-                heap.extend(head(same.source, same.index + 1));
+        };
+        let mut heap: BinaryHeap<Reverse<Head<'_>>> =
+            (0..sources.len()).filter_map(|s| head(s, 0)).collect();
+        let mut out = MergedTerms::default();
+        while let Some(Reverse(first)) = heap.pop() {
+            out.holders.push((first.source as u32, first.index as u32));
+            heap.extend(head(first.source, first.index + 1));
+            while heap
+                .peek()
+                .is_some_and(|Reverse(h)| h.key == first.key && h.term == first.term)
+            {
+                if let Some(Reverse(same)) = heap.pop() {
+                    out.holders.push((same.source as u32, same.index as u32));
+                    heap.extend(head(same.source, same.index + 1));
+                }
             }
+            // Popped in (term, source) order, so holders are in source order.
+            out.holder_ends.push(out.holders.len());
+            out.bytes.extend_from_slice(first.term);
+            out.ends.push(out.bytes.len());
         }
-        // Popped in (term, source) order, so holders are in source order.
-        each(first.term, &holders)?;
+        out
     }
-    Ok(())
+
+    fn term(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.bytes[start..self.ends[i]]
+    }
+
+    fn holders(&self, i: usize) -> &[(u32, u32)] {
+        let start = if i == 0 { 0 } else { self.holder_ends[i - 1] };
+        &self.holders[start..self.holder_ends[i]]
+    }
 }
 
 pub(super) fn merge(ctx: PluginMergeContext) -> tantivy::Result<()> {
@@ -136,29 +165,23 @@ pub(super) fn merge(ctx: PluginMergeContext) -> tantivy::Result<()> {
     }
     let docs = base;
 
-    let mut all: Vec<u8> = Vec::new();
-    let mut ends: Vec<usize> = Vec::new();
-    merged_terms(&sources, |term, _| -> std::io::Result<()> {
-        all.extend_from_slice(term);
-        ends.push(all.len());
-        Ok(())
-    })?;
-    let layout = layout_of((0..ends.len()).map(|i| {
-        let start = if i == 0 { 0 } else { ends[i - 1] };
-        &all[start..ends[i]]
-    }))?;
-    drop((all, ends));
-
+    // The sources' terms merged once; the postings follow the holders it recorded.
+    let merged = MergedTerms::of(&sources);
+    let layout = layout_of((0..merged.ends.len()).map(|i| merged.term(i)))?;
     let mut out = IndexWriter::new(ctx.target_segment.open_write(component())?, &layout)?;
     let mut docs_of_term: Vec<DocId> = Vec::new();
-    merged_terms(&sources, |_, holders| {
+    for i in 0..merged.ends.len() {
         docs_of_term.clear();
-        for &(source, index) in holders {
-            let r = &renumber[source];
-            docs_of_term.extend(sources[source].postings(index).filter_map(|d| r.get(d)));
+        for &(source, index) in merged.holders(i) {
+            let r = &renumber[source as usize];
+            docs_of_term.extend(
+                sources[source as usize]
+                    .postings(index as usize)
+                    .filter_map(|d| r.get(d)),
+            );
         }
-        out.add(docs_of_term.iter().copied())
-    })?;
+        out.add(docs_of_term.iter().copied())?;
+    }
     out.finish(docs)?.terminate()?;
     Ok(())
 }

@@ -149,6 +149,19 @@ impl PluginWriter for SegmentLineWriter {
     }
 }
 
+/// A term's place in layout order as two integers: its length, then its first eight bytes
+/// as a big-endian number (zero-padded), which orders like the bytes do. Terms equal in both
+/// compare the rest of their bytes.
+fn layout_key(term: &[u8]) -> (usize, u64) {
+    let prefix = term
+        .iter()
+        .take(8)
+        .fold(0u64, |p, &b| (p << 8) | u64::from(b))
+        .checked_shl(8 * (8 - term.len().min(8)) as u32)
+        .unwrap_or(0);
+    (term.len(), prefix)
+}
+
 /// The layout of `terms`, given in layout order (by length, then bytes).
 fn layout_of<'a>(terms: impl Iterator<Item = &'a [u8]>) -> tantivy::Result<SegmentTerms> {
     let mut all = Vec::new();

@@ -15,6 +15,7 @@
 //! analyzer does (`tokens.rs`: alphanumeric runs, lowercased, 40 bytes or more marked as
 //! [`LONG_TOKEN`]); any other line goes through the analyzer itself.
 
+use super::layout_key;
 use crate::tokens::{LONG_TOKEN, LONG_TOKEN_BYTES};
 use model::xxh64;
 use tantivy::tokenizer::TextAnalyzer;
@@ -222,28 +223,21 @@ impl TokenTable {
 
     /// The tokens, in layout order (by length, then bytes).
     pub fn sorted(&self) -> Vec<u32> {
-        // Sorted by (length, first eight bytes as a big-endian number), which orders like the
-        // bytes do, so most comparisons are of two integers; ties compare the rest.
-        let mut keyed: Vec<(u32, u64, u32)> = self
+        // Sorted by `layout_key`, so most comparisons are of two integers; ties compare the
+        // rest.
+        let mut keyed: Vec<((usize, u64), u32)> = self
             .tokens
             .iter()
             .enumerate()
-            .map(|(n, &t)| {
-                let head = self.bytes(t).iter().take(8);
-                let prefix = head
-                    .fold(0u64, |p, &b| (p << 8) | u64::from(b))
-                    .checked_shl(8 * (8 - t.1.min(8)))
-                    .unwrap_or(0);
-                (t.1, prefix, n as u32)
-            })
+            .map(|(n, &t)| (layout_key(self.bytes(t)), n as u32))
             .collect();
         keyed.sort_unstable_by(|a, b| {
-            (a.0, a.1).cmp(&(b.0, b.1)).then_with(|| {
-                self.bytes(self.tokens[a.2 as usize])
-                    .cmp(self.bytes(self.tokens[b.2 as usize]))
+            a.0.cmp(&b.0).then_with(|| {
+                self.bytes(self.tokens[a.1 as usize])
+                    .cmp(self.bytes(self.tokens[b.1 as usize]))
             })
         });
-        keyed.into_iter().map(|(_, _, n)| n).collect()
+        keyed.into_iter().map(|(_, n)| n).collect()
     }
 
     /// Token `n`'s bytes.
