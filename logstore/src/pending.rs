@@ -80,6 +80,24 @@ impl Pending {
         }
     }
 
+    /// Forgets the open batch's entries from the `n`th on: they did not reach the index
+    /// writer, so a retry must not find them here as duplicates.
+    pub fn truncate_open(&mut self, n: usize) {
+        if n >= self.open.len() {
+            return;
+        }
+        self.open.truncate(n);
+        let batch = self.batches.len() as u32;
+        let gone = |&(b, i): &Slot| b == batch && i as usize >= n;
+        // A hash's later slots are in `colliding`, so one whose first slot goes has only
+        // open ones there, which go too.
+        self.by_hash.retain(|_, s| !gone(s));
+        self.colliding.retain(|_, slots| {
+            slots.retain(|s| !gone(s));
+            !slots.is_empty()
+        });
+    }
+
     /// Turns the open batch into a shared one that snapshots can hold.
     pub fn seal(&mut self) {
         if !self.open.is_empty() {
@@ -183,6 +201,34 @@ mod tests {
         p.clear();
         assert!(!p.contains(&c(1, "x")));
         assert_eq!(p.len(), 0);
+    }
+
+    #[test]
+    fn truncating_the_open_batch_forgets_exactly_its_later_entries() {
+        let labels = Arc::new(Labels::from_pairs([("a", "b")]));
+        let stream = labels.to_string();
+        let c = |hash, ts, line| Candidate {
+            hash,
+            stream: &stream,
+            ts_ns: ts,
+            line,
+        };
+        let mut p = Pending::default();
+        p.insert(1, entry(&labels, 1, "sealed"));
+        p.seal();
+        p.insert(7, entry(&labels, 2, "kept"));
+        p.insert(8, entry(&labels, 3, "dropped"));
+        p.insert(1, entry(&labels, 4, "collides with sealed, dropped"));
+        p.insert(7, entry(&labels, 5, "collides with kept, dropped"));
+        p.truncate_open(1);
+        assert!(p.contains(&c(1, 1, "sealed")));
+        assert!(p.contains(&c(7, 2, "kept")));
+        assert!(!p.contains(&c(8, 3, "dropped")));
+        assert!(!p.contains(&c(1, 4, "collides with sealed, dropped")));
+        assert!(!p.contains(&c(7, 5, "collides with kept, dropped")));
+        assert_eq!(p.len(), 2);
+        p.insert(8, entry(&labels, 3, "dropped"));
+        assert!(p.contains(&c(8, 3, "dropped")), "can be added again");
     }
 
     #[test]

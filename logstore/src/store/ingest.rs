@@ -74,6 +74,11 @@ pub(super) fn index<'a>(
             })
             .collect();
         let stored = partition.committed(fields, &candidates)?;
+        // Documents go to the writer after the loop, together; the pending entries added in
+        // the loop are the same entries in the same order, and are cut back to what the writer
+        // took if it fails, so that a retry is not taken for a duplicate of a lost entry.
+        let mut docs = Vec::with_capacity(entries.len());
+        let mut failed = None;
         for (((i, entry, hash), c), stored) in entries.iter().zip(&candidates).zip(stored) {
             // `pending` also holds the entries of this push added a moment ago.
             if stored || partition.pending.contains(c) {
@@ -83,13 +88,13 @@ pub(super) fn index<'a>(
             let p = &prepared[*i];
             // One copy of the line, shared by the document and the pending entry.
             let line: Arc<str> = entry.line.as_str().into();
-            partition.add(EntryDoc::new(
-                *fields,
-                p.doc.clone(),
-                entry,
-                line.clone(),
-                *hash,
-            )?)?;
+            match EntryDoc::new(*fields, p.doc.clone(), entry, line.clone(), *hash) {
+                Ok(doc) => docs.push(doc),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
             partition.pending.insert(
                 *hash,
                 PendingEntry {
@@ -106,7 +111,14 @@ pub(super) fn index<'a>(
             }
             outcome.entries += 1;
         }
+        if let Err((sent, e)) = partition.add(docs) {
+            partition.pending.truncate_open(sent);
+            failed.get_or_insert(e);
+        }
         partition.pending.seal();
+        if let Some(e) = failed {
+            return Err(e);
+        }
     }
     // Streams of one push may repeat labels: count distinct label sets.
     let received: HashSet<&Labels> = streams
