@@ -218,12 +218,36 @@ impl Partition {
     }
 
     /// Closes the writer if nothing was written since the last call; call after a commit.
+    /// Either way, follows the merges its writer finished.
     fn close_idle_writer(&mut self) {
+        if self.writer.is_none() {
+            return;
+        }
         if !self.active && !self.dirty {
             self.writer = None;
             self.known = None;
         }
         self.active = false;
+        self.follow_merges();
+    }
+
+    /// Reloads the reader when the index's segments are no longer the searcher's: a merge
+    /// the writer finished after the last commit. A merge changes no entry, so queries see the
+    /// same ones; but until the searcher is replaced it keeps the merged-away segments' files
+    /// open (their line indexes pinned, their deleted files' disk space held), which for a
+    /// partition no longer written would be until the next restart.
+    fn follow_merges(&mut self) {
+        let Ok(ids) = self.index.searchable_segment_ids() else {
+            return;
+        };
+        let searcher = self.reader.searcher();
+        let held = searcher.segment_readers();
+        if ids.len() == held.len() && held.iter().all(|r| ids.contains(&r.segment_id())) {
+            return;
+        }
+        if let Err(error) = self.reader.reload() {
+            tracing::warn!(partition = %self.name(), %error, "cannot reload a log partition's reader after a merge");
+        }
     }
 
     /// Bytes of the partition's files, its line term layouts included.

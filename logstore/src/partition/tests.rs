@@ -108,3 +108,61 @@ fn retention_deletes_whole_partitions_by_age_then_size() {
         .unwrap()
         .is_empty());
 }
+
+/// After a merge the writer finished on its own, the next checkpoint's pass replaces the
+/// searcher, which otherwise keeps the merged-away segments open until the next commit.
+#[test]
+fn the_reader_follows_merges_finished_after_the_last_commit() {
+    use crate::document::{EntryDoc, StreamDoc};
+    use crate::schema::Fields;
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let mut parts = Partitions::open(dir.path(), H).unwrap();
+    let start = parts.route(1).unwrap();
+    let p = parts.get_mut(start).unwrap();
+    let fields = Fields::from_schema(&p.index.schema()).unwrap();
+    let stream = Arc::new(StreamDoc::new(&model::Labels::from_pairs([("app", "a")])));
+    let ids = |p: &Partition| -> std::collections::BTreeSet<_> {
+        p.index
+            .searchable_segment_ids()
+            .unwrap()
+            .into_iter()
+            .collect()
+    };
+    let held = |p: &Partition| -> std::collections::BTreeSet<_> {
+        let searcher = p.reader.searcher();
+        searcher
+            .segment_readers()
+            .iter()
+            .map(|r| r.segment_id())
+            .collect()
+    };
+    // One segment per commit; tantivy's log merge policy merges eight of them, in the
+    // background: commit until a merge is seen to finish after the commit that started it.
+    let mut stale = false;
+    for i in 0..64 {
+        let entry = model::LogEntry {
+            ts_ns: i + 1,
+            line: format!("line {i}"),
+            metadata: vec![],
+        };
+        let line = entry.line.as_str().into();
+        let doc = EntryDoc::new(fields, stream.clone(), &entry, line, i as u64).unwrap();
+        p.add(vec![doc]).map_err(|(_, e)| e).unwrap();
+        p.commit().unwrap();
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(200);
+        while !stale && std::time::Instant::now() < until {
+            stale = ids(p) != held(p);
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        if stale {
+            break;
+        }
+    }
+    assert!(stale, "no merge finished after a commit");
+    let docs = p.reader.searcher().num_docs();
+    parts.close_idle_writers();
+    let p = parts.get_mut(start).unwrap();
+    assert_eq!(held(p), ids(p), "the searcher has the merged segments");
+    assert_eq!(p.reader.searcher().num_docs(), docs, "the same entries");
+}
