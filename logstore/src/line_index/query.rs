@@ -17,6 +17,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tantivy::directory::error::OpenReadError;
+use tantivy::directory::OwnedBytes;
 use tantivy::index::SegmentId;
 use tantivy::query::{ConstScorer, EnableScoring, Explanation, Query, Scorer, Weight};
 use tantivy::{
@@ -43,6 +44,10 @@ pub(crate) const IDLE: Duration = Duration::from_secs(60);
 
 struct OpenedIndex {
     index: Arc<LineIndex>,
+    /// The whole file, for the CRC check a warmer's open leaves to the first query.
+    file: OwnedBytes,
+    /// Whether its CRCs were checked.
+    verified: bool,
     /// When a query last used it.
     used: Instant,
     /// Whether a warmer keeps it: a live searcher has its segment.
@@ -59,29 +64,44 @@ pub(crate) fn open(reader: &SegmentReader) -> Result<Option<Arc<LineIndex>>, Err
     open_with(reader, false)
 }
 
+/// Opens (or finds open) the index of `reader`'s segment; `pin` for a warmer's open, which
+/// checks no CRC: a store opens every segment of every partition, and reading all of their
+/// line indexes at start would cost a restart its whole size. The first query to use an index
+/// checks it.
 fn open_with(reader: &SegmentReader, pin: bool) -> Result<Option<Arc<LineIndex>>, Error> {
     let id = reader.segment_id();
     let now = Instant::now();
-    if let Some(o) = opened().get_or_insert_with(HashMap::new).get_mut(&id) {
-        o.used = now;
-        o.pinned |= pin;
-        return Ok(Some(o.index.clone()));
+    {
+        let mut opened = opened();
+        if let Some(o) = opened.get_or_insert_with(HashMap::new).get_mut(&id) {
+            if !pin && !o.verified {
+                o.index = Arc::new(LineIndex::parse(o.file.clone(), true)?);
+                o.verified = true;
+            }
+            o.used = now;
+            o.pinned |= pin;
+            return Ok(Some(o.index.clone()));
+        }
     }
-    let bytes = match reader.open_read(super::component()) {
+    let file = match reader.open_read(super::component()) {
         Ok(file) => file.read_bytes()?,
         Err(OpenReadError::FileDoesNotExist(_)) => return Ok(None),
         Err(e) => return Err(Error::Index(format!("line index: {e}"))),
     };
-    let index = Arc::new(LineIndex::parse(bytes, true)?);
+    let index = Arc::new(LineIndex::parse(file.clone(), !pin)?);
     let mut opened = opened();
     let o = opened
         .get_or_insert_with(HashMap::new)
         .entry(id)
         .or_insert_with(|| OpenedIndex {
             index,
+            file,
+            verified: !pin,
             used: now,
             pinned: false,
         });
+    // Opened meanwhile by a warmer: this open checked the same file.
+    o.verified |= !pin;
     o.pinned |= pin;
     Ok(Some(o.index.clone()))
 }

@@ -251,3 +251,47 @@ fn a_searcher_older_than_a_merge_keeps_its_segments_line_indexes() {
         );
     }
 }
+
+/// A warmer opens line indexes without reading them whole (a store opens every segment at
+/// start); the first query that uses a damaged one still finds the damage.
+#[test]
+fn a_damaged_line_index_a_warmer_opened_fails_the_first_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = Index::builder()
+        .schema(Fields::schema_for(Layout::V4))
+        .register_plugin(Arc::new(LineIndexPlugin))
+        .create_in_dir(dir.path())
+        .unwrap();
+    let f = Fields::from_schema(&index.schema()).unwrap();
+    let mut w: IndexWriter = index.writer_with_num_threads(1, 15_000_000).unwrap();
+    for (i, l) in lines().iter().enumerate() {
+        add(&mut w, &f, i, l);
+    }
+    w.commit().unwrap();
+    drop(w);
+    let vli = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == EXTENSION))
+        .unwrap();
+    let mut bytes = std::fs::read(&vli).unwrap();
+    let at = bytes.len() / 2; // in the postings
+    bytes[at] ^= 0x55;
+    std::fs::write(&vli, bytes).unwrap();
+
+    let warmer = Arc::new(LineIndexWarmer::default());
+    let reader: tantivy::IndexReader = index
+        .reader_builder()
+        .reload_policy(tantivy::ReloadPolicy::Manual)
+        .warmers(vec![
+            Arc::downgrade(&warmer) as std::sync::Weak<dyn tantivy::Warmer>
+        ])
+        .try_into()
+        .expect("opening checks no CRC");
+    let searcher = reader.searcher();
+    let segment = searcher.segment_readers()[0].segment_id();
+    assert!(query::is_open(segment), "opened by the warmer, unchecked");
+    let q = LineTokensQuery::new(vec!["ok".into()], vec![]).unwrap();
+    let err = searcher.search(&q, &DocSetCollector).unwrap_err();
+    assert!(err.to_string().contains("CRC"), "{err}");
+}
