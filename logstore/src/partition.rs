@@ -127,7 +127,8 @@ impl Partition {
 
     /// Adds documents; they are searchable after the next [`Partition::commit`]. They go to
     /// tantivy's indexing threads [`DOCS_PER_SEND`] at a time: one channel message (and
-    /// wake-up) per document was a tenth of ingest CPU spent switching threads. On failure,
+    /// wake-up) per document put ~5% of the server's samples in thread switches
+    /// (`vigil-bench logs`). On failure,
     /// says how many of the documents, in order, the writer took.
     pub fn add(&mut self, docs: Vec<EntryDoc>) -> Result<(), (usize, Error)> {
         if docs.is_empty() {

@@ -83,10 +83,8 @@ fn open_with(reader: &SegmentReader, pin: bool) -> Result<Option<Arc<LineIndex>>
             return Ok(Some(o.index.clone()));
         }
     }
-    let file = match reader.open_read(super::component()) {
-        Ok(file) => file.read_bytes()?,
-        Err(OpenReadError::FileDoesNotExist(_)) => return Ok(None),
-        Err(e) => return Err(Error::Index(format!("line index: {e}"))),
+    let Some(file) = file_of(reader)? else {
+        return Ok(None);
     };
     let index = Arc::new(LineIndex::parse(file.clone(), !pin)?);
     let mut opened = opened();
@@ -186,11 +184,18 @@ impl Drop for LineIndexWarmer {
 /// Reads the line index of the segment `reader` reads, checking its CRCs (a merge reads its
 /// sources this way: they are about to go, so they are not kept open).
 pub(crate) fn read(reader: &SegmentReader) -> Result<LineIndex, Error> {
-    let bytes = reader
-        .open_read(super::component())
-        .map_err(|e| Error::Index(format!("line index: {e}")))?
-        .read_bytes()?;
-    LineIndex::parse(bytes, true)
+    let file = file_of(reader)?
+        .ok_or_else(|| Error::Index("line index: the segment's file does not exist".into()))?;
+    LineIndex::parse(file, true)
+}
+
+/// The bytes of the line index file of `reader`'s segment; `None` when it does not exist.
+fn file_of(reader: &SegmentReader) -> Result<Option<OwnedBytes>, Error> {
+    match reader.open_read(super::component()) {
+        Ok(file) => Ok(Some(file.read_bytes()?)),
+        Err(OpenReadError::FileDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(Error::Index(format!("line index: {e}"))),
+    }
 }
 
 /// The documents holding the tokens that the `|=` needles' tokens require; see the module

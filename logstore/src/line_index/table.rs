@@ -9,7 +9,8 @@
 //! The postings are not kept per token while the segment is written: each document appends
 //! the numbers of its distinct tokens to one list, and [`TokenTable::postings`] sorts that
 //! list by token once, when the segment is written. (Lists per token cost an allocation for
-//! every token seen twice and a cache miss for every posting: a third of the table's time.)
+//! every token seen twice and a cache miss for every posting; with the byte keys above, this
+//! took the grep bench at 256 MiB from 18.7 / 16.8 / 18.8 to 23.6 / 19.4 / 22.9 MiB/s per core.)
 //!
 //! Lines made only of ASCII are split and lowercased here in one pass, exactly as the line
 //! analyzer does (`tokens.rs`: alphanumeric runs, lowercased, 40 bytes or more marked as
